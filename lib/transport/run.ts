@@ -1,0 +1,108 @@
+import type { Transport } from "./types.ts";
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  stdin?: Uint8Array | string;
+  signal?: AbortSignal;
+}
+
+/** Runs argv to completion, collecting its output as text. */
+export async function run(
+  t: Transport,
+  argv: string[],
+  opts: RunOptions = {},
+): Promise<RunResult> {
+  const child = t.spawn(argv, {
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: opts.signal,
+  });
+  const feeding = opts.stdin === undefined
+    ? Promise.resolve()
+    : writeAll(child.stdin, opts.stdin);
+  const [stdout, stderr, status] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.status,
+    feeding.catch(() => {}), // a child that exits early closes its stdin
+  ]);
+  return { code: status.code, stdout, stderr };
+}
+
+export async function writeAll(
+  w: WritableStream<Uint8Array>,
+  data: Uint8Array | string,
+): Promise<void> {
+  const writer = w.getWriter();
+  try {
+    await writer.write(
+      typeof data === "string" ? new TextEncoder().encode(data) : data,
+    );
+  } finally {
+    await writer.close().catch(() => {});
+  }
+}
+
+/**
+ * A fixed script that writes stdin to `$1` atomically with mode `$2`:
+ * temp file beside the target, fsync, rename. Paths are relative to home
+ * unless absolute. The script is constant; paths arrive as arguments.
+ */
+const UPLOAD_SCRIPT = [
+  'set -e; umask 077; cd "$HOME"',
+  'd=$(dirname -- "$1"); mkdir -p -- "$d"',
+  't="$1.tmp.$$"',
+  'cat > "$t"',
+  'chmod "$2" "$t"',
+  'sync "$t" 2>/dev/null || true',
+  'mv -f -- "$t" "$1"',
+].join("; ");
+
+/** Uploads bytes to a path on the machine (atomic; mode e.g. "600"). */
+export async function upload(
+  t: Transport,
+  data: Uint8Array | string,
+  remotePath: string,
+  mode: string,
+): Promise<void> {
+  const res = await run(
+    t,
+    ["sh", "-c", UPLOAD_SCRIPT, "upload", remotePath, mode],
+    { stdin: data },
+  );
+  if (res.code !== 0) {
+    throw new Error(
+      `upload to ${t.dest}:${remotePath} failed: ${
+        res.stderr.trim() || `exit ${res.code}`
+      }`,
+    );
+  }
+}
+
+/** argv that runs the installed ohcommodore on the far side. */
+export function remoteBin(...args: string[]): string[] {
+  return [
+    "sh",
+    "-c",
+    'exec "$HOME/.ohcommodore/bin/ohcommodore" "$@"',
+    "ohcommodore",
+    ...args,
+  ];
+}
+
+/** argv that runs a command with the machine's `~/.ohcommodore/bin` on PATH. */
+export function withBinPath(argv: string[]): string[] {
+  return [
+    "sh",
+    "-c",
+    'PATH="$HOME/.ohcommodore/bin:$PATH"; export PATH; exec "$@"',
+    "sh",
+    ...argv,
+  ];
+}
