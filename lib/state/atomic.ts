@@ -100,12 +100,12 @@ export async function updateJsonFile<T, R>(
   parse: (v: unknown, file: string) => T,
   empty: () => T,
   fn: (current: T) => Promise<R> | R,
-  mode = 0o600,
+  recoverHint?: string,
 ): Promise<R> {
   return await withLock(path, async () => {
-    const current = (await readJsonFile(path, parse)) ?? empty();
+    const current = (await readJsonFile(path, parse, recoverHint)) ?? empty();
     const result = await fn(current);
-    await writeJsonAtomic(path, current, mode);
+    await writeJsonAtomic(path, current);
     return result;
   });
 }

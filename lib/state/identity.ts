@@ -16,6 +16,8 @@ export interface Identity {
   /** The flagship this machine belongs to (its own name for the commodore). */
   flagship: string;
   provider: ProviderSettings;
+  /** How the laptop reaches this machine (set for the commodore). */
+  ssh_dest?: string | null;
   /** Captains: the repo spec they were created from, or null. */
   repo?: string | null;
   /** Captains: the checkout directory relative to home, or null. */
@@ -34,6 +36,7 @@ export function parseIdentity(v: unknown, file: string): Identity {
     name: requireString(o, "name", file),
     flagship: requireString(o, "flagship", file),
     provider: parseProviderSettings(o.provider, file),
+    ssh_dest: optionalString(o, "ssh_dest", file) ?? null,
     repo: optionalString(o, "repo", file) ?? null,
     repo_dir: optionalString(o, "repo_dir", file) ?? null,
     created_at: requireString(o, "created_at", file),

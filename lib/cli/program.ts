@@ -1,0 +1,276 @@
+/**
+ * The command tree: names, arguments, options, help and which roles may run
+ * each command. Actions are thin: they pick the role's implementation and
+ * render its result.
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import { UsageError } from "../errors.ts";
+import type { FleetApi } from "../fleet/api.ts";
+import { readIdentity, type Role } from "../state/identity.ts";
+import { paths } from "../state/paths.ts";
+import { VERSION } from "../version.ts";
+import { validateName } from "../validate.ts";
+import {
+  err,
+  out,
+  printJson,
+  progress,
+  renderStatus,
+  shipRows,
+  table,
+} from "./render.ts";
+
+/** Resolves to the process exit code. */
+export type Exit = { code: number };
+
+async function role(): Promise<Role> {
+  return (await readIdentity())?.role ?? "local";
+}
+
+/** The fleet as seen from here: forwarded from the laptop, direct on the flagship. */
+async function fleet(command: string): Promise<FleetApi> {
+  const id = await readIdentity();
+  if (!id) {
+    const { RemoteFleet, requireConfig } = await import("../../roles/local.ts");
+    return new RemoteFleet(await requireConfig());
+  }
+  if (id.role === "commodore") {
+    const { Commodore } = await import("../../roles/commodore.ts");
+    return new Commodore(id);
+  }
+  throw new UsageError(
+    `'${command}' runs on your own machine or on the flagship, not on ship "${id.name}"`,
+  );
+}
+
+function stripDashDash(argv: string[]): string[] {
+  return argv[0] === "--" ? argv.slice(1) : argv;
+}
+
+export function buildProgram(exit: Exit): Command {
+  const program = new Command("ohcommodore")
+    .description(
+      "Control plane for fleets of AI coding agents on VMs.\n" +
+        "Run 'ohcommodore init' once, then create ships and sail voyages.",
+    )
+    .version(VERSION, "-V, --version")
+    .exitOverride() // inherited by every subcommand; run.ts maps the exit code
+    .enablePositionalOptions()
+    .showSuggestionAfterError(true)
+    .helpCommand(true);
+
+  program
+    .command("init")
+    .description("create the flagship VM and remember it (run on your machine)")
+    .addOption(
+      new Option("--provider <provider>", "where VMs live")
+        .choices(["local", "exedev", "sprites"] as const)
+        .default("local" as const),
+    )
+    .option("--name <name>", "flagship VM name", "flagship")
+    .option(
+      "--root <dir>",
+      "local provider: folder holding the VMs (default ~/.ohcommodore/local)",
+    )
+    .option("--json", "print the new config as JSON")
+    .action(async (o) => {
+      const r = await role();
+      if (r !== "local") {
+        throw new UsageError(
+          `'init' runs on your own machine, not on this ${r} VM`,
+        );
+      }
+      validateName(o.name, "flagship name");
+      if (o.provider !== "local") {
+        throw new UsageError(
+          `the ${o.provider} provider is not available in this version yet; use --provider local`,
+        );
+      }
+      const root = o.root ?? Deno.env.get("OHCOMMODORE_LOCAL_ROOT") ??
+        paths.localRoot();
+      const { initFlagship } = await import("../../roles/local.ts");
+      const config = await initFlagship({
+        provider: { kind: "local", root: absolute(root) },
+        name: o.name,
+        onProgress: progress,
+      });
+      if (o.json) printJson(config);
+      else {
+        out(`Flagship ready: ${config.flagship.ssh_dest}`);
+        out("Next: ohcommodore ship create <name|owner/repo>");
+      }
+    });
+
+  const fleetCmd = program.command("fleet").description(
+    "the whole fleet: status, sink, recover",
+  );
+
+  fleetCmd.command("status")
+    .description("show the flagship and every ship")
+    .option("--json", "machine-readable output")
+    .action(async (o) => {
+      const s = await (await fleet("fleet status")).status();
+      if (o.json) printJson(s);
+      else out(renderStatus(s));
+      if (s.flagship.status === "down") exit.code = 1;
+    });
+
+  fleetCmd.command("sink")
+    .description("destroy every ship (asks you to type 'sink')")
+    .option("--scuttle", "also destroy the flagship and forget it")
+    .option("--force", "do not ask")
+    .option("--json", "machine-readable output")
+    .action(async (o) => {
+      const f = await fleet("fleet sink");
+      if (o.scuttle && (await role()) !== "local") {
+        throw new UsageError(
+          "--scuttle runs on your own machine, not on the flagship",
+        );
+      }
+      const ships = await f.listShips();
+      if (ships.length > 0 && !o.force) {
+        err("WARNING: This will destroy all ships:");
+        for (const s of ships) {
+          err(`  - ${s.name}${s.repo ? ` (${s.repo})` : ""}`);
+        }
+        if (o.scuttle) err("  and the flagship itself");
+        await confirm("sink");
+      } else if (o.scuttle && !o.force) {
+        err("WARNING: This will destroy the flagship.");
+        await confirm("sink");
+      }
+      const result = await f.sink(progress);
+      let scuttled = false;
+      if (o.scuttle && result.failed.length === 0) {
+        const { requireConfig, scuttle } = await import("../../roles/local.ts");
+        await scuttle(await requireConfig(), progress);
+        scuttled = true;
+      }
+      if (o.json) printJson({ ...result, scuttled });
+      else {
+        for (const f of result.failed) err(`error: ${f.name}: ${f.error}`);
+        out(
+          `Sunk ${result.destroyed.length} ship(s).` +
+            (scuttled ? " Flagship scuttled." : ""),
+        );
+      }
+      if (result.failed.length > 0) exit.code = 1;
+    });
+
+  fleetCmd.command("recover")
+    .description("rebuild the fleet registry from the provider and the ships")
+    .option("--json", "machine-readable output")
+    .action(async (o) => {
+      const ships = await (await fleet("fleet recover")).recover(progress);
+      if (o.json) printJson(ships);
+      else out(`Recovered ${ships.length} ship(s).`);
+    });
+
+  const ship = program.command("ship").description(
+    "one ship: create, destroy, list, exec, ssh",
+  );
+
+  ship.command("create")
+    .description(
+      "create a ship: a bare name makes an empty ship; owner/repo (needs GH_TOKEN),\n" +
+        "a git URL or a path to a git repository is cloned into ~/<repo> on the ship",
+    )
+    .argument("<spec>", "name | owner/repo | git URL | path")
+    .option("--name <name>", "ship name (default: from the repo)")
+    .option("--json", "machine-readable output")
+    .action(async (spec, o) => {
+      const { parseRepoArg } = await import("../validate.ts");
+      const parsed = parseRepoArg(spec); // usage errors before anything runs
+      if (o.name !== undefined) validateName(o.name);
+      const token = Deno.env.get("GH_TOKEN");
+      if (parsed.kind === "github" && !token) {
+        throw new UsageError(`GH_TOKEN is required to clone ${spec}`);
+      }
+      const f = await fleet("ship create");
+      const rec = await f.createShip(
+        { spec: parsed.kind === "path" ? parsed.path : spec, name: o.name },
+        { secrets: token ? { GH_TOKEN: token } : {}, onProgress: progress },
+      );
+      if (o.json) printJson(rec);
+      else out(`Ship ready: ${rec.name}${rec.repo ? ` (${rec.repo})` : ""}`);
+    });
+
+  ship.command("destroy")
+    .description("destroy a ship (a unique prefix of its name is enough)")
+    .argument("<name>")
+    .option("--json", "machine-readable output")
+    .action(async (name, o) => {
+      const rec = await (await fleet("ship destroy")).destroyShip(
+        name,
+        progress,
+      );
+      if (o.json) printJson(rec);
+      else out(`Destroyed ${rec.name}.`);
+    });
+
+  ship.command("list")
+    .description("list ships")
+    .option("--json", "machine-readable output")
+    .action(async (o) => {
+      const ships = await (await fleet("ship list")).listShips();
+      if (o.json) printJson(ships);
+      else if (ships.length === 0) out("No ships.");
+      else out(table(["NAME", "REPO", "STATUS", "AGE"], shipRows(ships)));
+    });
+
+  ship.command("exec")
+    .description(
+      "run a command on a ship with its ~/.ohcommodore/bin on PATH;\n" +
+        "exits with the command's exit code",
+    )
+    .argument("<name>")
+    .argument("<cmd...>", "command and arguments (put -- before them)")
+    .passThroughOptions()
+    .action(async (name, cmd) => {
+      const argv = stripDashDash(cmd);
+      if (argv.length === 0) {
+        throw new UsageError("ship exec needs a command after --");
+      }
+      const f = await fleet("ship exec");
+      const w = { stdout: Deno.stdout, stderr: Deno.stderr };
+      exit.code = await f.exec(name, argv, {
+        input: Deno.stdin.isTerminal() ? undefined : Deno.stdin.readable,
+        onOutput: (s, d) => {
+          let off = 0;
+          while (off < d.length) off += w[s].writeSync(d.subarray(off));
+        },
+      });
+    });
+
+  ship.command("ssh")
+    .description(
+      "open a shell on a ship (or run a command there with a terminal)",
+    )
+    .argument("<name>")
+    .argument("[cmd...]", "optional command (put -- before it)")
+    .passThroughOptions()
+    .action(async (name, cmd) => {
+      const f = await fleet("ship ssh");
+      exit.code = await f.ssh(
+        name,
+        stripDashDash(cmd),
+        Deno.stdin.isTerminal(),
+      );
+    });
+
+  return program;
+}
+
+function absolute(p: string): string {
+  return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
+}
+
+async function confirm(word: string): Promise<void> {
+  if (!Deno.stdin.isTerminal()) {
+    throw new UsageError(
+      `refusing to ${word} without a terminal to confirm on; pass --force`,
+    );
+  }
+  const answer = prompt(`Type '${word}' to confirm:`);
+  if (answer?.trim() !== word) throw new UsageError("aborted");
+}

@@ -1,0 +1,61 @@
+import type { FleetStatus, Progress } from "../fleet/api.ts";
+import type { ShipRecord } from "../state/fleet.ts";
+
+const enc = new TextEncoder();
+
+export function out(text: string): void {
+  Deno.stdout.writeSync(enc.encode(text.endsWith("\n") ? text : text + "\n"));
+}
+
+export function err(text: string): void {
+  Deno.stderr.writeSync(enc.encode(text.endsWith("\n") ? text : text + "\n"));
+}
+
+export function printJson(v: unknown): void {
+  out(JSON.stringify(v, null, 2));
+}
+
+/** Progress for people, on stderr, so stdout stays clean for --json. */
+export const progress: Progress = (message, subject) =>
+  err(subject ? `==> [${subject}] ${message}` : `==> ${message}`);
+
+export function age(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+  if (!Number.isFinite(s)) return "?";
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/** Plain aligned columns, indented like the seeds' tables. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length))
+  );
+  const line = (cells: string[]) =>
+    "  " + cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n");
+}
+
+export function shipRows(ships: ShipRecord[]): string[][] {
+  return ships.map((s) => [
+    s.name,
+    s.repo ?? "-",
+    s.status,
+    age(s.created_at),
+  ]);
+}
+
+export function renderStatus(s: FleetStatus): string {
+  const lines = [
+    `FLAGSHIP: ${s.flagship.ssh_dest} (${s.flagship.status})`,
+    "",
+  ];
+  if (s.ships.length === 0) lines.push("SHIPS: (none)");
+  else {
+    lines.push(`SHIPS (${s.ships.length}):`);
+    lines.push(table(["NAME", "REPO", "STATUS", "AGE"], shipRows(s.ships)));
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,37 @@
+import { CommanderError } from "@commander-js/extra-typings";
+import { OhcError, UsageError } from "../errors.ts";
+import { buildProgram, type Exit } from "./program.ts";
+import { err } from "./render.ts";
+
+/**
+ * Runs the CLI and turns every failure into one line on stderr: exit 2 for
+ * misuse (commander's parse errors included), 1 for failures while acting.
+ */
+export async function runCli(args: string[]): Promise<number> {
+  const exit: Exit = { code: 0 };
+  const program = buildProgram(exit);
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return exit.code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed its one-line message (or the help).
+      if (
+        e.code === "commander.helpDisplayed" ||
+        e.code === "commander.version" || e.code === "commander.help"
+      ) return 0;
+      return 2;
+    }
+    if (e instanceof UsageError) {
+      err(`error: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof OhcError) {
+      err(`error: ${e.message}`);
+      if (e.hint) err(`hint: ${e.hint}`);
+      return e.exitCode;
+    }
+    err(`error: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,54 @@
+import { OhcError } from "./errors.ts";
+import { remotePaths } from "./state/paths.ts";
+import { remoteBin, run, upload } from "./transport/run.ts";
+import type { Transport } from "./transport/types.ts";
+import { VERSION } from "./version.ts";
+
+/**
+ * The file installed on every VM: OHCOMMODORE_BINARY if set (the dev
+ * artifact sets it to itself), else this executable when it is a compiled
+ * ohcommodore. Running plain source has neither.
+ */
+export function binaryToDeploy(): string {
+  const env = Deno.env.get("OHCOMMODORE_BINARY");
+  if (env) return env;
+  if (isCompiled()) return Deno.execPath();
+  throw new OhcError(
+    "no_binary",
+    "no ohcommodore binary to install on VMs: set OHCOMMODORE_BINARY, or run a compiled ohcommodore",
+    "for development: deno task artifact, then run dist/dev/ohcommodore (it sets OHCOMMODORE_BINARY to itself)",
+  );
+}
+
+function isCompiled(): boolean {
+  return import.meta.url.includes("/deno-compile-");
+}
+
+/**
+ * Installs the binary at ~/.ohcommodore/bin/ohcommodore atomically and
+ * checks that it answers `--version` with ours.
+ */
+export async function deploy(t: Transport): Promise<void> {
+  const src = binaryToDeploy();
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(src);
+  } catch (e) {
+    throw new OhcError(
+      "no_binary",
+      `cannot read ${src}: ${(e as Error).message}`,
+      "point OHCOMMODORE_BINARY at an ohcommodore executable",
+    );
+  }
+  await upload(t, bytes, remotePaths.bin, "755");
+  const res = await run(t, remoteBin("--version"));
+  if (res.code !== 0 || !res.stdout.includes(VERSION)) {
+    throw new OhcError(
+      "deploy_failed",
+      `ohcommodore on ${t.dest} did not start: ${
+        (res.stderr || res.stdout).trim().split("\n")[0] || `exit ${res.code}`
+      }`,
+      "is the binary built for that machine's platform?",
+    );
+  }
+}

@@ -1,0 +1,53 @@
+import type { ShipRecord } from "../state/fleet.ts";
+import type { ProviderKind } from "../providers/types.ts";
+
+/**
+ * What the fleet commands need from the flagship. The commodore implements
+ * it directly; the laptop implements it by RPC to the flagship. Commands
+ * are written once against this interface.
+ */
+export interface FleetApi {
+  status(): Promise<FleetStatus>;
+  listShips(): Promise<ShipRecord[]>;
+  createShip(
+    req: CreateShipRequest,
+    opts: { secrets: Record<string, string>; onProgress: Progress },
+  ): Promise<ShipRecord>;
+  destroyShip(nameOrPrefix: string, onProgress: Progress): Promise<ShipRecord>;
+  sink(onProgress: Progress): Promise<SinkResult>;
+  recover(onProgress: Progress): Promise<ShipRecord[]>;
+  exec(
+    name: string,
+    argv: string[],
+    io: {
+      input?: ReadableStream<Uint8Array>;
+      onOutput: (stream: "stdout" | "stderr", data: Uint8Array) => void;
+    },
+  ): Promise<number>;
+  /** Attaches this terminal to a shell (or argv) on the ship. */
+  ssh(name: string, argv: string[], tty: boolean): Promise<number>;
+}
+
+export type Progress = (message: string, subject?: string) => void;
+
+export interface CreateShipRequest {
+  /** owner/repo, URL, absolute path, or a bare name for an empty ship. */
+  spec: string;
+  /** The ship's name; derived from the repo when absent. */
+  name?: string;
+}
+
+export interface FleetStatus {
+  flagship: {
+    name: string;
+    provider: ProviderKind;
+    ssh_dest: string;
+    status: "up" | "down";
+  };
+  ships: ShipRecord[];
+}
+
+export interface SinkResult {
+  destroyed: string[];
+  failed: { name: string; error: string }[];
+}

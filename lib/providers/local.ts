@@ -1,0 +1,101 @@
+import { OhcError } from "../errors.ts";
+import { LocalTransport } from "../transport/local.ts";
+import type { Provider, VmRecord } from "./types.ts";
+
+/** Marks a folder as a local VM; `list()` reads it back. */
+const MARKER = ".ohcommodore-vm.json";
+
+/**
+ * The embedded provider: a VM is a folder under `root` used as HOME, and its
+ * processes are local processes. No account, no root, no network.
+ */
+export class LocalProvider implements Provider {
+  readonly kind = "local" as const;
+  constructor(readonly root: string) {}
+
+  private dir(name: string): string {
+    return `${this.root}/${name}`;
+  }
+
+  async create(name: string): Promise<VmRecord> {
+    await Deno.mkdir(this.root, { recursive: true, mode: 0o700 });
+    try {
+      await Deno.mkdir(this.dir(name), { mode: 0o700 }); // atomic claim
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) {
+        throw new OhcError(
+          "name_taken",
+          `VM name "${name}" is not available`,
+          "pick another name",
+        );
+      }
+      throw e;
+    }
+    await Deno.writeTextFile(
+      `${this.dir(name)}/${MARKER}`,
+      JSON.stringify({ name, created_at: new Date().toISOString() }) + "\n",
+    );
+    return this.record(name);
+  }
+
+  async destroy(name: string): Promise<void> {
+    await stopVmProcesses(this.dir(name));
+    await Deno.remove(this.dir(name), { recursive: true }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
+
+  async list(): Promise<VmRecord[]> {
+    const out: VmRecord[] = [];
+    try {
+      for await (const e of Deno.readDir(this.root)) {
+        if (!e.isDirectory) continue;
+        try {
+          await Deno.stat(`${this.dir(e.name)}/${MARKER}`);
+          out.push(this.record(e.name));
+        } catch { /* not a VM folder */ }
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  transport(vm: Pick<VmRecord, "ssh_dest">): LocalTransport {
+    return new LocalTransport(vm.ssh_dest);
+  }
+
+  private record(name: string): VmRecord {
+    return {
+      name,
+      ssh_dest: this.dir(name),
+      status: "running",
+      provider: "local",
+    };
+  }
+}
+
+/**
+ * A local VM's long-lived processes leave pidfiles in `.ohcommodore/run/`;
+ * destroying the VM stops them, as deleting a real VM would.
+ */
+async function stopVmProcesses(home: string): Promise<void> {
+  const runDir = `${home}/.ohcommodore/run`;
+  try {
+    for await (const e of Deno.readDir(runDir)) {
+      if (!e.name.endsWith(".pid")) continue;
+      const pid = Number(
+        (await Deno.readTextFile(`${runDir}/${e.name}`)).trim(),
+      );
+      if (Number.isInteger(pid) && pid > 1) {
+        try {
+          Deno.kill(-pid, "SIGTERM"); // its process group
+        } catch {
+          try {
+            Deno.kill(pid, "SIGTERM");
+          } catch { /* already gone */ }
+        }
+      }
+    }
+  } catch { /* no run dir: nothing running */ }
+}

@@ -1,0 +1,320 @@
+/**
+ * The flagship: owns the fleet registry and acts on the provider. Every
+ * fleet command ends here, whether typed on the flagship or forwarded from
+ * the laptop by RPC.
+ */
+import { deploy } from "../lib/deploy.ts";
+import { OhcError, UsageError } from "../lib/errors.ts";
+import type {
+  CreateShipRequest,
+  FleetApi,
+  FleetStatus,
+  Progress,
+  SinkResult,
+} from "../lib/fleet/api.ts";
+import { providerFor } from "../lib/providers/mod.ts";
+import type { Provider, VmRecord } from "../lib/providers/types.ts";
+import { call } from "../lib/rpc/client.ts";
+import { argString, type RpcHandlers } from "../lib/rpc/server.ts";
+import { readFleet, type ShipRecord, updateFleet } from "../lib/state/fleet.ts";
+import type { Identity } from "../lib/state/identity.ts";
+import { withBinPath } from "../lib/transport/run.ts";
+import {
+  nameFromRepo,
+  parseRepoArg,
+  repoBaseName,
+  repoLabel,
+  validateName,
+} from "../lib/validate.ts";
+import type { SetupArgs } from "./vm.ts";
+
+export class Commodore implements FleetApi {
+  readonly provider: Provider;
+  constructor(readonly self: Identity) {
+    this.provider = providerFor(self.provider);
+  }
+
+  async status(): Promise<FleetStatus> {
+    const fleet = await readFleet();
+    return {
+      flagship: {
+        name: this.self.name,
+        provider: this.self.provider.kind,
+        ssh_dest: this.self.ssh_dest ?? this.self.name,
+        status: "up",
+      },
+      ships: sortShips(Object.values(fleet.ships)),
+    };
+  }
+
+  async listShips(): Promise<ShipRecord[]> {
+    return sortShips(Object.values((await readFleet()).ships));
+  }
+
+  async createShip(
+    req: CreateShipRequest,
+    { secrets, onProgress }: {
+      secrets: Record<string, string>;
+      onProgress: Progress;
+    },
+  ): Promise<ShipRecord> {
+    const spec = parseRepoArg(req.spec);
+    const repoName = repoBaseName(spec);
+    let name = req.name;
+    if (!name) {
+      name = spec.kind === "none" ? req.spec : nameFromRepo(repoName ?? "") ??
+        undefined;
+      if (!name) {
+        throw new UsageError(
+          `cannot make a ship name from "${repoName}"; give one with --name`,
+        );
+      }
+    }
+    validateName(name);
+    if (name === this.self.name) {
+      throw new UsageError(`"${name}" is the flagship's name; pick another`);
+    }
+    if (spec.kind === "github" && !secrets.GH_TOKEN) {
+      throw new UsageError(`GH_TOKEN is required to clone ${req.spec}`);
+    }
+    const repo = repoLabel(spec);
+    const repoDir = repoName && spec.kind !== "none" ? repoName : null;
+
+    // Reserve the name first, so two concurrent creates cannot both take it.
+    await updateFleet((f) => {
+      if (f.ships[name]) {
+        throw new UsageError(`a ship named "${name}" already exists`);
+      }
+      f.ships[name] = {
+        name,
+        repo,
+        repo_dir: repoDir,
+        ssh_dest: "",
+        status: "creating",
+        created_at: new Date().toISOString(),
+      };
+    });
+
+    let vm: VmRecord | undefined;
+    try {
+      onProgress("creating VM", name);
+      vm = await this.provider.create(name, {
+        onProgress: (m) => onProgress(m, name),
+      });
+      const t = this.provider.transport(vm);
+      onProgress("installing ohcommodore", name);
+      await deploy(t);
+      const setup: SetupArgs = {
+        identity: {
+          role: "captain",
+          name,
+          flagship: this.self.name,
+          provider: this.self.provider,
+          repo,
+          repo_dir: repoDir,
+          created_at: new Date().toISOString(),
+        },
+        clone: repoDir
+          ? {
+            url: spec.kind === "github" || spec.kind === "url"
+              ? spec.url
+              : `file://${(spec as { path: string }).path}`,
+            dir: repoDir,
+          }
+          : null,
+      };
+      onProgress("setting up captain", name);
+      await call(t, "vm.setup", { ...setup }, {
+        secrets: secrets.GH_TOKEN ? { GH_TOKEN: secrets.GH_TOKEN } : {},
+        onEvent: (e) => e.type === "progress" && onProgress(e.message, name),
+      });
+      const created = vm;
+      return await updateFleet((f) => {
+        const rec: ShipRecord = {
+          ...f.ships[name],
+          ssh_dest: created.ssh_dest,
+          status: "running",
+        };
+        f.ships[name] = rec;
+        return rec;
+      });
+    } catch (e) {
+      // Leave no orphan: the VM goes, and so does the reservation.
+      if (vm) await this.provider.destroy(name).catch(() => {});
+      await updateFleet((f) => {
+        delete f.ships[name];
+      }).catch(() => {});
+      throw e;
+    }
+  }
+
+  async destroyShip(nameOrPrefix: string, onProgress: Progress) {
+    const ship = resolveShip(await this.listShips(), nameOrPrefix);
+    onProgress("destroying VM", ship.name);
+    await this.provider.destroy(ship.name);
+    await updateFleet((f) => {
+      delete f.ships[ship.name];
+    });
+    return ship;
+  }
+
+  async sink(onProgress: Progress): Promise<SinkResult> {
+    const ships = await this.listShips();
+    const result: SinkResult = { destroyed: [], failed: [] };
+    await Promise.all(ships.map(async (s) => {
+      try {
+        await this.destroyShip(s.name, onProgress);
+        onProgress("sunk", s.name);
+        result.destroyed.push(s.name);
+      } catch (e) {
+        result.failed.push({ name: s.name, error: (e as Error).message });
+      }
+    }));
+    result.destroyed.sort();
+    return result;
+  }
+
+  async recover(onProgress: Progress): Promise<ShipRecord[]> {
+    const vms = (await this.provider.list()).filter((v) =>
+      v.name !== this.self.name
+    );
+    const found: ShipRecord[] = [];
+    await Promise.all(vms.map(async (vm) => {
+      try {
+        const { identity } = await call<{ identity: Identity | null }>(
+          this.provider.transport(vm),
+          "vm.identity",
+        );
+        if (
+          identity?.role !== "captain" || identity.flagship !== this.self.name
+        ) {
+          return; // someone else's VM
+        }
+        onProgress("found", vm.name);
+        found.push({
+          name: identity.name,
+          repo: identity.repo ?? null,
+          repo_dir: identity.repo_dir ?? null,
+          ssh_dest: vm.ssh_dest,
+          status: vm.status,
+          created_at: identity.created_at,
+        });
+      } catch (e) {
+        onProgress(`skipped: ${(e as Error).message}`, vm.name);
+      }
+    }));
+    await updateFleet((f) => {
+      f.ships = Object.fromEntries(found.map((s) => [s.name, s]));
+    });
+    return sortShips(found);
+  }
+
+  async exec(
+    name: string,
+    argv: string[],
+    io: Parameters<FleetApi["exec"]>[2],
+  ): Promise<number> {
+    const ship = resolveShip(await this.listShips(), name, true);
+    const t = this.provider.transport(ship);
+    const child = t.spawn(withBinPath(argv), {
+      stdin: io.input ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    });
+    if (io.input) io.input.pipeTo(child.stdin).catch(() => {});
+    const pump = async (
+      s: ReadableStream<Uint8Array>,
+      k: "stdout" | "stderr",
+    ) => {
+      for await (const chunk of s) io.onOutput(k, chunk);
+    };
+    await Promise.all([
+      pump(child.stdout, "stdout"),
+      pump(child.stderr, "stderr"),
+    ]);
+    return (await child.status).code;
+  }
+
+  async ssh(name: string, argv: string[], tty: boolean): Promise<number> {
+    const ship = resolveShip(await this.listShips(), name, true);
+    return await this.provider.transport(ship).interactive(argv, { tty });
+  }
+}
+
+function sortShips(ships: ShipRecord[]): ShipRecord[] {
+  return ships.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Exact name, or a unique prefix; an ambiguous prefix lists the matches. */
+export function resolveShip(
+  ships: ShipRecord[],
+  nameOrPrefix: string,
+  mustBeReady = false,
+): ShipRecord {
+  const exact = ships.find((s) => s.name === nameOrPrefix);
+  const matches = exact
+    ? [exact]
+    : ships.filter((s) => s.name.startsWith(nameOrPrefix));
+  if (matches.length === 0 || nameOrPrefix === "") {
+    throw new UsageError(`no ship named "${nameOrPrefix}"`);
+  }
+  if (matches.length > 1) {
+    throw new UsageError(
+      `"${nameOrPrefix}" matches ${matches.length} ships: ${
+        matches.map((s) => s.name).join(", ")
+      }`,
+    );
+  }
+  const ship = matches[0];
+  if (mustBeReady && (ship.status === "creating" || !ship.ssh_dest)) {
+    throw new OhcError(
+      "not_ready",
+      `ship "${ship.name}" is still being created`,
+    );
+  }
+  return ship;
+}
+
+const b64 = (b: Uint8Array) => {
+  let s = "";
+  for (let i = 0; i < b.length; i += 0x8000) {
+    s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+};
+
+/** The flagship's RPC surface: FleetApi, op by op. */
+export function commodoreHandlers(c: Commodore): RpcHandlers {
+  const progress =
+    (emit: Parameters<RpcHandlers[string]>[0]["emit"]) =>
+    (message: string, subject?: string) =>
+      emit({ type: "progress", message, subject });
+  return {
+    "fleet.status": () => c.status(),
+    "ship.list": () => c.listShips(),
+    "ship.create": ({ args, secrets, emit }) =>
+      c.createShip(
+        {
+          spec: argString(args, "spec"),
+          name: typeof args.name === "string" ? args.name : undefined,
+        },
+        { secrets, onProgress: progress(emit) },
+      ),
+    "ship.destroy": ({ args, emit }) =>
+      c.destroyShip(argString(args, "name"), progress(emit)),
+    "fleet.sink": ({ emit }) => c.sink(progress(emit)),
+    "fleet.recover": ({ emit }) => c.recover(progress(emit)),
+    "ship.exec": async ({ args, emit, input }) => {
+      const argv = args.argv;
+      if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) {
+        throw new UsageError("ship.exec needs argv: string[]");
+      }
+      const code = await c.exec(argString(args, "name"), argv as string[], {
+        input,
+        onOutput: (stream, data) =>
+          emit({ type: "output", stream, data: b64(data) }),
+      });
+      return { code };
+    },
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * The user's machine: owns config.json, creates and scuttles the flagship,
+ * and forwards every fleet command to the flagship by RPC.
+ */
+import { deploy } from "../lib/deploy.ts";
+import { OhcError, UsageError } from "../lib/errors.ts";
+import type {
+  CreateShipRequest,
+  FleetApi,
+  FleetStatus,
+  Progress,
+  SinkResult,
+} from "../lib/fleet/api.ts";
+import { providerFor } from "../lib/providers/mod.ts";
+import type { ProviderSettings } from "../lib/providers/types.ts";
+import { call } from "../lib/rpc/client.ts";
+import type { RpcEvent } from "../lib/rpc/protocol.ts";
+import { type Config, readConfig, writeConfig } from "../lib/state/config.ts";
+import type { ShipRecord } from "../lib/state/fleet.ts";
+import type { Identity } from "../lib/state/identity.ts";
+import { paths } from "../lib/state/paths.ts";
+import { remoteBin } from "../lib/transport/run.ts";
+import type { Transport } from "../lib/transport/types.ts";
+import { validateName } from "../lib/validate.ts";
+import type { SetupArgs } from "./vm.ts";
+
+export async function requireConfig(): Promise<Config> {
+  const c = await readConfig();
+  if (!c) {
+    throw new UsageError(
+      "no flagship configured: run 'ohcommodore init' first",
+    );
+  }
+  return c;
+}
+
+export function flagshipTransport(c: Config): Transport {
+  return providerFor(c.flagship.provider).transport(c.flagship);
+}
+
+/** FleetApi over RPC to the flagship. */
+export class RemoteFleet implements FleetApi {
+  readonly t: Transport;
+  constructor(readonly config: Config) {
+    this.t = flagshipTransport(config);
+  }
+
+  private call<T>(
+    op: string,
+    args: Record<string, unknown> = {},
+    onProgress?: Progress,
+    secrets?: Record<string, string>,
+  ): Promise<T> {
+    return call<T>(this.t, op, args, {
+      secrets,
+      onEvent: (e: RpcEvent) => {
+        if (e.type === "progress") onProgress?.(e.message, e.subject);
+      },
+    });
+  }
+
+  async status(): Promise<FleetStatus> {
+    try {
+      return await this.call<FleetStatus>("fleet.status");
+    } catch (e) {
+      if (e instanceof OhcError && e.code === "unreachable") {
+        const f = this.config.flagship;
+        return {
+          flagship: {
+            name: f.name,
+            provider: f.provider.kind,
+            ssh_dest: f.ssh_dest,
+            status: "down",
+          },
+          ships: [],
+        };
+      }
+      throw e;
+    }
+  }
+  listShips() {
+    return this.call<ShipRecord[]>("ship.list");
+  }
+  createShip(
+    req: CreateShipRequest,
+    o: { secrets: Record<string, string>; onProgress: Progress },
+  ) {
+    return this.call<ShipRecord>(
+      "ship.create",
+      { ...req },
+      o.onProgress,
+      o.secrets,
+    );
+  }
+  destroyShip(name: string, onProgress: Progress) {
+    return this.call<ShipRecord>("ship.destroy", { name }, onProgress);
+  }
+  sink(onProgress: Progress) {
+    return this.call<SinkResult>("fleet.sink", {}, onProgress);
+  }
+  recover(onProgress: Progress) {
+    return this.call<ShipRecord[]>("fleet.recover", {}, onProgress);
+  }
+  async exec(
+    name: string,
+    argv: string[],
+    io: Parameters<FleetApi["exec"]>[2],
+  ): Promise<number> {
+    const res = await call<{ code: number }>(this.t, "ship.exec", {
+      name,
+      argv,
+    }, {
+      input: io.input,
+      onEvent: (e) => {
+        if (e.type === "output") {
+          io.onOutput(
+            e.stream,
+            Uint8Array.from(atob(e.data), (c) => c.charCodeAt(0)),
+          );
+        }
+      },
+    });
+    return res.code;
+  }
+  ssh(name: string, argv: string[], tty: boolean): Promise<number> {
+    return this.t.interactive(remoteBin("ship", "ssh", name, "--", ...argv), {
+      tty,
+    });
+  }
+}
+
+export interface InitOptions {
+  provider: ProviderSettings;
+  name: string;
+  onProgress: Progress;
+}
+
+/** Creates the flagship VM, installs ohcommodore and saves config.json. */
+export async function initFlagship(o: InitOptions): Promise<Config> {
+  validateName(o.name, "flagship name");
+  if (await readConfig()) {
+    throw new UsageError(
+      `already initialized (${paths.config()}); run 'ohcommodore fleet sink --scuttle' first to start over`,
+    );
+  }
+  const provider = providerFor(o.provider);
+  o.onProgress("creating flagship VM", o.name);
+  const vm = await provider.create(o.name, {
+    onProgress: (m) => o.onProgress(m, o.name),
+  });
+  try {
+    const t = provider.transport(vm);
+    o.onProgress("installing ohcommodore", o.name);
+    await deploy(t);
+    const identity: Identity = {
+      role: "commodore",
+      name: o.name,
+      flagship: o.name,
+      provider: o.provider,
+      ssh_dest: vm.ssh_dest,
+      created_at: new Date().toISOString(),
+    };
+    o.onProgress("setting up commodore", o.name);
+    const setup: SetupArgs = { identity };
+    await call(t, "vm.setup", { ...setup });
+    const config: Config = {
+      version: 1,
+      flagship: {
+        name: o.name,
+        ssh_dest: vm.ssh_dest,
+        provider: o.provider,
+        created_at: identity.created_at,
+      },
+    };
+    await writeConfig(config);
+    return config;
+  } catch (e) {
+    await provider.destroy(o.name).catch(() => {});
+    throw e;
+  }
+}
+
+/** Destroys the flagship VM and forgets it. */
+export async function scuttle(c: Config, onProgress: Progress): Promise<void> {
+  onProgress("scuttling flagship", c.flagship.name);
+  await providerFor(c.flagship.provider).destroy(c.flagship.name);
+  await Deno.remove(paths.config()).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
+}

@@ -1,0 +1,88 @@
+/**
+ * What any machine answers before and after it has a role: its identity,
+ * and `vm.setup`, which makes a fresh VM a commodore or a captain.
+ */
+import { OhcError, UsageError } from "../lib/errors.ts";
+import type { RpcHandlers } from "../lib/rpc/server.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../lib/state/atomic.ts";
+import {
+  type Identity,
+  parseIdentity,
+  readIdentity,
+} from "../lib/state/identity.ts";
+import { paths } from "../lib/state/paths.ts";
+import { gitCredentialArgs } from "../lib/git.ts";
+import { VERSION } from "../lib/version.ts";
+
+export interface SetupArgs {
+  identity: Identity;
+  /** Clone this URL into ~/<dir> (captains with a repo). */
+  clone?: { url: string; dir: string } | null;
+}
+
+export const vmHandlers: RpcHandlers = {
+  "vm.identity": async () => ({
+    identity: await readIdentity(),
+    version: VERSION,
+  }),
+
+  "vm.setup": async ({ args, secrets, emit }) => {
+    const home = paths.home();
+    const wanted = parseIdentity(args.identity, "setup request");
+    const current = await readIdentity(home);
+    if (
+      current &&
+      (current.role !== wanted.role || current.name !== wanted.name)
+    ) {
+      throw new OhcError(
+        "already_setup",
+        `this machine is already ${current.role} "${current.name}"`,
+        "destroy it first, or choose another name",
+      );
+    }
+    if (secrets.GH_TOKEN) {
+      await writeFileAtomic(
+        `${paths.secrets(home)}/gh_token`,
+        secrets.GH_TOKEN,
+      );
+    }
+    const clone = args.clone as SetupArgs["clone"];
+    if (clone) {
+      if (!/^[A-Za-z0-9._-]+$/.test(clone.dir) || clone.dir.startsWith(".")) {
+        throw new UsageError(`bad checkout directory "${clone.dir}"`);
+      }
+      await cloneRepo(home, clone.url, clone.dir, emit);
+    }
+    await writeJsonAtomic(paths.identity(home), wanted);
+    return { identity: wanted };
+  },
+};
+
+async function cloneRepo(
+  home: string,
+  url: string,
+  dir: string,
+  emit: Parameters<RpcHandlers[string]>[0]["emit"],
+): Promise<void> {
+  const target = `${home}/${dir}`;
+  try {
+    await Deno.stat(`${target}/.git`);
+    return; // already cloned: setup is idempotent
+  } catch { /* clone it */ }
+  emit({ type: "progress", message: `cloning ${url}` });
+  const res = await new Deno.Command("git", {
+    args: [...gitCredentialArgs(), "clone", "--quiet", "--", url, target],
+    cwd: home,
+    stdin: "null",
+    env: { GIT_TERMINAL_PROMPT: "0" },
+  }).output();
+  if (!res.success) {
+    await Deno.remove(target, { recursive: true }).catch(() => {});
+    const why = new TextDecoder().decode(res.stderr).trim().split("\n").pop();
+    throw new OhcError(
+      "clone_failed",
+      `git clone ${url} failed: ${why}`,
+      "check the repository URL and that GH_TOKEN can read it",
+    );
+  }
+}
