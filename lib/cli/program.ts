@@ -134,10 +134,10 @@ export function buildProgram(exit: Exit): Command {
           err(`  - ${s.name}${s.repo ? ` (${s.repo})` : ""}`);
         }
         if (o.scuttle) err("  and the flagship itself");
-        await confirm("sink");
+        confirm("sink");
       } else if (o.scuttle && !o.force) {
         err("WARNING: This will destroy the flagship.");
-        await confirm("sink");
+        confirm("sink");
       }
       const result = await f.sink(progress);
       let scuttled = false;
@@ -265,7 +265,7 @@ function absolute(p: string): string {
   return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
 }
 
-async function confirm(word: string): Promise<void> {
+function confirm(word: string): void {
   if (!Deno.stdin.isTerminal()) {
     throw new UsageError(
       `refusing to ${word} without a terminal to confirm on; pass --force`,

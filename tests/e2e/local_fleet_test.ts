@@ -1,0 +1,354 @@
+/**
+ * The local provider end to end, through the real CLI: every hop (laptop →
+ * flagship → ship) is a real `ohcommodore _rpc` process on the same path
+ * SSH will carry.
+ */
+import assert from "node:assert/strict";
+import {
+  exists,
+  listDir,
+  makeGitRepo,
+  ohc,
+  ohcOk,
+  scratchHome,
+} from "../helpers/cli.ts";
+
+const localRoot = (home: string) => `${home}/.ohcommodore/local`;
+const fleetFile = (home: string) =>
+  `${localRoot(home)}/flagship/.ohcommodore/fleet.json`;
+
+async function initFleet(): Promise<string> {
+  const home = await scratchHome();
+  await ohcOk(home, ["init", "--provider", "local"]);
+  return home;
+}
+
+async function shipNames(home: string): Promise<string[]> {
+  const r = await ohcOk(home, ["fleet", "status", "--json"]);
+  return JSON.parse(r.stdout).ships.map((s: { name: string }) => s.name);
+}
+
+Deno.test("the issue's walkthrough: init, create, status, exec, destroy, sink, scuttle", async () => {
+  const home = await scratchHome();
+  await ohcOk(home, ["init", "--provider", "local"]);
+  await ohcOk(home, ["ship", "create", "alpha"]);
+  await ohcOk(home, ["ship", "create", "beta"]);
+
+  const status = JSON.parse(
+    (await ohcOk(home, ["fleet", "status", "--json"])).stdout,
+  );
+  assert.equal(status.flagship.name, "flagship");
+  assert.equal(status.flagship.provider, "local");
+  assert.equal(status.flagship.status, "up");
+  assert.ok(status.flagship.ssh_dest);
+  assert.deepEqual(status.ships.map((s: { name: string }) => s.name), [
+    "alpha",
+    "beta",
+  ]);
+  for (const s of status.ships) {
+    assert.equal(s.repo, null);
+    assert.equal(s.status, "running");
+    assert.ok(s.ssh_dest);
+  }
+
+  const text = (await ohcOk(home, ["fleet", "status"])).stdout;
+  assert.match(text, /^FLAGSHIP: .* \(up\)$/m);
+  assert.match(text, /^SHIPS \(2\):$/m);
+  assert.match(text, /^ {2}NAME +REPO +STATUS +AGE$/m);
+
+  const echo = await ohcOk(home, [
+    "ship",
+    "exec",
+    "alpha",
+    "--",
+    "sh",
+    "-c",
+    "echo $HOME",
+  ]);
+  assert.equal(echo.stdout.trim(), `${localRoot(home)}/alpha`);
+
+  await ohcOk(home, ["ship", "destroy", "alpha"]);
+  assert.deepEqual(await shipNames(home), ["beta"]);
+  assert.equal(await exists(`${localRoot(home)}/alpha`), false);
+
+  await ohcOk(home, ["fleet", "sink", "--force"]);
+  assert.deepEqual(await shipNames(home), []);
+  assert.equal(await exists(`${localRoot(home)}/beta`), false);
+
+  await ohcOk(home, ["fleet", "sink", "--scuttle", "--force"]);
+  assert.deepEqual(await listDir(localRoot(home)), []);
+  assert.equal(await exists(`${home}/.ohcommodore/config.json`), false);
+});
+
+Deno.test("ship exec: exit code, stderr, stdin, ~/.ohcommodore/bin on PATH", async () => {
+  const home = await initFleet();
+  await ohcOk(home, ["ship", "create", "gamma"]);
+  const r = await ohc(home, [
+    "ship",
+    "exec",
+    "gamma",
+    "--",
+    "sh",
+    "-c",
+    "echo out; echo err >&2; exit 7",
+  ]);
+  assert.equal(r.code, 7);
+  assert.equal(r.stdout, "out\n");
+  assert.match(r.stderr, /^err$/m);
+
+  const cat = await ohcOk(home, ["ship", "exec", "gamma", "--", "cat"], {
+    stdin: "line1\nline2 $(x) `y` 'z'\n",
+  });
+  assert.equal(cat.stdout, "line1\nline2 $(x) `y` 'z'\n");
+
+  const v = await ohcOk(home, [
+    "ship",
+    "exec",
+    "gamma",
+    "--",
+    "ohcommodore",
+    "--version",
+  ]);
+  assert.match(v.stdout, /^ohcommodore \d+\.\d+\.\d+/);
+
+  // Arguments arrive as words, never re-parsed by a shell.
+  const words = await ohcOk(home, [
+    "ship",
+    "exec",
+    "gamma",
+    "--",
+    "printf",
+    "[%s]\\n",
+    "a b",
+    "$(touch /tmp/ohc-never)",
+    "",
+  ]);
+  assert.equal(words.stdout, "[a b]\n[$(touch /tmp/ohc-never)]\n[]\n");
+  assert.equal(await exists("/tmp/ohc-never"), false);
+});
+
+Deno.test("bad ship names and repos: exit 2, one line, nothing created", async () => {
+  const home = await initFleet();
+  const before = await listDir(localRoot(home));
+  const cases = [
+    ["x;touch /tmp/ohc-pwned"],
+    ["../../etc"],
+    [""],
+    ["a".repeat(200)],
+    ["Alpha"],
+    ["-rf"],
+    ["ok", "--name", "Bad_Name"],
+    ["owner/repo/extra"],
+  ];
+  for (const args of cases) {
+    const r = await ohc(home, ["ship", "create", ...args]);
+    assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
+    assert.equal(r.stdout, "");
+    assert.equal(
+      r.stderr.trim().split("\n").length,
+      1,
+      `${JSON.stringify(args)} printed: ${r.stderr}`,
+    );
+    assert.match(r.stderr, /^error: /);
+  }
+  assert.equal(await exists("/tmp/ohc-pwned"), false);
+  assert.deepEqual(await listDir(localRoot(home)), before);
+  assert.deepEqual(await shipNames(home), []);
+});
+
+Deno.test("owner/repo needs GH_TOKEN, which reaches the ship only in a 0600 file", async () => {
+  const home = await initFleet();
+  const noToken = await ohc(home, ["ship", "create", "acme/widget"]);
+  assert.equal(noToken.code, 2);
+  assert.match(noToken.stderr, /GH_TOKEN/);
+  assert.deepEqual(await shipNames(home), []);
+
+  // A stand-in for github.com: a folder of repositories served over file://.
+  const gh = await Deno.makeTempDir();
+  await makeGitRepo(`${gh}/acme/widget.git`, { "w.txt": "widget\n" });
+  const token = "ghp_secret_token_for_test_0123456789";
+  await ohcOk(home, ["ship", "create", "acme/widget"], {
+    env: { GH_TOKEN: token, OHCOMMODORE_GITHUB_URL: `file://${gh}` },
+  });
+  const ship = `${localRoot(home)}/widget`;
+  assert.equal(await Deno.readTextFile(`${ship}/widget/w.txt`), "widget\n");
+  const tokenFile = `${ship}/.ohcommodore/secrets/gh_token`;
+  assert.equal(await Deno.readTextFile(tokenFile), token);
+  assert.equal((await Deno.stat(tokenFile)).mode! & 0o777, 0o600);
+  // Nowhere else on disk.
+  const grep = await new Deno.Command("grep", {
+    args: ["-rl", token, home],
+  }).output();
+  const files = new TextDecoder().decode(grep.stdout).trim().split("\n");
+  assert.deepEqual(files, [tokenFile]);
+  const [rec] = JSON.parse(
+    (await ohcOk(home, ["ship", "list", "--json"])).stdout,
+  );
+  assert.equal(rec.repo, "acme/widget");
+});
+
+Deno.test("ship create <path> clones the repo and names the ship after it", async () => {
+  const home = await initFleet();
+  const repo = await makeGitRepo(`${await Deno.makeTempDir()}/My_Service`);
+  const r = await ohcOk(home, ["ship", "create", repo, "--json"]);
+  const rec = JSON.parse(r.stdout);
+  assert.equal(rec.name, "my-service");
+  assert.equal(rec.repo, repo);
+  assert.equal(
+    await Deno.readTextFile(
+      `${localRoot(home)}/my-service/My_Service/README.md`,
+    ),
+    "hello\n",
+  );
+  const named = await ohcOk(home, ["ship", "create", repo, "--name", "svc2"]);
+  assert.match(named.stdout, /svc2/);
+});
+
+Deno.test("name taken, unknown and ambiguous names are clear errors", async () => {
+  const home = await initFleet();
+  await ohcOk(home, ["ship", "create", "web-a"]);
+  await ohcOk(home, ["ship", "create", "web-b"]);
+  const taken = await ohc(home, ["ship", "create", "web-a"]);
+  assert.equal(taken.code, 2);
+  assert.match(taken.stderr, /already exists/);
+
+  const amb = await ohc(home, ["ship", "destroy", "web"]);
+  assert.equal(amb.code, 2);
+  assert.match(amb.stderr, /web-a, web-b/);
+
+  const none = await ohc(home, ["ship", "exec", "nope", "--", "true"]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /no ship named "nope"/);
+
+  await ohcOk(home, ["ship", "destroy", "web-b"]);
+  assert.deepEqual(await shipNames(home), ["web-a"]);
+});
+
+Deno.test("commands in the wrong place say where to run them (exit 2)", async () => {
+  const home = await initFleet();
+  await ohcOk(home, ["ship", "create", "delta"]);
+  const onShip = await ohc(home, [
+    "ship",
+    "exec",
+    "delta",
+    "--",
+    "ohcommodore",
+    "ship",
+    "create",
+    "other",
+  ]);
+  assert.equal(onShip.code, 2);
+  assert.match(onShip.stderr, /not on ship "delta"/);
+
+  const initOnShip = await ohc(home, [
+    "ship",
+    "exec",
+    "delta",
+    "--",
+    "ohcommodore",
+    "init",
+  ]);
+  assert.equal(initOnShip.code, 2);
+  assert.match(initOnShip.stderr, /your own machine/);
+
+  const again = await ohc(home, ["init"]);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /already initialized/);
+
+  const fresh = await scratchHome();
+  const noInit = await ohc(fresh, ["fleet", "status"]);
+  assert.equal(noInit.code, 2);
+  assert.match(noInit.stderr, /ohcommodore init/);
+});
+
+Deno.test("sink asks for confirmation and refuses without a terminal", async () => {
+  const home = await initFleet();
+  await ohcOk(home, ["ship", "create", "eps"]);
+  const r = await ohc(home, ["fleet", "sink"], { stdin: "sink\n" });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--force/);
+  assert.deepEqual(await shipNames(home), ["eps"]);
+});
+
+Deno.test("a corrupt state file names itself and the way out", async () => {
+  const home = await initFleet();
+  await Deno.writeTextFile(`${home}/.ohcommodore/config.json`, "{not json");
+  const r = await ohc(home, ["fleet", "status"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /config\.json is corrupt/);
+  assert.match(r.stderr, /^hint: /m);
+  assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/); // no stack trace
+
+  const home2 = await initFleet();
+  await Deno.writeTextFile(fleetFile(home2), '{"ships": {"x": 1}}');
+  const r2 = await ohc(home2, ["ship", "list"]);
+  assert.equal(r2.code, 1);
+  assert.match(r2.stderr, /fleet\.json is corrupt/);
+  assert.match(r2.stderr, /fleet recover/);
+});
+
+Deno.test("10 parallel ship creates all land; fleet recover rebuilds them, repos included", async () => {
+  const home = await initFleet();
+  const repo = await makeGitRepo(`${await Deno.makeTempDir()}/proj`);
+  const names = Array.from({ length: 10 }, (_, i) => `s${i}`);
+  const results = await Promise.all(
+    names.map((n, i) =>
+      ohc(home, ["ship", "create", ...(i % 2 ? [repo, "--name", n] : [n])])
+    ),
+  );
+  for (const r of results) assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await shipNames(home), names);
+  assert.deepEqual(
+    (await listDir(localRoot(home))).filter((n) => n !== "flagship"),
+    names,
+  );
+
+  const before = JSON.parse(
+    (await ohcOk(home, ["ship", "list", "--json"])).stdout,
+  );
+  await Deno.remove(fleetFile(home));
+  assert.deepEqual(await shipNames(home), []);
+  await ohcOk(home, ["fleet", "recover"]);
+  const after = JSON.parse(
+    (await ohcOk(home, ["ship", "list", "--json"])).stdout,
+  );
+  const key = (s: Record<string, unknown>) => [s.name, s.repo, s.ssh_dest];
+  assert.deepEqual(after.map(key), before.map(key));
+  assert.equal(
+    after.filter((s: { repo: string }) => s.repo === repo).length,
+    5,
+  );
+});
+
+Deno.test("--help on every command, --version, unknown commands", async () => {
+  const home = await scratchHome();
+  for (
+    const cmd of [
+      [],
+      ["init"],
+      ["fleet"],
+      ["fleet", "status"],
+      ["fleet", "sink"],
+      ["fleet", "recover"],
+      ["ship"],
+      ["ship", "create"],
+      ["ship", "destroy"],
+      ["ship", "list"],
+      ["ship", "exec"],
+      ["ship", "ssh"],
+    ]
+  ) {
+    const r = await ohc(home, [...cmd, "--help"]);
+    assert.equal(r.code, 0, cmd.join(" "));
+    assert.match(r.stdout, /^Usage: ohcommodore/);
+  }
+  const v = await ohc(home, ["--version"]);
+  assert.match(v.stdout, /^ohcommodore \d+\.\d+\.\d+\n$/);
+  const bad = await ohc(home, ["flete"]);
+  assert.equal(bad.code, 2);
+  const badOpt = await ohc(home, ["fleet", "status", "--jsn"]);
+  assert.equal(badOpt.code, 2);
+  const badProvider = await ohc(home, ["init", "--provider", "aws"]);
+  assert.equal(badProvider.code, 2);
+  assert.equal(await exists(`${home}/.ohcommodore`), false);
+});
