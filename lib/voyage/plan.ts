@@ -1,0 +1,719 @@
+/**
+ * Voyage plans: loading and validation. A plan is a directory in ocaptain's
+ * format:
+ *
+ *   voyage.json    { "repo": ..., "recommended_ships": N, ...anything else kept }
+ *   spec.md        what the voyage is for (its Objective section goes to agents)
+ *   verify.sh      exit criteria, run by the flagship on the finished branch
+ *   tasks/*.json   one task per file (Claude Code's task-list shape)
+ *
+ * `loadPlan` reads everything, collects every problem it finds (not just the
+ * first) and throws them together as one PlanError, a UsageError: a bad plan
+ * is bad input and is reported before any VM exists. Pure file reading; no
+ * network, no VMs.
+ */
+
+import {
+  parse as parseJsonc,
+  type ParseError,
+  printParseErrorCode,
+} from "jsonc-parser";
+import { UsageError } from "../errors.ts";
+import { compareIds, findCycles, formatCycle } from "./dag.ts";
+
+export type TaskStatus = "pending" | "in_progress" | "completed";
+export const TASK_STATUSES: readonly TaskStatus[] = [
+  "pending",
+  "in_progress",
+  "completed",
+];
+
+/**
+ * `repo` value meaning "no repository to start from": the voyage begins with
+ * a new repository holding one empty commit. The example plans use it so
+ * they sail with no network and no account.
+ */
+export const EMPTY_REPO = "empty";
+
+/** One task, normalised from either file shape. */
+export interface PlanTask {
+  /** Always a string ("3"), even when the file had a number. */
+  id: string;
+  /** `subject`, or the older shape's `title`. */
+  subject: string;
+  /** "" when absent (a warning). */
+  description: string;
+  /**
+   * Every task that must be done first: the file's own `blockedBy` united
+   * with every other task that lists this one in its `blocks`. Id order.
+   */
+  blockedBy: string[];
+  /** The inverse of `blockedBy` over the whole plan, id order. */
+  blocks: string[];
+  activeForm?: string;
+  /** As written in the file, "pending" when absent. */
+  status: TaskStatus;
+  /** The file's `metadata` object as is ({} when absent). */
+  metadata: Record<string, unknown>;
+  /** For the `shell` agent: `command`, else `metadata.command`. */
+  command?: string;
+  /**
+   * Acceptance criteria: `acceptance` or `metadata.acceptance` if given,
+   * else the "Acceptance:" paragraph of the description.
+   */
+  acceptance?: string;
+  /** Older-shape and runtime fields, kept when present. */
+  owner?: string;
+  created?: string;
+  updated?: string;
+  /** "older" when the file uses `title` and no `subject`. */
+  shape: "new" | "older";
+  /** Path of the task file relative to the plan directory: "tasks/3.json". */
+  file: string;
+}
+
+/** voyage.json as written; every field is kept, two are checked. */
+export interface VoyageFile {
+  /** owner/name, a git URL, a path, or EMPTY_REPO. */
+  repo?: string;
+  recommended_ships: number;
+  name?: string;
+  [key: string]: unknown;
+}
+
+export interface PlanProblem {
+  /** Relative to the plan directory ("tasks/3.json"), or "" for the directory itself. */
+  file: string;
+  message: string;
+}
+
+export interface Plan {
+  /** The directory as given by the caller (used in messages). */
+  dir: string;
+  /** The same directory, absolute. */
+  path: string;
+  voyage: VoyageFile;
+  /**
+   * The repository to start from: the override if given, else voyage.json's
+   * `repo`, with a relative path (`./x`, `../x`) resolved against the plan
+   * directory so it means the same from any working directory.
+   */
+  repo: string;
+  /** voyage.json's `recommended_ships` (advice; `voyage check` shows its own). */
+  recommendedShips: number;
+  name?: string;
+  /** spec.md, whole. */
+  spec: string;
+  /** The Objective section of spec.md (or its first paragraph). */
+  objective: string;
+  /** verify.sh, whole. */
+  verify: string;
+  /** Every task, in id order. */
+  tasks: PlanTask[];
+  /** Things worth fixing that do not stop a voyage. */
+  warnings: PlanProblem[];
+}
+
+export interface LoadPlanOptions {
+  /**
+   * A repository that replaces voyage.json's `repo` (`sail --repo`). With it,
+   * voyage.json may leave `repo` out.
+   */
+  repo?: string;
+}
+
+/** Every problem found in a plan. A UsageError: exit code 2. */
+export class PlanError extends UsageError {
+  constructor(readonly dir: string, readonly problems: PlanProblem[]) {
+    super(
+      renderProblems(dir, problems),
+      `fix the plan, then run: ohcommodore voyage check ${dir}`,
+    );
+    this.name = "PlanError";
+  }
+}
+
+function renderProblems(dir: string, problems: PlanProblem[]): string {
+  const lines = problems.map((p) =>
+    `${displayPath(dir, p.file)}: ${p.message}`
+  );
+  if (lines.length === 1) return `invalid plan: ${lines[0]}`;
+  return `invalid plan ${dir}: ${lines.length} problems\n` +
+    lines.map((l) => `  ${l}`).join("\n");
+}
+
+/** `dir` joined with a plan-relative file, for messages. */
+export function displayPath(dir: string, file: string): string {
+  const base = dir.replace(/\/+$/, "") || "/";
+  if (file === "") return base;
+  return base === "/" ? `/${file}` : `${base}/${file}`;
+}
+
+type Obj = Record<string, unknown>;
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "string") return `a string (${JSON.stringify(v)})`;
+  if (typeof v === "object") return "an object";
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** Collects problems and warnings while a plan is read. */
+class Collector {
+  errors: PlanProblem[] = [];
+  warnings: PlanProblem[] = [];
+  error(file: string, message: string): void {
+    this.errors.push({ file, message });
+  }
+  warn(file: string, message: string): void {
+    this.warnings.push({ file, message });
+  }
+}
+
+/** Reads a text file; records a problem and returns null if it cannot. */
+async function readText(
+  path: string,
+  file: string,
+  c: Collector,
+): Promise<string | null> {
+  try {
+    const text = await Deno.readTextFile(path);
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) c.error(file, "missing");
+    else if (e instanceof Deno.errors.IsADirectory) {
+      c.error(file, "is a directory, not a file");
+    } else c.error(file, `cannot be read: ${(e as Error).message}`);
+    return null;
+  }
+}
+
+/**
+ * Parses strict JSON. On failure records "bad JSON at line L, column C:
+ * reason" and returns undefined.
+ */
+function parseJson(text: string, file: string, c: Collector): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    c.error(file, badJsonMessage(text, (e as Error).message));
+    return undefined;
+  }
+}
+
+/** Describes a JSON syntax error with a line and column (1-based). */
+export function badJsonMessage(text: string, v8Message: string): string {
+  // jsonc-parser (strict settings) finds the offset for every kind of error;
+  // V8's messages only sometimes carry one.
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, {
+    disallowComments: true,
+    allowTrailingComma: false,
+    allowEmptyContent: false,
+  });
+  let offset = errors.length > 0 ? errors[0].offset : undefined;
+  const m = /at position (\d+)/.exec(v8Message);
+  if (offset === undefined && m) offset = Number(m[1]);
+  if (offset === undefined) offset = text.length;
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length;
+  const column = offset - (before.lastIndexOf("\n") + 1) + 1;
+  const comment = errors.length > 0 &&
+    printParseErrorCode(errors[0].error) === "InvalidCommentToken";
+  const reason = comment ? "comments are not allowed in JSON" : v8Message
+    .replace(/ in JSON at position \d+.*$/, "")
+    .replace(/, ".*" is not valid JSON$/s, "")
+    .replace(/ is not valid JSON$/, "");
+  return text.trim() === ""
+    ? "bad JSON: the file is empty"
+    : `bad JSON at line ${line}, column ${column}: ${reason}`;
+}
+
+/** Loads and validates a plan directory. Throws PlanError listing every problem. */
+export async function loadPlan(
+  dir: string,
+  options: LoadPlanOptions = {},
+): Promise<Plan> {
+  const path = absolute(dir);
+  const c = new Collector();
+  const fail = (): never => {
+    throw new PlanError(dir, c.errors);
+  };
+
+  try {
+    const st = await Deno.stat(path);
+    if (!st.isDirectory) {
+      c.error(
+        "",
+        "is not a directory (a plan is a directory with voyage.json, spec.md, verify.sh and tasks/)",
+      );
+      fail();
+    }
+  } catch (e) {
+    if (e instanceof PlanError) throw e;
+    c.error("", "plan directory not found");
+    fail();
+  }
+
+  // voyage.json
+  let voyage: VoyageFile | null = null;
+  const voyageText = await readText(`${path}/voyage.json`, "voyage.json", c);
+  if (voyageText !== null) {
+    const v = parseJson(voyageText, "voyage.json", c);
+    if (v !== undefined) voyage = checkVoyage(v, options, c);
+  }
+
+  // spec.md and verify.sh
+  const spec = await readText(`${path}/spec.md`, "spec.md", c);
+  if (spec !== null && spec.trim() === "") c.warn("spec.md", "is empty");
+  const verify = await readText(`${path}/verify.sh`, "verify.sh", c);
+  if (verify !== null && verify.trim() === "") {
+    c.warn("verify.sh", "is empty, so the voyage is never really verified");
+  }
+
+  // tasks/*.json
+  const tasks = await readTasks(path, c);
+  if (tasks !== null) linkTasks(tasks, c);
+
+  if (c.errors.length > 0) fail();
+
+  const v = voyage!;
+  let repo = options.repo ?? v.repo!;
+  if (options.repo === undefined && /^\.\.?(\/|$)/.test(repo)) {
+    repo = normalise(`${path}/${repo}`);
+  }
+  return {
+    dir,
+    path,
+    voyage: v,
+    repo,
+    recommendedShips: v.recommended_ships,
+    name: v.name,
+    spec: spec!,
+    objective: extractObjective(spec!),
+    verify: verify!,
+    tasks: tasks!,
+    warnings: c.warnings,
+  };
+}
+
+function checkVoyage(
+  v: unknown,
+  options: LoadPlanOptions,
+  c: Collector,
+): VoyageFile | null {
+  const f = "voyage.json";
+  if (!isObject(v)) {
+    c.error(f, `must be a JSON object, not ${describe(v)}`);
+    return null;
+  }
+  let ok = true;
+  if (v.repo === undefined) {
+    if (options.repo === undefined) {
+      c.error(
+        f,
+        `"repo" is missing (owner/name, a git URL, a path, or "${EMPTY_REPO}"; or pass --repo)`,
+      );
+      ok = false;
+    }
+  } else if (typeof v.repo !== "string" || v.repo.trim() === "") {
+    c.error(f, `"repo" must be a non-empty string, not ${describe(v.repo)}`);
+    ok = false;
+  }
+  if (v.recommended_ships === undefined) {
+    c.error(f, `"recommended_ships" is missing (a whole number >= 1)`);
+    ok = false;
+  } else if (
+    typeof v.recommended_ships !== "number" ||
+    !Number.isInteger(v.recommended_ships) || v.recommended_ships < 1
+  ) {
+    c.error(
+      f,
+      `"recommended_ships" must be a whole number >= 1, not ${
+        describe(v.recommended_ships)
+      }`,
+    );
+    ok = false;
+  }
+  for (const key of ["name", "created"]) {
+    if (v[key] !== undefined && typeof v[key] !== "string") {
+      c.error(f, `"${key}" must be a string, not ${describe(v[key])}`);
+      ok = false;
+    }
+  }
+  for (const key of ["max_parallel_width", "total_tasks"]) {
+    const n = v[key];
+    if (
+      n !== undefined &&
+      (typeof n !== "number" || !Number.isInteger(n) || n < 0)
+    ) {
+      c.error(f, `"${key}" must be a whole number, not ${describe(n)}`);
+      ok = false;
+    }
+  }
+  return ok ? v as VoyageFile : null;
+}
+
+/** A task as read from its file, before edges are joined across files. */
+interface RawTask extends PlanTask {
+  ownBlockedBy: string[];
+  ownBlocks: string[];
+  /** Has an `owner`, `metadata.ship` or `metadata.assignee`. */
+  preassigned: boolean;
+}
+
+async function readTasks(
+  path: string,
+  c: Collector,
+): Promise<RawTask[] | null> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${path}/tasks`)) {
+      if (e.name.endsWith(".json") && !e.isDirectory) names.push(e.name);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      c.error(
+        "tasks",
+        "missing: a plan needs a tasks/ directory with one JSON file per task",
+      );
+    } else if (e instanceof Deno.errors.NotADirectory) {
+      c.error("tasks", "must be a directory with one JSON file per task");
+    } else c.error("tasks", `cannot be read: ${(e as Error).message}`);
+    return null;
+  }
+  if (names.length === 0) {
+    c.error("tasks", "no tasks: the directory holds no *.json files");
+    return null;
+  }
+  names.sort((a, b) => compareIds(a.slice(0, -5), b.slice(0, -5)));
+
+  const tasks: RawTask[] = [];
+  let allRead = true;
+  for (const name of names) {
+    const file = `tasks/${name}`;
+    const text = await readText(`${path}/${file}`, file, c);
+    if (text === null) {
+      allRead = false;
+      continue;
+    }
+    const v = parseJson(text, file, c);
+    if (v === undefined) {
+      allRead = false;
+      continue;
+    }
+    const t = checkTask(v, file, c);
+    if (t === null) allRead = false;
+    else tasks.push(t);
+  }
+  // Cross-file checks on a partial set would report blockers as unknown
+  // only because their file was bad; they run once every file reads.
+  return allRead ? tasks : null;
+}
+
+function checkId(v: unknown): string | null {
+  if (typeof v === "string" && v.trim() !== "") return v.trim();
+  if (typeof v === "number" && Number.isInteger(v) && v >= 0) return String(v);
+  return null;
+}
+
+function checkIdList(
+  o: Obj,
+  key: string,
+  file: string,
+  c: Collector,
+): string[] | null {
+  const v = o[key];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) {
+    c.error(file, `"${key}" must be a list of task ids, not ${describe(v)}`);
+    return null;
+  }
+  const out: string[] = [];
+  for (const item of v) {
+    const id = checkId(item);
+    if (id === null) {
+      c.error(
+        file,
+        `"${key}" must hold task ids (strings or whole numbers), not ${
+          describe(item)
+        }`,
+      );
+      return null;
+    }
+    if (!out.includes(id)) out.push(id);
+  }
+  return out;
+}
+
+function checkTask(v: unknown, file: string, c: Collector): RawTask | null {
+  if (!isObject(v)) {
+    c.error(file, `must be a JSON object, not ${describe(v)}`);
+    return null;
+  }
+  const before = c.errors.length;
+  const str = (o: Obj, key: string, where = ""): string | undefined => {
+    const x = o[key];
+    if (x === undefined || x === null) return undefined;
+    if (typeof x !== "string") {
+      c.error(file, `"${where}${key}" must be a string, not ${describe(x)}`);
+      return undefined;
+    }
+    return x;
+  };
+
+  let id: string | null = null;
+  if (v.id === undefined || v.id === null) c.error(file, `"id" is missing`);
+  else {
+    id = checkId(v.id);
+    if (id === null) {
+      c.error(
+        file,
+        `"id" must be a non-empty string or a whole number, not ${
+          describe(v.id)
+        }`,
+      );
+    }
+  }
+
+  const subject = str(v, "subject");
+  const title = str(v, "title");
+  const heading = subject ?? title;
+  if (v.subject == null && v.title == null) {
+    c.error(file, `"subject" is missing (or the older shape's "title")`);
+  } else if (heading !== undefined && heading.trim() === "") {
+    c.error(file, `"${subject !== undefined ? "subject" : "title"}" is empty`);
+  }
+  const description = str(v, "description") ?? "";
+  const activeForm = str(v, "activeForm");
+  const owner = str(v, "owner");
+  const created = str(v, "created");
+  const updated = str(v, "updated");
+
+  let status: TaskStatus = "pending";
+  if (v.status !== undefined && v.status !== null) {
+    if (TASK_STATUSES.includes(v.status as TaskStatus)) {
+      status = v.status as TaskStatus;
+    } else {
+      c.error(
+        file,
+        `"status" must be one of ${TASK_STATUSES.join(", ")}, not ${
+          describe(v.status)
+        }`,
+      );
+    }
+  }
+
+  let metadata: Obj = {};
+  if (v.metadata !== undefined && v.metadata !== null) {
+    if (isObject(v.metadata)) metadata = v.metadata;
+    else {
+      c.error(
+        file,
+        `"metadata" must be an object, not ${describe(v.metadata)}`,
+      );
+    }
+  }
+  const ownCommand = str(v, "command");
+  const metaCommand = str(metadata, "command", "metadata.");
+  const acceptance = str(v, "acceptance") ??
+    str(metadata, "acceptance", "metadata.") ??
+    extractAcceptance(description);
+
+  const ownBlockedBy = checkIdList(v, "blockedBy", file, c);
+  const ownBlocks = checkIdList(v, "blocks", file, c);
+
+  if (c.errors.length > before) return null;
+
+  // Warnings: worth a look, never fatal.
+  const stem = file.slice("tasks/".length, -".json".length);
+  if (stem !== id) {
+    c.warn(file, `holds task ${id}; the file name suggests ${stem}`);
+  }
+  if (description.trim() === "") {
+    c.warn(file, `task ${id} has no description: agents see only its subject`);
+  }
+  if (status !== "pending") {
+    c.warn(
+      file,
+      `task ${id} has status "${status}"; every task of a new voyage starts pending`,
+    );
+  }
+  if (
+    ownCommand !== undefined && metaCommand !== undefined &&
+    ownCommand !== metaCommand
+  ) {
+    c.warn(
+      file,
+      `task ${id} has both "command" and "metadata.command"; "command" is used`,
+    );
+  }
+
+  const preassigned = owner ?? metadata.ship ?? metadata.assignee;
+  const t: RawTask = {
+    id: id!,
+    subject: heading!.trim(),
+    description,
+    blockedBy: [],
+    blocks: [],
+    status,
+    metadata,
+    shape: subject === undefined ? "older" : "new",
+    file,
+    ownBlockedBy: ownBlockedBy!,
+    ownBlocks: ownBlocks!,
+    preassigned: typeof preassigned === "string" && preassigned !== "",
+  };
+  if (activeForm !== undefined) t.activeForm = activeForm;
+  const command = ownCommand ?? metaCommand;
+  if (command !== undefined) t.command = command;
+  if (acceptance !== undefined) t.acceptance = acceptance;
+  if (owner !== undefined) t.owner = owner;
+  if (created !== undefined) t.created = created;
+  if (updated !== undefined) t.updated = updated;
+  return t;
+}
+
+/**
+ * Cross-file checks and normalisation: duplicate ids, unknown blockers,
+ * self-dependencies, cycles; then blockedBy = own blockedBy ∪ inverse of
+ * everyone's blocks, and blocks = inverse of that. Mutates `tasks` in place
+ * (dropping duplicates and the private fields).
+ */
+function linkTasks(tasks: RawTask[], c: Collector): void {
+  const byId = new Map<string, RawTask>();
+  const unique: RawTask[] = [];
+  for (const t of tasks) {
+    const first = byId.get(t.id);
+    if (first) {
+      c.error(
+        t.file,
+        `duplicate task id ${t.id}: also in ${first.file}`,
+      );
+      continue;
+    }
+    byId.set(t.id, t);
+    unique.push(t);
+  }
+
+  const edges = new Map<string, Set<string>>(); // task -> its blockers
+  for (const t of unique) edges.set(t.id, new Set());
+  for (const t of unique) {
+    for (const b of t.ownBlockedBy) {
+      if (b === t.id) {
+        c.error(t.file, `task ${t.id} is blocked by itself`);
+      } else if (!byId.has(b)) {
+        c.error(t.file, `task ${t.id} is blocked by unknown task ${b}`);
+      } else edges.get(t.id)!.add(b);
+    }
+    for (const d of t.ownBlocks) {
+      if (d === t.id) {
+        c.error(t.file, `task ${t.id} blocks itself`);
+      } else if (!byId.has(d)) {
+        c.error(t.file, `task ${t.id} blocks unknown task ${d}`);
+      } else edges.get(d)!.add(t.id);
+    }
+  }
+  const graph = unique.map((t) => ({
+    id: t.id,
+    blockedBy: [...edges.get(t.id)!],
+  }));
+  for (const cycle of findCycles(graph)) {
+    if (cycle.length === 1) continue; // self-dependencies are reported above
+    c.error(
+      byId.get(cycle[0])!.file,
+      `dependency cycle ${
+        formatCycle(cycle)
+      } (each must finish before the next; files ${
+        cycle.map((id) => byId.get(id)!.file).join(", ")
+      })`,
+    );
+  }
+
+  const dependents = new Map<string, string[]>();
+  for (const t of unique) dependents.set(t.id, []);
+  for (const [id, blockers] of edges) {
+    for (const b of blockers) dependents.get(b)!.push(id);
+  }
+  for (const t of unique) {
+    t.blockedBy = [...edges.get(t.id)!].sort(compareIds);
+    t.blocks = dependents.get(t.id)!.sort(compareIds);
+  }
+
+  unique.sort((a, b) => compareIds(a.id, b.id));
+  const preassigned = unique.filter((t) => t.preassigned).map((t) => t.id);
+  if (preassigned.length > 0) {
+    c.warn(
+      "tasks",
+      `${preassigned.length === 1 ? "task" : "tasks"} ${
+        preassigned.join(", ")
+      } name a ship (owner, metadata.ship or metadata.assignee); ignored: the flagship gives each ready task to the next free ship`,
+    );
+  }
+  tasks.length = 0;
+  for (const t of unique) {
+    const { ownBlockedBy: _a, ownBlocks: _b, preassigned: _c, ...clean } = t;
+    tasks.push(clean as RawTask);
+  }
+}
+
+/**
+ * The Objective section of spec.md (text under a heading named "Objective",
+ * up to the next heading), else the first paragraph that is not a heading.
+ */
+export function extractObjective(spec: string): string {
+  const lines = spec.replace(/\r\n/g, "\n").split("\n");
+  const start = lines.findIndex((l) => /^#{1,6}\s*objective\b/i.test(l.trim()));
+  if (start >= 0) {
+    const body: string[] = [];
+    for (const l of lines.slice(start + 1)) {
+      if (/^#{1,6}\s/.test(l.trim())) break;
+      body.push(l);
+    }
+    const text = body.join("\n").trim();
+    if (text !== "") return text;
+  }
+  const paragraphs = spec.replace(/\r\n/g, "\n").split(/\n\s*\n/)
+    .map((p) => p.trim())
+    .filter((p) => p !== "" && !/^#{1,6}\s/.test(p));
+  return paragraphs[0] ?? "";
+}
+
+/**
+ * The "Acceptance:" part of a description (SKILL.md's template ends with
+ * "Files: …\n\nAcceptance: …"): from the label to the next "Label:"
+ * paragraph or the end. Undefined when there is none.
+ */
+export function extractAcceptance(description: string): string | undefined {
+  const paragraphs = description.replace(/\r\n/g, "\n").split(/\n\s*\n/);
+  const i = paragraphs.findIndex((p) =>
+    /^\s*(acceptance( criteria)?)\s*:/i.test(p)
+  );
+  if (i < 0) return undefined;
+  const out = [paragraphs[i].replace(/^\s*acceptance( criteria)?\s*:\s*/i, "")];
+  for (const p of paragraphs.slice(i + 1)) {
+    if (/^\s*[A-Z][A-Za-z ]{0,30}:/.test(p)) break;
+    out.push(p);
+  }
+  const text = out.join("\n\n").trim();
+  return text === "" ? undefined : text;
+}
+
+function absolute(dir: string): string {
+  return normalise(dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`);
+}
+
+function normalise(p: string): string {
+  const parts: string[] = [];
+  for (const seg of p.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") parts.pop();
+    else parts.push(seg);
+  }
+  return "/" + parts.join("/");
+}
