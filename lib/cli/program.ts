@@ -258,6 +258,32 @@ export function buildProgram(exit: Exit): Command {
       );
     });
 
+  const voyage = program.command("voyage").description(
+    "voyages: plans of dependent tasks sailed by many ships",
+  );
+
+  voyage.command("check")
+    .description(
+      "validate a plan directory and show its levels, widest level,\n" +
+        "critical path and a recommended ship count (nothing is created)",
+    )
+    .argument(
+      "<plan>",
+      "plan directory (voyage.json, spec.md, verify.sh, tasks/)",
+    )
+    .option("--json", "machine-readable output")
+    .action(async (dir, o) => {
+      const { loadPlan } = await import("../voyage/plan.ts");
+      const { analyze } = await import("../voyage/dag.ts");
+      const { checkJson, formatCheck } = await import(
+        "../voyage/check_report.ts"
+      );
+      const plan = await loadPlan(dir);
+      const analysis = analyze(plan.tasks);
+      if (o.json) printJson(checkJson(plan, analysis));
+      else out(formatCheck(plan, analysis));
+    });
+
   return program;
 }
 
