@@ -10,6 +10,13 @@
  * (POSIX record locks are per process), so `openStore` refuses a second open of
  * the same file itself.
  *
+ * The POSIX lock has a sharp edge: closing ANY descriptor of the database file
+ * in the holding process drops the lock. `Deno.open(path)` + `close()`,
+ * `Deno.readFile`, `Deno.copyFile` of data.duckdb inside the daemon silently
+ * let a second process open it (verified). Never touch the file's bytes from
+ * the daemon (`stat` is fine); back up with SQL (EXPORT DATABASE). Children
+ * started with Deno.Command do not inherit the descriptor (close-on-exec).
+ *
  * Every operation goes through one connection and one queue: operations run
  * one after another, so each is atomic with respect to the others (a claim
  * cannot hand the same message to two callers) and no caller's statement lands
@@ -25,7 +32,7 @@ import type {
   DuckDBPreparedStatement,
   DuckDBValue,
 } from "@duckdb/node-api";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { OhcError } from "../errors.ts";
 import { migrate } from "./schema.ts";
 import type {
@@ -153,8 +160,12 @@ export async function openStore(
     );
   }
   const memory = path === ":memory:";
-  const key = memory ? null : resolve(path);
-  if (key !== null) {
+  let key: string | null = null;
+  if (!memory) {
+    // One spelling per file (symlinks, "..", relative paths), for the guard.
+    const dir = dirname(resolve(path));
+    await Deno.mkdir(dir, { recursive: true });
+    key = join(await Deno.realPath(dir), basename(path));
     if (openPaths.has(key)) {
       throw new OhcError(
         "db_locked",
@@ -162,7 +173,6 @@ export async function openStore(
         "open it once and share the store",
       );
     }
-    await Deno.mkdir(dirname(key), { recursive: true });
   }
   const { DuckDBInstance } = await import("@duckdb/node-api");
   let db: DuckDBInstance;

@@ -194,6 +194,38 @@ export function resultFromWire(w: ResultWire): MessageResult {
   };
 }
 
+interface WithOutputs {
+  stdout: Uint8Array | null;
+  stderr: Uint8Array | null;
+}
+
+/**
+ * A record with its outputs as base64 (null stays null): JSON.stringify of a
+ * Uint8Array gives {"0":..}, so use this for the daemon socket and `--json`.
+ */
+export type WireRecord<T extends WithOutputs> =
+  & Omit<T, "stdout" | "stderr">
+  & { stdout_b64: string | null; stderr_b64: string | null };
+
+/** For a Message or SentRecord. */
+export function recordToWire<T extends WithOutputs>(r: T): WireRecord<T> {
+  const { stdout, stderr, ...rest } = r;
+  return {
+    ...rest,
+    stdout_b64: stdout === null ? null : bytesToBase64(stdout),
+    stderr_b64: stderr === null ? null : bytesToBase64(stderr),
+  };
+}
+
+export function recordFromWire<T extends WithOutputs>(w: WireRecord<T>): T {
+  const { stdout_b64, stderr_b64, ...rest } = w;
+  return {
+    ...rest,
+    stdout: stdout_b64 === null ? null : base64ToBytes(stdout_b64),
+    stderr: stderr_b64 === null ? null : base64ToBytes(stderr_b64),
+  } as unknown as T;
+}
+
 export function bytesToBase64(bytes: Uint8Array): string {
   let bin = "";
   const chunk = 0x8000;

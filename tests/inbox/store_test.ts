@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { OhcError } from "../../lib/errors.ts";
 import {
   bound,
@@ -16,7 +16,10 @@ import {
 import { migrate, SCHEMA_VERSION } from "../../lib/inbox/schema.ts";
 import {
   type Envelope,
+  type Message,
   type NewMessage,
+  recordFromWire,
+  recordToWire,
   resultFromWire,
   resultOf,
   resultToWire,
@@ -902,6 +905,17 @@ Deno.test("resultOf + wire round trip carries exact bytes", async () => {
     const back = resultFromWire(JSON.parse(JSON.stringify(resultToWire(res))));
     assert.deepEqual(back, res);
     assert.deepEqual(back.stdout, bytes);
+    // Whole records (Message, SentRecord) too, null outputs included.
+    const m = (await s.get("m"))!;
+    const wire = JSON.parse(JSON.stringify(recordToWire(m)));
+    assert.equal(typeof wire.stdout_b64, "string");
+    assert.deepEqual(recordFromWire<Message>(wire), m);
+    await s.insert(msg("n"));
+    const n = (await s.get("n"))!;
+    assert.deepEqual(
+      recordFromWire<Message>(JSON.parse(JSON.stringify(recordToWire(n)))),
+      n,
+    );
   });
 });
 
@@ -1041,6 +1055,21 @@ Deno.test("the same file opened twice in one process is refused", async () => {
       "db_locked",
       /already open in this process/,
     );
+    // Whatever the spelling.
+    const dir = dirname(path);
+    await Deno.symlink(dir, dir + ".link");
+    try {
+      await rejectsWith(
+        openStore(join(dir + ".link", "..", basename(dir), "data.duckdb")),
+        "db_locked",
+      );
+      await rejectsWith(
+        openStore(join(dir + ".link", "data.duckdb")),
+        "db_locked",
+      );
+    } finally {
+      await Deno.remove(dir + ".link");
+    }
   });
 });
 
