@@ -173,7 +173,21 @@ export async function openStore(
         "open it once and share the store",
       );
     }
+    openPaths.add(key); // reserved now: concurrent opens see it
   }
+  try {
+    return await openFresh(key, max, opts.now);
+  } catch (err) {
+    if (key !== null) openPaths.delete(key);
+    throw err;
+  }
+}
+
+async function openFresh(
+  key: string | null,
+  max: number,
+  now: (() => Date) | undefined,
+): Promise<InboxStore> {
   const { DuckDBInstance } = await import("@duckdb/node-api");
   let db: DuckDBInstance;
   try {
@@ -191,14 +205,13 @@ export async function openStore(
   let conn: DuckDBConnection | undefined;
   try {
     conn = await db.connect();
-    await migrate(conn, undefined, opts.now);
+    await migrate(conn, undefined, now);
   } catch (err) {
     conn?.closeSync();
     db.closeSync();
     throw err;
   }
-  if (key !== null) openPaths.add(key);
-  return new DuckInboxStore(key ?? ":memory:", db, conn, max, opts.now);
+  return new DuckInboxStore(key ?? ":memory:", db, conn, max, now);
 }
 
 type Param = string | number | boolean | null | Uint8Array;

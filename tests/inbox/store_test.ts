@@ -1055,6 +1055,16 @@ Deno.test("the same file opened twice in one process is refused", async () => {
       "db_locked",
       /already open in this process/,
     );
+    // Also when two opens race.
+    const dir2 = await Deno.makeTempDir({ prefix: "inbox_store_race_" });
+    const p2 = join(dir2, "data.duckdb");
+    const both = await Promise.allSettled([openStore(p2), openStore(p2)]);
+    assert.deepEqual(both.map((r) => r.status).sort(), [
+      "fulfilled",
+      "rejected",
+    ]);
+    for (const r of both) if (r.status === "fulfilled") await r.value.close();
+    await Deno.remove(dir2, { recursive: true });
     // Whatever the spelling.
     const dir = dirname(path);
     await Deno.symlink(dir, dir + ".link");
