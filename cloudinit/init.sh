@@ -27,6 +27,7 @@
 # reaches gh on stdin only, and all captured output is scrubbed before it is
 # appended to ~/.ohcommodore/init.log.
 set -euo pipefail
+shopt -s inherit_errexit
 
 STEPS=(packages gh ghauth zellij rust ohmyzsh chezmoi dotfiles shellrc shell hook)
 PACKAGES=(ca-certificates curl git zsh tmux jq unzip)
@@ -611,11 +612,7 @@ run_step() {
   else
     local why=$detail
     if [[ -z "$why" ]]; then why=$(last_line "$out"); fi
-    if [[ -z "$why" ]]; then
-      why="exit code $rc"
-    elif [[ -z "$status" ]]; then
-      why="$why (exit code $rc)"
-    fi
+    if [[ -z "$why" ]]; then why="exit code $rc"; fi
     rm -f "$out" "$note"
     if [[ "$kind" == hard && "$status" != SOFTFAIL ]]; then
       die 1 "step $name failed: $why (stopping; see ~/.ohcommodore/init.log)"
