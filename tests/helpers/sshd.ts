@@ -357,7 +357,11 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     if (started.ok) {
       const { child, logText } = started;
       const pid = child.pid;
-      const terminate = async (sig: Deno.Signal, graceMs: number) => {
+      let stopping: Promise<void> | undefined;
+      // Once sshd is reaped its pid may be reused: signal it only once.
+      const terminate = (sig: Deno.Signal, graceMs: number) =>
+        stopping ??= terminateOnce(sig, graceMs);
+      const terminateOnce = async (sig: Deno.Signal, graceMs: number) => {
         const pids = [pid, ...descendants(pid)];
         signalAll(pids, sig);
         const deadline = Date.now() + graceMs;

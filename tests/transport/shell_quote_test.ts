@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { quoteArg, quoteArgv } from "../../lib/transport/shell_quote.ts";
 
 /** Words that a naive quoter gets wrong. */
-export const NASTY: string[] = [
+const NASTY: string[] = [
   "",
   " ",
   "  two  spaces  ",
@@ -80,7 +80,7 @@ export const NASTY: string[] = [
 ];
 
 /** Runs `<shell> -c <quoteArgv(printf '%s\0' words)>` and splits the output. */
-export async function roundTrip(shell: string, words: string[]) {
+async function roundTrip(shell: string, words: string[]) {
   const script = quoteArgv(["printf", "%s\\0", "<start>", ...words]);
   const out = await new Deno.Command(shell, {
     args: ["-c", script],
