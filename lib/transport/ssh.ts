@@ -173,7 +173,10 @@ export class SshTransport implements Transport {
   private prepared = false;
 
   constructor(opts: SshTransportOptions) {
-    if (opts.dest === "" || opts.dest.startsWith("-") || /\s/.test(opts.dest)) {
+    if (
+      opts.dest === "" || opts.dest.startsWith("-") ||
+      [...opts.dest].some((c) => c <= " " || c === "\x7f")
+    ) {
       throw new Error(`invalid ssh destination: ${JSON.stringify(opts.dest)}`);
     }
     if (
@@ -348,13 +351,14 @@ export class SshTransport implements Transport {
     argv: string[],
     opts: { tty?: boolean } = {},
   ): Promise<number> {
-    this.prepare();
     // Connect first, so a failure to connect reads as one clear line and
     // the session itself runs through a master we can ask about afterwards.
-    const pre = await run(this, ["true"]);
-    if (isSshFailure(pre.code, pre.stderr)) {
-      console.error(sshFailureMessage(this.dest, pre.stderr));
-      return pre.code;
+    try {
+      await this.connect();
+    } catch (e) {
+      if (!(e instanceof SshConnectionError)) throw e;
+      console.error(e.message);
+      return SSH_FAILURE_CODE;
     }
     const tty = (opts.tty ?? false) && Deno.stdin.isTerminal();
     const child = new Deno.Command("ssh", {
@@ -369,6 +373,33 @@ export class SshTransport implements Transport {
       console.error(sshFailureMessage(this.dest, LOST_MASTER_MESSAGE));
     }
     return code;
+  }
+
+  /**
+   * Makes sure the master connection is up, without running anything on
+   * the far side; throws SshConnectionError when ssh cannot connect.
+   */
+  async connect(): Promise<void> {
+    if ((await this.masterPid()) !== null) return;
+    // Only without a master: as a mux client, `ssh -N` would still open a
+    // session and run the login shell (or the server's forced command).
+    const out = await new Deno.Command("ssh", {
+      args: ["-f", "-N", ...this.sshOptions(), this.dest],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      signal: AbortSignal.timeout(
+        ((this.opts.connectTimeoutS ?? 10) + 30) * 1000,
+      ),
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    if (out.code === 0) return;
+    if (isSshFailure(out.code, stderr) || out.code === SSH_FAILURE_CODE) {
+      throw new SshConnectionError(this.dest, stderr);
+    }
+    throw new Error(
+      `ssh to ${this.dest} exited ${out.code}: ${stderr.trim()}`,
+    );
   }
 
   /** Asks the master connection (`ssh -O check`); its pid when running. */

@@ -454,6 +454,42 @@ sshTest(
   },
 );
 
+sshTest(
+  "connect opens the master without running anything",
+  async ({ dir, key }) => {
+    // A server whose every session runs a forced command that leaves a mark.
+    const forced = await startSshd({
+      dir: `${dir}/forced`,
+      authorizedKeys: [key.publicKey],
+      forceCommand: `touch ${dir}/ran`,
+    });
+    const t = transportFor(dir, key.privatePath, forced.port, {
+      controlDir: `${dir}/cm3`,
+    });
+    try {
+      await t.connect();
+      assert.ok((await t.masterPid()) !== null);
+      await t.connect(); // already up: no second connection, no session
+      assert.equal(forced.acceptedLogins(), 1);
+      await assert.rejects(Deno.stat(`${dir}/ran`), Deno.errors.NotFound);
+    } finally {
+      await t.close();
+      await forced.stop();
+    }
+    const down = transportFor(dir, key.privatePath, freePort(), {
+      controlDir: `${dir}/cm4`,
+    });
+    await assert.rejects(
+      down.connect(),
+      (e: Error) =>
+        e instanceof SshConnectionError &&
+        /^connection to root@127\.0\.0\.1 failed: .*Connection refused/.test(
+          e.message,
+        ),
+    );
+  },
+);
+
 Deno.test({
   name: "a closed port fails at once with a clear ssh failure",
   ignore,
@@ -567,7 +603,7 @@ Deno.test("SshTransport rejects bad destinations and settings", () => {
     knownHostsFile: "/tmp/kh",
     controlDir: "/tmp/cm",
   };
-  for (const dest of ["", "-oProxyCommand=x", "a b", "host\n"]) {
+  for (const dest of ["", "-oProxyCommand=x", "a b", "host\n", "h\x01"]) {
     assert.throws(() => new SshTransport({ ...base, dest }), /destination/);
   }
   assert.throws(
