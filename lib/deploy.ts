@@ -52,3 +52,16 @@ export async function deploy(t: Transport): Promise<void> {
     );
   }
 }
+
+/** Starts (or confirms) the daemon on a machine that has its identity. */
+export async function startRemoteDaemon(t: Transport): Promise<void> {
+  const res = await run(t, remoteBin("daemon", "start"));
+  if (res.code !== 0) {
+    throw new OhcError(
+      "daemon_start",
+      `the daemon on ${t.dest} did not start: ${
+        (res.stderr || res.stdout).trim().split("\n")[0] || `exit ${res.code}`
+      }`,
+    );
+  }
+}

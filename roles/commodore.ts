@@ -3,7 +3,7 @@
  * fleet command ends here, whether typed on the flagship or forwarded from
  * the laptop by RPC.
  */
-import { deploy } from "../lib/deploy.ts";
+import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
 import type {
   CreateShipRequest,
@@ -128,8 +128,10 @@ export class Commodore implements FleetApi {
         secrets: secrets.GH_TOKEN ? { GH_TOKEN: secrets.GH_TOKEN } : {},
         onEvent: (e) => e.type === "progress" && onProgress(e.message, name),
       });
+      onProgress("starting daemon", name);
+      await startRemoteDaemon(t);
       const created = vm;
-      return await updateFleet((f) => {
+      const rec = await updateFleet((f) => {
         const rec: ShipRecord = {
           ...f.ships[name],
           ssh_dest: created.ssh_dest,
@@ -138,6 +140,8 @@ export class Commodore implements FleetApi {
         f.ships[name] = rec;
         return rec;
       });
+      await pokeLinks();
+      return rec;
     } catch (e) {
       // Leave no orphan: the VM goes, and so does the reservation.
       if (vm) await this.provider.destroy(name).catch(() => {});
@@ -155,6 +159,7 @@ export class Commodore implements FleetApi {
     await updateFleet((f) => {
       delete f.ships[ship.name];
     });
+    await pokeLinks();
     return ship;
   }
 
@@ -239,6 +244,16 @@ export class Commodore implements FleetApi {
     const ship = resolveShip(await this.listShips(), name, true);
     return await this.provider.transport(ship).interactive(argv, { tty });
   }
+}
+
+/** Tells the flagship's daemon the registry changed (it also notices by itself). */
+async function pokeLinks(): Promise<void> {
+  const { connectDaemon } = await import("../lib/daemon/client.ts");
+  const conn = await connectDaemon();
+  if (!conn) return;
+  conn.close();
+  const { daemonCall } = await import("../lib/daemon/client.ts");
+  await daemonCall("link.sync").catch(() => {});
 }
 
 function sortShips(ships: ShipRecord[]): ShipRecord[] {

@@ -2,7 +2,7 @@
  * The user's machine: owns config.json, creates and scuttles the flagship,
  * and forwards every fleet command to the flagship by RPC.
  */
-import { deploy } from "../lib/deploy.ts";
+import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
 import type {
   CreateShipRequest,
@@ -163,6 +163,8 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     o.onProgress("setting up commodore", o.name);
     const setup: SetupArgs = { identity };
     await call(t, "vm.setup", { ...setup });
+    o.onProgress("starting daemon", o.name);
+    await startRemoteDaemon(t);
     const config: Config = {
       version: 1,
       flagship: {

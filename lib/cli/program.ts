@@ -10,6 +10,7 @@ import { readIdentity, type Role } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
 import { VERSION } from "../version.ts";
 import { validateName } from "../validate.ts";
+import { registerDaemon, registerInbox } from "./commands/inbox.ts";
 import {
   err,
   out,
@@ -257,6 +258,9 @@ export function buildProgram(exit: Exit): Command {
         Deno.stdin.isTerminal(),
       );
     });
+
+  registerInbox(program, exit);
+  registerDaemon(program);
 
   const voyage = program.command("voyage").description(
     "voyages: plans of dependent tasks sailed by many ships",

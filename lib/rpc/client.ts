@@ -1,20 +1,8 @@
-import { fromErrorInfo, OhcError } from "../errors.ts";
+import { OhcError } from "../errors.ts";
 import { remoteBin } from "../transport/run.ts";
 import type { Transport } from "../transport/types.ts";
-import {
-  PROTOCOL_VERSION,
-  type RpcEvent,
-  type RpcRequest,
-} from "./protocol.ts";
-import { readLines } from "../lines.ts";
-
-export interface CallOptions {
-  secrets?: Record<string, string>;
-  onEvent?: (e: RpcEvent) => void;
-  /** Extra input after the request line (e.g. stdin for `ship exec`). */
-  input?: ReadableStream<Uint8Array>;
-  signal?: AbortSignal;
-}
+import { type CallOptions, exchange, unwrap } from "./stream.ts";
+export type { CallOptions } from "./stream.ts";
 
 /**
  * Calls `op` on the machine behind `t` through its installed binary and
@@ -24,7 +12,7 @@ export async function call<T = unknown>(
   t: Transport,
   op: string,
   args: Record<string, unknown> = {},
-  opts: CallOptions = {},
+  opts: CallOptions & { signal?: AbortSignal } = {},
 ): Promise<T> {
   const child = t.spawn(remoteBin("_rpc"), {
     stdin: "piped",
@@ -32,38 +20,10 @@ export async function call<T = unknown>(
     stderr: "piped",
     signal: opts.signal,
   });
-  const req: RpcRequest = { v: PROTOCOL_VERSION, op, args };
-  if (opts.secrets && Object.keys(opts.secrets).length > 0) {
-    req.secrets = opts.secrets;
-  }
-  const feeding = (async () => {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
-    if (opts.input) {
-      w.releaseLock();
-      await opts.input.pipeTo(child.stdin);
-    } else {
-      await w.close();
-    }
-  })().catch(() => {}); // the far side may exit before reading everything
   const stderrText = new Response(child.stderr).text();
-
-  let final: RpcEvent | undefined;
-  for await (const line of readLines(child.stdout)) {
-    if (!line.trim()) continue;
-    let ev: RpcEvent;
-    try {
-      ev = JSON.parse(line);
-    } catch {
-      continue; // stray output (e.g. a login banner) is not protocol
-    }
-    if (ev.type === "result" || ev.type === "error") final = ev;
-    else opts.onEvent?.(ev);
-  }
+  const final = await exchange(child.stdin, child.stdout, op, args, opts);
   const status = await child.status;
-  void feeding;
-  if (final?.type === "result") return final.data as T;
-  if (final?.type === "error") throw fromErrorInfo(final.error);
+  if (final) return unwrap<T>(final);
   const err = (await stderrText).trim().split("\n").slice(-3).join(" | ");
   throw new OhcError(
     "unreachable",

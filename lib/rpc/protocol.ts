@@ -16,6 +16,7 @@ export interface RpcRequest {
 export type RpcEvent =
   | { type: "progress"; message: string; subject?: string }
   | { type: "output"; stream: "stdout" | "stderr"; data: string } // base64
+  | { type: "link"; msg: unknown } // one link message (see lib/link/)
   | { type: "result"; data: unknown }
   | { type: "error"; error: ErrorInfo };
 

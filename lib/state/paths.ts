@@ -17,7 +17,25 @@ export const paths = {
   secrets: (h = home()) => `${h}/.ohcommodore/secrets`,
   bin: (h = home()) => `${h}/.ohcommodore/bin/ohcommodore`,
   localRoot: (h = home()) => `${h}/.ohcommodore/local`,
+  runDir: (h = home()) => `${h}/.ohcommodore/run`,
+  daemonPid: (h = home()) => `${h}/.ohcommodore/run/daemon.pid`,
+  daemonLock: (h = home()) => `${h}/.ohcommodore/run/daemon.lock`,
+  daemonLog: (h = home()) => `${h}/.ohcommodore/daemon.log`,
+  daemonSocket,
+  inboxDb: (h = home()) => `${h}/.local/ship/data.duckdb`,
 };
+
+/**
+ * Unix socket paths are limited to 107 bytes; a home that deep gets a
+ * socket in /tmp named after it instead.
+ */
+function daemonSocket(h = home()): string {
+  const p = `${h}/.ohcommodore/daemon.sock`;
+  if (p.length < 100) return p;
+  let x = 0;
+  for (const c of h) x = (Math.imul(x, 31) + c.charCodeAt(0)) >>> 0;
+  return `/tmp/ohcommodore-${x.toString(16)}.sock`;
+}
 
 /** The same paths as seen from the far side of a transport (home-relative). */
 export const remotePaths = {

@@ -1,0 +1,107 @@
+import { OhcError } from "../errors.ts";
+import { paths } from "../state/paths.ts";
+import { type CallOptions, exchange, unwrap } from "../rpc/stream.ts";
+
+/** Connects to this machine's daemon socket, or null if nobody answers. */
+export async function connectDaemon(
+  home = paths.home(),
+): Promise<Deno.UnixConn | null> {
+  try {
+    return await Deno.connect({
+      transport: "unix",
+      path: paths.daemonSocket(home),
+    });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Calls `op` on this machine's daemon, starting it first if it is not
+ * running (commands that need it never ask the user to start it).
+ */
+export async function daemonCall<T = unknown>(
+  op: string,
+  args: Record<string, unknown> = {},
+  opts: CallOptions = {},
+): Promise<T> {
+  let conn = await connectDaemon();
+  if (!conn) {
+    const { ensureDaemon } = await import("./control.ts");
+    await ensureDaemon();
+    conn = await connectDaemon();
+  }
+  if (!conn) {
+    throw new OhcError(
+      "daemon_down",
+      "the ohcommodore daemon is not answering",
+      `see ${paths.daemonLog()} and run 'ohcommodore daemon restart'`,
+    );
+  }
+  try {
+    // Our side stays open until the answer: Deno closes a whole socket
+    // when its reading half sees EOF, so a half-close would cut the answer.
+    const final = await exchange(
+      conn.writable,
+      conn.readable,
+      op,
+      args,
+      opts,
+      () => Promise.resolve(),
+    );
+    if (!final) {
+      throw new OhcError(
+        "daemon_down",
+        "the daemon closed the connection without answering",
+        `see ${paths.daemonLog()}`,
+      );
+    }
+    return unwrap<T>(final);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/**
+ * Pipes a whole RPC exchange (request line, input, answer) between stdio
+ * and the daemon: `_rpc` uses it for daemon-owned operations so the far side
+ * of a transport reaches the daemon without opening its database.
+ */
+export async function proxyToDaemon(
+  firstLine: Uint8Array,
+  rest: ReadableStream<Uint8Array>,
+  out: WritableStream<Uint8Array>,
+  closeOnInputEnd: boolean,
+): Promise<void> {
+  let conn = await connectDaemon();
+  if (!conn) {
+    const { ensureDaemon } = await import("./control.ts");
+    await ensureDaemon();
+    conn = await connectDaemon();
+  }
+  if (!conn) {
+    throw new OhcError(
+      "daemon_down",
+      "the ohcommodore daemon is not answering",
+    );
+  }
+  const c = conn;
+  const done = (async () => {
+    const w = c.writable.getWriter();
+    await w.write(firstLine);
+    for await (const chunk of rest) await w.write(chunk);
+    w.releaseLock();
+  })().catch(() => {});
+  // A link lasts as long as its caller's input; other calls end when the
+  // daemon has answered (see daemonCall on why we never half-close).
+  if (closeOnInputEnd) {
+    void done.then(() => {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    });
+  }
+  await c.readable.pipeTo(out).catch(() => {});
+}

@@ -1,0 +1,232 @@
+/**
+ * Starting, stopping and supervising the daemon. Where systemd runs, a user
+ * unit with Restart=always does the supervising; elsewhere (containers,
+ * sprites, local VMs) `daemon supervise`, started in its own session, writes
+ * a pidfile, runs `daemon run` and restarts it when it dies.
+ */
+import { OhcError } from "../errors.ts";
+import { paths } from "../state/paths.ts";
+import { connectDaemon } from "./client.ts";
+
+/** The program to run for the daemon: this same ohcommodore. */
+export function selfBinary(home = paths.home()): string {
+  const env = Deno.env.get("OHCOMMODORE_BINARY");
+  if (env) return env;
+  if (import.meta.url.includes("/deno-compile-")) return Deno.execPath();
+  return paths.bin(home);
+}
+
+export interface DaemonState {
+  running: boolean;
+  answering: boolean;
+  pid: number | null;
+  supervisor: "systemd" | "pidfile" | null;
+  socket: string;
+  log: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT"); // harmless probe
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readPid(home: string): Promise<number | null> {
+  try {
+    const pid = Number((await Deno.readTextFile(paths.daemonPid(home))).trim());
+    return Number.isInteger(pid) && pid > 1 && alive(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+async function answering(home: string): Promise<boolean> {
+  const c = await connectDaemon(home);
+  if (!c) return false;
+  c.close();
+  return true;
+}
+
+export async function daemonState(home = paths.home()): Promise<DaemonState> {
+  const pid = await readPid(home);
+  const ok = await answering(home);
+  return {
+    running: pid !== null || ok,
+    answering: ok,
+    pid,
+    supervisor: pid !== null
+      ? "pidfile"
+      : (await systemdUnitActive())
+      ? "systemd"
+      : null,
+    socket: paths.daemonSocket(home),
+    log: paths.daemonLog(home),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(
+  cond: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (let d = 20; Date.now() < end; d = Math.min(d * 2, 200)) {
+    if (await cond()) return true;
+    await sleep(d);
+  }
+  return await cond();
+}
+
+/** Starts the daemon unless it already answers; waits until it does. */
+export async function ensureDaemon(home = paths.home()): Promise<DaemonState> {
+  if (await answering(home)) return await daemonState(home);
+  if (await useSystemd()) {
+    await systemctl("start", UNIT);
+  } else if ((await readPid(home)) === null) {
+    await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
+    // setsid -f: its own session, so it outlives this command and the
+    // SSH connection; stdio to the log so nobody waits on its output.
+    const r = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        'exec setsid -f "$1" daemon supervise >>"$2" 2>&1 </dev/null',
+        "sh",
+        selfBinary(home),
+        paths.daemonLog(home),
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!r.success) {
+      throw new OhcError(
+        "daemon_start",
+        `cannot start the daemon: ${new TextDecoder().decode(r.stderr).trim()}`,
+      );
+    }
+  }
+  if (!(await waitFor(() => answering(home), 15_000))) {
+    throw new OhcError(
+      "daemon_start",
+      "the daemon did not come up within 15 s",
+      `see ${paths.daemonLog(home)}`,
+    );
+  }
+  return await daemonState(home);
+}
+
+export async function stopDaemon(home = paths.home()): Promise<boolean> {
+  if (await systemdUnitActive()) {
+    await systemctl("stop", UNIT);
+    return true;
+  }
+  const pid = await readPid(home);
+  if (pid === null) return false;
+  try {
+    Deno.kill(pid, "SIGTERM"); // the supervisor stops its daemon, then itself
+  } catch { /* gone */ }
+  if (!(await waitFor(() => Promise.resolve(!alive(pid)), 10_000))) {
+    try {
+      Deno.kill(-pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+  await waitFor(async () => !(await answering(home)), 5_000);
+  return true;
+}
+
+/**
+ * `daemon supervise`: runs `daemon run` and restarts it when it dies, with
+ * backoff; stops it on SIGTERM. Exits when the machine loses its identity
+ * (the VM was destroyed under it).
+ */
+export async function supervise(home = paths.home()): Promise<number> {
+  await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
+  await Deno.writeTextFile(paths.daemonPid(home), `${Deno.pid}\n`);
+  let child: Deno.ChildProcess | null = null;
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    try {
+      child?.kill("SIGTERM");
+    } catch { /* gone */ }
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  let backoff = 250;
+  while (!stopping) {
+    try {
+      await Deno.stat(paths.identity(home));
+    } catch {
+      break; // this machine is gone
+    }
+    const started = Date.now();
+    child = new Deno.Command(selfBinary(home), {
+      args: ["daemon", "run"],
+      stdin: "null",
+    }).spawn();
+    const status = await child.status;
+    child = null;
+    if (stopping) break;
+    log(
+      `daemon exited (${status.signal ?? `code ${status.code}`}); restarting`,
+    );
+    if (Date.now() - started > 30_000) backoff = 250;
+    await sleep(backoff);
+    backoff = Math.min(backoff * 2, 5_000);
+  }
+  await Deno.remove(paths.daemonPid(home)).catch(() => {});
+  return 0;
+}
+
+function log(msg: string) {
+  console.error(`${new Date().toISOString()} supervise: ${msg}`);
+}
+
+// systemd user units, where a user manager runs.
+const UNIT = "ohcommodore.service";
+
+async function systemctl(...args: string[]): Promise<boolean> {
+  try {
+    const r = await new Deno.Command("systemctl", {
+      args: ["--user", ...args],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+async function useSystemd(): Promise<boolean> {
+  if (Deno.env.get("OHCOMMODORE_NO_SYSTEMD")) return false;
+  if (!(await systemctl("show-environment"))) return false;
+  const dir = `${paths.home()}/.config/systemd/user`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/${UNIT}`,
+    `[Unit]
+Description=ohcommodore daemon (inbox, scheduler, ship links)
+
+[Service]
+ExecStart=${selfBinary()} daemon run
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=default.target
+`,
+  );
+  await systemctl("daemon-reload");
+  await systemctl("enable", UNIT);
+  return true;
+}
+
+async function systemdUnitActive(): Promise<boolean> {
+  if (Deno.env.get("OHCOMMODORE_NO_SYSTEMD")) return false;
+  return await systemctl("is-active", "--quiet", UNIT);
+}

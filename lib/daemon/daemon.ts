@@ -1,0 +1,242 @@
+/**
+ * `ohcommodore daemon run`: the one process on a machine that opens its
+ * inbox database. It serves the CLI (and `_rpc`, for other machines) on a
+ * Unix socket, runs the scheduler and, on the flagship, holds the links to
+ * the ships.
+ */
+import { OhcError, UsageError } from "../errors.ts";
+import { InboxService } from "../inbox/service.ts";
+import { openStore } from "../inbox/store.ts";
+import { recordToWire } from "../inbox/types.ts";
+import type { LinkManager } from "../link/flagship.ts";
+import { ShipLinkEnd } from "../link/ship.ts";
+import { argString, type RpcHandlers, serveOne } from "../rpc/stream.ts";
+import { readFleet } from "../state/fleet.ts";
+import { readIdentity } from "../state/identity.ts";
+import { paths } from "../state/paths.ts";
+import { VERSION } from "../version.ts";
+import { Scheduler } from "./scheduler.ts";
+
+function log(msg: string) {
+  console.error(`${new Date().toISOString()} daemon[${Deno.pid}]: ${msg}`);
+}
+
+const STATUSES = ["unread", "running", "pending", "done", "error"] as const;
+
+export async function runDaemon(): Promise<number> {
+  const home = paths.home();
+  const self = await readIdentity(home);
+  if (!self) {
+    throw new UsageError(
+      "this machine has no role: the daemon runs on the flagship and on ships",
+    );
+  }
+  // One owner: a second daemon waits here until the first is gone.
+  await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
+  const lock = await Deno.open(paths.daemonLock(home), {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  await lock.lock(true);
+
+  const store = await openStore(paths.inboxDb(home));
+  const interrupted = await store.markInterrupted();
+  if (interrupted) {
+    log(
+      `${interrupted} message(s) were running when the daemon stopped: marked error "interrupted"`,
+    );
+  }
+
+  const service = new InboxService(store, self);
+  const cwd = self.repo_dir ? `${home}/${self.repo_dir}` : home;
+  const scheduler = new Scheduler(store, {
+    cwd,
+    limit: Number(Deno.env.get("OHCOMMODORE_INBOX_CONCURRENCY") ?? 1),
+    defaultTimeoutS: Number(Deno.env.get("OHCOMMODORE_INBOX_TIMEOUT") ?? 300),
+    maxOutputBytes: store.maxOutputBytes,
+    env: {
+      ...Deno.env.toObject(),
+      PATH: `${home}/.ohcommodore/bin:${
+        Deno.env.get("PATH") ?? "/usr/bin:/bin"
+      }`,
+    },
+    onFinished: (m) => service.finished(m),
+    log,
+  });
+  service.onInserted = () => scheduler.kick();
+
+  let links: LinkManager | null = null;
+  let shipEnd: ShipLinkEnd | null = null;
+  if (self.role === "commodore") {
+    const { LinkManager } = await import("../link/flagship.ts");
+    const { providerFor } = await import("../providers/mod.ts");
+    links = new LinkManager(providerFor(self.provider), service, log);
+  } else {
+    shipEnd = new ShipLinkEnd(service, log);
+  }
+  const syncLinks = async () => {
+    if (!links) return;
+    try {
+      links.sync(Object.values((await readFleet(home)).ships));
+    } catch (e) {
+      log(`reading the fleet: ${(e as Error).message}`);
+    }
+  };
+  await syncLinks();
+
+  const started = new Date().toISOString();
+  const handlers: RpcHandlers = {
+    "daemon.status": async () => ({
+      pid: Deno.pid,
+      version: VERSION,
+      started_at: started,
+      identity: service.me,
+      running: scheduler.busy,
+      counts: await store.counts(),
+      queued: await store.countQueued(),
+    }),
+    "inbox.identity": () => Promise.resolve(service.me),
+    "inbox.send": async ({ args }) => {
+      const timeout = args.timeout_s;
+      if (
+        timeout !== undefined && timeout !== null &&
+        (typeof timeout !== "number" || !(timeout > 0))
+      ) {
+        throw new UsageError("--timeout must be a positive number of seconds");
+      }
+      return await service.send(
+        argString(args, "recipient"),
+        argString(args, "command"),
+        (timeout as number | null | undefined) ?? null,
+      );
+    },
+    "inbox.wait": async ({ args, signal }) =>
+      recordToWire(
+        await service.waitResult(
+          argString(args, "id"),
+          Number(args.timeout_ms ?? 3_600_000),
+          signal,
+        ),
+      ),
+    "inbox.list": async ({ args }) => {
+      const status = args.status as string | undefined;
+      if (
+        status !== undefined &&
+        !STATUSES.includes(status as typeof STATUSES[number])
+      ) {
+        throw new UsageError(
+          `invalid status "${status}": one of ${STATUSES.join(", ")}`,
+        );
+      }
+      const msgs = await store.list({
+        status: status as typeof STATUSES[number] | undefined,
+        limit: typeof args.limit === "number" ? args.limit : undefined,
+        withOutput: false,
+      });
+      const queued = await store.queuedOutbox();
+      return {
+        messages: msgs.map(recordToWire),
+        queued: queued.map((q) => ({
+          id: q.id,
+          kind: q.kind,
+          recipient: q.recipient,
+          ship: q.ship,
+          attempts: q.attempts,
+          created_at: q.created_at,
+          command: q.kind === "message" ? q.payload.command : null,
+        })),
+      };
+    },
+    "inbox.show": async ({ args }) => {
+      const id = argString(args, "id");
+      const m = await store.get(id);
+      if (m) return { kind: "inbox", record: recordToWire(m) };
+      const s = await store.getSent(id);
+      if (s) return { kind: "sent", record: recordToWire(s) };
+      throw new UsageError(`no message ${id}`);
+    },
+    "inbox.set": async ({ args }) => {
+      const id = argString(args, "id");
+      const status = argString(args, "status") as "pending" | "done" | "error";
+      let ok: boolean;
+      try {
+        ok = await store.setStatus(id, status, (args.error as string) ?? null);
+      } catch (e) {
+        if (e instanceof OhcError && e.code === "illegal_transition") {
+          throw new UsageError(e.message);
+        }
+        throw e;
+      }
+      if (!ok) throw new UsageError(`no message ${id}`);
+      const m = await store.get(id);
+      if (m && (status === "done" || status === "error")) {
+        await service.finished(m);
+      }
+      return m ? recordToWire(m) : null;
+    },
+    "inbox.delete": async ({ args }) => {
+      const id = argString(args, "id");
+      if (!(await store.delete(id))) throw new UsageError(`no message ${id}`);
+      return { deleted: id };
+    },
+    "link.attach": (ctx) => {
+      if (!shipEnd) throw new UsageError("only ships accept a link");
+      return shipEnd.attach(ctx);
+    },
+    "link.status": async () => {
+      await syncLinks();
+      return links?.status() ?? [];
+    },
+    "link.sync": async () => {
+      await syncLinks();
+      return links?.status() ?? [];
+    },
+  };
+
+  const sock = paths.daemonSocket(home);
+  await Deno.remove(sock).catch(() => {});
+  const listener = Deno.listen({ transport: "unix", path: sock });
+  await Deno.chmod(sock, 0o600);
+  log(`serving ${service.me} on ${sock}`);
+  scheduler.kick();
+
+  let stopping = false;
+  const shutdown = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`stopping: ${why}`);
+    try {
+      listener.close();
+    } catch { /* closed */ }
+    links?.stop();
+    await scheduler.stop("interrupted: the daemon stopped");
+    await store.close();
+    await Deno.remove(sock).catch(() => {});
+    lock.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));
+  Deno.addSignalListener("SIGINT", () => void shutdown("SIGINT"));
+  // The VM was destroyed under us, or the fleet changed.
+  setInterval(async () => {
+    try {
+      await Deno.stat(paths.identity(home));
+    } catch {
+      return void shutdown("this machine's identity is gone");
+    }
+    await syncLinks();
+  }, 2_000);
+
+  for await (const conn of listener) {
+    void serveOne(conn.readable, conn.writable, () => handlers)
+      .catch((e) => log(`connection: ${(e as Error).message}`))
+      .finally(() => {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      });
+  }
+  return 0;
+}

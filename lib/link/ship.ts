@@ -1,0 +1,60 @@
+/**
+ * The ship's end of the flagship's link: the daemon's `link.attach`
+ * operation. Input lines come from the flagship; answers go out as `link`
+ * events. The newest attachment wins.
+ */
+import type { InboxService } from "../inbox/service.ts";
+import { readLines } from "../lines.ts";
+import type { RpcContext } from "../rpc/stream.ts";
+import type { LinkMsg } from "./protocol.ts";
+
+export class ShipLinkEnd {
+  private current: { send(m: LinkMsg): void; id: number } | null = null;
+  private seq = 0;
+  lastHeartbeat: string | null = null;
+
+  constructor(private service: InboxService, private log: (m: string) => void) {
+    service.onQueued = () => void this.push();
+  }
+
+  private async push(): Promise<void> {
+    const c = this.current;
+    if (!c) return; // queued: sent when the flagship attaches
+    const entries = await this.service.queuedFor(this.service.self.flagship);
+    if (entries.length) c.send({ t: "entries", entries });
+  }
+
+  async attach(ctx: RpcContext): Promise<unknown> {
+    const id = ++this.seq;
+    const send = (msg: LinkMsg) => ctx.emit({ type: "link", msg });
+    this.current = { send, id };
+    this.log("flagship attached");
+    await this.push();
+    try {
+      for await (const line of readLines(ctx.input)) {
+        if (this.current?.id !== id) break; // replaced by a newer link
+        if (!line.trim()) continue;
+        const msg = JSON.parse(line) as LinkMsg;
+        switch (msg.t) {
+          case "hb":
+            this.lastHeartbeat = new Date().toISOString();
+            send({ t: "hb", at: this.lastHeartbeat });
+            break;
+          case "roster":
+            this.service.roster = new Set(msg.ships);
+            break;
+          case "entries":
+            send({ t: "ack", keys: await this.service.accept(msg.entries) });
+            break;
+          case "ack":
+            await this.service.delivered(msg.keys);
+            break;
+        }
+      }
+    } finally {
+      if (this.current?.id === id) this.current = null;
+      this.log("flagship detached");
+    }
+    return null;
+  }
+}
