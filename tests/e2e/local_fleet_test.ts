@@ -7,21 +7,17 @@ import assert from "node:assert/strict";
 import {
   exists,
   listDir,
+  localFleet,
   makeGitRepo,
   ohc,
   ohcOk,
   scratchHome,
+  teardown,
 } from "../helpers/cli.ts";
 
 const localRoot = (home: string) => `${home}/.ohcommodore/local`;
 const fleetFile = (home: string) =>
   `${localRoot(home)}/flagship/.ohcommodore/fleet.json`;
-
-async function initFleet(): Promise<string> {
-  const home = await scratchHome();
-  await ohcOk(home, ["init", "--provider", "local"]);
-  return home;
-}
 
 async function shipNames(home: string): Promise<string[]> {
   const r = await ohcOk(home, ["fleet", "status", "--json"]);
@@ -30,6 +26,7 @@ async function shipNames(home: string): Promise<string[]> {
 
 Deno.test("the issue's walkthrough: init, create, status, exec, destroy, sink, scuttle", async () => {
   const home = await scratchHome();
+  await using _ = { [Symbol.asyncDispose]: () => teardown(home) };
   await ohcOk(home, ["init", "--provider", "local"]);
   await ohcOk(home, ["ship", "create", "alpha"]);
   await ohcOk(home, ["ship", "create", "beta"]);
@@ -81,7 +78,8 @@ Deno.test("the issue's walkthrough: init, create, status, exec, destroy, sink, s
 });
 
 Deno.test("ship exec: exit code, stderr, stdin, ~/.ohcommodore/bin on PATH", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   await ohcOk(home, ["ship", "create", "gamma"]);
   const r = await ohc(home, [
     "ship",
@@ -128,7 +126,8 @@ Deno.test("ship exec: exit code, stderr, stdin, ~/.ohcommodore/bin on PATH", asy
 });
 
 Deno.test("bad ship names and repos: exit 2, one line, nothing created", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   const before = await listDir(localRoot(home));
   const cases = [
     ["x;touch /tmp/ohc-pwned"],
@@ -157,7 +156,8 @@ Deno.test("bad ship names and repos: exit 2, one line, nothing created", async (
 });
 
 Deno.test("owner/repo needs GH_TOKEN, which reaches the ship only in a 0600 file", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   const noToken = await ohc(home, ["ship", "create", "acme/widget"]);
   assert.equal(noToken.code, 2);
   assert.match(noToken.stderr, /GH_TOKEN/);
@@ -188,7 +188,8 @@ Deno.test("owner/repo needs GH_TOKEN, which reaches the ship only in a 0600 file
 });
 
 Deno.test("ship create <path> clones the repo and names the ship after it", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   const repo = await makeGitRepo(`${await Deno.makeTempDir()}/My_Service`);
   const r = await ohcOk(home, ["ship", "create", repo, "--json"]);
   const rec = JSON.parse(r.stdout);
@@ -205,7 +206,8 @@ Deno.test("ship create <path> clones the repo and names the ship after it", asyn
 });
 
 Deno.test("name taken, unknown and ambiguous names are clear errors", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   await ohcOk(home, ["ship", "create", "web-a"]);
   await ohcOk(home, ["ship", "create", "web-b"]);
   const taken = await ohc(home, ["ship", "create", "web-a"]);
@@ -225,7 +227,8 @@ Deno.test("name taken, unknown and ambiguous names are clear errors", async () =
 });
 
 Deno.test("commands in the wrong place say where to run them (exit 2)", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   await ohcOk(home, ["ship", "create", "delta"]);
   const onShip = await ohc(home, [
     "ship",
@@ -262,7 +265,8 @@ Deno.test("commands in the wrong place say where to run them (exit 2)", async ()
 });
 
 Deno.test("sink asks for confirmation and refuses without a terminal", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   await ohcOk(home, ["ship", "create", "eps"]);
   const r = await ohc(home, ["fleet", "sink"], { stdin: "sink\n" });
   assert.equal(r.code, 2);
@@ -271,7 +275,8 @@ Deno.test("sink asks for confirmation and refuses without a terminal", async () 
 });
 
 Deno.test("a corrupt state file names itself and the way out", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   await Deno.writeTextFile(`${home}/.ohcommodore/config.json`, "{not json");
   const r = await ohc(home, ["fleet", "status"]);
   assert.equal(r.code, 1);
@@ -279,7 +284,8 @@ Deno.test("a corrupt state file names itself and the way out", async () => {
   assert.match(r.stderr, /^hint: /m);
   assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/); // no stack trace
 
-  const home2 = await initFleet();
+  await using fleet2 = await localFleet();
+  const home2 = fleet2.home;
   await Deno.writeTextFile(fleetFile(home2), '{"ships": {"x": 1}}');
   const r2 = await ohc(home2, ["ship", "list"]);
   assert.equal(r2.code, 1);
@@ -288,7 +294,8 @@ Deno.test("a corrupt state file names itself and the way out", async () => {
 });
 
 Deno.test("10 parallel ship creates all land; fleet recover rebuilds them, repos included", async () => {
-  const home = await initFleet();
+  await using fleet = await localFleet();
+  const home = fleet.home;
   const repo = await makeGitRepo(`${await Deno.makeTempDir()}/proj`);
   const names = Array.from({ length: 10 }, (_, i) => `s${i}`);
   const results = await Promise.all(

@@ -7,8 +7,8 @@ import {
   ARTIFACT,
   ensureArtifact,
   exists,
+  localFleet,
   ohc,
-  ohcOk,
   scratchHome,
 } from "../helpers/cli.ts";
 
@@ -27,9 +27,8 @@ if (!hasTmux && Deno.env.get("CI") !== "true") {
 }
 
 Deno.test("ship ssh <name> -- cmd runs the command on the ship", async () => {
-  const home = await scratchHome();
-  await ohcOk(home, ["init"]);
-  await ohcOk(home, ["ship", "create", "alpha"]);
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
   const r = await ohc(home, [
     "ship",
     "ssh",
@@ -48,9 +47,8 @@ Deno.test({
   ignore: !hasTmux && Deno.env.get("CI") !== "true",
   fn: async () => {
     await ensureArtifact();
-    const home = await scratchHome();
-    await ohcOk(home, ["init"]);
-    await ohcOk(home, ["ship", "create", "alpha"]);
+    await using fleet = await localFleet("alpha");
+    const home = fleet.home;
     const sock = `${home}/tmux.sock`;
     const tmux = (...args: string[]) =>
       new Deno.Command("tmux", { args: ["-S", sock, ...args] }).output();

@@ -131,3 +131,37 @@ export async function listDir(path: string): Promise<string[]> {
   } catch { /* missing: empty */ }
   return out.sort();
 }
+
+/**
+ * A local fleet in a scratch HOME that sinks itself (stopping every daemon)
+ * when the test is done: `await using f = await localFleet();`.
+ */
+export async function localFleet(
+  ...ships: string[]
+): Promise<{ home: string } & AsyncDisposable> {
+  const home = await scratchHome();
+  await ohcOk(home, ["init", "--provider", "local"]);
+  for (const s of ships) await ohcOk(home, ["ship", "create", s]);
+  return { home, [Symbol.asyncDispose]: () => teardown(home) };
+}
+
+/** Sinks whatever fleet lives in `home` and removes it. */
+export async function teardown(home: string): Promise<void> {
+  await ohc(home, ["fleet", "sink", "--scuttle", "--force"]);
+  // Anything left (a test that broke the fleet on purpose): stop its daemons.
+  const root = `${home}/.ohcommodore/local`;
+  for (const vm of await listDir(root)) {
+    await killPidfiles(`${root}/${vm}/.ohcommodore/run`);
+  }
+  await Deno.remove(home, { recursive: true }).catch(() => {});
+}
+
+async function killPidfiles(dir: string) {
+  for (const f of await listDir(dir)) {
+    if (!f.endsWith(".pid")) continue;
+    const pid = Number((await Deno.readTextFile(`${dir}/${f}`)).trim());
+    try {
+      Deno.kill(-pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
