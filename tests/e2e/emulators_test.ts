@@ -604,6 +604,21 @@ Deno.test({
         },
       );
 
+      await t.step("restart keeps the VM's home", async () => {
+        const r = await lobby(["restart", "alpha-vm", "--json"]);
+        assert.deepEqual([r.code, r.stdout], [
+          0,
+          '{"status":"restarted","vm_name":"alpha-vm"}\n',
+        ]);
+        const after = await ssh(emu, key.privatePath, [vmA, "cat ~/mark"]);
+        assert.equal(after.stdout, "from-a\n");
+        const missing = await lobby(["restart", "nope-vm"]);
+        assert.deepEqual([missing.code, missing.stdout], [
+          1,
+          'VM "nope-vm" not found\n',
+        ]);
+      });
+
       await t.step(
         "a daemon outlives its session and dies with rm; rm of a missing VM",
         async () => {
@@ -668,7 +683,7 @@ Deno.test({
       await t.step(
         "six concurrent news, with a provisioning delay, all listed",
         async () => {
-          await emu.setKnobs({ delayMs: 1500 });
+          await emu.setKnobs({ delayMs: 3000 });
           const names = Array.from({ length: 6 }, (_, i) => `para-vm-${i}`);
           const t0 = Date.now();
           const results = await Promise.all(
@@ -676,7 +691,7 @@ Deno.test({
           );
           const elapsed = Date.now() - t0;
           for (const r of results) assert.equal(r.code, 0, r.stdout + r.stderr);
-          assert.ok(elapsed < 6 * 1500, `creations overlapped (${elapsed}ms)`);
+          assert.ok(elapsed < 6 * 3000, `creations overlapped (${elapsed}ms)`);
           await emu.setKnobs({ delayMs: 0 });
           const listed = JSON.parse((await lobby(["ls", "--json"])).stdout).vms
             .map((v: { vm_name: string }) => v.vm_name);

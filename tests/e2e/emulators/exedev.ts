@@ -328,6 +328,19 @@ export async function startExeDev(opts: ExeDevOptions): Promise<ExeDev> {
     throw e;
   }
 
+  // Last resort if the test process exits without stop(): SIGKILL the lobby,
+  // every VM init and sshd (their command lines name this directory); the
+  // rest of a VM dies with its pid namespace.
+  const onUnload = () => {
+    if (stopped) return;
+    for (const pid of processesMentioning(`${dir}/`)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+  };
+  globalThis.addEventListener("unload", onUnload);
+
   return {
     dir,
     sshConfig: p.sshConfig,
@@ -365,6 +378,7 @@ export async function startExeDev(opts: ExeDevOptions): Promise<ExeDev> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      globalThis.removeEventListener("unload", onUnload);
       // The lobby first: in-flight `new`s die with their sessions.
       await lobby.stop();
       const state = await store.read();
