@@ -9,6 +9,7 @@ import type { Provider } from "../providers/types.ts";
 import { PROTOCOL_VERSION, type RpcEvent } from "../rpc/protocol.ts";
 import type { ShipRecord } from "../state/fleet.ts";
 import { remoteBin } from "../transport/run.ts";
+import { OutboxPusher } from "./outbox_pusher.ts";
 import { DEAD_AFTER_MS, HEARTBEAT_MS, type LinkMsg } from "./protocol.ts";
 
 export type LinkState = "connecting" | "up" | "down";
@@ -28,6 +29,7 @@ class ShipLink {
   reconnects = 0;
   private stopped = false;
   private send: ((m: LinkMsg) => void) | null = null;
+  private pusher: OutboxPusher | null = null;
   private kill: (() => void) | null = null;
 
   constructor(
@@ -47,10 +49,9 @@ class ShipLink {
     }
   }
 
+  /** Entries queued for this ship flow now if the link is up, else on reconnect. */
   async push(): Promise<void> {
-    if (!this.send) return;
-    const entries = await this.service.queuedFor(this.ship.name);
-    if (entries.length) this.send?.({ t: "entries", entries });
+    await this.pusher?.push();
   }
 
   private async loop() {
@@ -61,6 +62,7 @@ class ShipLink {
         this.log(`link ${this.ship.name}: ${e.message}`)
       );
       this.send = null;
+      this.pusher = null;
       if (this.stopped) break;
       this.setState("down");
       this.reconnects++;
@@ -94,6 +96,12 @@ class ShipLink {
       args: { flagship: this.service.self.name },
     });
     this.send = (m) => write(m);
+    const pusher = new OutboxPusher(
+      this.service,
+      this.ship.name,
+      (entries) => write({ t: "entries", entries }),
+    );
+    this.pusher = pusher;
     write({
       t: "roster",
       flagship: this.service.self.name,
@@ -131,7 +139,7 @@ class ShipLink {
             });
             break;
           case "ack":
-            await this.service.delivered(msg.keys);
+            await pusher.acked(msg.keys);
             break;
         }
       }

@@ -6,10 +6,13 @@
 import type { InboxService } from "../inbox/service.ts";
 import { readLines } from "../lines.ts";
 import type { RpcContext } from "../rpc/stream.ts";
+import { OutboxPusher } from "./outbox_pusher.ts";
 import type { LinkMsg } from "./protocol.ts";
 
 export class ShipLinkEnd {
-  private current: { send(m: LinkMsg): void; id: number } | null = null;
+  private current:
+    | { send(m: LinkMsg): void; id: number; pusher: OutboxPusher }
+    | null = null;
   private seq = 0;
   lastHeartbeat: string | null = null;
 
@@ -17,17 +20,20 @@ export class ShipLinkEnd {
     service.onQueued = () => void this.push();
   }
 
+  /** Queued entries are sent when the flagship is attached. */
   private async push(): Promise<void> {
-    const c = this.current;
-    if (!c) return; // queued: sent when the flagship attaches
-    const entries = await this.service.queuedFor(this.service.self.flagship);
-    if (entries.length) c.send({ t: "entries", entries });
+    await this.current?.pusher.push();
   }
 
   async attach(ctx: RpcContext): Promise<unknown> {
     const id = ++this.seq;
     const send = (msg: LinkMsg) => ctx.emit({ type: "link", msg });
-    this.current = { send, id };
+    const pusher = new OutboxPusher(
+      this.service,
+      this.service.self.flagship,
+      (entries) => send({ t: "entries", entries }),
+    );
+    this.current = { send, id, pusher };
     this.log("flagship attached");
     await this.push();
     try {
@@ -47,7 +53,7 @@ export class ShipLinkEnd {
             send({ t: "ack", keys: await this.service.accept(msg.entries) });
             break;
           case "ack":
-            await this.service.delivered(msg.keys);
+            await pusher.acked(msg.keys);
             break;
         }
       }

@@ -1,0 +1,382 @@
+/**
+ * The inbox end to end on the local provider: every hop is a real daemon
+ * and a real link (the same path SSH carries), driven through the CLI.
+ */
+import assert from "node:assert/strict";
+import { type CliResult, localFleet, ohc, ohcOk } from "../helpers/cli.ts";
+
+const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+const vmHome = (home: string, vm: string) => `${home}/.ohcommodore/local/${vm}`;
+
+/** `ohcommodore ...` run on a VM, as its own user would. */
+function onVm(home: string, vm: string, args: string[]): Promise<CliResult> {
+  return ohc(home, ["ship", "exec", vm, "--", "ohcommodore", ...args]);
+}
+
+interface Listed {
+  messages: {
+    id: string;
+    status: string;
+    sender: string;
+    recipient: string;
+    command: string;
+    exit_code: number | null;
+  }[];
+  queued: { id: string }[];
+}
+
+async function listOn(
+  home: string,
+  vm: string | null,
+  status?: string,
+): Promise<Listed> {
+  const args = [
+    "inbox",
+    "list",
+    "--json",
+    ...(status ? ["--status", status] : []),
+  ];
+  const r = vm ? await onVm(home, vm, args) : await ohc(home, args);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const sentId = (r: CliResult) => {
+  const m = /^Message sent: ([0-9a-f-]{36}) -> /.exec(r.stdout);
+  assert.ok(m, r.stdout + r.stderr);
+  return m[1];
+};
+
+Deno.test("seed 001's examples, from a ship and from the laptop", async () => {
+  await using fleet = await localFleet("alpha", "beta");
+  const home = fleet.home;
+
+  assert.equal(
+    (await onVm(home, "alpha", ["inbox", "identity"])).stdout.trim(),
+    "captain@alpha",
+  );
+  assert.equal(
+    (await ohcOk(home, ["inbox", "identity"])).stdout.trim(),
+    "commodore@flagship",
+  );
+
+  // Ship to ship.
+  const toBeta = sentId(
+    await onVm(home, "alpha", [
+      "inbox",
+      "send",
+      "captain@beta",
+      "echo cargo test > cargo.txt",
+    ]),
+  );
+  await until(
+    "beta ran it",
+    async () =>
+      (await listOn(home, "beta", "done")).messages.find((m) =>
+        m.id === toBeta
+      ),
+  );
+  assert.equal(
+    await Deno.readTextFile(`${vmHome(home, "beta")}/cargo.txt`),
+    "cargo test\n",
+  );
+  // Ship to the commodore, by full name.
+  const toCommodore = sentId(
+    await onVm(home, "alpha", [
+      "inbox",
+      "send",
+      "commodore@flagship",
+      "echo 'Report from ship'",
+    ]),
+  );
+  const got = await until(
+    "the flagship ran it",
+    async () =>
+      (await listOn(home, null, "done")).messages.find((m) =>
+        m.id === toCommodore
+      ),
+  );
+  assert.equal(got.sender, "captain@alpha");
+  assert.equal(got.exit_code, 0);
+  // From the laptop (the flagship's inbox sends it on).
+  const fromLaptop = sentId(
+    await ohcOk(home, ["inbox", "send", "captain@alpha", "true"]),
+  );
+  await until(
+    "alpha ran it",
+    async () =>
+      (await listOn(home, "alpha", "done")).messages.find((m) =>
+        m.id === fromLaptop
+      ),
+  );
+
+  // Manual handling: keep the scheduler busy so messages stay unread.
+  await ohcOk(home, ["inbox", "send", "commodore", "sleep 3"]);
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    ids.push(
+      sentId(
+        await ohcOk(home, ["inbox", "send", "commodore", `echo manual ${i}`]),
+      ),
+    );
+  }
+  const unread = (await listOn(home, null, "unread")).messages.map((m) => m.id);
+  for (const id of ids) {
+    assert.ok(unread.includes(id), `${id} should be unread`);
+  }
+
+  const read = await ohcOk(home, ["inbox", "read", ids[0]]);
+  assert.equal(JSON.parse(read.stdout).status, "pending");
+  assert.match(
+    (await ohcOk(home, ["inbox", "done", ids[0]])).stdout,
+    /^Marked done: /,
+  );
+  await ohcOk(home, ["inbox", "read", ids[1]]);
+  assert.match(
+    (await ohcOk(home, ["inbox", "error", ids[1], "could not do it"])).stdout,
+    /^Marked error: /,
+  );
+  assert.match(
+    (await ohcOk(home, ["inbox", "delete", ids[2]])).stdout,
+    /^Deleted: /,
+  );
+
+  const all = (await listOn(home, null)).messages;
+  assert.equal(all.find((m) => m.id === ids[0])?.status, "done");
+  assert.equal(all.find((m) => m.id === ids[1])?.status, "error");
+  assert.equal(all.find((m) => m.id === ids[2]), undefined);
+  const shown = JSON.parse(
+    (await ohcOk(home, ["inbox", "show", ids[1], "--json"])).stdout,
+  );
+  assert.equal(shown.record.error, "could not do it");
+  // A done message is not claimed again; an unknown id is a usage error.
+  assert.equal((await ohc(home, ["inbox", "read", ids[0]])).code, 2);
+  assert.equal((await ohc(home, ["inbox", "done", "no-such-id"])).code, 2);
+});
+
+Deno.test("bad input: recipients, statuses, timeouts, arguments", async () => {
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
+  for (
+    const args of [
+      ["inbox", "send", "captain@nosuch", "true"],
+      ["inbox", "send", "root@alpha", "true"],
+      ["inbox", "send", "captain@alpha"],
+      ["inbox", "send", "captain@alpha", "true", "extra"],
+      ["inbox", "send", "captain@alpha", "true", "--timeout", "-1"],
+      ["inbox", "list", "--status", "bogus"],
+      ["inbox", "error", "some-id"],
+    ]
+  ) {
+    const r = await ohc(home, args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+  assert.deepEqual((await listOn(home, null)).messages, []);
+  assert.deepEqual((await listOn(home, "alpha")).messages, []);
+  const fromShip = await onVm(home, "alpha", [
+    "inbox",
+    "send",
+    "captain@nosuch",
+    "true",
+  ]);
+  assert.equal(fromShip.code, 2);
+  assert.match(fromShip.stderr, /unknown recipient "captain@nosuch"/);
+});
+
+Deno.test("--wait returns the command's exit code and output, across ships", async () => {
+  await using fleet = await localFleet("alpha", "beta");
+  const home = fleet.home;
+  const seven = await ohc(home, [
+    "inbox",
+    "send",
+    "--wait",
+    "captain@alpha",
+    "exit 7",
+  ]);
+  assert.equal(seven.code, 7);
+  const out = await onVm(home, "beta", [
+    "inbox",
+    "send",
+    "--wait",
+    "captain@alpha",
+    "echo out; echo err >&2; exit 3",
+  ]);
+  assert.equal(out.code, 3);
+  assert.equal(out.stdout, "out\n");
+  assert.match(out.stderr, /^err$/m);
+});
+
+Deno.test("hard commands: 10 MB of output, no end, stdin, quoting", async () => {
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
+  const wait = (cmd: string, ...flags: string[]) =>
+    ohc(home, [
+      "inbox",
+      "send",
+      "--wait",
+      "--json",
+      ...flags,
+      "captain@alpha",
+      cmd,
+    ]);
+
+  const big = JSON.parse(
+    (await wait("head -c 10000000 /dev/zero | tr '\\0' x; echo tail >&2"))
+      .stdout,
+  );
+  assert.equal(big.status, "done");
+  assert.equal(big.stdout_truncated, true);
+  assert.equal(atob(big.stdout_b64), "x".repeat(64 * 1024));
+  assert.equal(atob(big.stderr_b64), "tail\n");
+
+  const forever = await ohc(home, [
+    "inbox",
+    "send",
+    "--wait",
+    "--timeout",
+    "1",
+    "captain@alpha",
+    "sleep 600",
+  ]);
+  assert.notEqual(forever.code, 0);
+  assert.match(forever.stderr, /timed out after 1s/);
+
+  const stdin = JSON.parse((await wait("cat; echo read-eof")).stdout);
+  assert.equal(stdin.status, "done");
+  assert.equal(atob(stdin.stdout_b64), "read-eof\n");
+
+  const nasty =
+    `printf '%s|' "it's" "$(echo sub)" \`echo tick\` "a\nb" '$HOME'\necho "line 2"`;
+  const quoted = await ohc(home, [
+    "inbox",
+    "send",
+    "--wait",
+    "captain@alpha",
+    nasty,
+  ]);
+  assert.equal(quoted.code, 0, quoted.stderr);
+  assert.equal(quoted.stdout, "it's|sub|tick|a\nb|$HOME|line 2\n");
+
+  const shown = JSON.parse(
+    (await onVm(home, "alpha", ["inbox", "list", "--json"])).stdout,
+  );
+  assert.ok(
+    shown.messages.some((m: { command: string }) => m.command === nasty),
+  );
+});
+
+async function sendersRace(killTarget: boolean) {
+  const senders = ["s1", "s2", "s3", "s4"];
+  await using fleet = await localFleet("target", ...senders);
+  const home = fleet.home;
+  const perSender = 250;
+  const procs = senders.map((s) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${root}/tests/helpers/sender.ts`,
+        "captain@target",
+        String(perSender),
+      ],
+      env: {
+        HOME: vmHome(home, s),
+        PATH: Deno.env.get("PATH") ?? "",
+        OHCOMMODORE_BINARY: `${vmHome(home, s)}/.ohcommodore/bin/ohcommodore`,
+      },
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output()
+  );
+  let kills = 0;
+  if (killTarget) {
+    for (const delay of [1500, 2500]) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (await killDaemonOf(vmHome(home, "target"))) kills++;
+    }
+  }
+  const results = await Promise.all(procs);
+  const sent: string[] = [];
+  for (const r of results) {
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+    sent.push(...JSON.parse(new TextDecoder().decode(r.stdout)));
+  }
+  assert.equal(sent.length, senders.length * perSender);
+  assert.equal(new Set(sent).size, sent.length);
+
+  const final = await until(
+    "every message reaches a terminal state",
+    async () => {
+      const l = await listOn(home, "target");
+      const terminal = l.messages.filter((m) =>
+        m.status === "done" || m.status === "error"
+      );
+      return terminal.length === sent.length ? l : undefined;
+    },
+    120_000,
+  );
+  const byId = new Map(final.messages.map((m) => [m.id, m]));
+  for (const id of sent) assert.ok(byId.has(id), `message ${id} was lost`);
+
+  const ran = (await Deno.readTextFile(`${vmHome(home, "target")}/ids.txt`))
+    .trim().split("\n");
+  const counts = new Map<string, number>();
+  for (const id of ran) counts.set(id, (counts.get(id) ?? 0) + 1);
+  for (const [id, n] of counts) assert.equal(n, 1, `${id} ran ${n} times`);
+  for (const m of final.messages) {
+    if (m.status === "done") {
+      assert.ok(counts.has(m.id), `${m.id} done but never ran`);
+    } else {assert.match(
+        (await onVmShow(home, "target", m.id)).error ?? "",
+        /interrupted/,
+      );}
+  }
+  if (!killTarget) {
+    assert.equal(ran.length, sent.length);
+    assert.ok(final.messages.every((m) => m.status === "done"));
+  } else {
+    assert.equal(kills, 2, "the target's daemon should have been killed twice");
+  }
+}
+
+async function onVmShow(home: string, vm: string, id: string) {
+  const r = await onVm(home, vm, ["inbox", "show", id, "--json"]);
+  return JSON.parse(r.stdout).record as { error: string | null };
+}
+
+/** SIGKILLs a VM's `daemon run` process (its supervisor restarts it). */
+async function killDaemonOf(vm: string): Promise<boolean> {
+  const r = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `for p in $(pgrep -f 'daemon run'); do if [ "$(readlink /proc/$p/cwd)" = "$1" ] || tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx "HOME=$1"; then kill -9 $p && echo $p; fi; done`,
+      "sh",
+      vm,
+    ],
+  }).output();
+  return new TextDecoder().decode(r.stdout).trim() !== "";
+}
+
+Deno.test("4 senders x 250 messages to one ship: each runs exactly once", async () => {
+  await sendersRace(false);
+});
+
+Deno.test("the same while the receiving daemon is SIGKILLed twice: none lost, none run twice", async () => {
+  await sendersRace(true);
+});
