@@ -28,8 +28,24 @@ export type ProviderKind = "local" | "exedev" | "sprites";
  */
 export type ProviderSettings =
   | { kind: "local"; root: string }
-  | { kind: "exedev"; lobby?: string }
-  | { kind: "sprites"; org?: string };
+  | {
+    kind: "exedev";
+    /** The lobby host for `ssh <lobby> new|ls|rm|…`. Default "exe.dev". */
+    lobby?: string;
+    /**
+     * An OpenSSH config file passed as `-F` to every ssh (lobby and VMs),
+     * instead of ~/.ssh/config; lets tests map exe.dev and *.exe.xyz to
+     * loopback.
+     */
+    ssh_config?: string;
+  }
+  | {
+    kind: "sprites";
+    /** The sprites organization (`-o`); else $SPRITE_ORG or $SPRITES_ORG. */
+    org?: string;
+    /** The `sprite` CLI to run; default `sprite` on PATH. */
+    sprite_bin?: string;
+  };
 
 export interface Provider {
   readonly kind: ProviderKind;

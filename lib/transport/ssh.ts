@@ -440,6 +440,11 @@ export interface WaitForSshOptions {
   timeoutMs: number;
   /** Called before each attempt (1-based) with the previous failure. */
   onAttempt?: (attempt: number, lastError: string | null) => void;
+  /**
+   * Stops waiting early (e.g. the provider says the VM failed): the wait
+   * rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -448,18 +453,21 @@ export interface WaitForSshOptions {
  */
 export async function waitForSsh(
   t: SshTransport,
-  { timeoutMs, onAttempt }: WaitForSshOptions,
+  { timeoutMs, onAttempt, signal }: WaitForSshOptions,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 250;
   let lastError: string | null = null;
   for (let attempt = 1;; attempt++) {
+    signal?.throwIfAborted();
     onAttempt?.(attempt, lastError);
     // ConnectTimeout bounds an attempt; this only guards against a hang
     // after connecting, and never cuts an attempt short of the deadline.
+    const bound = AbortSignal.timeout(Math.max(deadline - Date.now(), 1000));
     const res = await run(t, ["true"], {
-      signal: AbortSignal.timeout(Math.max(deadline - Date.now(), 1000)),
+      signal: signal ? AbortSignal.any([bound, signal]) : bound,
     });
+    signal?.throwIfAborted();
     if (res.code === 0) return;
     if (isSshFailure(res.code, res.stderr)) {
       lastError = sshFailureMessage(t.dest, res.stderr);
@@ -476,7 +484,20 @@ export async function waitForSsh(
         }s (${attempt} attempts): ${lastError}`,
       );
     }
-    await new Promise((r) => setTimeout(r, Math.min(delay, left)));
+    await sleep(Math.min(delay, left), signal);
     delay = Math.min(delay * 2, 2000);
   }
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

@@ -1,0 +1,639 @@
+/**
+ * The exe.dev provider (reference §1): VM lifecycle through the lobby,
+ * `ssh exe.dev <command>`, and the VMs themselves over plain SSH.
+ *
+ * Every lobby call is one ssh session on a shared master connection to the
+ * lobby host, made with this machine's fleet key (ssh_keys.ts) and only that
+ * key (the lobby decides "registered or not" from the first key offered).
+ * The lobby writes everything, errors included, to stdout; with `--json`
+ * each document is one line, and `rm` writes two for a missing VM, so output
+ * is read as JSON lines.
+ *
+ * Nothing secret goes on a lobby command line: `new --env` is for plain
+ * settings only, and keys to register go on stdin.
+ */
+
+import { OhcError, UsageError } from "../errors.ts";
+import { paths } from "../state/paths.ts";
+import { run, type RunResult } from "../transport/run.ts";
+import {
+  isSshFailure,
+  SSH_FAILURE_CODE,
+  sshFailureMessage,
+  SshTransport,
+  waitForSsh,
+} from "../transport/ssh.ts";
+import { ensureKey, sshKeyPaths } from "./ssh_keys.ts";
+import type {
+  Provider,
+  ProviderSettings,
+  VmRecord,
+  VmStatus,
+} from "./types.ts";
+
+export type ExeDevSettings = Extract<ProviderSettings, { kind: "exedev" }>;
+
+export interface ExeDevProviderOptions {
+  /** Home whose fleet key (~/.ohcommodore/ssh) is used. Default $HOME. */
+  home?: string;
+  /**
+   * Use this private key instead of the home's fleet key (it is then not
+   * generated). E.g. a key already registered on the account.
+   */
+  identityFile?: string;
+  /** Override known_hosts (default ~/.ohcommodore/ssh/known_hosts). */
+  knownHostsFile?: string;
+  /** Override the master-socket directory (keep it short). */
+  controlDir?: string;
+  /** How long `create` waits for the new VM's SSH. Default 180 s. */
+  readyTimeoutMs?: number;
+  /** Bound on one lobby command; `new` gets at least 330 s. Default 60 s. */
+  lobbyTimeoutMs?: number;
+  /** ssh ConnectTimeout in seconds. Default 10. */
+  connectTimeoutS?: number;
+}
+
+export interface ExeDevCreateOptions {
+  onProgress?: (msg: string) => void;
+  /**
+   * Environment for the VM (`new --env K=V`). Only plain settings: these
+   * go on the lobby command line and are stored by exe.dev. Names that look
+   * like secrets are refused.
+   */
+  env?: Record<string, string>;
+}
+
+export interface ExeDevKey {
+  public_key: string;
+  fingerprint: string;
+  name?: string;
+  current: boolean;
+}
+
+export interface ExeDevWhoami {
+  email: string;
+  region: string;
+  region_display?: string;
+  ssh_keys: ExeDevKey[];
+}
+
+// ------------------------------------------------------------------ pure
+
+/** exe.dev's VM name rule (reference §1.6). */
+const NAME_RE = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+
+export const INVALID_NAME_MESSAGE =
+  "invalid VM name, must be 5-52 characters: start with a lowercase letter, then lowercase letters or digits, with optional single hyphen separators (e.g., a-vm-name)";
+
+/** Why exe.dev would reject this name by its shape, or null. */
+export function exeDevNameError(name: string): string | null {
+  if (name.length < 5 || name.length > 52 || !NAME_RE.test(name)) {
+    return INVALID_NAME_MESSAGE;
+  }
+  return null;
+}
+
+const STATUSES: readonly VmStatus[] = [
+  "pending",
+  "running",
+  "stopped",
+  "failed",
+  "building",
+  "unknown",
+];
+
+/** exe.dev's status strings; anything new reads as "unknown". */
+export function parseExeDevStatus(s: unknown): VmStatus {
+  const v = typeof s === "string" ? s.toLowerCase() : "";
+  return (STATUSES as readonly string[]).includes(v)
+    ? v as VmStatus
+    : "unknown";
+}
+
+/**
+ * Splits an ssh_dest: `host`, `user@host` (e.g. `vm+name@vm.exe.xyz`).
+ * The user part may itself hold `+`; the last `@` separates.
+ */
+export function parseSshDest(dest: string): { user?: string; host: string } {
+  if (
+    dest === "" || dest.startsWith("-") ||
+    [...dest].some((c) => c <= " " || c === "\x7f")
+  ) {
+    throw new Error(`invalid ssh_dest: ${JSON.stringify(dest)}`);
+  }
+  const at = dest.lastIndexOf("@");
+  if (at < 0) return { host: dest };
+  const user = dest.slice(0, at);
+  const host = dest.slice(at + 1);
+  if (user === "" || host === "") {
+    throw new Error(`invalid ssh_dest: ${JSON.stringify(dest)}`);
+  }
+  return { user, host };
+}
+
+/** Every JSON object on its own line of `text` (other lines are skipped). */
+export function parseJsonLines(text: string): Record<string, unknown>[] {
+  const docs: Record<string, unknown>[] = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line.startsWith("{")) continue;
+    try {
+      const v = JSON.parse(line);
+      if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+        docs.push(v as Record<string, unknown>);
+      }
+    } catch { /* not JSON: a text line */ }
+  }
+  return docs;
+}
+
+const SECRET_NAME =
+  /TOKEN|SECRET|PASSW(OR)?D|API_?KEY|PRIVATE|CREDENTIAL|AUTH|COOKIE|SESSION/i;
+
+/** Checks `new --env` entries; secrets never go on a command line. */
+export function envFlags(env: Record<string, string> = {}): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
+      throw new UsageError(`invalid environment variable name: ${k}`);
+    }
+    if (SECRET_NAME.test(k)) {
+      throw new UsageError(
+        `refusing to pass ${k} to exe.dev with --env: it looks like a secret, and secrets travel on stdin only`,
+      );
+    }
+    if (/[\n\r\0]/.test(v)) {
+      throw new UsageError(`the value of ${k} must be one line`);
+    }
+    out.push("--env", `${k}=${v}`);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ errors
+
+const REGISTRATION_TEXT = "Please complete registration";
+
+function notRegistered(lobby: string, keyPath: string, detail?: string) {
+  return new OhcError(
+    "exedev_not_registered",
+    `this key is not registered on your exe.dev account: run ssh ${lobby}` +
+      (detail ? ` (${detail})` : ""),
+    `register ${keyPath}.pub: \`ssh -i ${keyPath} ${lobby}\` and finish the sign-up, or add it with a key that is already registered: \`ssh ${lobby} ssh-key add < ${keyPath}.pub\``,
+  );
+}
+
+function firstError(docs: Record<string, unknown>[]): string | null {
+  for (const d of docs) if (typeof d.error === "string") return d.error;
+  return null;
+}
+
+/** One line of what a failed lobby command said. */
+function lobbyText(res: RunResult): string {
+  const docs = parseJsonLines(res.stdout);
+  const err = firstError(docs);
+  if (err !== null) return err;
+  const text = (res.stdout + "\n" + res.stderr).split("\n").map((l) => l.trim())
+    .filter(Boolean);
+  return text.at(-1) ?? `exit ${res.code}`;
+}
+
+// ------------------------------------------------------------------ provider
+
+export class ExeDevProvider implements Provider {
+  readonly kind = "exedev" as const;
+  readonly lobbyHost: string;
+  readonly sshConfig?: string;
+  readonly knownHostsFile: string;
+  readonly controlDir: string;
+  /** The private key every ssh call offers. */
+  readonly identityFile: string;
+  private readonly home: string;
+  private readonly ownKey: boolean;
+  private readonly opts: ExeDevProviderOptions;
+  private keyReady?: Promise<void>;
+  private lobbyT?: SshTransport;
+  private lobbyUp?: Promise<void>;
+  private readonly vmTransports = new Map<string, SshTransport>();
+  /** Last known ssh_dest per VM name (from new/ls). */
+  private readonly dests = new Map<string, string>();
+
+  constructor(
+    settings: ExeDevSettings = { kind: "exedev" },
+    opts: ExeDevProviderOptions = {},
+  ) {
+    this.opts = { ...opts };
+    this.home = opts.home ?? paths.home();
+    const p = sshKeyPaths(this.home);
+    this.lobbyHost = settings.lobby ?? "exe.dev";
+    parseSshDest(this.lobbyHost); // rejects option-like or spaced hosts
+    this.sshConfig = settings.ssh_config;
+    this.knownHostsFile = opts.knownHostsFile ?? p.knownHostsFile;
+    this.controlDir = opts.controlDir ?? p.controlDir;
+    this.ownKey = opts.identityFile === undefined;
+    this.identityFile = opts.identityFile ?? p.privatePath;
+  }
+
+  /** Generates the home's fleet key on first use (never a given key). */
+  private ensureKey(): Promise<void> {
+    if (!this.ownKey) return Promise.resolve();
+    this.keyReady ??= ensureKey(this.home).then(() => {});
+    this.keyReady.catch(() => this.keyReady = undefined);
+    return this.keyReady;
+  }
+
+  private sshTransport(dest: string): SshTransport {
+    return new SshTransport({
+      dest,
+      identityFile: this.identityFile,
+      knownHostsFile: this.knownHostsFile,
+      controlDir: this.controlDir,
+      configFile: this.sshConfig,
+      connectTimeoutS: this.opts.connectTimeoutS,
+    });
+  }
+
+  /** The lobby connection (shared master), for callers that need it. */
+  lobbyTransport(): SshTransport {
+    this.lobbyT ??= this.sshTransport(this.lobbyHost);
+    return this.lobbyT;
+  }
+
+  /**
+   * Runs one lobby command. Throws OhcError when ssh could not reach the
+   * lobby or the key is not registered; other failures are returned.
+   */
+  private async lobby(
+    args: string[],
+    o: { stdin?: string; timeoutMs?: number } = {},
+  ): Promise<RunResult> {
+    await this.ensureKey();
+    const t = this.lobbyTransport();
+    // One master for all calls: parallel creates share one handshake.
+    if (this.lobbyUp === undefined) {
+      this.lobbyUp = t.connect();
+      this.lobbyUp.catch(() => this.lobbyUp = undefined);
+    }
+    try {
+      await this.lobbyUp;
+    } catch { /* the command below reports the failure */ }
+    const timeoutMs = o.timeoutMs ?? this.opts.lobbyTimeoutMs ?? 60_000;
+    let res: RunResult;
+    try {
+      res = await run(t, args, {
+        stdin: o.stdin,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      throw new OhcError(
+        "exedev_lobby_error",
+        `ssh ${this.lobbyHost} ${args[0]}: ${(e as Error).message}`,
+      );
+    }
+    if (res.stdout.includes(REGISTRATION_TEXT)) {
+      throw notRegistered(this.lobbyHost, this.identityFile);
+    }
+    if (isSshFailure(res.code, res.stderr)) {
+      if (/Permission denied \(/.test(res.stderr)) {
+        throw notRegistered(
+          this.lobbyHost,
+          this.identityFile,
+          "Permission denied",
+        );
+      }
+      throw new OhcError(
+        "exedev_unreachable",
+        `cannot reach the exe.dev lobby: ${
+          sshFailureMessage(this.lobbyHost, res.stderr)
+        }`,
+        "check your network; the lobby is reached with `ssh " +
+          this.lobbyHost + "`",
+      );
+    }
+    if (
+      res.code === SSH_FAILURE_CODE && res.stdout === "" && res.stderr === ""
+    ) {
+      throw new OhcError(
+        "exedev_unreachable",
+        `ssh ${this.lobbyHost} ${
+          args[0]
+        }: no answer (exit 255, timed out after ${
+          Math.round(timeoutMs / 1000)
+        }s or connection lost)`,
+      );
+    }
+    return res;
+  }
+
+  /** Maps an error message from `new` to the error people should see. */
+  private newError(name: string, msg: string): Error {
+    if (/^VM name ".*" is not available$/.test(msg)) {
+      return new OhcError(
+        "name_taken",
+        `VM name "${name}" is not available`,
+        "pick another name (exe.dev names are global, not per account)",
+      );
+    }
+    if (msg.startsWith("invalid VM name")) {
+      return new UsageError(`${msg}: ${name}`);
+    }
+    if (msg.startsWith("You have reached the maximum number of VMs")) {
+      return new OhcError(
+        "exedev_quota",
+        `exe.dev: ${msg}`,
+        "destroy a VM (ssh exe.dev ls) or upgrade your plan",
+      );
+    }
+    return new OhcError("exedev_create_failed", `exe.dev new ${name}: ${msg}`);
+  }
+
+  async create(
+    name: string,
+    opts: ExeDevCreateOptions = {},
+  ): Promise<VmRecord> {
+    const bad = exeDevNameError(name);
+    if (bad !== null) throw new UsageError(`${bad}: ${name}`);
+    const progress = opts.onProgress ?? (() => {});
+    const args = ["new", "--json", `--name=${name}`, ...envFlags(opts.env)];
+    progress(`creating ${name} on ${this.lobbyHost}`);
+    const res = await this.lobby(args, {
+      timeoutMs: Math.max(this.opts.lobbyTimeoutMs ?? 0, 330_000),
+    });
+    const docs = parseJsonLines(res.stdout);
+    const err = firstError(docs);
+    if (res.code !== 0 || err !== null) {
+      throw this.newError(name, err ?? lobbyText(res));
+    }
+    const d = docs.find((x) => typeof x.ssh_dest === "string");
+    if (d === undefined || typeof d.vm_name !== "string") {
+      throw new OhcError(
+        "exedev_create_failed",
+        `exe.dev new ${name}: unexpected answer: ${
+          res.stdout.trim() || "(empty)"
+        }`,
+      );
+    }
+    const vmName = d.vm_name;
+    const dest = d.ssh_dest as string;
+    try {
+      parseSshDest(dest);
+    } catch (e) {
+      await this.destroy(vmName).catch(() => {});
+      throw new OhcError(
+        "exedev_create_failed",
+        `exe.dev new ${name}: ${(e as Error).message}`,
+      );
+    }
+    this.dests.set(vmName, dest);
+    progress(`${vmName} created (${dest}); waiting for ssh`);
+    await this.waitReady(vmName, dest, progress);
+    progress(`${vmName} is ready`);
+    const { vm_name: _n, ssh_dest: _d, ...data } = d;
+    return {
+      name: vmName,
+      ssh_dest: dest,
+      status: "running",
+      provider: "exedev",
+      data,
+    };
+  }
+
+  /**
+   * Polls `ssh <dest> true` with backoff until it answers. Meanwhile asks
+   * the lobby now and then whether the VM failed or vanished, to stop early.
+   * On failure the VM is destroyed, so no orphan is left.
+   */
+  private async waitReady(
+    name: string,
+    dest: string,
+    progress: (msg: string) => void,
+  ): Promise<void> {
+    const timeoutMs = this.opts.readyTimeoutMs ?? 180_000;
+    const stop = new AbortController();
+    let watching = true;
+    const watch = (async () => {
+      await sleep(5_000, stop.signal);
+      while (watching && !stop.signal.aborted) {
+        try {
+          const vm = (await this.list([name])).find((v) => v.name === name);
+          if (vm === undefined) {
+            stop.abort(
+              new OhcError(
+                "exedev_vm_gone",
+                `${name} disappeared from exe.dev while it was starting`,
+              ),
+            );
+          } else if (vm.status === "failed") {
+            stop.abort(
+              new OhcError(
+                "exedev_vm_failed",
+                `exe.dev reports ${name} as failed`,
+              ),
+            );
+          }
+        } catch { /* the ssh wait decides */ }
+        await sleep(5_000, stop.signal);
+      }
+    })();
+    try {
+      await waitForSsh(this.transport({ name, ssh_dest: dest }), {
+        timeoutMs,
+        signal: stop.signal,
+        onAttempt: (n, last) => {
+          if (n > 1) progress(`waiting for ssh to ${name} (try ${n}: ${last})`);
+        },
+      });
+    } catch (e) {
+      progress(`${name} did not come up; destroying it`);
+      await this.destroy(name).catch(() => {});
+      if (e instanceof OhcError) {
+        throw new OhcError(e.code, `${e.message}; it was destroyed`, e.hint);
+      }
+      throw new OhcError(
+        "exedev_vm_unreachable",
+        `${name} was created but did not answer on ssh: ${
+          (e as Error).message
+        }; it was destroyed`,
+      );
+    } finally {
+      watching = false;
+      stop.abort();
+      await watch;
+    }
+  }
+
+  async destroy(name: string): Promise<void> {
+    const bad = exeDevNameError(name);
+    if (bad !== null) throw new UsageError(`${bad}: ${name}`);
+    const res = await this.lobby(["rm", "--json", name]);
+    const docs = parseJsonLines(res.stdout);
+    const summary = docs.find((d) => Array.isArray(d.deleted));
+    const errors = docs.map((d) => d.error).filter((e): e is string =>
+      typeof e === "string"
+    );
+    const missing = errors.some((e) => /not found/i.test(e));
+    const deleted = (summary?.deleted as unknown[] | undefined)?.includes(
+      name,
+    );
+    if (res.code !== 0 || summary === undefined || (!deleted && !missing)) {
+      throw new OhcError(
+        "exedev_destroy_failed",
+        `exe.dev rm ${name}: ${errors.at(-1) ?? lobbyText(res)}`,
+      );
+    }
+    await this.forget(name);
+  }
+
+  /** Drops our master connection and host key of a VM that is gone. */
+  private async forget(name: string): Promise<void> {
+    const dest = this.dests.get(name);
+    this.dests.delete(name);
+    if (dest === undefined) return;
+    const t = this.vmTransports.get(dest);
+    this.vmTransports.delete(dest);
+    await t?.close().catch(() => {});
+    // A new VM of the same name gets a new host key: forget the old one.
+    // Only for a host that is this VM's own (not a shared `vm.exe.xyz`).
+    const { host } = parseSshDest(dest);
+    if (host.startsWith(`${name}.`)) {
+      await new Deno.Command("ssh-keygen", {
+        args: ["-R", host, "-f", this.knownHostsFile],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).output().catch(() => {});
+    }
+  }
+
+  /** `ls --json [names...]` as VM records. */
+  async list(names: string[] = []): Promise<VmRecord[]> {
+    for (const n of names) {
+      const bad = exeDevNameError(n);
+      if (bad !== null) throw new UsageError(`${bad}: ${n}`);
+    }
+    const res = await this.lobby(["ls", "--json", ...names]);
+    const docs = parseJsonLines(res.stdout);
+    const doc = docs.find((d) => Array.isArray(d.vms));
+    if (res.code !== 0 || doc === undefined) {
+      throw new OhcError(
+        "exedev_list_failed",
+        `exe.dev ls: ${lobbyText(res)}`,
+      );
+    }
+    const out: VmRecord[] = [];
+    for (const v of doc.vms as unknown[]) {
+      if (v === null || typeof v !== "object") continue;
+      const { vm_name, ssh_dest, status, ...data } = v as Record<
+        string,
+        unknown
+      >;
+      if (typeof vm_name !== "string" || typeof ssh_dest !== "string") {
+        continue;
+      }
+      this.dests.set(vm_name, ssh_dest);
+      out.push({
+        name: vm_name,
+        ssh_dest,
+        status: parseExeDevStatus(status),
+        provider: "exedev",
+        data: { ...data, ...(typeof status === "string" ? { status } : {}) },
+      });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** SSH to the VM with the same key, known_hosts and config. */
+  transport(vm: Pick<VmRecord, "name" | "ssh_dest">): SshTransport {
+    this.dests.set(vm.name, vm.ssh_dest);
+    let t = this.vmTransports.get(vm.ssh_dest);
+    if (t === undefined) {
+      t = this.sshTransport(vm.ssh_dest);
+      this.vmTransports.set(vm.ssh_dest, t);
+    }
+    return t;
+  }
+
+  /**
+   * Adds a public key to the account (`ssh-key add`, key on stdin). A key
+   * that is already on this account is fine.
+   */
+  async registerKey(
+    publicKey: string,
+  ): Promise<{ status: "added" | "already" }> {
+    const key = publicKey.trim();
+    if (key === "" || key.includes("\n")) {
+      throw new UsageError("registerKey needs one public key line");
+    }
+    if (key.includes("PRIVATE KEY")) {
+      throw new UsageError("that is a private key; register the .pub file");
+    }
+    const res = await this.lobby(["ssh-key", "add", "--json"], {
+      stdin: key + "\n",
+    });
+    const docs = parseJsonLines(res.stdout);
+    const err = firstError(docs) ?? (res.code !== 0 ? lobbyText(res) : null);
+    if (err === null && docs.some((d) => d.status === "added")) {
+      return { status: "added" };
+    }
+    if (err !== null && /already associated with your account/.test(err)) {
+      return { status: "already" };
+    }
+    throw new OhcError(
+      "exedev_key_add_failed",
+      `exe.dev ssh-key add: ${err ?? lobbyText(res)}`,
+    );
+  }
+
+  /** `whoami --json`: the account and its keys (throws if not registered). */
+  async whoami(): Promise<ExeDevWhoami> {
+    const res = await this.lobby(["whoami", "--json"]);
+    const doc = parseJsonLines(res.stdout).find((d) =>
+      typeof d.email === "string"
+    );
+    if (res.code !== 0 || doc === undefined) {
+      throw new OhcError(
+        "exedev_whoami_failed",
+        `exe.dev whoami: ${lobbyText(res)}`,
+      );
+    }
+    const keys = Array.isArray(doc.ssh_keys) ? doc.ssh_keys : [];
+    return {
+      email: doc.email as string,
+      region: typeof doc.region === "string" ? doc.region : "",
+      region_display: typeof doc.region_display === "string"
+        ? doc.region_display
+        : undefined,
+      ssh_keys: keys.filter((k) => k !== null && typeof k === "object").map(
+        (k) => ({
+          public_key: String(k.public_key ?? ""),
+          fingerprint: String(k.fingerprint ?? ""),
+          ...(typeof k.name === "string" ? { name: k.name } : {}),
+          current: k.current === true,
+        }),
+      ),
+    };
+  }
+
+  /** Ends the master connections this provider opened. */
+  async close(): Promise<void> {
+    const all = [...this.vmTransports.values()];
+    if (this.lobbyT) all.push(this.lobbyT);
+    this.vmTransports.clear();
+    this.lobbyUp = undefined;
+    await Promise.all(all.map((t) => t.close().catch(() => {})));
+  }
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
