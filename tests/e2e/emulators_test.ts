@@ -760,17 +760,23 @@ Deno.test({
             vmPlusDest: true,
             failCreate: false,
             failedVms: [],
+            vmEnv: { FROM_KNOB: "k1" },
           });
           const plus = JSON.parse(
-            (await lobby(["new", "--json", "--name=plus-vm"])).stdout,
+            (await lobby(["new", "--json", "--name=plus-vm", "--env='A=b c'"]))
+              .stdout,
           );
           assert.equal(plus.ssh_dest, "vm+plus-vm@vm.exe.xyz");
           const viaPlus = await ssh(emu, key.privatePath, [
             plus.ssh_dest,
-            "whoami; hostname",
+            'whoami; hostname; echo "$FROM_KNOB/$A"',
           ]);
-          assert.equal(viaPlus.stdout, "exedev\nplus-vm\n", viaPlus.stderr);
-          await emu.setKnobs({ vmPlusDest: false });
+          assert.equal(
+            viaPlus.stdout,
+            "exedev\nplus-vm\nk1/b c\n",
+            viaPlus.stderr,
+          );
+          await emu.setKnobs({ vmPlusDest: false, vmEnv: {} });
         },
       );
     } finally {
