@@ -130,9 +130,20 @@ export interface InboxStore {
   /** Newest first. */
   listSent(opts?: { limit?: number }): Promise<SentRecord[]>;
 
+  /**
+   * Runs fn alone (after every earlier operation) inside one transaction:
+   * other tables on this database (the voyage queue) use it, so each of
+   * their operations is atomic too.
+   */
+  transaction<T>(fn: (q: Query) => Promise<T>): Promise<T>;
+
   /** Waits for running operations, then closes (checkpointing the WAL). */
   close(): Promise<void>;
 }
+
+export type Param = string | number | boolean | null | Uint8Array;
+export type Row = Record<string, DuckDBValue>;
+export type Query = (sql: string, params?: Param[]) => Promise<Row[]>;
 
 /** Files opened by this process (resolved paths). */
 const openPaths = new Set<string>();
@@ -214,8 +225,6 @@ async function openFresh(
   return new DuckInboxStore(key ?? ":memory:", db, conn, max, now);
 }
 
-type Param = string | number | boolean | null | Uint8Array;
-type Row = Record<string, DuckDBValue>;
 
 const MSG_COLS =
   "seq, id, sender, recipient, command, status, created_at, received_at, " +
@@ -664,6 +673,20 @@ class DuckInboxStore implements InboxStore {
     });
   }
 
+  transaction<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+    return this.#serial(async () => {
+      await this.#conn.run("BEGIN TRANSACTION");
+      try {
+        const r = await fn((sql, params) => this.#query(sql, params));
+        await this.#conn.run("COMMIT");
+        return r;
+      } catch (e) {
+        await this.#conn.run("ROLLBACK").catch(() => {});
+        throw e;
+      }
+    });
+  }
+
   // ---- lifecycle ---------------------------------------------------------
 
   close(): Promise<void> {
@@ -800,19 +823,19 @@ function illegal(
   );
 }
 
-function num(v: DuckDBValue): number {
+export function num(v: DuckDBValue): number {
   return typeof v === "bigint" ? Number(v) : v as number;
 }
 
-function numOrNull(v: DuckDBValue): number | null {
+export function numOrNull(v: DuckDBValue): number | null {
   return v === null ? null : num(v);
 }
 
-function str(v: DuckDBValue): string {
+export function str(v: DuckDBValue): string {
   return v as string;
 }
 
-function strOrNull(v: DuckDBValue): string | null {
+export function strOrNull(v: DuckDBValue): string | null {
   return v === null ? null : v as string;
 }
 

@@ -1,0 +1,503 @@
+/**
+ * The flagship's task queue for voyages, on the daemon's database. Every
+ * operation is one serialized transaction, so a claim is atomic: a task
+ * goes to exactly one ship, and only once all its blockers are done. Every
+ * transition is recorded in task_events with time and ship.
+ */
+import { UsageError } from "../errors.ts";
+import type { InboxStore, Query, Row } from "../inbox/store.ts";
+import { num, numOrNull, str, strOrNull } from "../inbox/store.ts";
+
+export type VoyageState =
+  | "planning"
+  | "running"
+  | "complete"
+  | "verified"
+  | "failed"
+  | "sunk";
+export type TaskStatus = "pending" | "running" | "done" | "failed";
+
+export interface Voyage {
+  id: string;
+  name: string | null;
+  state: VoyageState;
+  plan_dir: string;
+  bare: string;
+  branch: string;
+  repo: string | null;
+  agent: string;
+  agent_command: string | null;
+  objective: string;
+  max_attempts: number;
+  lease_s: number;
+  created_at: string;
+  finished_at: string | null;
+  verify_code: number | null;
+  verify_output: string | null;
+}
+
+export interface Task {
+  voyage_id: string;
+  id: string;
+  ord: number;
+  subject: string;
+  description: string;
+  acceptance: string | null;
+  command: string | null;
+  blocked_by: string[];
+  status: TaskStatus;
+  ship: string | null;
+  attempts: number;
+  lease_until: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  commit_sha: string | null;
+  error: string | null;
+  conflict: string[] | null;
+  side_branch: string | null;
+}
+
+export interface VoyageShip {
+  ship: string;
+  state: string;
+  current_task: string | null;
+  task_started_at: string | null;
+  last_heartbeat: string | null;
+}
+
+export interface TaskEvent {
+  task_id: string | null;
+  ship: string | null;
+  event: string;
+  detail: string | null;
+  at: string;
+}
+
+export type NewTask = Pick<
+  Task,
+  "id" | "subject" | "description" | "acceptance" | "command" | "blocked_by"
+>;
+
+export interface FinishOutcome {
+  ok: boolean;
+  commit?: string | null;
+  error?: string;
+  conflict?: string[];
+  side_branch?: string;
+  /** A failure that retrying cannot fix (e.g. a merge conflict). */
+  final?: boolean;
+}
+
+const TASK_COLS =
+  "voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status, ship, attempts, lease_until, started_at, finished_at, commit_sha, error, conflict, side_branch";
+const VOYAGE_COLS =
+  "id, name, state, plan_dir, bare, branch, repo, agent, agent_command, objective, max_attempts, lease_s, created_at, finished_at, verify_code, verify_output";
+
+export class VoyageQueue {
+  constructor(
+    private store: InboxStore,
+    private now: () => Date = () => new Date(),
+  ) {}
+
+  private iso(offsetMs = 0): string {
+    return new Date(this.now().getTime() + offsetMs).toISOString();
+  }
+
+  private event(
+    q: Query,
+    voyage: string,
+    task: string | null,
+    ship: string | null,
+    event: string,
+    detail: string | null = null,
+  ) {
+    return q(
+      `INSERT INTO task_events (voyage_id, task_id, ship, event, detail, at_time)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [voyage, task, ship, event, detail, this.iso()],
+    );
+  }
+
+  create(
+    v: Omit<
+      Voyage,
+      "created_at" | "finished_at" | "verify_code" | "verify_output"
+    >,
+    tasks: NewTask[],
+    ships: string[],
+  ): Promise<void> {
+    return this.store.transaction(async (q) => {
+      if ((await q("SELECT id FROM voyages WHERE id = $1", [v.id])).length) {
+        throw new UsageError(`voyage ${v.id} already exists`);
+      }
+      await q(
+        `INSERT INTO voyages (${VOYAGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL)`,
+        [
+          v.id,
+          v.name,
+          v.state,
+          v.plan_dir,
+          v.bare,
+          v.branch,
+          v.repo,
+          v.agent,
+          v.agent_command,
+          v.objective,
+          v.max_attempts,
+          v.lease_s,
+          this.iso(),
+        ],
+      );
+      let ord = 0;
+      for (const t of tasks) {
+        await q(
+          `INSERT INTO tasks (voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')`,
+          [
+            v.id,
+            t.id,
+            ord++,
+            t.subject,
+            t.description,
+            t.acceptance,
+            t.command,
+            JSON.stringify(t.blocked_by),
+          ],
+        );
+      }
+      for (const s of ships) {
+        await q(
+          `INSERT INTO voyage_ships (voyage_id, ship, state) VALUES ($1, $2, 'provisioning')`,
+          [v.id, s],
+        );
+      }
+      await this.event(
+        q,
+        v.id,
+        null,
+        null,
+        "created",
+        `${tasks.length} tasks, ${ships.length} ships`,
+      );
+    });
+  }
+
+  setVoyageState(
+    id: string,
+    state: VoyageState,
+    extra: { verify_code?: number; verify_output?: string } = {},
+  ): Promise<void> {
+    return this.store.transaction(async (q) => {
+      const finished = state === "running" || state === "planning"
+        ? null
+        : this.iso();
+      await q(
+        `UPDATE voyages SET state = $2, finished_at = COALESCE($3, finished_at),
+           verify_code = COALESCE($4, verify_code), verify_output = COALESCE($5, verify_output)
+         WHERE id = $1`,
+        [
+          id,
+          state,
+          finished,
+          extra.verify_code ?? null,
+          extra.verify_output ?? null,
+        ],
+      );
+      await this.event(q, id, null, null, `voyage ${state}`);
+    });
+  }
+
+  setShipState(voyage: string, ship: string, state: string): Promise<void> {
+    return this.store.transaction(async (q) => {
+      await q(
+        `UPDATE voyage_ships SET state = $3, last_heartbeat = $4 WHERE voyage_id = $1 AND ship = $2`,
+        [voyage, ship, state, this.iso()],
+      );
+    });
+  }
+
+  /**
+   * Gives `ship` the next ready task (all blockers done), or null. Tasks
+   * whose lease ran out go back to pending first (or fail, past the limit).
+   */
+  claim(voyage: string, ship: string): Promise<Task | null> {
+    return this.store.transaction(async (q) => {
+      const v = await this.voyageIn(q, voyage);
+      if (v.state !== "running") return null;
+      await this.expireLeases(q, v);
+      const tasks = (await q(
+        `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 ORDER BY ord`,
+        [voyage],
+      )).map(toTask);
+      const done = new Set(
+        tasks.filter((t) => t.status === "done").map((t) => t.id),
+      );
+      const next = tasks.find((t) =>
+        t.status === "pending" && t.blocked_by.every((b) => done.has(b))
+      );
+      if (!next) return null;
+      const now = this.iso();
+      await q(
+        `UPDATE tasks SET status = 'running', ship = $3, attempts = attempts + 1,
+           lease_until = $4, started_at = $5, error = NULL
+         WHERE voyage_id = $1 AND id = $2`,
+        [voyage, next.id, ship, this.iso(v.lease_s * 1000), now],
+      );
+      await q(
+        `UPDATE voyage_ships SET state = 'working', current_task = $3, task_started_at = $4, last_heartbeat = $4
+         WHERE voyage_id = $1 AND ship = $2`,
+        [voyage, ship, next.id, now],
+      );
+      await this.event(
+        q,
+        voyage,
+        next.id,
+        ship,
+        "claimed",
+        `attempt ${next.attempts + 1}`,
+      );
+      return {
+        ...next,
+        status: "running",
+        ship,
+        attempts: next.attempts + 1,
+        started_at: now,
+      };
+    });
+  }
+
+  private async expireLeases(q: Query, v: Voyage) {
+    const now = this.iso();
+    const stale = (await q(
+      `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 AND status = 'running' AND lease_until < $2`,
+      [v.id, now],
+    )).map(toTask);
+    for (const t of stale) {
+      const failed = t.attempts >= v.max_attempts;
+      await q(
+        `UPDATE tasks SET status = $3, ship = NULL, lease_until = NULL, error = $4,
+           finished_at = CASE WHEN $3 = 'failed' THEN $5 ELSE NULL END
+         WHERE voyage_id = $1 AND id = $2`,
+        [
+          v.id,
+          t.id,
+          failed ? "failed" : "pending",
+          `ship ${t.ship} stopped heartbeating`,
+          now,
+        ],
+      );
+      await q(
+        `UPDATE voyage_ships SET state = 'stale', current_task = NULL WHERE voyage_id = $1 AND ship = $2 AND current_task = $3`,
+        [v.id, t.ship, t.id],
+      );
+      await this.event(
+        q,
+        v.id,
+        t.id,
+        t.ship,
+        failed ? "failed" : "lease expired",
+        `ship ${t.ship} stopped heartbeating`,
+      );
+    }
+  }
+
+  /** The ship still works on the task: extend its lease. */
+  heartbeat(voyage: string, ship: string, task: string): Promise<boolean> {
+    return this.store.transaction(async (q) => {
+      const v = await this.voyageIn(q, voyage);
+      const rows = await q(
+        `UPDATE tasks SET lease_until = $4 WHERE voyage_id = $1 AND id = $2 AND ship = $3 AND status = 'running' RETURNING id`,
+        [voyage, task, ship, this.iso(v.lease_s * 1000)],
+      );
+      await q(
+        `UPDATE voyage_ships SET last_heartbeat = $3 WHERE voyage_id = $1 AND ship = $2`,
+        [voyage, ship, this.iso()],
+      );
+      return rows.length > 0;
+    });
+  }
+
+  /**
+   * Records a task's outcome from `ship`. Ignored (false) when the task is
+   * no longer that ship's (its lease ran out and it went elsewhere).
+   */
+  finish(
+    voyage: string,
+    task: string,
+    ship: string,
+    o: FinishOutcome,
+  ): Promise<boolean> {
+    return this.store.transaction(async (q) => {
+      const v = await this.voyageIn(q, voyage);
+      const rows = (await q(
+        `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 AND id = $2`,
+        [voyage, task],
+      )).map(toTask);
+      const t = rows[0];
+      if (!t || t.status !== "running" || t.ship !== ship) return false;
+      const now = this.iso();
+      let status: TaskStatus;
+      if (o.ok) status = "done";
+      else if (o.final || t.attempts >= v.max_attempts) status = "failed";
+      else status = "pending";
+      await q(
+        `UPDATE tasks SET status = $3, lease_until = NULL, finished_at = $4, commit_sha = $5,
+           error = $6, conflict = $7, side_branch = $8, ship = CASE WHEN $3 = 'pending' THEN NULL ELSE ship END
+         WHERE voyage_id = $1 AND id = $2`,
+        [
+          voyage,
+          task,
+          status,
+          status === "pending" ? null : now,
+          o.commit ?? null,
+          o.error ?? null,
+          o.conflict ? JSON.stringify(o.conflict) : null,
+          o.side_branch ?? null,
+        ],
+      );
+      await q(
+        `UPDATE voyage_ships SET state = 'idle', current_task = NULL, task_started_at = NULL, last_heartbeat = $3
+         WHERE voyage_id = $1 AND ship = $2`,
+        [voyage, ship, now],
+      );
+      const detail = o.ok
+        ? (o.commit ? `commit ${o.commit.slice(0, 12)}` : "no changes")
+        : o.error ?? null;
+      await this.event(
+        q,
+        voyage,
+        task,
+        ship,
+        status === "pending" ? "retry" : status,
+        detail,
+      );
+      return true;
+    });
+  }
+
+  get(voyage: string): Promise<Voyage | null> {
+    return this.store.transaction(async (q) => {
+      const r = await q(`SELECT ${VOYAGE_COLS} FROM voyages WHERE id = $1`, [
+        voyage,
+      ]);
+      return r.length ? toVoyage(r[0]) : null;
+    });
+  }
+
+  list(): Promise<Voyage[]> {
+    return this.store.transaction(async (q) =>
+      (await q(`SELECT ${VOYAGE_COLS} FROM voyages ORDER BY created_at DESC`))
+        .map(toVoyage)
+    );
+  }
+
+  tasks(voyage: string, status?: TaskStatus): Promise<Task[]> {
+    return this.store.transaction(async (q) =>
+      (await q(
+        status
+          ? `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 AND status = $2 ORDER BY ord`
+          : `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 ORDER BY ord`,
+        status ? [voyage, status] : [voyage],
+      )).map(toTask)
+    );
+  }
+
+  ships(voyage: string): Promise<VoyageShip[]> {
+    return this.store.transaction(async (q) =>
+      (await q(
+        `SELECT ship, state, current_task, task_started_at, last_heartbeat FROM voyage_ships WHERE voyage_id = $1 ORDER BY ship`,
+        [voyage],
+      )).map((r) => ({
+        ship: str(r.ship),
+        state: str(r.state),
+        current_task: strOrNull(r.current_task),
+        task_started_at: strOrNull(r.task_started_at),
+        last_heartbeat: strOrNull(r.last_heartbeat),
+      }))
+    );
+  }
+
+  events(voyage: string): Promise<TaskEvent[]> {
+    return this.store.transaction(async (q) =>
+      (await q(
+        `SELECT task_id, ship, event, detail, at_time FROM task_events WHERE voyage_id = $1 ORDER BY seq`,
+        [voyage],
+      )).map((r) => ({
+        task_id: strOrNull(r.task_id),
+        ship: strOrNull(r.ship),
+        event: str(r.event),
+        detail: strOrNull(r.detail),
+        at: str(r.at_time),
+      }))
+    );
+  }
+
+  /** True when no task can make progress any more (all done, or the rest blocked by failures). */
+  async settled(
+    voyage: string,
+  ): Promise<{ settled: boolean; allDone: boolean }> {
+    const tasks = await this.tasks(voyage);
+    const byId = new Map(tasks.map((t) => [t.id, t]));
+    const doomed = (t: Task, seen = new Set<string>()): boolean => {
+      if (t.status === "failed") return true;
+      if (seen.has(t.id)) return false;
+      seen.add(t.id);
+      return t.blocked_by.some((b) => doomed(byId.get(b)!, seen));
+    };
+    const open = tasks.filter((t) => t.status !== "done" && !doomed(t));
+    return {
+      settled: open.length === 0,
+      allDone: tasks.every((t) => t.status === "done"),
+    };
+  }
+
+  private async voyageIn(q: Query, id: string): Promise<Voyage> {
+    const r = await q(`SELECT ${VOYAGE_COLS} FROM voyages WHERE id = $1`, [id]);
+    if (!r.length) throw new UsageError(`no voyage ${id}`);
+    return toVoyage(r[0]);
+  }
+}
+
+function toTask(r: Row): Task {
+  return {
+    voyage_id: str(r.voyage_id),
+    id: str(r.id),
+    ord: num(r.ord),
+    subject: str(r.subject),
+    description: str(r.description),
+    acceptance: strOrNull(r.acceptance),
+    command: strOrNull(r.command),
+    blocked_by: JSON.parse(str(r.blocked_by)),
+    status: str(r.status) as TaskStatus,
+    ship: strOrNull(r.ship),
+    attempts: num(r.attempts),
+    lease_until: strOrNull(r.lease_until),
+    started_at: strOrNull(r.started_at),
+    finished_at: strOrNull(r.finished_at),
+    commit_sha: strOrNull(r.commit_sha),
+    error: strOrNull(r.error),
+    conflict: r.conflict === null ? null : JSON.parse(str(r.conflict)),
+    side_branch: strOrNull(r.side_branch),
+  };
+}
+
+function toVoyage(r: Row): Voyage {
+  return {
+    id: str(r.id),
+    name: strOrNull(r.name),
+    state: str(r.state) as VoyageState,
+    plan_dir: str(r.plan_dir),
+    bare: str(r.bare),
+    branch: str(r.branch),
+    repo: strOrNull(r.repo),
+    agent: str(r.agent),
+    agent_command: strOrNull(r.agent_command),
+    objective: str(r.objective),
+    max_attempts: num(r.max_attempts),
+    lease_s: num(r.lease_s),
+    created_at: str(r.created_at),
+    finished_at: strOrNull(r.finished_at),
+    verify_code: numOrNull(r.verify_code),
+    verify_output: strOrNull(r.verify_output),
+  };
+}

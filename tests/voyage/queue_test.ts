@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { openStore } from "../../lib/inbox/store.ts";
+import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
+
+function voyage(id: string, leaseS = 60, maxAttempts = 2) {
+  return {
+    id,
+    name: id,
+    state: "running" as const,
+    plan_dir: "/p",
+    bare: "/b.git",
+    branch: `voyage/${id}`,
+    repo: null,
+    agent: "shell",
+    agent_command: null,
+    objective: "test",
+    max_attempts: maxAttempts,
+    lease_s: leaseS,
+  };
+}
+
+const task = (id: string, blocked_by: string[] = []): NewTask => ({
+  id,
+  subject: `task ${id}`,
+  description: "",
+  acceptance: null,
+  command: "true",
+  blocked_by,
+});
+
+async function withQueue(
+  fn: (q: VoyageQueue, clock: { t: number }) => Promise<void>,
+) {
+  const store = await openStore(":memory:");
+  const clock = { t: Date.parse("2026-01-01T00:00:00Z") };
+  try {
+    await fn(new VoyageQueue(store, () => new Date(clock.t)), clock);
+  } finally {
+    await store.close();
+  }
+}
+
+Deno.test("8 ships racing on 100 tasks: each task is claimed exactly once", async () => {
+  await withQueue(async (q) => {
+    const ships = Array.from({ length: 8 }, (_, i) => `s${i}`);
+    await q.create(
+      voyage("v1"),
+      Array.from({ length: 100 }, (_, i) => task(String(i + 1))),
+      ships,
+    );
+    const claimed: string[] = [];
+    await Promise.all(ships.map(async (s) => {
+      while (true) {
+        const t = await q.claim("v1", s);
+        if (!t) break;
+        claimed.push(t.id);
+        assert.ok(await q.finish("v1", t.id, s, { ok: true }));
+      }
+    }));
+    assert.equal(claimed.length, 100);
+    assert.equal(new Set(claimed).size, 100);
+    assert.deepEqual(await q.settled("v1"), { settled: true, allDone: true });
+  });
+});
+
+Deno.test("a task is handed out only when all its blockers are done", async () => {
+  await withQueue(async (q) => {
+    await q.create(voyage("v2"), [
+      task("1"),
+      task("2", ["1"]),
+      task("3", ["1", "2"]),
+    ], ["a", "b"]);
+    const t1 = await q.claim("v2", "a");
+    assert.equal(t1?.id, "1");
+    assert.equal(await q.claim("v2", "b"), null); // 2 waits for 1
+    await q.finish("v2", "1", "a", { ok: true, commit: "abc" });
+    assert.equal((await q.claim("v2", "b"))?.id, "2");
+    assert.equal(await q.claim("v2", "a"), null); // 3 waits for 2
+    await q.finish("v2", "2", "b", { ok: true });
+    assert.equal((await q.claim("v2", "a"))?.id, "3");
+  });
+});
+
+Deno.test("a silent ship loses its task after the lease; the retry counts; the limit fails it", async () => {
+  await withQueue(async (q, clock) => {
+    await q.create(voyage("v3", 10, 2), [task("1"), task("2", ["1"])], [
+      "a",
+      "b",
+    ]);
+    assert.equal((await q.claim("v3", "a"))?.id, "1");
+    clock.t += 5_000;
+    assert.ok(await q.heartbeat("v3", "a", "1")); // lease renewed to +10 s
+    clock.t += 8_000;
+    assert.equal(await q.claim("v3", "b"), null); // still a's
+    clock.t += 5_000;
+    const again = await q.claim("v3", "b"); // a stopped heartbeating
+    assert.equal(again?.id, "1");
+    assert.equal(again?.attempts, 2);
+    // a's late result is ignored: the task is b's now.
+    assert.equal(await q.finish("v3", "1", "a", { ok: true }), false);
+    clock.t += 11_000;
+    assert.equal(await q.claim("v3", "a"), null); // expired past the limit: failed
+    const [t1, t2] = await q.tasks("v3");
+    assert.equal(t1.status, "failed");
+    assert.match(t1.error ?? "", /stopped heartbeating/);
+    assert.equal(t2.status, "pending"); // blocked for good
+    assert.deepEqual(await q.settled("v3"), { settled: true, allDone: false });
+    const events = (await q.events("v3")).map((e) =>
+      `${e.task_id}:${e.event}:${e.ship}`
+    );
+    assert.deepEqual(events.slice(1), [
+      "1:claimed:a",
+      "1:lease expired:a",
+      "1:claimed:b",
+      "1:failed:b",
+    ]);
+  });
+});
+
+Deno.test("failures retry up to the limit; a conflict fails at once and keeps its branch", async () => {
+  await withQueue(async (q) => {
+    await q.create(voyage("v4", 60, 3), [task("1"), task("2")], ["a"]);
+    for (let i = 1; i <= 3; i++) {
+      const t = await q.claim("v4", "a");
+      assert.equal(t?.id, "1");
+      await q.finish("v4", "1", "a", { ok: false, error: `exit ${i}` });
+    }
+    const t2 = await q.claim("v4", "a");
+    assert.equal(t2?.id, "2");
+    await q.finish("v4", "2", "a", {
+      ok: false,
+      final: true,
+      error: "conflict",
+      conflict: ["a.txt"],
+      side_branch: "voyage/v4/task-2",
+    });
+    const [one, two] = await q.tasks("v4");
+    assert.equal(one.status, "failed");
+    assert.equal(one.attempts, 3);
+    assert.equal(two.status, "failed");
+    assert.deepEqual(two.conflict, ["a.txt"]);
+    assert.equal(two.side_branch, "voyage/v4/task-2");
+  });
+});
