@@ -12,6 +12,7 @@ import type {
   Progress,
   SinkResult,
 } from "../lib/fleet/api.ts";
+import type { LinkStatus } from "../lib/link/flagship.ts";
 import { providerFor } from "../lib/providers/mod.ts";
 import type { Provider, VmRecord } from "../lib/providers/types.ts";
 import { call } from "../lib/rpc/client.ts";
@@ -36,6 +37,7 @@ export class Commodore implements FleetApi {
 
   async status(): Promise<FleetStatus> {
     const fleet = await readFleet();
+    const links = new Map((await linkStatus()).map((l) => [l.ship, l]));
     return {
       flagship: {
         name: this.self.name,
@@ -43,7 +45,13 @@ export class Commodore implements FleetApi {
         ssh_dest: this.self.ssh_dest ?? this.self.name,
         status: "up",
       },
-      ships: sortShips(Object.values(fleet.ships)),
+      ships: sortShips(Object.values(fleet.ships)).map((s) => ({
+        ...s,
+        link: {
+          state: links.get(s.name)?.state ?? "unknown",
+          last_heartbeat: links.get(s.name)?.last_heartbeat ?? null,
+        },
+      })),
     };
   }
 
@@ -244,6 +252,15 @@ export class Commodore implements FleetApi {
     const ship = resolveShip(await this.listShips(), name, true);
     return await this.provider.transport(ship).interactive(argv, { tty });
   }
+}
+
+/** The daemon's links, or none when it is not running. */
+async function linkStatus(): Promise<LinkStatus[]> {
+  const { connectDaemon, daemonCall } = await import("../lib/daemon/client.ts");
+  const conn = await connectDaemon();
+  if (!conn) return [];
+  conn.close();
+  return await daemonCall<LinkStatus[]>("link.status").catch(() => []);
 }
 
 /** Tells the flagship's daemon the registry changed (it also notices by itself). */

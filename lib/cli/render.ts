@@ -1,4 +1,4 @@
-import type { FleetStatus, Progress } from "../fleet/api.ts";
+import type { FleetStatus, Progress, ShipView } from "../fleet/api.ts";
 import type { ShipRecord } from "../state/fleet.ts";
 
 const enc = new TextEncoder();
@@ -55,7 +55,19 @@ export function renderStatus(s: FleetStatus): string {
   if (s.ships.length === 0) lines.push("SHIPS: (none)");
   else {
     lines.push(`SHIPS (${s.ships.length}):`);
-    lines.push(table(["NAME", "REPO", "STATUS", "AGE"], shipRows(s.ships)));
+    lines.push(
+      table(
+        ["NAME", "REPO", "STATUS", "AGE", "LINK"],
+        shipRows(s.ships).map((row, i) => [...row, linkCell(s.ships[i])]),
+      ),
+    );
   }
   return lines.join("\n");
+}
+
+function linkCell(s: ShipView): string {
+  const hb = s.link.last_heartbeat
+    ? ` (heartbeat ${age(s.link.last_heartbeat)} ago)`
+    : "";
+  return `${s.link.state}${hb}`;
 }

@@ -44,7 +44,15 @@ export interface FleetStatus {
     ssh_dest: string;
     status: "up" | "down";
   };
-  ships: ShipRecord[];
+  ships: ShipView[];
+}
+
+/** A ship as `fleet status` shows it: the registry entry and its link. */
+export interface ShipView extends ShipRecord {
+  link: {
+    state: "connecting" | "up" | "down" | "unknown";
+    last_heartbeat: string | null;
+  };
 }
 
 export interface SinkResult {

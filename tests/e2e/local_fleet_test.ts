@@ -51,7 +51,24 @@ Deno.test("the issue's walkthrough: init, create, status, exec, destroy, sink, s
   const text = (await ohcOk(home, ["fleet", "status"])).stdout;
   assert.match(text, /^FLAGSHIP: .* \(up\)$/m);
   assert.match(text, /^SHIPS \(2\):$/m);
-  assert.match(text, /^ {2}NAME +REPO +STATUS +AGE$/m);
+  assert.match(text, /^ {2}NAME +REPO +STATUS +AGE +LINK$/m);
+  // The flagship's daemon holds a heartbeating link to each ship.
+  for (let i = 0; i < 100; i++) {
+    const s = JSON.parse(
+      (await ohcOk(home, ["fleet", "status", "--json"])).stdout,
+    );
+    if (
+      s.ships.every((x: { link: { state: string } }) => x.link.state === "up")
+    ) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const linked = JSON.parse(
+    (await ohcOk(home, ["fleet", "status", "--json"])).stdout,
+  );
+  for (const s of linked.ships) {
+    assert.equal(s.link.state, "up");
+    assert.ok(Date.now() - Date.parse(s.link.last_heartbeat) < 10_000);
+  }
 
   const echo = await ohcOk(home, [
     "ship",
