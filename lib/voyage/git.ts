@@ -1,0 +1,1184 @@
+/**
+ * The git mechanics of a voyage: the flagship's bare repo, ship and verify
+ * checkouts, task commits, landing a task's commit on the voyage branch
+ * (fast-forward, else rebase; compare-and-swap on the branch ref; a side
+ * branch on a conflict, so no work is ever lost), `voyage clone`, verify
+ * runs, and bundles for ships reachable only over a transport.
+ *
+ * Every git call is an argv (never a shell string) with
+ * GIT_TERMINAL_PROMPT=0, hooks disabled (`core.hooksPath=/dev/null`), the
+ * fixed identity "ohcommodore <ohcommodore@localhost>", and (except when
+ * talking to a remote URL) no system or global git config, so a person's
+ * `commit.gpgSign`, `rerere`, global excludes or `core.autocrlf` can't change
+ * what lands.
+ *
+ * Layout in the bare repo `<voyageDir>/repo.git`:
+ *   refs/heads/voyage/<id>                  the voyage branch (HEAD points here)
+ *   refs/heads/voyage/<id>-task-<n>[-k]     a task's work that could not land
+ *   refs/ohcommodore/base                   where the voyage branch started
+ *   refs/ohcommodore/incoming/<task>-<rand> a task commit while it is landing
+ *
+ * Side branches are `voyage/<id>-task-<n>`, not `voyage/<id>/task-<n>`: git
+ * cannot hold both `refs/heads/voyage/<id>` and a ref below it (the files
+ * backend stores refs as paths, and one can't be a file and a directory).
+ */
+import { join, resolve } from "node:path";
+import { OhcError, UsageError } from "../errors.ts";
+import { gitCredentialArgs } from "../git.ts";
+
+export const GIT_NAME = "ohcommodore";
+export const GIT_EMAIL = "ohcommodore@localhost";
+
+/** Where a voyage's code comes from. */
+export type VoyageSource =
+  | { kind: "empty" }
+  | { kind: "url" | "path"; url: string };
+
+export interface VoyageRepo {
+  /** Absolute path of the bare repo. */
+  bare: string;
+  /** `voyage/<id>`. */
+  branch: string;
+  /** The commit the voyage branch started at. */
+  base: string;
+}
+
+export type IntegrateResult =
+  | { ok: true; tip: string; rebased: boolean }
+  | { ok: false; conflict: string[]; sideBranch: string };
+
+export interface VerifyResult {
+  ok: boolean;
+  /** Exit code; 124 on timeout, 128+n when killed by signal n. */
+  code: number;
+  /** stdout and stderr interleaved as they arrived, bounded. */
+  output: string;
+  timedOut: boolean;
+}
+
+// ---------------------------------------------------------------------------
+// names
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+function checkId(what: string, id: string): void {
+  if (
+    typeof id !== "string" || !ID_RE.test(id) || id.includes("..") ||
+    id.endsWith(".lock") || id.endsWith(".")
+  ) {
+    throw new UsageError(
+      `invalid ${what} ${JSON.stringify(id)}`,
+      "use letters, digits, '.', '_' and '-' (at most 100), starting with a letter or digit",
+    );
+  }
+}
+
+/** `voyage/<id>`: the voyage branch. */
+export function voyageBranch(voyageId: string): string {
+  checkId("voyage id", voyageId);
+  return `voyage/${voyageId}`;
+}
+
+/** `voyage/<id>-task-<n>`: where a task's work is kept when it can't land. */
+export function taskSideBranch(branch: string, taskId: string): string {
+  checkId("task id", taskId);
+  return `${branch}-task-${taskId}`;
+}
+
+function checkBranch(branch: string): void {
+  const parts = typeof branch === "string" ? branch.split("/") : [];
+  if (
+    parts.length < 1 || parts.some((p) => !ID_RE.test(p) || p.includes(".."))
+  ) {
+    throw new UsageError(`invalid branch name ${JSON.stringify(branch)}`);
+  }
+}
+
+function checkCommit(commit: string): void {
+  if (
+    typeof commit !== "string" || !/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(commit)
+  ) {
+    throw new UsageError(
+      `invalid commit ${JSON.stringify(commit)}`,
+      "pass a full lowercase hex object id",
+    );
+  }
+}
+
+const BASE_REF = "refs/ohcommodore/base";
+const INCOMING = "refs/ohcommodore/incoming";
+
+// ---------------------------------------------------------------------------
+// running git
+
+const CONFIG = [
+  "-c",
+  "core.hooksPath=/dev/null",
+  "-c",
+  "commit.gpgSign=false",
+  "-c",
+  "tag.gpgSign=false",
+  "-c",
+  "protocol.ext.allow=never",
+  "-c",
+  "gc.auto=0",
+  "-c",
+  "maintenance.auto=false",
+  "-c",
+  "core.fsmonitor=false",
+  "-c",
+  "advice.detachedHead=false",
+  "-c",
+  "init.defaultBranch=main",
+];
+
+/** GIT_* variables kept when talking to a remote URL (how to reach it). */
+const REMOTE_ENV = new Set([
+  "GIT_SSH",
+  "GIT_SSH_COMMAND",
+  "GIT_SSH_VARIANT",
+  "GIT_SSL_CAINFO",
+  "GIT_SSL_CAPATH",
+  "GIT_PROXY_COMMAND",
+]);
+
+function gitEnv(isolated: boolean): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(Deno.env.toObject())) {
+    // GIT_DIR, GIT_INDEX_FILE, GIT_WORK_TREE... inherited from a hook or a
+    // caller would point git somewhere else entirely.
+    if (k.startsWith("GIT_") && (isolated || !REMOTE_ENV.has(k))) continue;
+    env[k] = v;
+  }
+  env.GIT_TERMINAL_PROMPT = "0";
+  env.GIT_AUTHOR_NAME = GIT_NAME;
+  env.GIT_AUTHOR_EMAIL = GIT_EMAIL;
+  env.GIT_COMMITTER_NAME = GIT_NAME;
+  env.GIT_COMMITTER_EMAIL = GIT_EMAIL;
+  env.GIT_EDITOR = "true";
+  env.GIT_SEQUENCE_EDITOR = "true";
+  env.GIT_PAGER = "cat";
+  env.LC_ALL = "C";
+  if (isolated) {
+    env.GIT_CONFIG_NOSYSTEM = "1";
+    env.GIT_CONFIG_GLOBAL = "/dev/null";
+  } else {
+    env.GIT_SSH_COMMAND ??= "ssh -o BatchMode=yes";
+  }
+  return env;
+}
+
+interface GitOpts {
+  cwd?: string;
+  stdin?: string;
+  /** Ignore system and global config (default true). */
+  isolated?: boolean;
+  /** Return a failed result instead of throwing. */
+  allowFail?: boolean;
+  /** Extra environment (e.g. an author to keep). */
+  env?: Record<string, string>;
+}
+
+interface GitOut {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const decoder = new TextDecoder();
+
+async function git(args: string[], opts: GitOpts = {}): Promise<GitOut> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("git", {
+      args: [...CONFIG, ...args],
+      cwd: opts.cwd,
+      env: { ...gitEnv(opts.isolated ?? true), ...opts.env },
+      clearEnv: true,
+      stdin: opts.stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new OhcError(
+        "git_missing",
+        opts.cwd && !(await exists(opts.cwd))
+          ? `directory ${opts.cwd} does not exist`
+          : "git is not installed",
+        "install git (2.38 or newer)",
+      );
+    }
+    throw e;
+  }
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin)).catch(() => {});
+    await w.close().catch(() => {});
+  }
+  const out = await child.output();
+  const res = {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+  if (res.code !== 0 && !opts.allowFail) {
+    throw new OhcError(
+      "git_failed",
+      `git ${args[0]} failed (exit ${res.code})${
+        opts.cwd ? ` in ${opts.cwd}` : ""
+      }: ${brief(res.stderr || res.stdout)}`,
+    );
+  }
+  return res;
+}
+
+function brief(text: string): string {
+  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l);
+  const s = lines.slice(-3).join(" / ");
+  return s.length > 500 ? s.slice(0, 500) + "…" : s || "(no output)";
+}
+
+/** The commit `rev` names in `repo`, or null. */
+async function commitOf(repo: string, rev: string): Promise<string | null> {
+  const r = await git(["rev-parse", "--verify", "--quiet", `${rev}^{commit}`], {
+    cwd: repo,
+    allowFail: true,
+  });
+  return r.code === 0 ? r.stdout.trim() : null;
+}
+
+async function mustCommit(repo: string, rev: string): Promise<string> {
+  const c = await commitOf(repo, rev);
+  if (!c) {
+    throw new OhcError("git_ref_missing", `${rev} does not exist in ${repo}`);
+  }
+  return c;
+}
+
+/** Is `a` an ancestor of (or equal to) `b`? */
+async function isAncestor(
+  repo: string,
+  a: string,
+  b: string,
+): Promise<boolean> {
+  const r = await git(["merge-base", "--is-ancestor", a, b], {
+    cwd: repo,
+    allowFail: true,
+  });
+  if (r.code === 0) return true;
+  if (r.code === 1) return false;
+  throw new OhcError(
+    "git_failed",
+    `git merge-base failed in ${repo}: ${brief(r.stderr)}`,
+  );
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+async function isEmptyDir(path: string): Promise<boolean> {
+  for await (const _ of Deno.readDir(path)) return false;
+  return true;
+}
+
+/** A local path (made absolute) or bundle file, or else a URL as given. */
+async function sourceArg(
+  source: string,
+): Promise<{ arg: string; local: boolean }> {
+  if (typeof source !== "string" || source === "") {
+    throw new UsageError("a git source (path, bundle or URL) is required");
+  }
+  if (await exists(source)) return { arg: resolve(source), local: true };
+  return { arg: source, local: false };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function rand(): string {
+  return crypto.randomUUID().slice(0, 8);
+}
+
+/** Removes a stale index.lock left by a killed git (no git may run there now). */
+async function clearIndexLock(checkout: string): Promise<void> {
+  const r = await git(["rev-parse", "--git-dir"], {
+    cwd: checkout,
+    allowFail: true,
+  });
+  if (r.code !== 0) return;
+  await Deno.remove(resolve(checkout, r.stdout.trim(), "index.lock")).catch(
+    () => {},
+  );
+}
+
+// ---------------------------------------------------------------------------
+// 1. the voyage's bare repo
+
+/**
+ * Creates `<dir>/repo.git` with branch `voyage/<voyageId>` (HEAD points to
+ * it) starting at one empty commit or at the source's default branch HEAD
+ * (full history of that branch, plus its tags). Built in a temp dir and
+ * renamed into place, so a crash or a concurrent call never leaves half a
+ * repo. If the repo already exists it is returned as is (the source is not
+ * consulted again).
+ */
+export async function createVoyageRepo(
+  opts: { dir: string; voyageId: string; source: VoyageSource },
+): Promise<VoyageRepo> {
+  const branch = voyageBranch(opts.voyageId);
+  const dir = resolve(opts.dir);
+  const bare = join(dir, "repo.git");
+  const source = opts.source;
+  if (
+    !source || !(source.kind === "empty" ||
+      ((source.kind === "url" || source.kind === "path") &&
+        typeof source.url === "string" && source.url !== ""))
+  ) {
+    throw new UsageError(`invalid voyage source ${JSON.stringify(source)}`);
+  }
+  const found = await existingRepo(bare, branch);
+  if (found) return found;
+
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = await Deno.makeTempDir({ dir, prefix: ".repo.git.tmp-" });
+  try {
+    let base: string | null = null;
+    if (source.kind === "empty") {
+      await git(["init", "--quiet", "--bare", tmp]);
+    } else {
+      const url = source.kind === "path" ? resolve(source.url) : source.url;
+      await git(
+        [
+          ...(source.kind === "url" ? gitCredentialArgs() : []),
+          "clone",
+          "--quiet",
+          "--bare",
+          "--single-branch",
+          "--",
+          url,
+          tmp,
+        ],
+        { isolated: source.kind === "path" },
+      );
+      base = await commitOf(tmp, "HEAD");
+    }
+    if (!base) base = await emptyCommit(tmp, `voyage ${opts.voyageId}: start`);
+    await git(["update-ref", `refs/heads/${branch}`, base], { cwd: tmp });
+    await git(["update-ref", BASE_REF, base], { cwd: tmp });
+    await git(["symbolic-ref", "HEAD", `refs/heads/${branch}`], { cwd: tmp });
+    await git(["config", "core.logAllRefUpdates", "always"], { cwd: tmp });
+    await git(["config", "gc.auto", "0"], { cwd: tmp });
+    await git(["config", "ohcommodore.voyage", opts.voyageId], { cwd: tmp });
+    await Deno.rename(tmp, bare);
+    return { bare, branch, base };
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    // Lost a race with another create: theirs is as good as ours.
+    const again = await existingRepo(bare, branch).catch(() => null);
+    if (again) return again;
+    throw e;
+  }
+}
+
+async function existingRepo(
+  bare: string,
+  branch: string,
+): Promise<VoyageRepo | null> {
+  if (!(await exists(bare))) return null;
+  const tip = await commitOf(bare, `refs/heads/${branch}`);
+  if (!tip) {
+    throw new OhcError(
+      "voyage_repo_invalid",
+      `${bare} exists but has no branch ${branch}`,
+      "remove it or use the voyage it belongs to",
+    );
+  }
+  const base = (await commitOf(bare, BASE_REF)) ?? tip;
+  return { bare, branch, base };
+}
+
+async function emptyCommit(repo: string, message: string): Promise<string> {
+  const tree = (await git(["mktree"], { cwd: repo, stdin: "" })).stdout.trim();
+  return (await git(["commit-tree", tree, "-m", message], { cwd: repo })).stdout
+    .trim();
+}
+
+// ---------------------------------------------------------------------------
+// 2. checkouts
+
+/**
+ * Clones `bare` (a path, bundle file or URL) into `dir`, or refreshes the
+ * checkout already there: quits any rebase/merge/cherry-pick in progress,
+ * fetches the branch, checks it out at the tip (`git checkout -B`), hard
+ * resets and cleans (`-ffdx`, so ignored files go too unless `keepIgnored`).
+ * Configures user.name/email locally and records the tip at
+ * `refs/ohcommodore/base` (what commitTask compares against).
+ * No process may be working in the checkout while this runs.
+ */
+export async function prepareCheckout(
+  opts: { bare: string; branch: string; dir: string; keepIgnored?: boolean },
+): Promise<void> {
+  checkBranch(opts.branch);
+  const dir = resolve(opts.dir);
+  const src = await sourceArg(opts.bare);
+  const isolated = src.local;
+  const b = opts.branch;
+
+  if (await exists(join(dir, ".git"))) {
+    await clearIndexLock(dir);
+    for (const op of ["rebase", "cherry-pick", "revert", "am"]) {
+      await git([op, "--quit"], { cwd: dir, allowFail: true });
+    }
+    await git(["merge", "--abort"], { cwd: dir, allowFail: true });
+    await git(["config", "remote.origin.url", src.arg], { cwd: dir });
+  } else {
+    if ((await exists(dir)) && !(await isEmptyDir(dir))) {
+      throw new OhcError(
+        "checkout_not_git",
+        `${dir} exists and is not a git checkout`,
+        "remove it or choose another directory",
+      );
+    }
+    await git([
+      "clone",
+      "--quiet",
+      "--no-checkout",
+      "--origin",
+      "origin",
+      "--",
+      src.arg,
+      dir,
+    ], {
+      isolated,
+    });
+  }
+  await git(
+    [
+      "fetch",
+      "--quiet",
+      "--no-write-fetch-head",
+      "--no-auto-gc",
+      "origin",
+      `+refs/heads/${b}:refs/remotes/origin/${b}`,
+    ],
+    { cwd: dir, isolated },
+  );
+  const tip = await mustCommit(dir, `refs/remotes/origin/${b}`);
+  await git(["checkout", "--quiet", "--force", "--no-track", "-B", b, tip], {
+    cwd: dir,
+  });
+  await git(["reset", "--quiet", "--hard", tip], { cwd: dir });
+  await git(["clean", "--quiet", "-ffd", ...(opts.keepIgnored ? [] : ["-x"])], {
+    cwd: dir,
+  });
+  await git(["config", `branch.${b}.remote`, "origin"], { cwd: dir });
+  await git(["config", `branch.${b}.merge`, `refs/heads/${b}`], { cwd: dir });
+  await git(["config", "user.name", GIT_NAME], { cwd: dir });
+  await git(["config", "user.email", GIT_EMAIL], { cwd: dir });
+  await git(["config", "commit.gpgSign", "false"], { cwd: dir });
+  await git(["update-ref", BASE_REF, tip], { cwd: dir });
+}
+
+// ---------------------------------------------------------------------------
+// 3. task commits
+
+/** One-line, bounded commit subject. */
+function cleanSubject(subject: string): string {
+  // deno-lint-ignore no-control-regex
+  const s = String(subject ?? "").replace(/[\x00-\x1f\x7f]+/g, " ").replace(
+    /\s+/g,
+    " ",
+  )
+    .trim();
+  return s.length > 200 ? s.slice(0, 199) + "…" : s;
+}
+
+export function taskCommitMessage(taskId: string, subject: string): string {
+  checkId("task id", taskId);
+  const s = cleanSubject(subject);
+  return `task ${taskId}${s ? `: ${s}` : ""}\n\nVoyage-Task: ${taskId}\n`;
+}
+
+/**
+ * Stages everything (`git add -A`) and commits it as
+ * `task <id>: <subject>` with a `Voyage-Task: <id>` trailer. Returns the
+ * checkout's HEAD when it holds work the voyage branch doesn't have yet
+ * (this commit, or commits the agent made itself), else null: a task may
+ * change nothing. "Yet" is `refs/ohcommodore/base` (set by prepareCheckout),
+ * else the branch's upstream.
+ */
+export async function commitTask(
+  opts: { checkout: string; taskId: string; subject: string },
+): Promise<{ commit: string | null }> {
+  const message = taskCommitMessage(opts.taskId, opts.subject);
+  const cwd = resolve(opts.checkout);
+  await clearIndexLock(cwd);
+  await git(["add", "--all"], { cwd });
+  const staged = await git(["diff", "--cached", "--quiet"], {
+    cwd,
+    allowFail: true,
+  });
+  if (staged.code > 1) {
+    throw new OhcError(
+      "git_failed",
+      `git diff failed in ${cwd}: ${brief(staged.stderr)}`,
+    );
+  }
+  if (staged.code === 1) {
+    await git([
+      "commit",
+      "--quiet",
+      "--no-verify",
+      "--cleanup=verbatim",
+      "--file=-",
+    ], {
+      cwd,
+      stdin: message,
+    });
+    return { commit: await mustCommit(cwd, "HEAD") };
+  }
+  const head = await commitOf(cwd, "HEAD");
+  if (!head) return { commit: null };
+  const base = (await commitOf(cwd, BASE_REF)) ??
+    (await commitOf(cwd, "@{upstream}"));
+  if (base && head !== base && !(await isAncestor(cwd, head, base))) {
+    return { commit: head };
+  }
+  return { commit: null };
+}
+
+// ---------------------------------------------------------------------------
+// 4. landing a task
+
+export interface IntegrateOptions {
+  bare: string;
+  branch: string;
+  taskId: string;
+  /** Where the commit is: a ship's checkout, a bundle file, any git URL. */
+  source: string;
+  commit: string;
+  /** Scratch directory for private worktrees (created if missing; may be shared). */
+  worktreeDir: string;
+  /** Compare-and-swap attempts before giving up (default 64). */
+  maxAttempts?: number;
+}
+
+/**
+ * Fetches `commit` from `source` into the bare repo and lands it on
+ * `branch`: fast-forward when the branch tip is its ancestor, else its
+ * commits (those not on the branch) are replayed onto the tip; then the
+ * branch ref moves by compare-and-swap (`update-ref <ref> <new> <old>`).
+ * If another landing won the race, it replays onto the new tip and tries
+ * again. On a conflict nothing moves and the original commit is kept on
+ * `voyage/<id>-task-<n>` (the conflicting files are returned).
+ *
+ * Landing the same task twice is harmless: a commit already on the branch
+ * (or whose changes already are) returns ok with the branch unchanged.
+ */
+export async function integrateTask(
+  opts: IntegrateOptions,
+): Promise<IntegrateResult> {
+  checkBranch(opts.branch);
+  checkId("task id", opts.taskId);
+  checkCommit(opts.commit);
+  const bare = resolve(opts.bare);
+  const ref = `refs/heads/${opts.branch}`;
+  const commit = opts.commit;
+  const maxAttempts = Math.max(1, opts.maxAttempts ?? 64);
+  const incoming = `${INCOMING}/${opts.taskId}-${rand()}`;
+
+  await fetchCommit(bare, opts.source, commit, incoming);
+  let worktree: string | null = null;
+  let keep = true; // the incoming ref stays until the work is safe elsewhere
+  try {
+    const first = await mustCommit(bare, ref);
+    const mb = await git(["merge-base", first, commit], {
+      cwd: bare,
+      allowFail: true,
+    });
+    if (mb.code !== 0) {
+      const side = await keepOnSideBranch(
+        bare,
+        opts.branch,
+        opts.taskId,
+        commit,
+      );
+      keep = false;
+      throw new OhcError(
+        "task_unrelated_history",
+        `task ${opts.taskId}'s commit ${
+          commit.slice(0, 12)
+        } shares no history with ${opts.branch}`,
+        `its work is kept on ${side}`,
+      );
+    }
+    for (let attempt = 1;; attempt++) {
+      const tip = await mustCommit(bare, ref);
+      let next: string;
+      let rebased = false;
+      if (await isAncestor(bare, commit, tip)) {
+        keep = false;
+        return { ok: true, tip, rebased: false }; // already landed
+      }
+      if (await isAncestor(bare, tip, commit)) {
+        next = commit;
+      } else {
+        rebased = true;
+        let r = await replayOneCommit(bare, commit, tip);
+        if (r === "fallback") {
+          if (!worktree) {
+            worktree = await addWorktree(
+              bare,
+              opts.worktreeDir,
+              opts.taskId,
+              commit,
+            );
+          }
+          r = await rebaseInWorktree(worktree, commit, tip);
+        }
+        if ("conflict" in r) {
+          const sideBranch = await keepOnSideBranch(
+            bare,
+            opts.branch,
+            opts.taskId,
+            commit,
+          );
+          keep = false;
+          return { ok: false, conflict: r.conflict, sideBranch };
+        }
+        next = r.head;
+        if (next === tip) {
+          keep = false;
+          return { ok: true, tip, rebased }; // its changes were already there
+        }
+      }
+      const upd = await git(
+        [
+          "update-ref",
+          "-m",
+          `ohcommodore: land task ${opts.taskId}`,
+          ref,
+          next,
+          tip,
+        ],
+        { cwd: bare, allowFail: true },
+      );
+      if (upd.code === 0) {
+        keep = false;
+        return { ok: true, tip: next, rebased };
+      }
+      if (attempt >= maxAttempts) {
+        const side = await keepOnSideBranch(
+          bare,
+          opts.branch,
+          opts.taskId,
+          commit,
+        );
+        keep = false;
+        throw new OhcError(
+          "integrate_contention",
+          `task ${opts.taskId} could not land on ${opts.branch} after ${attempt} attempts: ${
+            brief(upd.stderr)
+          }`,
+          `its work is kept on ${side}; integrate it again`,
+        );
+      }
+      // Someone else landed (or holds the ref lock): back off a little.
+      await sleep(Math.random() * 5 * Math.min(attempt, 10));
+    }
+  } catch (e) {
+    if (keep) {
+      // Unexpected failure: park the work before the incoming ref goes.
+      const side = await keepOnSideBranch(
+        bare,
+        opts.branch,
+        opts.taskId,
+        commit,
+      ).catch(
+        () => null,
+      );
+      if (side) keep = false;
+    }
+    throw e;
+  } finally {
+    if (worktree) await removeWorktree(bare, worktree);
+    if (!keep) {
+      await git(["update-ref", "-d", incoming], { cwd: bare, allowFail: true });
+    }
+  }
+}
+
+/** Brings `commit` into `bare` and pins it at `ref` while it lands. */
+async function fetchCommit(
+  bare: string,
+  source: string,
+  commit: string,
+  ref: string,
+): Promise<void> {
+  const src = await sourceArg(source);
+  const fetch = (refspecs: string[]) =>
+    git(
+      [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-auto-gc",
+        "--no-recurse-submodules",
+        "--",
+        src.arg,
+        ...refspecs,
+      ],
+      { cwd: bare, isolated: src.local, allowFail: true },
+    );
+  const direct = await fetch([`+${commit}:${ref}`]);
+  if (direct.code === 0) {
+    if ((await commitOf(bare, ref)) === commit) return;
+    throw new OhcError(
+      "task_commit_missing",
+      `${commit} is not a commit in ${source}`,
+    );
+  }
+  // A server that refuses unadvertised object ids: take its refs, look there.
+  const ns = `${ref}-all`;
+  const all = await fetch([`+refs/*:${ns}/*`]);
+  try {
+    if (all.code === 0 && (await commitOf(bare, commit)) === commit) {
+      await git(["update-ref", ref, commit], { cwd: bare });
+      return;
+    }
+  } finally {
+    await deleteRefsUnder(bare, ns);
+  }
+  throw new OhcError(
+    "task_commit_missing",
+    `could not fetch ${commit.slice(0, 12)} from ${source}: ${
+      brief(direct.stderr || all.stderr)
+    }`,
+    "check that the ship's checkout (or the bundle) holds that commit",
+  );
+}
+
+async function deleteRefsUnder(repo: string, prefix: string): Promise<void> {
+  const list = await git(
+    ["for-each-ref", "--format=%(refname)", `${prefix}/`],
+    {
+      cwd: repo,
+      allowFail: true,
+    },
+  );
+  const refs = list.stdout.split("\n").filter((l) => l);
+  if (refs.length === 0) return;
+  await git(["update-ref", "--stdin"], {
+    cwd: repo,
+    stdin: refs.map((r) => `delete ${r}\n`).join(""),
+    allowFail: true,
+  });
+}
+
+/**
+ * Keeps `commit` on `voyage/<id>-task-<n>`; if that branch already holds
+ * other work, on `-2`, `-3`, ... (created with "must not exist", so two
+ * savers never overwrite each other).
+ */
+async function keepOnSideBranch(
+  bare: string,
+  branch: string,
+  taskId: string,
+  commit: string,
+): Promise<string> {
+  const name0 = taskSideBranch(branch, taskId);
+  for (let k = 1; k < 1000; k++) {
+    const name = k === 1 ? name0 : `${name0}-${k}`;
+    const have = await commitOf(bare, `refs/heads/${name}`);
+    if (have === commit) return name;
+    if (have) continue;
+    const r = await git(
+      [
+        "update-ref",
+        "-m",
+        `ohcommodore: keep task ${taskId}`,
+        `refs/heads/${name}`,
+        commit,
+        "",
+      ],
+      { cwd: bare, allowFail: true },
+    );
+    if (r.code === 0) return name;
+    if ((await commitOf(bare, `refs/heads/${name}`)) === commit) return name;
+  }
+  throw new OhcError(
+    "git_failed",
+    `could not create a side branch for task ${taskId}`,
+  );
+}
+
+type Replay = { head: string } | { conflict: string[] };
+
+/**
+ * Fast path, no worktree: when the task adds exactly one non-merge commit C
+ * whose parent is the merge base with the tip, `git merge-tree` of tip and C
+ * is exactly a cherry-pick of C onto the tip; commit that tree with C's
+ * author and message.
+ */
+async function replayOneCommit(
+  bare: string,
+  commit: string,
+  tip: string,
+): Promise<Replay | "fallback"> {
+  const raw = (await git(["cat-file", "commit", commit], { cwd: bare })).stdout;
+  const split = raw.indexOf("\n\n");
+  const header = split < 0 ? raw : raw.slice(0, split);
+  const message = split < 0 ? "" : raw.slice(split + 2);
+  const headers = header.split("\n");
+  const parents = headers.filter((l) => l.startsWith("parent ")).map((l) =>
+    l.slice(7)
+  );
+  if (parents.length !== 1) return "fallback";
+  if (
+    headers.some((l) => l.startsWith("encoding ") || l.startsWith("gpgsig"))
+  ) {
+    return "fallback";
+  }
+  const bases = await git(["merge-base", "--all", tip, commit], {
+    cwd: bare,
+    allowFail: true,
+  });
+  if (bases.code !== 0 || bases.stdout.trim() !== parents[0]) return "fallback";
+  const m = await git(
+    [
+      "merge-tree",
+      "--write-tree",
+      "--name-only",
+      "--no-messages",
+      "-z",
+      tip,
+      commit,
+    ],
+    { cwd: bare, allowFail: true },
+  );
+  if (m.code > 1) return "fallback";
+  const fields = m.stdout.split("\0");
+  const tree = fields[0].trim();
+  if (m.code === 1) {
+    const files: string[] = [];
+    for (const f of fields.slice(1)) {
+      if (f === "") break;
+      if (!files.includes(f)) files.push(f);
+    }
+    return { conflict: files };
+  }
+  const tipTree = (await git(["rev-parse", `${tip}^{tree}`], { cwd: bare }))
+    .stdout.trim();
+  // Its change is already on the branch: the rebase would drop it too.
+  if (tree === tipTree) return { head: tip };
+  const author = headers.find((l) => l.startsWith("author "));
+  const who = author?.match(/^author (.*) <(.*)> (\d+ [+-]\d{4})$/);
+  if (!who) return "fallback";
+  const c = await git(["commit-tree", tree, "-p", tip, "-F", "-"], {
+    cwd: bare,
+    stdin: message,
+    env: {
+      GIT_AUTHOR_NAME: who[1],
+      GIT_AUTHOR_EMAIL: who[2],
+      GIT_AUTHOR_DATE: `@${who[3]}`,
+    },
+  });
+  return { head: c.stdout.trim() };
+}
+
+async function addWorktree(
+  bare: string,
+  scratch: string,
+  taskId: string,
+  commit: string,
+): Promise<string> {
+  await Deno.mkdir(scratch, { recursive: true });
+  const path = await Deno.makeTempDir({
+    dir: resolve(scratch),
+    prefix: `task-${taskId}-`,
+  });
+  await git(["worktree", "add", "--quiet", "--detach", path, commit], {
+    cwd: bare,
+  });
+  return path;
+}
+
+async function removeWorktree(bare: string, path: string): Promise<void> {
+  const r = await git(["worktree", "remove", "--force", "--force", path], {
+    cwd: bare,
+    allowFail: true,
+  });
+  await Deno.remove(path, { recursive: true }).catch(() => {});
+  if (r.code !== 0) {
+    await git(["worktree", "prune"], { cwd: bare, allowFail: true });
+  }
+}
+
+/** General path: `git rebase <tip>` on a detached HEAD in a private worktree. */
+async function rebaseInWorktree(
+  wt: string,
+  commit: string,
+  tip: string,
+): Promise<Replay> {
+  await git(["rebase", "--quit"], { cwd: wt, allowFail: true });
+  await git(["reset", "--quiet", "--hard", commit], { cwd: wt });
+  await git(["clean", "--quiet", "-ffdx"], { cwd: wt });
+  const r = await git(
+    [
+      "-c",
+      "rebase.autoSquash=false",
+      "-c",
+      "rebase.autoStash=false",
+      "-c",
+      "rebase.updateRefs=false",
+      "-c",
+      "rerere.enabled=false",
+      "rebase",
+      "--quiet",
+      "--empty=drop",
+      tip,
+    ],
+    { cwd: wt, allowFail: true },
+  );
+  if (r.code === 0) return { head: await mustCommit(wt, "HEAD") };
+  const u = await git(["diff", "--name-only", "--diff-filter=U", "-z"], {
+    cwd: wt,
+    allowFail: true,
+  });
+  await git(["rebase", "--abort"], { cwd: wt, allowFail: true });
+  const files = [...new Set(u.stdout.split("\0").filter((f) => f))];
+  if (files.length > 0) return { conflict: files };
+  throw new OhcError(
+    "rebase_failed",
+    `rebase onto ${tip.slice(0, 12)} failed: ${brief(r.stderr)}`,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// 5. voyage clone
+
+/**
+ * A real clone of the voyage branch, history included, checked out on
+ * `branch` (the other branches, side branches among them, as
+ * origin/<name>). `bare` may be a path, a bundle file or a URL.
+ */
+export async function cloneVoyage(
+  opts: { bare: string; branch: string; dir: string },
+): Promise<{ dir: string; tip: string }> {
+  checkBranch(opts.branch);
+  const dir = resolve(opts.dir);
+  if ((await exists(dir)) && !(await isEmptyDir(dir))) {
+    throw new OhcError(
+      "clone_target_exists",
+      `${dir} already exists and is not empty`,
+      "choose another directory with -d",
+    );
+  }
+  const src = await sourceArg(opts.bare);
+  await git(["clone", "--quiet", "--branch", opts.branch, "--", src.arg, dir], {
+    isolated: src.local,
+  });
+  return { dir, tip: await mustCommit(dir, "HEAD") };
+}
+
+// ---------------------------------------------------------------------------
+// 6. verify
+
+/**
+ * Checks out the branch tip into `dir` (prepareCheckout) and runs
+ * `bash <script>` there (a relative script path is relative to `dir`), in
+ * its own process group: on timeout (default 10 min) the whole group is
+ * killed and `code` is 124. Output is stdout and stderr as they came,
+ * bounded to `maxOutputBytes` (default 1 MiB: the start and the end are
+ * kept). Background processes the script leaves behind are killed when it
+ * exits.
+ */
+export async function runVerify(opts: {
+  bare: string;
+  branch: string;
+  dir: string;
+  script: string;
+  timeoutMs?: number;
+  maxOutputBytes?: number;
+  env?: Record<string, string>;
+}): Promise<VerifyResult> {
+  const timeoutMs = opts.timeoutMs ?? 10 * 60 * 1000;
+  const dir = resolve(opts.dir);
+  await prepareCheckout({ bare: opts.bare, branch: opts.branch, dir });
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(Deno.env.toObject())) {
+    if (!k.startsWith("GIT_")) env[k] = v;
+  }
+  Object.assign(env, { GIT_TERMINAL_PROMPT: "0" }, opts.env ?? {});
+  const out = new BoundedOutput(opts.maxOutputBytes ?? 1024 * 1024);
+  const child = new Deno.Command("bash", {
+    args: [opts.script],
+    cwd: dir,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true, // its own session and process group, so we can kill it all
+  }).spawn();
+  const killGroup = () => {
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch { /* already gone */ }
+  };
+  const readers = [child.stdout.getReader(), child.stderr.getReader()];
+  const pumps = readers.map(async (r) => {
+    try {
+      for (;;) {
+        const { value, done } = await r.read();
+        if (done) return;
+        out.push(value);
+      }
+    } catch { /* cancelled */ }
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup();
+  }, timeoutMs);
+  const status = await child.status;
+  clearTimeout(timer);
+  // Leftover background processes may hold the pipes open: give them a
+  // moment to flush, then end them.
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.all(pumps),
+    new Promise((r) => grace = setTimeout(r, 1000)),
+  ]);
+  clearTimeout(grace);
+  killGroup();
+  for (const r of readers) await r.cancel().catch(() => {});
+  await Promise.all(pumps);
+  let output = out.text();
+  let code = status.code;
+  if (timedOut) {
+    code = 124;
+    output += `\n[ohcommodore: verify timed out after ${
+      Math.round(timeoutMs / 1000)
+    }s]\n`;
+  }
+  return { ok: !timedOut && code === 0, code, output, timedOut };
+}
+
+/** Keeps the first quarter and the last three quarters of `limit` bytes. */
+class BoundedOutput {
+  #head: Uint8Array[] = [];
+  #headLen = 0;
+  #tail: Uint8Array[] = [];
+  #tailLen = 0;
+  #dropped = 0;
+  constructor(readonly limit: number) {}
+
+  push(chunk: Uint8Array): void {
+    const headMax = Math.floor(this.limit / 4);
+    if (this.#headLen < headMax) {
+      const take = chunk.subarray(0, headMax - this.#headLen);
+      this.#head.push(take.slice());
+      this.#headLen += take.length;
+      chunk = chunk.subarray(take.length);
+    }
+    if (chunk.length === 0) return;
+    this.#tail.push(chunk.slice());
+    this.#tailLen += chunk.length;
+    const tailMax = this.limit - headMax;
+    while (this.#tailLen > tailMax) {
+      const over = this.#tailLen - tailMax;
+      const first = this.#tail[0];
+      if (first.length <= over) {
+        this.#tail.shift();
+        this.#tailLen -= first.length;
+        this.#dropped += first.length;
+      } else {
+        this.#tail[0] = first.subarray(over);
+        this.#tailLen -= over;
+        this.#dropped += over;
+      }
+    }
+  }
+
+  text(): string {
+    const join = (parts: Uint8Array[]) => {
+      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        all.set(p, at);
+        at += p.length;
+      }
+      return decoder.decode(all);
+    };
+    const gap = this.#dropped
+      ? `\n[... ${this.#dropped} bytes of output omitted ...]\n`
+      : "";
+    return join(this.#head) + gap + join(this.#tail);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// bundles, for ships reachable only over a transport
+
+/**
+ * Writes `commit` (and its history, minus whatever `exclude` commits
+ * already reach, e.g. the voyage tip the ship started from) to a bundle
+ * file that integrateTask can take as its `source`. A bundle needs a ref
+ * to name the commit (`git bundle create f <sha>` is refused as empty), so
+ * a temporary ref is used.
+ */
+export async function bundleCommit(
+  opts: { repo: string; commit: string; file: string; exclude?: string[] },
+): Promise<void> {
+  checkCommit(opts.commit);
+  for (const x of opts.exclude ?? []) checkCommit(x);
+  const repo = resolve(opts.repo);
+  const ref = `refs/ohcommodore/bundle/${rand()}`;
+  await git(["update-ref", ref, opts.commit], { cwd: repo });
+  try {
+    await git(
+      [
+        "bundle",
+        "create",
+        "--quiet",
+        resolve(opts.file),
+        ref,
+        ...(opts.exclude ?? []).map((x) => `^${x}`),
+      ],
+      { cwd: repo },
+    );
+  } finally {
+    await git(["update-ref", "-d", ref], { cwd: repo, allowFail: true });
+  }
+}
+
+/**
+ * Writes the whole voyage repo's branches (the voyage branch, side
+ * branches, the source's default branch) and HEAD to a bundle, which
+ * cloneVoyage or prepareCheckout can take as `bare`.
+ */
+export async function bundleVoyage(
+  opts: { bare: string; file: string },
+): Promise<void> {
+  await git([
+    "bundle",
+    "create",
+    "--quiet",
+    resolve(opts.file),
+    "HEAD",
+    "--branches",
+  ], {
+    cwd: resolve(opts.bare),
+  });
+}

@@ -1,0 +1,827 @@
+/**
+ * The git mechanics of a voyage against real git in temp dirs: the bare
+ * repo (empty and from a path), checkouts, task commits, landing
+ * (fast-forward, rebase, conflict kept on a side branch, twice is
+ * harmless), 20 concurrent landings in one process and from several
+ * processes, bundles, verify, and `voyage clone`.
+ */
+import assert from "node:assert/strict";
+import { UsageError } from "../../lib/errors.ts";
+import {
+  bundleCommit,
+  bundleVoyage,
+  cloneVoyage,
+  commitTask,
+  createVoyageRepo,
+  integrateTask,
+  prepareCheckout,
+  runVerify,
+} from "../../lib/voyage/git.ts";
+
+const MODULE = new URL("../../lib/voyage/git.ts", import.meta.url).href;
+
+async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "ohc-git-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** git as a person in a test would run it (isolated from the host's config). */
+async function g(cwd: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("git", {
+    args,
+    cwd,
+    env: {
+      GIT_CONFIG_GLOBAL: "/dev/null",
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_AUTHOR_NAME: "Test Person",
+      GIT_AUTHOR_EMAIL: "test@example.com",
+      GIT_COMMITTER_NAME: "Test Person",
+      GIT_COMMITTER_EMAIL: "test@example.com",
+    },
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(
+      `git ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return text.trim();
+}
+
+async function write(path: string, text: string): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(path, text);
+}
+
+/** A ship: refresh its checkout, change files, commit the task. */
+async function shipTask(
+  repo: { bare: string; branch: string },
+  checkout: string,
+  taskId: string,
+  files: Record<string, string>,
+): Promise<string> {
+  await prepareCheckout({
+    bare: repo.bare,
+    branch: repo.branch,
+    dir: checkout,
+  });
+  for (const [name, text] of Object.entries(files)) {
+    await write(`${checkout}/${name}`, text);
+  }
+  const { commit } = await commitTask({
+    checkout,
+    taskId,
+    subject: `change ${Object.keys(files).join(", ")}`,
+  });
+  assert.ok(commit);
+  return commit;
+}
+
+/** A voyage repo from a source with one file `f.txt` of five lines. */
+async function seeded(dir: string, id = "v1") {
+  const src = `${dir}/src`;
+  await Deno.mkdir(src);
+  await g(src, "init", "-q", "-b", "main");
+  await write(`${src}/f.txt`, "one\ntwo\nthree\nfour\nfive\n");
+  await g(src, "add", ".");
+  await g(src, "commit", "-q", "-m", "seed");
+  return await createVoyageRepo({
+    dir: `${dir}/voyage`,
+    voyageId: id,
+    source: { kind: "path", url: src },
+  });
+}
+
+/** History is linear and every task's trailer appears exactly once. */
+async function assertLanded(
+  bare: string,
+  branch: string,
+  taskIds: string[],
+): Promise<void> {
+  assert.equal(
+    await g(bare, "rev-list", "--merges", `refs/heads/${branch}`),
+    "",
+  );
+  const trailers = (await g(
+    bare,
+    "log",
+    "--format=%(trailers:key=Voyage-Task,valueonly)",
+    `refs/heads/${branch}`,
+  )).split("\n").filter((l) => l);
+  assert.deepEqual(trailers.slice().sort(), taskIds.slice().sort());
+}
+
+async function refsUnder(bare: string, prefix: string): Promise<string> {
+  return await g(bare, "for-each-ref", "--format=%(refname)", prefix);
+}
+
+Deno.test("createVoyageRepo: empty source gives one empty commit, idempotent", async () => {
+  await withTmp(async (dir) => {
+    const r = await createVoyageRepo({
+      dir: `${dir}/v`,
+      voyageId: "abc-1",
+      source: { kind: "empty" },
+    });
+    assert.equal(r.bare, `${dir}/v/repo.git`);
+    assert.equal(r.branch, "voyage/abc-1");
+    assert.equal(
+      await g(r.bare, "rev-parse", "refs/heads/voyage/abc-1"),
+      r.base,
+    );
+    assert.equal(await g(r.bare, "rev-list", "--count", r.base), "1");
+    assert.equal(await g(r.bare, "ls-tree", r.base), "");
+    assert.equal(
+      await g(r.bare, "symbolic-ref", "HEAD"),
+      "refs/heads/voyage/abc-1",
+    );
+    assert.equal(
+      await g(r.bare, "log", "-1", "--format=%an <%ae>", r.base),
+      "ohcommodore <ohcommodore@localhost>",
+    );
+    // Again (even concurrently): the same repo, untouched.
+    const again = await Promise.all(
+      [1, 2, 3].map(() =>
+        createVoyageRepo({
+          dir: `${dir}/v`,
+          voyageId: "abc-1",
+          source: { kind: "empty" },
+        })
+      ),
+    );
+    for (const a of again) assert.deepEqual(a, r);
+    // No temp dirs left behind.
+    assert.deepEqual([...Deno.readDirSync(`${dir}/v`)].map((e) => e.name), [
+      "repo.git",
+    ]);
+  });
+});
+
+Deno.test("createVoyageRepo: bad ids and sources are usage errors", async () => {
+  await withTmp(async (dir) => {
+    for (const id of ["", "a/b", "..", "-x", "a..b", "x.lock", "a b"]) {
+      await assert.rejects(
+        createVoyageRepo({ dir, voyageId: id, source: { kind: "empty" } }),
+        UsageError,
+      );
+    }
+    await assert.rejects(
+      createVoyageRepo({
+        dir,
+        voyageId: "ok",
+        source: { kind: "path", url: "" },
+      }),
+      UsageError,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  });
+});
+
+Deno.test("createVoyageRepo: path source keeps the default branch's history", async () => {
+  await withTmp(async (dir) => {
+    const src = `${dir}/src`;
+    await Deno.mkdir(src);
+    await g(src, "init", "-q", "-b", "trunk");
+    for (const n of [1, 2, 3]) {
+      await write(`${src}/n.txt`, `${n}\n`);
+      await g(src, "add", ".");
+      await g(src, "commit", "-q", "-m", `c${n}`);
+    }
+    const head = await g(src, "rev-parse", "HEAD");
+    await g(src, "branch", "other", "HEAD~1");
+    const r = await createVoyageRepo({
+      dir: `${dir}/v`,
+      voyageId: "v7",
+      source: { kind: "path", url: src },
+    });
+    assert.equal(r.base, head);
+    assert.equal(await g(r.bare, "rev-parse", "refs/heads/voyage/v7"), head);
+    assert.equal(
+      await g(r.bare, "rev-list", "--count", "refs/heads/voyage/v7"),
+      "3",
+    );
+    assert.equal(
+      await g(r.bare, "log", "--format=%s", "voyage/v7"),
+      "c3\nc2\nc1",
+    );
+    // Later landings don't change what `base` reports.
+    const ship = `${dir}/ship`;
+    const c = await shipTask(r, ship, "1", { "a.txt": "a\n" });
+    const res = await integrateTask({
+      ...r,
+      taskId: "1",
+      source: ship,
+      commit: c,
+      worktreeDir: `${dir}/wt`,
+    });
+    assert.ok(res.ok);
+    assert.equal(
+      (await createVoyageRepo({
+        dir: `${dir}/v`,
+        voyageId: "v7",
+        source: { kind: "path", url: src },
+      })).base,
+      head,
+    );
+  });
+});
+
+Deno.test("prepareCheckout: clones, then refreshes a dirty checkout to the tip", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const co = `${dir}/co`;
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: co });
+    assert.equal(await g(co, "rev-parse", "HEAD"), r.base);
+    assert.equal(await g(co, "symbolic-ref", "--short", "HEAD"), r.branch);
+    assert.equal(await g(co, "config", "user.email"), "ohcommodore@localhost");
+    // Another ship lands something; this checkout is left dirty.
+    const c = await shipTask(r, `${dir}/other`, "1", { "new.txt": "new\n" });
+    assert.ok(
+      (await integrateTask({
+        ...r,
+        taskId: "1",
+        source: `${dir}/other`,
+        commit: c,
+        worktreeDir: `${dir}/wt`,
+      })).ok,
+    );
+    await write(`${co}/f.txt`, "scribbled\n");
+    await write(`${co}/junk/untracked.txt`, "junk\n");
+    await g(co, "add", "f.txt");
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: co });
+    assert.equal(await g(co, "rev-parse", "HEAD"), c);
+    assert.equal(await g(co, "status", "--porcelain", "--ignored"), "");
+    assert.equal(await Deno.readTextFile(`${co}/new.txt`), "new\n");
+    // A directory that is not a checkout is refused, not overwritten.
+    await write(`${dir}/notgit/keep.txt`, "mine\n");
+    await assert.rejects(
+      prepareCheckout({ bare: r.bare, branch: r.branch, dir: `${dir}/notgit` }),
+      /not a git checkout/,
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/notgit/keep.txt`), "mine\n");
+  });
+});
+
+Deno.test("commitTask: nothing to commit is null; work becomes one task commit", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const co = `${dir}/co`;
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: co });
+    assert.deepEqual(
+      await commitTask({ checkout: co, taskId: "3", subject: "nothing" }),
+      { commit: null },
+    );
+    await write(`${co}/f.txt`, "changed\n");
+    await write(`${co}/sub/added.txt`, "added\n");
+    const { commit } = await commitTask({
+      checkout: co,
+      taskId: "3",
+      subject: "Add\nthings  ",
+    });
+    assert.ok(commit);
+    assert.equal(
+      await g(co, "log", "-1", "--format=%B", commit),
+      "task 3: Add things\n\nVoyage-Task: 3",
+    );
+    assert.equal(
+      await g(co, "log", "-1", "--format=%an <%ae>|%cn", commit),
+      "ohcommodore <ohcommodore@localhost>|ohcommodore",
+    );
+    assert.equal(
+      await g(co, "show", "--format=", "--name-only", commit),
+      "f.txt\nsub/added.txt",
+    );
+    assert.equal(await g(co, "status", "--porcelain"), "");
+    // Committed but not landed: still the task's work.
+    assert.deepEqual(
+      await commitTask({ checkout: co, taskId: "3", subject: "x" }),
+      { commit },
+    );
+    // An agent that committed by itself: its commits are the work.
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: co });
+    await write(`${co}/agent.txt`, "agent\n");
+    await g(co, "add", ".");
+    await g(co, "commit", "-q", "-m", "agent did it");
+    const mine = await g(co, "rev-parse", "HEAD");
+    assert.deepEqual(
+      await commitTask({ checkout: co, taskId: "4", subject: "y" }),
+      { commit: mine },
+    );
+  });
+});
+
+Deno.test("integrateTask: fast-forward", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const c = await shipTask(r, `${dir}/ship`, "1", { "a.txt": "a\n" });
+    const res = await integrateTask({
+      ...r,
+      taskId: "1",
+      source: `${dir}/ship`,
+      commit: c,
+      worktreeDir: `${dir}/wt`,
+    });
+    assert.deepEqual(res, { ok: true, tip: c, rebased: false });
+    assert.equal(await g(r.bare, "rev-parse", r.branch), c);
+    assert.equal(await refsUnder(r.bare, "refs/ohcommodore/incoming"), "");
+    // Landing it again changes nothing.
+    assert.deepEqual(
+      await integrateTask({
+        ...r,
+        taskId: "1",
+        source: `${dir}/ship`,
+        commit: c,
+        worktreeDir: `${dir}/wt`,
+      }),
+      { ok: true, tip: c, rebased: false },
+    );
+    // The branch's reflog tells which task moved it.
+    assert.match(
+      await g(
+        r.bare,
+        "reflog",
+        "show",
+        "--format=%gs",
+        `refs/heads/${r.branch}`,
+      ),
+      /land task 1/,
+    );
+  });
+});
+
+Deno.test("integrateTask: rebases when another task landed first", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    // Both ships start from the same tip.
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: `${dir}/s1` });
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: `${dir}/s2` });
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: `${dir}/s3` });
+    await write(`${dir}/s1/a.txt`, "a\n");
+    const c1 =
+      (await commitTask({ checkout: `${dir}/s1`, taskId: "1", subject: "a" }))
+        .commit!;
+    // Task 2 edits a different line of the same file (merge-tree path).
+    await write(`${dir}/s2/f.txt`, "one\ntwo\nthree\nfour\nFIVE\n");
+    const c2 = (await commitTask({
+      checkout: `${dir}/s2`,
+      taskId: "2",
+      subject: "five",
+    })).commit!;
+    // Task 3 is two commits, the agent's own and the captain's (worktree path).
+    await write(`${dir}/s3/f.txt`, "ONE\ntwo\nthree\nfour\nfive\n");
+    await g(`${dir}/s3`, "commit", "-q", "-am", "agent: one");
+    await write(`${dir}/s3/b.txt`, "b\n");
+    const c3 =
+      (await commitTask({ checkout: `${dir}/s3`, taskId: "3", subject: "b" }))
+        .commit!;
+    const wt = `${dir}/wt`;
+    const r1 = await integrateTask({
+      ...r,
+      taskId: "1",
+      source: `${dir}/s1`,
+      commit: c1,
+      worktreeDir: wt,
+    });
+    assert.deepEqual(r1, { ok: true, tip: c1, rebased: false });
+    const r2 = await integrateTask({
+      ...r,
+      taskId: "2",
+      source: `${dir}/s2`,
+      commit: c2,
+      worktreeDir: wt,
+    });
+    assert.ok(r2.ok && r2.rebased);
+    const r3 = await integrateTask({
+      ...r,
+      taskId: "3",
+      source: `${dir}/s3`,
+      commit: c3,
+      worktreeDir: wt,
+    });
+    assert.ok(r3.ok && r3.rebased);
+    const tip = await g(r.bare, "rev-parse", r.branch);
+    assert.equal(tip, r3.tip);
+    assert.equal(
+      await g(r.bare, "show", `${tip}:f.txt`),
+      "ONE\ntwo\nthree\nfour\nFIVE",
+    );
+    assert.equal(await g(r.bare, "show", `${tip}:a.txt`), "a");
+    assert.equal(await g(r.bare, "show", `${tip}:b.txt`), "b");
+    assert.equal(
+      await g(r.bare, "log", "--format=%s|%an", r.branch),
+      [
+        "task 3: b|ohcommodore",
+        "agent: one|Test Person", // the author survives the rebase
+        "task 2: five|ohcommodore",
+        "task 1: a|ohcommodore",
+        "seed|Test Person",
+      ].join("\n"),
+    );
+    await assertLanded(r.bare, r.branch, ["1", "2", "3"]);
+    // Private worktrees and pinned refs are gone.
+    assert.deepEqual([...Deno.readDirSync(wt)], []);
+    assert.equal((await g(r.bare, "worktree", "list")).split("\n").length, 1);
+    assert.equal(await refsUnder(r.bare, "refs/ohcommodore/incoming"), "");
+    // A rebased task landed again: its change is there, nothing moves.
+    const again = await integrateTask({
+      ...r,
+      taskId: "2",
+      source: `${dir}/s2`,
+      commit: c2,
+      worktreeDir: wt,
+    });
+    assert.deepEqual(again, { ok: true, tip, rebased: true });
+  });
+});
+
+Deno.test("integrateTask: same line edited twice: the second fails, its work kept", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir, "clash");
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: `${dir}/s1` });
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: `${dir}/s2` });
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: `${dir}/s3` });
+    await write(`${dir}/s1/f.txt`, "one\nTWO by 1\nthree\nfour\nfive\n");
+    const c1 =
+      (await commitTask({ checkout: `${dir}/s1`, taskId: "1", subject: "x" }))
+        .commit!;
+    await write(`${dir}/s2/f.txt`, "one\nTWO by 2\nthree\nfour\nfive\n");
+    await write(`${dir}/s2/fine.txt`, "no conflict here\n");
+    const c2 =
+      (await commitTask({ checkout: `${dir}/s2`, taskId: "2", subject: "y" }))
+        .commit!;
+    const wt = `${dir}/wt`;
+    assert.ok(
+      (await integrateTask({
+        ...r,
+        taskId: "1",
+        source: `${dir}/s1`,
+        commit: c1,
+        worktreeDir: wt,
+      })).ok,
+    );
+    const res = await integrateTask({
+      ...r,
+      taskId: "2",
+      source: `${dir}/s2`,
+      commit: c2,
+      worktreeDir: wt,
+    });
+    assert.deepEqual(res, {
+      ok: false,
+      conflict: ["f.txt"],
+      sideBranch: "voyage/clash-task-2",
+    });
+    assert.equal(
+      await g(r.bare, "rev-parse", "refs/heads/voyage/clash-task-2"),
+      c2,
+    );
+    assert.equal(await g(r.bare, "rev-parse", r.branch), c1);
+    // The same conflict through the worktree path (two commits).
+    await write(`${dir}/s3/g.txt`, "g\n");
+    await g(`${dir}/s3`, "add", ".");
+    await g(`${dir}/s3`, "commit", "-q", "-m", "agent: g");
+    await write(`${dir}/s3/f.txt`, "one\nTWO by 3\nthree\nfour\nfive\n");
+    const c3 =
+      (await commitTask({ checkout: `${dir}/s3`, taskId: "3", subject: "z" }))
+        .commit!;
+    const res3 = await integrateTask({
+      ...r,
+      taskId: "3",
+      source: `${dir}/s3`,
+      commit: c3,
+      worktreeDir: wt,
+    });
+    assert.deepEqual(res3, {
+      ok: false,
+      conflict: ["f.txt"],
+      sideBranch: "voyage/clash-task-3",
+    });
+    assert.equal(
+      await g(r.bare, "rev-parse", "refs/heads/voyage/clash-task-3"),
+      c3,
+    );
+    // A retry of task 2 with different work that conflicts again: both kept.
+    await write(`${dir}/s2/f.txt`, "one\nTWO by 2, again\nthree\nfour\nfive\n");
+    const c2b =
+      (await commitTask({ checkout: `${dir}/s2`, taskId: "2", subject: "y" }))
+        .commit!;
+    const again = await integrateTask({
+      ...r,
+      taskId: "2",
+      source: `${dir}/s2`,
+      commit: c2b,
+      worktreeDir: wt,
+    });
+    assert.deepEqual(again, {
+      ok: false,
+      conflict: ["f.txt"],
+      sideBranch: "voyage/clash-task-2-2",
+    });
+    assert.equal(
+      await g(r.bare, "rev-parse", "refs/heads/voyage/clash-task-2"),
+      c2,
+    );
+    assert.equal(await g(r.bare, "rev-parse", r.branch), c1);
+    assert.equal(await refsUnder(r.bare, "refs/ohcommodore/incoming"), "");
+    assert.equal((await g(r.bare, "worktree", "list")).split("\n").length, 1);
+  });
+});
+
+/** 20 ship checkouts, each with task i adding t<i>.txt (every 4th: two commits). */
+async function twentyTasks(dir: string, r: { bare: string; branch: string }) {
+  return await Promise.all(
+    Array.from({ length: 20 }, async (_, i) => {
+      const taskId = String(i + 1);
+      const co = `${dir}/ships/s${taskId}`;
+      await prepareCheckout({ bare: r.bare, branch: r.branch, dir: co });
+      if (i % 4 === 0) {
+        await write(`${co}/pre${taskId}.txt`, `pre ${taskId}\n`);
+        await g(co, "add", ".");
+        await g(co, "commit", "-q", "-m", `agent: pre ${taskId}`);
+      }
+      await write(`${co}/t${taskId}.txt`, `task ${taskId}\n`);
+      const { commit } = await commitTask({
+        checkout: co,
+        taskId,
+        subject: `t${taskId}`,
+      });
+      return {
+        bare: r.bare,
+        branch: r.branch,
+        taskId,
+        source: co,
+        commit: commit!,
+        worktreeDir: `${dir}/wt`,
+      };
+    }),
+  );
+}
+
+async function assertTwentyLanded(r: { bare: string; branch: string }) {
+  const ids = Array.from({ length: 20 }, (_, i) => String(i + 1));
+  await assertLanded(r.bare, r.branch, ids);
+  // 1 seed + 20 task commits + 5 agent commits, each once.
+  assert.equal(await g(r.bare, "rev-list", "--count", r.branch), "26");
+  const files = (await g(r.bare, "ls-tree", "--name-only", r.branch)).split(
+    "\n",
+  );
+  for (const id of ids) {
+    assert.ok(files.includes(`t${id}.txt`), `t${id}.txt missing`);
+  }
+  assert.equal(await refsUnder(r.bare, "refs/ohcommodore/incoming"), "");
+  assert.equal((await g(r.bare, "worktree", "list")).split("\n").length, 1);
+}
+
+Deno.test("integrateTask: 20 concurrent landings in one process all land once", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const jobs = await twentyTasks(dir, r);
+    const results = await Promise.all(jobs.map((j) => integrateTask(j)));
+    for (const res of results) assert.equal(res.ok, true);
+    await assertTwentyLanded(r);
+    // The last one to land is the tip.
+    const tips = results.map((x) => x.ok ? x.tip : "");
+    assert.ok(tips.includes(await g(r.bare, "rev-parse", r.branch)));
+  });
+});
+
+Deno.test("integrateTask: 20 landings from 4 processes at once all land once", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const jobs = await twentyTasks(dir, r);
+    const worker = `${dir}/worker.ts`;
+    await Deno.writeTextFile(
+      worker,
+      `import { integrateTask } from ${JSON.stringify(MODULE)};
+const { startAt, jobs } = JSON.parse(Deno.args[0]);
+await new Promise((r) => setTimeout(r, Math.max(0, startAt - Date.now())));
+const results = await Promise.all(jobs.map((j) => integrateTask(j)));
+console.log(JSON.stringify(results));
+`,
+    );
+    const startAt = Date.now() + 2000;
+    const outs = await Promise.all(
+      [0, 1, 2, 3].map((p) =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            "--no-config",
+            "--no-lock",
+            worker,
+            JSON.stringify({
+              startAt,
+              jobs: jobs.filter((_, i) => i % 4 === p),
+            }),
+          ],
+          stdin: "null",
+        }).output()
+      ),
+    );
+    for (const o of outs) {
+      assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+      const results = JSON.parse(new TextDecoder().decode(o.stdout));
+      assert.equal(results.length, 5);
+      for (const res of results) assert.equal(res.ok, true);
+    }
+    await assertTwentyLanded(r);
+  });
+});
+
+Deno.test("integrateTask: from a bundle file", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const ship = `${dir}/ship`;
+    const c = await shipTask(r, ship, "5", { "b.txt": "bundled\n" });
+    // A bare sha can't name a bundle's content; bundleCommit uses a ref.
+    await assert.rejects(
+      g(ship, "bundle", "create", `${dir}/raw.bundle`, c),
+      /empty bundle/,
+    );
+    // Thin: only what the flagship lacks (it has the base the ship started at).
+    await bundleCommit({
+      repo: ship,
+      commit: c,
+      file: `${dir}/t5.bundle`,
+      exclude: [r.base],
+    });
+    assert.equal(await g(ship, "for-each-ref", "refs/ohcommodore/bundle"), "");
+    // Another task lands first, so this one is rebased out of the bundle.
+    const other = await shipTask(r, `${dir}/other`, "6", { "c.txt": "c\n" });
+    assert.ok(
+      (await integrateTask({
+        ...r,
+        taskId: "6",
+        source: `${dir}/other`,
+        commit: other,
+        worktreeDir: `${dir}/wt`,
+      })).ok,
+    );
+    const res = await integrateTask({
+      ...r,
+      taskId: "5",
+      source: `${dir}/t5.bundle`,
+      commit: c,
+      worktreeDir: `${dir}/wt`,
+    });
+    assert.ok(res.ok && res.rebased);
+    assert.equal(await g(r.bare, "show", `${r.branch}:b.txt`), "bundled");
+    await assertLanded(r.bare, r.branch, ["5", "6"]);
+    // A commit the source doesn't have is a clear error, and nothing moves.
+    await assert.rejects(
+      integrateTask({
+        ...r,
+        taskId: "7",
+        source: `${dir}/t5.bundle`,
+        commit: "1".repeat(40),
+        worktreeDir: `${dir}/wt`,
+      }),
+      /could not fetch/,
+    );
+    assert.equal(await g(r.bare, "rev-parse", r.branch), res.tip);
+  });
+});
+
+Deno.test("runVerify: passing and failing scripts, run on the branch tip", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const c = await shipTask(r, `${dir}/ship`, "1", { "a.txt": "landed\n" });
+    assert.ok(
+      (await integrateTask({
+        ...r,
+        taskId: "1",
+        source: `${dir}/ship`,
+        commit: c,
+        worktreeDir: `${dir}/wt`,
+      })).ok,
+    );
+    await write(
+      `${dir}/pass.sh`,
+      "set -e\ngrep -q landed a.txt\necho verified\necho to-stderr >&2\n",
+    );
+    const ok = await runVerify({
+      ...r,
+      dir: `${dir}/verify`,
+      script: `${dir}/pass.sh`,
+    });
+    assert.equal(ok.ok, true);
+    assert.equal(ok.code, 0);
+    assert.match(ok.output, /verified/);
+    assert.match(ok.output, /to-stderr/);
+    await write(
+      `${dir}/fail.sh`,
+      "echo checking\ntest -f missing.txt || { echo 'missing.txt is missing'; exit 3; }\n",
+    );
+    const bad = await runVerify({
+      ...r,
+      dir: `${dir}/verify`,
+      script: `${dir}/fail.sh`,
+    });
+    assert.deepEqual({ ok: bad.ok, code: bad.code, timedOut: bad.timedOut }, {
+      ok: false,
+      code: 3,
+      timedOut: false,
+    });
+    assert.match(bad.output, /missing.txt is missing/);
+  });
+});
+
+Deno.test("runVerify: a timeout kills the script and its children; output is bounded", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    await write(`${dir}/hang.sh`, "echo started\nsleep 30 &\nsleep 30\n");
+    const t0 = Date.now();
+    const res = await runVerify({
+      ...r,
+      dir: `${dir}/verify`,
+      script: `${dir}/hang.sh`,
+      timeoutMs: 300,
+    });
+    assert.ok(Date.now() - t0 < 5000, "returned promptly");
+    assert.deepEqual({ ok: res.ok, code: res.code, timedOut: res.timedOut }, {
+      ok: false,
+      code: 124,
+      timedOut: true,
+    });
+    assert.match(res.output, /started/);
+    assert.match(res.output, /timed out/);
+    // A script that exits but leaves a child holding the pipe: returns soon.
+    await write(`${dir}/bg.sh`, "sleep 30 &\necho done\n");
+    const t1 = Date.now();
+    const bg = await runVerify({
+      ...r,
+      dir: `${dir}/verify`,
+      script: `${dir}/bg.sh`,
+    });
+    assert.ok(Date.now() - t1 < 5000);
+    assert.equal(bg.ok, true);
+    await write(
+      `${dir}/loud.sh`,
+      "echo FIRST\nfor i in $(seq 1 5000); do echo line $i; done\necho LAST\n",
+    );
+    const loud = await runVerify({
+      ...r,
+      dir: `${dir}/verify`,
+      script: `${dir}/loud.sh`,
+      maxOutputBytes: 4096,
+    });
+    assert.equal(loud.ok, true);
+    assert.ok(loud.output.length < 4096 + 100);
+    assert.match(loud.output, /^FIRST\n/);
+    assert.match(loud.output, /LAST\n$/);
+    assert.match(loud.output, /bytes of output omitted/);
+  });
+});
+
+Deno.test("cloneVoyage: a real clone with the whole history, also from a bundle", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    for (const id of ["1", "2"]) {
+      const c = await shipTask(r, `${dir}/ship${id}`, id, {
+        [`x${id}.txt`]: `${id}\n`,
+      });
+      assert.ok(
+        (await integrateTask({
+          ...r,
+          taskId: id,
+          source: `${dir}/ship${id}`,
+          commit: c,
+          worktreeDir: `${dir}/wt`,
+        })).ok,
+      );
+    }
+    const tip = await g(r.bare, "rev-parse", r.branch);
+    const cl = await cloneVoyage({ ...r, dir: `${dir}/clone` });
+    assert.equal(cl.tip, tip);
+    assert.equal(
+      await g(`${dir}/clone`, "symbolic-ref", "--short", "HEAD"),
+      r.branch,
+    );
+    assert.equal(
+      await g(`${dir}/clone`, "log", "--format=%s"),
+      "task 2: change x2.txt\ntask 1: change x1.txt\nseed",
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/clone/x2.txt`), "2\n");
+    assert.equal(
+      await g(`${dir}/clone`, "rev-parse", "--is-shallow-repository"),
+      "false",
+    );
+    await assert.rejects(
+      cloneVoyage({ ...r, dir: `${dir}/clone` }),
+      /not empty/,
+    );
+    await bundleVoyage({ bare: r.bare, file: `${dir}/voyage.bundle` });
+    const viaBundle = await cloneVoyage({
+      bare: `${dir}/voyage.bundle`,
+      branch: r.branch,
+      dir: `${dir}/clone2`,
+    });
+    assert.equal(viaBundle.tip, tip);
+    assert.equal(await g(`${dir}/clone2`, "rev-list", "--count", "HEAD"), "3");
+  });
+});
