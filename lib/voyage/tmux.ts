@@ -1,0 +1,557 @@
+/**
+ * Running one task's agent where a person can watch it.
+ *
+ * `runInTmux` runs a command in a window of the tmux session `voyage` (the
+ * session is created detached when missing, with a first window "captain"
+ * holding a shell, so it outlives single tasks; each task gets its own
+ * window, e.g. "task-3"). A person runs `tmux attach -t voyage` (or
+ * `voyage shell`) and sees every running task. All output also goes to
+ * `logFile` (appended, with `[ohc]` banner lines at start and end), and the
+ * promise resolves with the command's real exit code.
+ *
+ * How: the window runs a small bash wrapper
+ *
+ *     <clear the environment>; . <envfile>; rm <envfile>
+ *     cd <cwd>; <argv> < <stdin> 2>&1 | tee -a <log>
+ *     echo ${PIPESTATUS[0]} > <exitfile>; exec sleep <linger>
+ *
+ * built with `quoteArgv`, so nothing in argv is ever re-parsed. The caller
+ * polls for the exit file every 50 ms (and checks every second that the
+ * window still exists). Environment values never appear in any argv (not in
+ * tmux's, not in the wrapper's): they are written to a 0600 file in a 0700
+ * temp dir, sourced by the wrapper and deleted at once.
+ *
+ * Semantics shared with `runDirect` (the fallback without tmux):
+ * - `env` is the whole environment of the command; nothing is inherited
+ *   (in tmux the pane's TERM, TMUX and TMUX_PANE are kept, as they describe
+ *   the pane). Put PATH in it.
+ * - stdin is `stdinFile`, or /dev/null.
+ * - stdout and stderr both go to the log (in tmux also to the pane; the
+ *   command sees a pipe, not a terminal).
+ * - `signal` aborts: SIGTERM to the command's process group, SIGKILL after
+ *   `killGraceMs`, and the window is closed. The result then has
+ *   `aborted: true` and the code the command died with (143 for SIGTERM,
+ *   137 for SIGKILL).
+ *
+ * After the command ends the window stays open `lingerSeconds` (default
+ * 30 s) showing the output and the exit code, then closes by itself; the
+ * promise does not wait for that. The exit code is known as soon as the
+ * command ends. A Ctrl-C typed by a person in the window ends the command
+ * (exit 130), not the wrapper, so the exit code is still recorded. If the
+ * window disappears before the command ends (someone kills it, or the tmux
+ * server dies), the result is `{ code: 129, lost: true }`.
+ */
+
+import { OhcError } from "../errors.ts";
+import { quoteArg, quoteArgv } from "../transport/shell_quote.ts";
+
+export const DEFAULT_SESSION = "voyage";
+export const DEFAULT_LINGER_SECONDS = 30;
+const POLL_MS = 50;
+const WINDOW_CHECK_MS = 1000;
+
+export interface RunOptions {
+  /** What to run. argv[0] is looked up on env.PATH. */
+  argv: string[];
+  /** The complete environment of the command. */
+  env: Record<string, string>;
+  /** Working directory; must exist. */
+  cwd: string;
+  /** Output is appended here (created with its parent directories). */
+  logFile: string;
+  /** Fed on stdin; default /dev/null. */
+  stdinFile?: string;
+  /** Kills the command when aborted. */
+  signal?: AbortSignal;
+  /** ms between SIGTERM and SIGKILL on abort (default 3000). */
+  killGraceMs?: number;
+}
+
+export interface TmuxRunOptions extends RunOptions {
+  /** Session name (default "voyage"). */
+  session?: string;
+  /** Window name, e.g. "task-3". */
+  window: string;
+  /** tmux server socket (`tmux -S`); default the user's default server. */
+  socket?: string;
+  /** Seconds the window stays open after the command ends (default 30). */
+  lingerSeconds?: number;
+}
+
+export interface RunResult {
+  /** The command's exit code (128+N when killed by signal N). */
+  code: number;
+  /** The run was aborted through `signal`. */
+  aborted?: boolean;
+  /** tmux: the window vanished before the command ended. */
+  lost?: boolean;
+  /** Which runner ran it. */
+  via: "tmux" | "direct";
+  /** tmux: the window's id ("@3"). */
+  windowId?: string;
+}
+
+/** argv prefix for the tmux client on a socket. */
+export function tmuxArgv(socket?: string): string[] {
+  return socket ? ["tmux", "-S", socket] : ["tmux"];
+}
+
+/** argv a person runs to watch: `tmux [-S sock] attach -t =voyage`. */
+export function attachArgv(
+  opts: { session?: string; socket?: string } = {},
+): string[] {
+  return [
+    ...tmuxArgv(opts.socket),
+    "attach-session",
+    "-t",
+    `=${opts.session ?? DEFAULT_SESSION}`,
+  ];
+}
+
+let tmuxPresent: Promise<boolean> | undefined;
+
+/** Whether a tmux client can be run here (cached). */
+export function hasTmux(): Promise<boolean> {
+  tmuxPresent ??= (async () => {
+    try {
+      const r = await new Deno.Command("tmux", {
+        args: ["-V"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      return r.success;
+    } catch {
+      return false;
+    }
+  })();
+  return tmuxPresent;
+}
+
+interface TmuxOut {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function tmux(
+  socket: string | undefined,
+  args: string[],
+): Promise<TmuxOut> {
+  const [cmd, ...pre] = tmuxArgv(socket);
+  const r = await new Deno.Command(cmd, {
+    args: [...pre, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: r.code,
+    stdout: dec.decode(r.stdout),
+    stderr: dec.decode(r.stderr).trim(),
+  };
+}
+
+/** Creates the session detached if it does not exist (race-safe). */
+export async function ensureSession(
+  opts: { session?: string; socket?: string; cwd?: string } = {},
+): Promise<void> {
+  const session = opts.session ?? DEFAULT_SESSION;
+  checkName("session", session);
+  const has = await tmux(opts.socket, ["has-session", "-t", `=${session}`]);
+  if (has.code === 0) return;
+  const args = [
+    "new-session",
+    "-d",
+    "-s",
+    session,
+    "-n",
+    "captain",
+    "-x",
+    "200",
+    "-y",
+    "50",
+  ];
+  if (opts.cwd) args.push("-c", opts.cwd);
+  const r = await tmux(opts.socket, args);
+  if (r.code !== 0 && !r.stderr.includes("duplicate session")) {
+    throw new OhcError(
+      "tmux_failed",
+      `cannot create tmux session ${session}: ${r.stderr || `exit ${r.code}`}`,
+    );
+  }
+}
+
+export interface WindowInfo {
+  id: string;
+  index: number;
+  name: string;
+  panePid: number;
+  /** The command in the pane ("bash", "sleep", ...). */
+  command: string;
+}
+
+/** The windows of a session (empty when the session does not exist). */
+export async function listWindows(
+  opts: { session?: string; socket?: string } = {},
+): Promise<WindowInfo[]> {
+  const r = await tmux(opts.socket, [
+    "list-windows",
+    "-t",
+    `=${opts.session ?? DEFAULT_SESSION}`,
+    "-F",
+    "#{window_id}\t#{window_index}\t#{pane_pid}\t#{pane_current_command}\t#{window_name}",
+  ]);
+  if (r.code !== 0) return [];
+  return r.stdout.split("\n").filter((l) => l !== "").map((l) => {
+    const [id, index, pid, command, ...name] = l.split("\t");
+    return {
+      id,
+      index: Number(index),
+      panePid: Number(pid),
+      command,
+      name: name.join("\t"),
+    };
+  });
+}
+
+/** The visible text of a window's pane (`tmux capture-pane -p`). */
+export async function capturePane(
+  target: string,
+  opts: { socket?: string; history?: boolean } = {},
+): Promise<string> {
+  const args = ["capture-pane", "-p", "-J", "-t", target];
+  if (opts.history) args.push("-S", "-");
+  const r = await tmux(opts.socket, args);
+  if (r.code !== 0) {
+    throw new OhcError(
+      "tmux_failed",
+      `cannot capture ${target}: ${r.stderr || `exit ${r.code}`}`,
+    );
+  }
+  return r.stdout;
+}
+
+/** Kills the tmux server on a socket (tests, `voyage sink`). */
+export async function killServer(socket?: string): Promise<void> {
+  await tmux(socket, ["kill-server"]).catch(() => undefined);
+}
+
+function checkName(what: string, name: string): void {
+  const control = [...name].some((c) => c.charCodeAt(0) < 0x20);
+  if (name === "" || control || /[:.]/.test(name)) {
+    throw new Error(
+      `invalid tmux ${what} name ${
+        JSON.stringify(name)
+      }: no ':', '.' or control characters`,
+    );
+  }
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `export K='v'` lines for a bash script; rejects names bash cannot hold. */
+export function envFileText(env: Record<string, string>): string {
+  return Object.entries(env).map(([k, v]) => {
+    if (!ENV_NAME.test(k)) {
+      throw new Error(`invalid environment variable name ${JSON.stringify(k)}`);
+    }
+    return `export ${k}=${quoteArg(v)}\n`;
+  }).join("");
+}
+
+async function checkCwd(cwd: string): Promise<void> {
+  let ok = false;
+  try {
+    ok = (await Deno.stat(cwd)).isDirectory;
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new OhcError(
+      "no_checkout",
+      `working directory ${cwd} does not exist`,
+    );
+  }
+}
+
+async function ensureLogDir(logFile: string): Promise<void> {
+  const i = logFile.lastIndexOf("/");
+  if (i > 0) await Deno.mkdir(logFile.slice(0, i), { recursive: true });
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+async function readExit(path: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return undefined;
+  }
+  // The wrapper writes "<code>\n" with one write; no newline yet = not done.
+  if (!text.endsWith("\n")) return undefined;
+  const n = Number(text.trim());
+  return Number.isInteger(n) ? n : undefined;
+}
+
+function killGroup(pid: number, sig: Deno.Signal): void {
+  try {
+    Deno.kill(-pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** The bash wrapper run in the window. Holds paths and argv, never env values. */
+function wrapperScript(o: {
+  dir: string;
+  log: string;
+  cwd: string;
+  argv: string[];
+  stdin: string;
+  window: string;
+  linger: number;
+}): string {
+  const q = quoteArg;
+  const tee = findTool("tee");
+  const rm = findTool("rm");
+  const sleepBin = findTool("sleep");
+  const ts = "%(%Y-%m-%dT%H:%M:%S%z)T";
+  return [
+    `d=${q(o.dir)}; log=${q(o.log)}; w=${q(o.window)}`,
+    `say() { printf '%s\\n' "$1" >> "$log"; printf '%s\\n' "$1"; }`,
+    `done_with() { printf '%s\\n' "$1" > "$d/exit"; }`,
+    // The pane inherits the tmux server's environment; start from nothing.
+    `for v in $(compgen -e); do case $v in TERM|TMUX|TMUX_PANE) ;; *) unset "$v" 2>/dev/null ;; esac; done`,
+    `if ! . "$d/env"; then say "[ohc] $w: cannot read the environment file"; done_with 127; exit 127; fi`,
+    `${q(rm)} -f -- "$d/env"`,
+    // Ctrl-C or SIGTERM ends the command; the wrapper lives to record it.
+    `trap : INT TERM`,
+    `if ! cd -- ${q(o.cwd)}; then say "[ohc] $w: cannot cd to "${
+      q(o.cwd)
+    }; done_with 126; exit 126; fi`,
+    `say "$(printf '[ohc] %s started ${ts}: %s' "$w" -1 ${
+      q(o.argv.join(" "))
+    })"`,
+    `${quoteArgv(o.argv)} < ${q(o.stdin)} 2>&1 | ${q(tee)} -a -- "$log"`,
+    `c=\${PIPESTATUS[0]}`,
+    `say "$(printf '[ohc] %s exit %s ${ts}' "$w" "$c" -1)"`,
+    `done_with "$c"`,
+    `trap - INT TERM`,
+    o.linger > 0
+      ? `printf '[ohc] this window closes in %s s\\n' ${o.linger}; exec ${
+        q(sleepBin)
+      } ${o.linger}`
+      : `exit "$c"`,
+  ].join("\n");
+}
+
+function findTool(name: string): string {
+  for (const d of ["/usr/bin", "/bin", "/usr/local/bin"]) {
+    try {
+      if (Deno.statSync(`${d}/${name}`).isFile) return `${d}/${name}`;
+    } catch {
+      // not here
+    }
+  }
+  return name;
+}
+
+/**
+ * Runs argv in window `window` of tmux session `session` and resolves with
+ * its exit code when it ends. See the module comment for the contract.
+ */
+export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
+  const session = opts.session ?? DEFAULT_SESSION;
+  checkName("session", session);
+  checkName("window", opts.window);
+  if (opts.argv.length === 0) throw new Error("runInTmux needs a command");
+  if (opts.signal?.aborted) return { code: 143, aborted: true, via: "tmux" };
+  await checkCwd(opts.cwd);
+  await ensureLogDir(opts.logFile);
+
+  const dir = await Deno.makeTempDir({ prefix: "ohc-run-" });
+  await Deno.chmod(dir, 0o700);
+  try {
+    await Deno.writeTextFile(`${dir}/env`, envFileText(opts.env), {
+      mode: 0o600,
+      createNew: true,
+    });
+    const script = wrapperScript({
+      dir,
+      log: opts.logFile,
+      cwd: opts.cwd,
+      argv: opts.argv,
+      stdin: opts.stdinFile ?? "/dev/null",
+      window: opts.window,
+      linger: Math.max(
+        0,
+        Math.floor(opts.lingerSeconds ?? DEFAULT_LINGER_SECONDS),
+      ),
+    });
+    await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
+    const nw = await tmux(opts.socket, [
+      "new-window",
+      "-d",
+      "-P",
+      "-F",
+      "#{window_id} #{pane_pid}",
+      "-t",
+      `=${session}:`,
+      "-n",
+      opts.window,
+      "-c",
+      opts.cwd,
+      "--",
+      findTool("bash"),
+      "-c",
+      script,
+      `ohc-${opts.window}`,
+    ]);
+    if (nw.code !== 0) {
+      throw new OhcError(
+        "tmux_failed",
+        `cannot open tmux window ${opts.window}: ${
+          nw.stderr || `exit ${nw.code}`
+        }`,
+      );
+    }
+    const [windowId, pidText] = nw.stdout.trim().split(" ");
+    const panePid = Number(pidText);
+    const exitFile = `${dir}/exit`;
+
+    let lastCheck = Date.now();
+    while (true) {
+      if (opts.signal?.aborted) {
+        return await abortWindow(opts, windowId, panePid, exitFile);
+      }
+      const code = await readExit(exitFile);
+      if (code !== undefined) return { code, via: "tmux", windowId };
+      if (Date.now() - lastCheck >= WINDOW_CHECK_MS) {
+        lastCheck = Date.now();
+        const alive = await tmux(opts.socket, [
+          "display-message",
+          "-p",
+          "-t",
+          windowId,
+          "#{window_id}",
+        ]);
+        if (alive.code !== 0 || alive.stdout.trim() !== windowId) {
+          const late = await readExit(exitFile);
+          if (late !== undefined) return { code: late, via: "tmux", windowId };
+          return { code: 129, lost: true, via: "tmux", windowId };
+        }
+      }
+      await sleep(POLL_MS, opts.signal);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => undefined);
+  }
+}
+
+async function abortWindow(
+  opts: TmuxRunOptions,
+  windowId: string,
+  panePid: number,
+  exitFile: string,
+): Promise<RunResult> {
+  killGroup(panePid, "SIGTERM");
+  const deadline = Date.now() + (opts.killGraceMs ?? 3000);
+  let code = await readExit(exitFile);
+  while (code === undefined && Date.now() < deadline) {
+    await sleep(POLL_MS);
+    code = await readExit(exitFile);
+  }
+  if (code === undefined) {
+    killGroup(panePid, "SIGKILL");
+    code = 137;
+  }
+  await tmux(opts.socket, ["kill-window", "-t", windowId]);
+  return { code, aborted: true, via: "tmux", windowId };
+}
+
+/**
+ * The same contract as runInTmux without tmux: output to the log only.
+ * The command is exec'd by bash (for the redirections), so SIGTERM on abort
+ * reaches it directly; processes it started that outlive it are its own
+ * business (Claude Code kills its tool processes on SIGTERM).
+ */
+export async function runDirect(opts: RunOptions): Promise<RunResult> {
+  if (opts.argv.length === 0) throw new Error("runDirect needs a command");
+  if (opts.signal?.aborted) return { code: 143, aborted: true, via: "direct" };
+  await checkCwd(opts.cwd);
+  await ensureLogDir(opts.logFile);
+  const stamp = () => new Date().toISOString();
+  await Deno.writeTextFile(
+    opts.logFile,
+    `[ohc] started ${stamp()}: ${opts.argv.join(" ")}\n`,
+    { append: true },
+  );
+  const child = new Deno.Command(findTool("bash"), {
+    args: [
+      "-c",
+      'log=$1 in=$2; shift 2; exec "$@" < "$in" >> "$log" 2>&1',
+      "ohc-run",
+      opts.logFile,
+      opts.stdinFile ?? "/dev/null",
+      ...opts.argv,
+    ],
+    cwd: opts.cwd,
+    env: opts.env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let aborted = false;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => {
+    aborted = true;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // gone
+    }
+    killTimer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+    }, opts.killGraceMs ?? 3000);
+  };
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const status = await child.status;
+  opts.signal?.removeEventListener("abort", onAbort);
+  if (killTimer !== undefined) clearTimeout(killTimer);
+  await Deno.writeTextFile(
+    opts.logFile,
+    `[ohc] exit ${status.code} ${stamp()}\n`,
+    { append: true },
+  );
+  return aborted
+    ? { code: status.code, aborted: true, via: "direct" }
+    : { code: status.code, via: "direct" };
+}
+
+/**
+ * Runs in tmux when it is installed (and `tmux` is not false), else
+ * directly. What a captain calls.
+ */
+export async function runTask(
+  opts: TmuxRunOptions & { tmux?: boolean },
+): Promise<RunResult> {
+  if (opts.tmux !== false && await hasTmux()) return runInTmux(opts);
+  return runDirect(opts);
+}
