@@ -190,6 +190,11 @@ Deno.test("sprites provider over the fake sprite CLI: create, exec, list, destro
         await writeAll(child.stdin, "ping\n");
         assert.equal(await new Response(child.stdout).text(), "got:ping\n");
         assert.equal((await child.status).code, 0);
+        // Interactive (stdio inherited; without a terminal, no --tty).
+        assert.equal(
+          await tr.interactive(["sh", "-c", "exit 3"], { tty: true }),
+          3,
+        );
       },
     );
 
