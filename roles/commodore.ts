@@ -336,6 +336,7 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
       c.destroyShip(argString(args, "name"), progress(emit)),
     "fleet.sink": ({ emit }) => c.sink(progress(emit)),
     "fleet.recover": ({ emit }) => c.recover(progress(emit)),
+    ...voyageHandlers(c, progress),
     "ship.exec": async ({ args, emit, input }) => {
       const argv = args.argv;
       if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) {
@@ -349,4 +350,112 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
       return { code };
     },
   };
+}
+
+/** Voyage operations that need the provider (the queue's live in the daemon). */
+function voyageHandlers(
+  c: Commodore,
+  progress: (emit: Parameters<RpcHandlers[string]>[0]["emit"]) => Progress,
+): RpcHandlers {
+  const daemon = async <T>(
+    op: string,
+    args: Record<string, unknown>,
+    secrets?: Record<string, string>,
+  ) => {
+    const { daemonCall } = await import("../lib/daemon/client.ts");
+    return await daemonCall<T>(op, args, { secrets });
+  };
+  return {
+    "voyage.sail": async ({ args, secrets, emit }) => {
+      const { sail } = await import("../lib/voyage/sail.ts");
+      const onProgress = progress(emit);
+      return await sail(
+        args as unknown as import("../lib/voyage/sail.ts").SailRequest,
+        {
+          onProgress,
+          register: (voyage, tasks, ships) =>
+            daemon(
+              "voyage.create",
+              { voyage, tasks, ships },
+              agentSecrets(secrets),
+            ),
+          createShip: (name) =>
+            c.createShip({ spec: name }, {
+              secrets: secrets.GH_TOKEN ? { GH_TOKEN: secrets.GH_TOKEN } : {},
+              onProgress,
+            }),
+        },
+      );
+    },
+    "voyage.sink": async ({ args, emit }) => {
+      const r = await daemon<{ voyage: string; ships: string[] }>(
+        "voyage.stop",
+        { id: args.id },
+      );
+      const fleet = new Set((await c.listShips()).map((s) => s.name));
+      const gone = r.ships.filter((s) => fleet.has(s));
+      await Promise.all(gone.map((s) => c.destroyShip(s, progress(emit))));
+      return { voyage: r.voyage, destroyed: gone };
+    },
+    "voyage.logs": async ({ args, emit, signal }) => {
+      const { voyageLogs } = await import("../lib/voyage/logs.ts");
+      const v = await daemon<{ id: string }>("voyage.get", { id: args.id });
+      const st = await daemon<{ ships: { ship: string }[] }>("voyage.status", {
+        id: v.id,
+      });
+      const ships = (await c.listShips()).filter((s) =>
+        st.ships.some((x) => x.ship === s.name) &&
+        (!args.ship || s.name === args.ship)
+      );
+      if (args.ship && ships.length === 0) {
+        throw new UsageError(
+          `voyage ${v.id} has no ship "${args.ship}" in the fleet`,
+        );
+      }
+      await voyageLogs({
+        voyage: v.id,
+        ships: ships.map((s) => ({ name: s.name, t: c.provider.transport(s) })),
+        follow: args.follow === true,
+        signal,
+        emit: (line) =>
+          emit({
+            type: "output",
+            stream: "stdout",
+            data: b64(new TextEncoder().encode(line + "\n")),
+          }),
+      });
+      return null;
+    },
+    "voyage.bundle": async ({ args, emit }) => {
+      const v = await daemon<{ id: string; bare: string; branch: string }>(
+        "voyage.get",
+        { id: args.id },
+      );
+      const { bundleVoyage } = await import("../lib/voyage/git.ts");
+      const file = await Deno.makeTempFile({ suffix: ".bundle" });
+      try {
+        await bundleVoyage({ bare: v.bare, file });
+        const bytes = await Deno.readFile(file);
+        for (let i = 0; i < bytes.length; i += 1 << 20) {
+          emit({
+            type: "output",
+            stream: "stdout",
+            data: b64(bytes.subarray(i, i + (1 << 20))),
+          });
+        }
+      } finally {
+        await Deno.remove(file).catch(() => {});
+      }
+      return { id: v.id, branch: v.branch };
+    },
+  };
+}
+
+/** What agents may need on ships; nothing else is kept with the voyage. */
+function agentSecrets(s: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ["CLAUDE_CODE_OAUTH_TOKEN", "CODEX_API_KEY"]) {
+    if (s[k]) out[k] = s[k];
+  }
+  return out;
 }

@@ -11,6 +11,7 @@ import { paths } from "../state/paths.ts";
 import { VERSION } from "../version.ts";
 import { validateName } from "../validate.ts";
 import { registerDaemon, registerInbox } from "./commands/inbox.ts";
+import { registerVoyage } from "./commands/voyage.ts";
 import {
   err,
   out,
@@ -287,6 +288,8 @@ export function buildProgram(exit: Exit): Command {
       if (o.json) printJson(checkJson(plan, analysis));
       else out(formatCheck(plan, analysis));
     });
+
+  registerVoyage(program, exit);
 
   return program;
 }

@@ -69,10 +69,19 @@ export async function runDaemon(): Promise<number> {
 
   let links: LinkManager | null = null;
   let shipEnd: ShipLinkEnd | null = null;
+  let voyageHandlers: RpcHandlers = {};
   if (self.role === "commodore") {
     const { LinkManager } = await import("../link/flagship.ts");
     const { providerFor } = await import("../providers/mod.ts");
-    links = new LinkManager(providerFor(self.provider), service, log);
+    const provider = providerFor(self.provider);
+    links = new LinkManager(provider, service, log);
+    const { voyageOps } = await import("../voyage/ops.ts");
+    voyageHandlers = await voyageOps({
+      store,
+      provider,
+      ships: async () => Object.values((await readFleet(home)).ships),
+      log,
+    });
   } else {
     shipEnd = new ShipLinkEnd(service, log);
   }
@@ -193,6 +202,7 @@ export async function runDaemon(): Promise<number> {
       await syncLinks();
       return links?.status() ?? [];
     },
+    ...voyageHandlers,
   };
 
   const sock = paths.daemonSocket(home);

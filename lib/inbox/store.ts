@@ -225,7 +225,6 @@ async function openFresh(
   return new DuckInboxStore(key ?? ":memory:", db, conn, max, now);
 }
 
-
 const MSG_COLS =
   "seq, id, sender, recipient, command, status, created_at, received_at, " +
   "started_at, finished_at, exit_code, stdout, stderr, stdout_truncated, " +
@@ -252,7 +251,6 @@ class DuckInboxStore implements InboxStore {
   #db: DuckDBInstance;
   #conn: DuckDBConnection;
   #now: () => Date;
-  #stmts = new Map<string, DuckDBPreparedStatement>();
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -282,16 +280,20 @@ class DuckInboxStore implements InboxStore {
     return run;
   }
 
+  /**
+   * Prepared per call, never cached: @duckdb/node-api 1.5.5 returns garbage
+   * strings from a cached statement with ORDER BY that first ran on an empty
+   * table (reproduced in tests/inbox/store_test.ts).
+   */
   async #query(sql: string, params: Param[] = []): Promise<Row[]> {
-    let ps = this.#stmts.get(sql);
-    if (!ps) {
-      ps = await this.#conn.prepare(sql);
-      this.#stmts.set(sql, ps);
+    const ps = await this.#conn.prepare(sql);
+    try {
+      params.forEach((v, i) => bindParam(ps, i + 1, v));
+      const reader = await ps.runAndReadAll();
+      return reader.getRowObjects();
+    } finally {
+      ps.destroySync();
     }
-    ps.clearBindings();
-    params.forEach((v, i) => bindParam(ps, i + 1, v));
-    const reader = await ps.runAndReadAll();
-    return reader.getRowObjects();
   }
 
   /**
@@ -694,8 +696,6 @@ class DuckInboxStore implements InboxStore {
     const done = this.#tail.then(() => {
       if (this.#closed) return;
       this.#closed = true;
-      for (const ps of this.#stmts.values()) ps.destroySync();
-      this.#stmts.clear();
       this.#conn.closeSync();
       this.#db.closeSync();
       openPaths.delete(this.path);

@@ -4,7 +4,8 @@ export type { RpcContext, RpcHandler, RpcHandlers } from "./stream.ts";
 export { argString } from "./stream.ts";
 
 /** Operations the daemon owns: `_rpc` passes them through to its socket. */
-const DAEMON_OPS = /^(inbox|link|daemon)\./;
+export const DAEMON_OPS =
+  /^(inbox|link|daemon)\.|^voyage\.(create|list|status|tasks|events|get|stop)$/;
 
 /**
  * `ohcommodore _rpc`: serves one request from stdin on stdout. Errors travel

@@ -106,3 +106,27 @@ export function withBinPath(argv: string[]): string[] {
     ...argv,
   ];
 }
+
+/** Reads a file (relative to home unless absolute) from the machine, as bytes. */
+export async function download(
+  t: Transport,
+  remotePath: string,
+): Promise<Uint8Array> {
+  const child = t.spawn(
+    ["sh", "-c", 'cd "$HOME" && exec cat -- "$1"', "download", remotePath],
+    { stdout: "piped", stderr: "piped" },
+  );
+  const [bytes, err, status] = await Promise.all([
+    new Response(child.stdout).bytes(),
+    new Response(child.stderr).text(),
+    child.status,
+  ]);
+  if (status.code !== 0) {
+    throw new Error(
+      `download of ${t.dest}:${remotePath} failed: ${
+        err.trim() || `exit ${status.code}`
+      }`,
+    );
+  }
+  return bytes;
+}

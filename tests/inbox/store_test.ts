@@ -1163,3 +1163,22 @@ Deno.test("importing the store does not load DuckDB (no --allow-ffi needed until
   );
   assert.equal(r.stdout, "imported\nNotCapable\n", r.stderr);
 });
+
+Deno.test("a sorted listing first run on an empty table stays right once rows exist (DuckDB statement reuse)", async () => {
+  const s = await openStore(":memory:");
+  try {
+    assert.deepEqual(await s.list(), []);
+    await s.insert({
+      id: "id-1234567890123",
+      sender: "captain@alpha-long-name",
+      recipient: "captain@beta-long-name",
+      command: "echo a command longer than twelve bytes",
+    });
+    const [m] = await s.list();
+    assert.equal(m.id, "id-1234567890123");
+    assert.equal(m.sender, "captain@alpha-long-name");
+    assert.equal(m.command, "echo a command longer than twelve bytes");
+  } finally {
+    await s.close();
+  }
+});

@@ -142,3 +142,15 @@ Deno.test("failures retry up to the limit; a conflict fails at once and keeps it
     assert.equal(two.side_branch, "voyage/v4/task-2");
   });
 });
+
+Deno.test("listing voyages before and after the first one exists", async () => {
+  await withQueue(async (q) => {
+    assert.deepEqual(await q.list(), []);
+    await q.create(voyage("vlongname1"), [task("1")], [
+      "ship-with-a-long-name",
+    ]);
+    const [v] = await q.list();
+    assert.equal(v.id, "vlongname1");
+    assert.equal(v.branch, "voyage/vlongname1");
+  });
+});
