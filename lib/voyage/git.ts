@@ -44,7 +44,8 @@ export interface VoyageRepo {
 }
 
 export type IntegrateResult =
-  | { ok: true; tip: string; rebased: boolean }
+  /** `attempts`: compare-and-swap rounds it took (1 unless it raced). */
+  | { ok: true; tip: string; rebased: boolean; attempts: number }
   | { ok: false; conflict: string[]; sideBranch: string };
 
 export interface VerifyResult {
@@ -308,17 +309,35 @@ function rand(): string {
   return crypto.randomUUID().slice(0, 8);
 }
 
-/** Removes a stale index.lock left by a killed git (no git may run there now). */
-async function clearIndexLock(checkout: string): Promise<void> {
-  const r = await git(["rev-parse", "--git-dir"], {
+/** The checkout's git directory (`.git`, or wherever a `.git` file points). */
+async function gitDirOf(checkout: string): Promise<string | null> {
+  const dotgit = join(checkout, ".git");
+  try {
+    if ((await Deno.lstat(dotgit)).isDirectory) return dotgit;
+  } catch {
+    return null;
+  }
+  const r = await git(["rev-parse", "--absolute-git-dir"], {
     cwd: checkout,
     allowFail: true,
   });
-  if (r.code !== 0) return;
-  await Deno.remove(resolve(checkout, r.stdout.trim(), "index.lock")).catch(
-    () => {},
-  );
+  return r.code === 0 ? r.stdout.trim() : null;
 }
+
+/** Removes a stale index.lock left by a killed git (no git may run there now). */
+async function clearIndexLock(gitDir: string | null): Promise<void> {
+  if (gitDir) await Deno.remove(join(gitDir, "index.lock")).catch(() => {});
+}
+
+/** Files that mean a rebase, merge, cherry-pick, revert or am is under way. */
+const IN_PROGRESS = [
+  "rebase-merge",
+  "rebase-apply",
+  "MERGE_HEAD",
+  "CHERRY_PICK_HEAD",
+  "REVERT_HEAD",
+  "sequencer",
+];
 
 // ---------------------------------------------------------------------------
 // 1. the voyage's bare repo
@@ -433,13 +452,25 @@ export async function prepareCheckout(
   const isolated = src.local;
   const b = opts.branch;
 
-  if (await exists(join(dir, ".git"))) {
-    await clearIndexLock(dir);
-    for (const op of ["rebase", "cherry-pick", "revert", "am"]) {
-      await git([op, "--quit"], { cwd: dir, allowFail: true });
+  const gitDir = await gitDirOf(dir);
+  let configure = true;
+  if (gitDir) {
+    await clearIndexLock(gitDir);
+    const busy = await Promise.all(
+      IN_PROGRESS.map((f) => exists(join(gitDir, f))),
+    );
+    if (busy.some((b) => b)) {
+      for (const op of ["rebase", "cherry-pick", "revert", "am"]) {
+        await git([op, "--quit"], { cwd: dir, allowFail: true });
+      }
+      await git(["merge", "--abort"], { cwd: dir, allowFail: true });
     }
-    await git(["merge", "--abort"], { cwd: dir, allowFail: true });
     await git(["config", "remote.origin.url", src.arg], { cwd: dir });
+    const mine = await git(["config", "--local", "--get", "user.email"], {
+      cwd: dir,
+      allowFail: true,
+    });
+    configure = mine.stdout.trim() !== GIT_EMAIL;
   } else {
     if ((await exists(dir)) && !(await isEmptyDir(dir))) {
       throw new OhcError(
@@ -476,15 +507,17 @@ export async function prepareCheckout(
   await git(["checkout", "--quiet", "--force", "--no-track", "-B", b, tip], {
     cwd: dir,
   });
-  await git(["reset", "--quiet", "--hard", tip], { cwd: dir });
+  // (checkout --force already reset the index and tracked files)
   await git(["clean", "--quiet", "-ffd", ...(opts.keepIgnored ? [] : ["-x"])], {
     cwd: dir,
   });
-  await git(["config", `branch.${b}.remote`, "origin"], { cwd: dir });
-  await git(["config", `branch.${b}.merge`, `refs/heads/${b}`], { cwd: dir });
-  await git(["config", "user.name", GIT_NAME], { cwd: dir });
-  await git(["config", "user.email", GIT_EMAIL], { cwd: dir });
-  await git(["config", "commit.gpgSign", "false"], { cwd: dir });
+  if (configure) {
+    await git(["config", `branch.${b}.remote`, "origin"], { cwd: dir });
+    await git(["config", `branch.${b}.merge`, `refs/heads/${b}`], { cwd: dir });
+    await git(["config", "commit.gpgSign", "false"], { cwd: dir });
+    await git(["config", "user.name", GIT_NAME], { cwd: dir });
+    await git(["config", "user.email", GIT_EMAIL], { cwd: dir }); // last: the marker
+  }
   await git(["update-ref", BASE_REF, tip], { cwd: dir });
 }
 
@@ -521,7 +554,7 @@ export async function commitTask(
 ): Promise<{ commit: string | null }> {
   const message = taskCommitMessage(opts.taskId, opts.subject);
   const cwd = resolve(opts.checkout);
-  await clearIndexLock(cwd);
+  await clearIndexLock(await gitDirOf(cwd));
   await git(["add", "--all"], { cwd });
   const staged = await git(["diff", "--cached", "--quiet"], {
     cwd,
@@ -570,6 +603,12 @@ export interface IntegrateOptions {
   worktreeDir: string;
   /** Compare-and-swap attempts before giving up (default 64). */
   maxAttempts?: number;
+  /**
+   * Take the repo's landing lock around "read tip, replay, compare-and-swap"
+   * (default true). false: lock-free, compare-and-swap only (every racer
+   * replays, one wins per round; tests use it to exercise the retry path).
+   */
+  serialize?: boolean;
 }
 
 /**
@@ -577,9 +616,15 @@ export interface IntegrateOptions {
  * `branch`: fast-forward when the branch tip is its ancestor, else its
  * commits (those not on the branch) are replayed onto the tip; then the
  * branch ref moves by compare-and-swap (`update-ref <ref> <new> <old>`).
- * If another landing won the race, it replays onto the new tip and tries
- * again. On a conflict nothing moves and the original commit is kept on
+ * If the ref moved meanwhile, it replays onto the new tip and tries again.
+ * On a conflict nothing moves and the original commit is kept on
  * `voyage/<id>-task-<n>` (the conflicting files are returned).
+ *
+ * Concurrency: fetching and preparing (a worktree when one is needed) run
+ * in parallel; "read tip, replay, CAS" holds an exclusive flock on
+ * `<bare>/ohcommodore-landing.lock` (across processes and within one), so
+ * concurrent landings don't redo each other's work. The CAS is what keeps
+ * the branch correct even against writers that don't take the lock.
  *
  * Landing the same task twice is harmless: a commit already on the branch
  * (or whose changes already are) returns ok with the branch unchanged.
@@ -595,24 +640,24 @@ export async function integrateTask(
   const commit = opts.commit;
   const maxAttempts = Math.max(1, opts.maxAttempts ?? 64);
   const incoming = `${INCOMING}/${opts.taskId}-${rand()}`;
+  const park = async () => {
+    const side = await keepOnSideBranch(bare, opts.branch, opts.taskId, commit);
+    keep = false;
+    return side;
+  };
 
   await fetchCommit(bare, opts.source, commit, incoming);
   let worktree: string | null = null;
+  let lock: Deno.FsFile | null = null;
   let keep = true; // the incoming ref stays until the work is safe elsewhere
   try {
-    const first = await mustCommit(bare, ref);
-    const mb = await git(["merge-base", first, commit], {
+    const tip0 = await mustCommit(bare, ref);
+    const mb = await git(["merge-base", tip0, commit], {
       cwd: bare,
       allowFail: true,
     });
     if (mb.code !== 0) {
-      const side = await keepOnSideBranch(
-        bare,
-        opts.branch,
-        opts.taskId,
-        commit,
-      );
-      keep = false;
+      const side = await park();
       throw new OhcError(
         "task_unrelated_history",
         `task ${opts.taskId}'s commit ${
@@ -621,44 +666,48 @@ export async function integrateTask(
         `its work is kept on ${side}`,
       );
     }
+    // How to replay, decided once: later tips descend from tip0, so the
+    // answer doesn't change.
+    const plan = await singleCommitPlan(bare, commit, tip0);
+    if (
+      !plan && !(await isAncestor(bare, tip0, commit)) &&
+      !(await isAncestor(bare, commit, tip0))
+    ) {
+      worktree = await addWorktree(bare, opts.worktreeDir, opts.taskId, commit);
+    }
+    if (opts.serialize !== false) lock = await landingLock(bare);
     for (let attempt = 1;; attempt++) {
       const tip = await mustCommit(bare, ref);
       let next: string;
       let rebased = false;
       if (await isAncestor(bare, commit, tip)) {
         keep = false;
-        return { ok: true, tip, rebased: false }; // already landed
+        return { ok: true, tip, rebased: false, attempts: attempt }; // already landed
       }
       if (await isAncestor(bare, tip, commit)) {
         next = commit;
       } else {
         rebased = true;
-        let r = await replayOneCommit(bare, commit, tip);
-        if (r === "fallback") {
-          if (!worktree) {
-            worktree = await addWorktree(
-              bare,
-              opts.worktreeDir,
-              opts.taskId,
-              commit,
-            );
-          }
-          r = await rebaseInWorktree(worktree, commit, tip);
-        }
-        if ("conflict" in r) {
-          const sideBranch = await keepOnSideBranch(
+        let r: Replay;
+        if (plan) {
+          r = await replayOneCommit(bare, plan, tip);
+        } else {
+          worktree ??= await addWorktree(
             bare,
-            opts.branch,
+            opts.worktreeDir,
             opts.taskId,
             commit,
           );
-          keep = false;
+          r = await rebaseInWorktree(worktree, commit, tip);
+        }
+        if ("conflict" in r) {
+          const sideBranch = await park();
           return { ok: false, conflict: r.conflict, sideBranch };
         }
         next = r.head;
         if (next === tip) {
-          keep = false;
-          return { ok: true, tip, rebased }; // its changes were already there
+          keep = false; // its changes were already there
+          return { ok: true, tip, rebased, attempts: attempt };
         }
       }
       const upd = await git(
@@ -674,16 +723,10 @@ export async function integrateTask(
       );
       if (upd.code === 0) {
         keep = false;
-        return { ok: true, tip: next, rebased };
+        return { ok: true, tip: next, rebased, attempts: attempt };
       }
       if (attempt >= maxAttempts) {
-        const side = await keepOnSideBranch(
-          bare,
-          opts.branch,
-          opts.taskId,
-          commit,
-        );
-        keep = false;
+        const side = await park();
         throw new OhcError(
           "integrate_contention",
           `task ${opts.taskId} could not land on ${opts.branch} after ${attempt} attempts: ${
@@ -692,29 +735,38 @@ export async function integrateTask(
           `its work is kept on ${side}; integrate it again`,
         );
       }
-      // Someone else landed (or holds the ref lock): back off a little.
+      // Someone else landed (or holds the ref's lock): back off a little.
       await sleep(Math.random() * 5 * Math.min(attempt, 10));
     }
   } catch (e) {
-    if (keep) {
-      // Unexpected failure: park the work before the incoming ref goes.
-      const side = await keepOnSideBranch(
-        bare,
-        opts.branch,
-        opts.taskId,
-        commit,
-      ).catch(
-        () => null,
-      );
-      if (side) keep = false;
-    }
+    // Unexpected failure: park the work before the incoming ref goes.
+    if (keep) await park().catch(() => null);
     throw e;
   } finally {
+    if (lock) {
+      await lock.unlock().catch(() => {});
+      lock.close();
+    }
     if (worktree) await removeWorktree(bare, worktree);
     if (!keep) {
       await git(["update-ref", "-d", incoming], { cwd: bare, allowFail: true });
     }
   }
+}
+
+/** An exclusive flock on `<bare>/ohcommodore-landing.lock` (waits for it). */
+async function landingLock(bare: string): Promise<Deno.FsFile> {
+  const file = await Deno.open(join(bare, "ohcommodore-landing.lock"), {
+    create: true,
+    write: true,
+  });
+  try {
+    await file.lock(true);
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+  return file;
 }
 
 /** Brings `commit` into `bare` and pins it at `ref` while it lands. */
@@ -824,17 +876,23 @@ async function keepOnSideBranch(
 
 type Replay = { head: string } | { conflict: string[] };
 
+/** What replaying a single commit needs: its message and author. */
+interface OneCommit {
+  commit: string;
+  message: string;
+  author: Record<string, string>;
+}
+
 /**
- * Fast path, no worktree: when the task adds exactly one non-merge commit C
- * whose parent is the merge base with the tip, `git merge-tree` of tip and C
- * is exactly a cherry-pick of C onto the tip; commit that tree with C's
- * author and message.
+ * The fast path applies when the task adds exactly one non-merge commit C
+ * whose parent is the (only) merge base with the tip: then `git merge-tree`
+ * of tip and C is exactly a cherry-pick of C onto the tip. Null otherwise.
  */
-async function replayOneCommit(
+async function singleCommitPlan(
   bare: string,
   commit: string,
   tip: string,
-): Promise<Replay | "fallback"> {
+): Promise<OneCommit | null> {
   const raw = (await git(["cat-file", "commit", commit], { cwd: bare })).stdout;
   const split = raw.indexOf("\n\n");
   const header = split < 0 ? raw : raw.slice(0, split);
@@ -843,17 +901,37 @@ async function replayOneCommit(
   const parents = headers.filter((l) => l.startsWith("parent ")).map((l) =>
     l.slice(7)
   );
-  if (parents.length !== 1) return "fallback";
+  if (parents.length !== 1) return null;
   if (
     headers.some((l) => l.startsWith("encoding ") || l.startsWith("gpgsig"))
   ) {
-    return "fallback";
+    return null;
   }
+  const author = headers.find((l) => l.startsWith("author "))
+    ?.match(/^author (.*) <(.*)> (\d+ [+-]\d{4})$/);
+  if (!author) return null;
   const bases = await git(["merge-base", "--all", tip, commit], {
     cwd: bare,
     allowFail: true,
   });
-  if (bases.code !== 0 || bases.stdout.trim() !== parents[0]) return "fallback";
+  if (bases.code !== 0 || bases.stdout.trim() !== parents[0]) return null;
+  return {
+    commit,
+    message,
+    author: {
+      GIT_AUTHOR_NAME: author[1],
+      GIT_AUTHOR_EMAIL: author[2],
+      GIT_AUTHOR_DATE: `@${author[3]}`,
+    },
+  };
+}
+
+/** Fast path, no worktree: merge-tree, then commit the tree on the tip. */
+async function replayOneCommit(
+  bare: string,
+  plan: OneCommit,
+  tip: string,
+): Promise<Replay> {
   const m = await git(
     [
       "merge-tree",
@@ -862,11 +940,16 @@ async function replayOneCommit(
       "--no-messages",
       "-z",
       tip,
-      commit,
+      plan.commit,
     ],
     { cwd: bare, allowFail: true },
   );
-  if (m.code > 1) return "fallback";
+  if (m.code > 1) {
+    throw new OhcError(
+      "git_failed",
+      `git merge-tree failed in ${bare}: ${brief(m.stderr)}`,
+    );
+  }
   const fields = m.stdout.split("\0");
   const tree = fields[0].trim();
   if (m.code === 1) {
@@ -879,19 +962,12 @@ async function replayOneCommit(
   }
   const tipTree = (await git(["rev-parse", `${tip}^{tree}`], { cwd: bare }))
     .stdout.trim();
-  // Its change is already on the branch: the rebase would drop it too.
+  // Its change is already on the branch: a rebase would drop it too.
   if (tree === tipTree) return { head: tip };
-  const author = headers.find((l) => l.startsWith("author "));
-  const who = author?.match(/^author (.*) <(.*)> (\d+ [+-]\d{4})$/);
-  if (!who) return "fallback";
   const c = await git(["commit-tree", tree, "-p", tip, "-F", "-"], {
     cwd: bare,
-    stdin: message,
-    env: {
-      GIT_AUTHOR_NAME: who[1],
-      GIT_AUTHOR_EMAIL: who[2],
-      GIT_AUTHOR_DATE: `@${who[3]}`,
-    },
+    stdin: plan.message,
+    env: plan.author,
   });
   return { head: c.stdout.trim() };
 }

@@ -228,6 +228,18 @@ Deno.test("createVoyageRepo: path source keeps the default branch's history", as
       })).base,
       head,
     );
+    // The same through a URL (file://), only the default branch is taken.
+    const u = await createVoyageRepo({
+      dir: `${dir}/u`,
+      voyageId: "v8",
+      source: { kind: "url", url: `file://${src}` },
+    });
+    assert.equal(u.base, head);
+    assert.equal(
+      await g(u.bare, "for-each-ref", "--format=%(refname)", "refs/heads"),
+      "refs/heads/trunk\nrefs/heads/voyage/v8",
+    );
+    assert.equal(await g(u.bare, "rev-list", "--count", u.branch), "3");
   });
 });
 
@@ -250,12 +262,33 @@ Deno.test("prepareCheckout: clones, then refreshes a dirty checkout to the tip",
         worktreeDir: `${dir}/wt`,
       })).ok,
     );
-    await write(`${co}/f.txt`, "scribbled\n");
+    // Left mid-rebase with a conflict, a stale index.lock, a staged edit
+    // and junk: all of it goes.
+    await g(co, "checkout", "-q", "-b", "side");
+    await write(`${co}/f.txt`, "side\n");
+    await g(co, "commit", "-q", "-am", "side");
+    await g(co, "checkout", "-q", r.branch);
+    await write(`${co}/f.txt`, "mine\n");
+    await g(co, "commit", "-q", "-am", "mine");
+    await assert.rejects(g(co, "rebase", "side"), /conflict/i);
     await write(`${co}/junk/untracked.txt`, "junk\n");
-    await g(co, "add", "f.txt");
+    await write(`${co}/.git/index.lock`, "");
     await prepareCheckout({ bare: r.bare, branch: r.branch, dir: co });
     assert.equal(await g(co, "rev-parse", "HEAD"), c);
+    assert.equal(await g(co, "symbolic-ref", "--short", "HEAD"), r.branch);
     assert.equal(await g(co, "status", "--porcelain", "--ignored"), "");
+    assert.equal(
+      await g(co, "rev-parse", "--git-path", "rebase-merge"),
+      ".git/rebase-merge",
+    );
+    assert.equal(
+      await Deno.stat(`${co}/.git/rebase-merge`).catch(() => null),
+      null,
+    );
+    assert.equal(
+      await Deno.readTextFile(`${co}/f.txt`),
+      "one\ntwo\nthree\nfour\nfive\n",
+    );
     assert.equal(await Deno.readTextFile(`${co}/new.txt`), "new\n");
     // A directory that is not a checkout is refused, not overwritten.
     await write(`${dir}/notgit/keep.txt`, "mine\n");
@@ -278,6 +311,7 @@ Deno.test("commitTask: nothing to commit is null; work becomes one task commit",
     );
     await write(`${co}/f.txt`, "changed\n");
     await write(`${co}/sub/added.txt`, "added\n");
+    await write(`${co}/.git/index.lock`, ""); // an agent's git was killed
     const { commit } = await commitTask({
       checkout: co,
       taskId: "3",
@@ -326,7 +360,7 @@ Deno.test("integrateTask: fast-forward", async () => {
       commit: c,
       worktreeDir: `${dir}/wt`,
     });
-    assert.deepEqual(res, { ok: true, tip: c, rebased: false });
+    assert.deepEqual(res, { ok: true, tip: c, rebased: false, attempts: 1 });
     assert.equal(await g(r.bare, "rev-parse", r.branch), c);
     assert.equal(await refsUnder(r.bare, "refs/ohcommodore/incoming"), "");
     // Landing it again changes nothing.
@@ -338,7 +372,7 @@ Deno.test("integrateTask: fast-forward", async () => {
         commit: c,
         worktreeDir: `${dir}/wt`,
       }),
-      { ok: true, tip: c, rebased: false },
+      { ok: true, tip: c, rebased: false, attempts: 1 },
     );
     // The branch's reflog tells which task moved it.
     assert.match(
@@ -387,7 +421,7 @@ Deno.test("integrateTask: rebases when another task landed first", async () => {
       commit: c1,
       worktreeDir: wt,
     });
-    assert.deepEqual(r1, { ok: true, tip: c1, rebased: false });
+    assert.deepEqual(r1, { ok: true, tip: c1, rebased: false, attempts: 1 });
     const r2 = await integrateTask({
       ...r,
       taskId: "2",
@@ -435,7 +469,7 @@ Deno.test("integrateTask: rebases when another task landed first", async () => {
       commit: c2,
       worktreeDir: wt,
     });
-    assert.deepEqual(again, { ok: true, tip, rebased: true });
+    assert.deepEqual(again, { ok: true, tip, rebased: true, attempts: 1 });
   });
 });
 
@@ -533,9 +567,13 @@ Deno.test("integrateTask: same line edited twice: the second fails, its work kep
 });
 
 /** 20 ship checkouts, each with task i adding t<i>.txt (every 4th: two commits). */
-async function twentyTasks(dir: string, r: { bare: string; branch: string }) {
+async function manyTasks(
+  dir: string,
+  r: { bare: string; branch: string },
+  n = 20,
+) {
   return await Promise.all(
-    Array.from({ length: 20 }, async (_, i) => {
+    Array.from({ length: n }, async (_, i) => {
       const taskId = String(i + 1);
       const co = `${dir}/ships/s${taskId}`;
       await prepareCheckout({ bare: r.bare, branch: r.branch, dir: co });
@@ -562,11 +600,18 @@ async function twentyTasks(dir: string, r: { bare: string; branch: string }) {
   );
 }
 
-async function assertTwentyLanded(r: { bare: string; branch: string }) {
-  const ids = Array.from({ length: 20 }, (_, i) => String(i + 1));
+async function assertAllLanded(
+  r: { bare: string; branch: string },
+  n = 20,
+) {
+  const ids = Array.from({ length: n }, (_, i) => String(i + 1));
   await assertLanded(r.bare, r.branch, ids);
-  // 1 seed + 20 task commits + 5 agent commits, each once.
-  assert.equal(await g(r.bare, "rev-list", "--count", r.branch), "26");
+  // 1 seed + n task commits + the agents' own commits, each once.
+  const agentCommits = Math.ceil(n / 4);
+  assert.equal(
+    await g(r.bare, "rev-list", "--count", r.branch),
+    String(1 + n + agentCommits),
+  );
   const files = (await g(r.bare, "ls-tree", "--name-only", r.branch)).split(
     "\n",
   );
@@ -580,20 +625,40 @@ async function assertTwentyLanded(r: { bare: string; branch: string }) {
 Deno.test("integrateTask: 20 concurrent landings in one process all land once", async () => {
   await withTmp(async (dir) => {
     const r = await seeded(dir);
-    const jobs = await twentyTasks(dir, r);
+    const jobs = await manyTasks(dir, r);
     const results = await Promise.all(jobs.map((j) => integrateTask(j)));
-    for (const res of results) assert.equal(res.ok, true);
-    await assertTwentyLanded(r);
-    // The last one to land is the tip.
+    for (const res of results) {
+      assert.ok(res.ok);
+      // The landing lock serializes them: nobody loses a race.
+      assert.equal(res.attempts, 1);
+    }
+    await assertAllLanded(r);
     const tips = results.map((x) => x.ok ? x.tip : "");
     assert.ok(tips.includes(await g(r.bare, "rev-parse", r.branch)));
+  });
+});
+
+Deno.test("integrateTask: 10 concurrent lock-free landings race, retry and all land once", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const jobs = await manyTasks(dir, r, 10);
+    const results = await Promise.all(
+      jobs.map((j) => integrateTask({ ...j, serialize: false })),
+    );
+    let retried = 0;
+    for (const res of results) {
+      assert.ok(res.ok);
+      if (res.attempts > 1) retried++;
+    }
+    assert.ok(retried > 0, "the compare-and-swap race was exercised");
+    await assertAllLanded(r, 10);
   });
 });
 
 Deno.test("integrateTask: 20 landings from 4 processes at once all land once", async () => {
   await withTmp(async (dir) => {
     const r = await seeded(dir);
-    const jobs = await twentyTasks(dir, r);
+    const jobs = await manyTasks(dir, r);
     const worker = `${dir}/worker.ts`;
     await Deno.writeTextFile(
       worker,
@@ -604,7 +669,7 @@ const results = await Promise.all(jobs.map((j) => integrateTask(j)));
 console.log(JSON.stringify(results));
 `,
     );
-    const startAt = Date.now() + 2000;
+    const startAt = Date.now() + 1200;
     const outs = await Promise.all(
       [0, 1, 2, 3].map((p) =>
         new Deno.Command(Deno.execPath(), {
@@ -627,9 +692,12 @@ console.log(JSON.stringify(results));
       assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
       const results = JSON.parse(new TextDecoder().decode(o.stdout));
       assert.equal(results.length, 5);
-      for (const res of results) assert.equal(res.ok, true);
+      for (const res of results) {
+        assert.equal(res.ok, true);
+        assert.equal(res.attempts, 1); // the lock works across processes
+      }
     }
-    await assertTwentyLanded(r);
+    await assertAllLanded(r);
   });
 });
 
@@ -823,5 +891,12 @@ Deno.test("cloneVoyage: a real clone with the whole history, also from a bundle"
     });
     assert.equal(viaBundle.tip, tip);
     assert.equal(await g(`${dir}/clone2`, "rev-list", "--count", "HEAD"), "3");
+    // A ship that only gets bundles: its checkout is made and refreshed from them.
+    await prepareCheckout({
+      bare: `${dir}/voyage.bundle`,
+      branch: r.branch,
+      dir: `${dir}/ship-b`,
+    });
+    assert.equal(await g(`${dir}/ship-b`, "rev-parse", "HEAD"), tip);
   });
 });
