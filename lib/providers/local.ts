@@ -76,10 +76,45 @@ export class LocalProvider implements Provider {
 }
 
 /**
- * A local VM's long-lived processes leave pidfiles in `.ohcommodore/run/`;
- * destroying the VM stops them, as deleting a real VM would.
+ * Destroying a real VM ends everything on it; a local VM's processes are
+ * found by their pidfiles (daemon), their tmux server, and (where /proc
+ * exists) by running with HOME or cwd inside the VM's folder.
  */
 async function stopVmProcesses(home: string): Promise<void> {
+  await stopPidfiles(home);
+  await new Deno.Command("tmux", {
+    args: ["-S", `${home}/.ohcommodore/tmux.sock`, "kill-server"],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => {});
+  for (const pid of await processesIn(home)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/** Pids of processes whose HOME or cwd is inside `home` (Linux /proc). */
+async function processesIn(home: string): Promise<number[]> {
+  const out: number[] = [];
+  try {
+    for await (const e of Deno.readDir("/proc")) {
+      const pid = Number(e.name);
+      if (!Number.isInteger(pid) || pid === Deno.pid) continue;
+      try {
+        const cwd = await Deno.readLink(`/proc/${pid}/cwd`);
+        const env = await Deno.readTextFile(`/proc/${pid}/environ`);
+        if (
+          cwd === home || cwd.startsWith(`${home}/`) ||
+          env.split("\0").includes(`HOME=${home}`)
+        ) out.push(pid);
+      } catch { /* gone, or not ours to read */ }
+    }
+  } catch { /* no /proc */ }
+  return out;
+}
+
+async function stopPidfiles(home: string): Promise<void> {
   const runDir = `${home}/.ohcommodore/run`;
   try {
     for await (const e of Deno.readDir(runDir)) {
