@@ -39,7 +39,9 @@
  *   environment alone), and HOME/USER/LOGNAME become that user's. Without it
  *   `agentCommand` throws `agent_root` before anything runs. The checkout must
  *   be writable by that user (the captain chowns it); the log and the stdin
- *   redirect are handled by the runner as the captain.
+ *   redirect are handled by the runner as the captain, so claude and codex
+ *   need no access to the prompt file, but a custom agent that reads
+ *   `OHC_TASK_PROMPT_FILE` needs it readable by that user.
  * - `environment`: `opts.env` is the base (PATH, LANG, ...). It is not merged
  *   with the captain's own environment; what is returned is all the agent
  *   sees (the runners run it with a cleared environment).
@@ -142,6 +144,11 @@ export interface AgentOptions {
   /** claude/codex `--model`. */
   model?: string;
   /**
+   * claude/codex: more flags, after the fixed ones (e.g. ["--max-turns",
+   * "50"]). Never put a secret here: argv is public.
+   */
+  extraArgs?: string[];
+  /**
    * Run the agent as this user (name or numeric uid) via setpriv. Needs the
    * captain to be root. Required for claude when the captain is root.
    */
@@ -228,6 +235,7 @@ export function agentCommand(
         "--verbose",
       ];
       if (opts.model) argv.push("--model", opts.model);
+      argv.push(...(opts.extraArgs ?? []));
       stdinFile = opts.promptFile;
       // A nested-session marker would make Claude Code refuse to start.
       delete env.CLAUDECODE;
@@ -251,7 +259,7 @@ export function agentCommand(
         "--json",
       ];
       if (opts.model) argv.push("--model", opts.model);
-      argv.push("-");
+      argv.push(...(opts.extraArgs ?? []), "-");
       stdinFile = opts.promptFile;
       if (opts.codexKeyFile !== undefined) {
         env.CODEX_API_KEY = readSecretFile(

@@ -9,17 +9,20 @@
  * `logFile` (appended, with `[ohc]` banner lines at start and end), and the
  * promise resolves with the command's real exit code.
  *
- * How: the window runs a small bash wrapper
+ How: the window runs `bash <rundir>/run.sh`, a small wrapper
  *
  *     <clear the environment>; . <envfile>; rm <envfile>
  *     cd <cwd>; <argv> < <stdin> 2>&1 | tee -a <log>
  *     echo ${PIPESTATUS[0]} > <exitfile>; exec sleep <linger>
  *
- * built with `quoteArgv`, so nothing in argv is ever re-parsed. The caller
- * polls for the exit file every 50 ms (and checks every second that the
- * window still exists). Environment values never appear in any argv (not in
- * tmux's, not in the wrapper's): they are written to a 0600 file in a 0700
- * temp dir, sourced by the wrapper and deleted at once.
+ * built with `quoteArgv`, so nothing in argv is ever re-parsed. The wrapper
+ * is a file, not a `bash -c` argument, because tmux refuses a command longer
+ * than its 16 KiB message limit ("command too long") and a task's command
+ * can be long. The caller polls for the exit file every 50 ms (and checks
+ * every second that the window still exists). Environment values never
+ * appear in any argv (not in tmux's, not in the wrapper's): they are written
+ * to a 0600 file in the 0700 run dir, sourced by the wrapper and deleted at
+ * once; the run dir is removed when the command has ended.
  *
  * Semantics shared with `runDirect` (the fallback without tmux):
  * - `env` is the whole environment of the command; nothing is inherited
@@ -342,7 +345,7 @@ function wrapperScript(o: {
       q(o.cwd)
     }; done_with 126; exit 126; fi`,
     `say "$(printf '[ohc] %s started ${ts}: %s' "$w" -1 ${
-      q(o.argv.join(" "))
+      q(summary(o.argv))
     })"`,
     `${quoteArgv(o.argv)} < ${q(o.stdin)} 2>&1 | ${q(tee)} -a -- "$log"`,
     `c=\${PIPESTATUS[0]}`,
@@ -355,6 +358,12 @@ function wrapperScript(o: {
       } ${o.linger}`
       : `exit "$c"`,
   ].join("\n");
+}
+
+/** argv for a banner line: one line, at most 300 characters. */
+function summary(argv: string[]): string {
+  const s = argv.join(" ").replace(/\s+/g, " ");
+  return s.length > 300 ? s.slice(0, 297) + "..." : s;
 }
 
 function findTool(name: string): string {
@@ -388,18 +397,23 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
       mode: 0o600,
       createNew: true,
     });
-    const script = wrapperScript({
-      dir,
-      log: opts.logFile,
-      cwd: opts.cwd,
-      argv: opts.argv,
-      stdin: opts.stdinFile ?? "/dev/null",
-      window: opts.window,
-      linger: Math.max(
-        0,
-        Math.floor(opts.lingerSeconds ?? DEFAULT_LINGER_SECONDS),
-      ),
-    });
+    const runScript = `${dir}/run.sh`;
+    await Deno.writeTextFile(
+      runScript,
+      wrapperScript({
+        dir,
+        log: opts.logFile,
+        cwd: opts.cwd,
+        argv: opts.argv,
+        stdin: opts.stdinFile ?? "/dev/null",
+        window: opts.window,
+        linger: Math.max(
+          0,
+          Math.floor(opts.lingerSeconds ?? DEFAULT_LINGER_SECONDS),
+        ),
+      }) + "\n",
+      { mode: 0o600, createNew: true },
+    );
     await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
     const nw = await tmux(opts.socket, [
       "new-window",
@@ -415,9 +429,7 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
       opts.cwd,
       "--",
       findTool("bash"),
-      "-c",
-      script,
-      `ohc-${opts.window}`,
+      runScript,
     ]);
     if (nw.code !== 0) {
       throw new OhcError(
@@ -495,7 +507,7 @@ export async function runDirect(opts: RunOptions): Promise<RunResult> {
   const stamp = () => new Date().toISOString();
   await Deno.writeTextFile(
     opts.logFile,
-    `[ohc] started ${stamp()}: ${opts.argv.join(" ")}\n`,
+    `[ohc] started ${stamp()}: ${summary(opts.argv)}\n`,
     { append: true },
   );
   const child = new Deno.Command(findTool("bash"), {

@@ -239,8 +239,11 @@ Deno.test("claude: exact argv, prompt on stdin, token in env only", async () => 
   assertOhcEnv(inv.env);
   assert.ok(!inv.argv.join("\0").includes(TOKEN));
   // --model goes after the fixed flags
-  const m = agentCommand("claude", baseOpts({ model: "opus" }));
-  assert.deepEqual(m.argv.slice(-2), ["--model", "opus"]);
+  const m = agentCommand(
+    "claude",
+    baseOpts({ model: "opus", extraArgs: ["--max-turns", "40"] }),
+  );
+  assert.deepEqual(m.argv.slice(6), ["--model", "opus", "--max-turns", "40"]);
   assert.equal(m.env.CLAUDE_CODE_OAUTH_TOKEN, undefined);
 });
 
@@ -331,6 +334,8 @@ Deno.test("codex: codex exec with the documented non-interactive flags", async (
     "--json",
     "-",
   ]);
+  const x = agentCommand("codex", baseOpts({ extraArgs: ["--ephemeral"] }));
+  assert.deepEqual(x.argv.slice(-2), ["--ephemeral", "-"]);
   assert.equal(inv.stdinFile, "/work/prompts/task-3.md");
   assert.equal(inv.env.CODEX_API_KEY, "sk-codex-key-1");
   assert.deepEqual(inv.secretEnv, ["CODEX_API_KEY"]);
