@@ -89,7 +89,8 @@ export function taskSideBranch(branch: string, taskId: string): string {
 function checkBranch(branch: string): void {
   const parts = typeof branch === "string" ? branch.split("/") : [];
   if (
-    parts.length < 1 || parts.some((p) => !ID_RE.test(p) || p.includes(".."))
+    parts.length < 1 ||
+    parts.some((p) => !ID_RE.test(p) || p.includes("..") || p.endsWith(".lock"))
   ) {
     throw new UsageError(`invalid branch name ${JSON.stringify(branch)}`);
   }
@@ -113,25 +114,16 @@ const INCOMING = "refs/ohcommodore/incoming";
 // running git
 
 const CONFIG = [
-  "-c",
   "core.hooksPath=/dev/null",
-  "-c",
   "commit.gpgSign=false",
-  "-c",
   "tag.gpgSign=false",
-  "-c",
   "protocol.ext.allow=never",
-  "-c",
   "gc.auto=0",
-  "-c",
   "maintenance.auto=false",
-  "-c",
   "core.fsmonitor=false",
-  "-c",
   "advice.detachedHead=false",
-  "-c",
   "init.defaultBranch=main",
-];
+].flatMap((c) => ["-c", c]);
 
 /** GIT_* variables kept when talking to a remote URL (how to reach it). */
 const REMOTE_ENV = new Set([
@@ -212,12 +204,13 @@ async function git(args: string[], opts: GitOpts = {}): Promise<GitOut> {
     }
     throw e;
   }
+  const output = child.output(); // read while writing: no pipe deadlock
   if (opts.stdin !== undefined) {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(opts.stdin)).catch(() => {});
     await w.close().catch(() => {});
   }
-  const out = await child.output();
+  const out = await output;
   const res = {
     code: out.code,
     stdout: decoder.decode(out.stdout),
@@ -226,12 +219,19 @@ async function git(args: string[], opts: GitOpts = {}): Promise<GitOut> {
   if (res.code !== 0 && !opts.allowFail) {
     throw new OhcError(
       "git_failed",
-      `git ${args[0]} failed (exit ${res.code})${
+      `git ${subcommand(args)} failed (exit ${res.code})${
         opts.cwd ? ` in ${opts.cwd}` : ""
       }: ${brief(res.stderr || res.stdout)}`,
     );
   }
   return res;
+}
+
+/** The git subcommand in an argv (after any `-c key=value`). */
+function subcommand(args: string[]): string {
+  let i = 0;
+  while (args[i] === "-c") i += 2;
+  return args[i] ?? "";
 }
 
 function brief(text: string): string {
@@ -437,8 +437,8 @@ async function emptyCommit(repo: string, message: string): Promise<string> {
 /**
  * Clones `bare` (a path, bundle file or URL) into `dir`, or refreshes the
  * checkout already there: quits any rebase/merge/cherry-pick in progress,
- * fetches the branch, checks it out at the tip (`git checkout -B`), hard
- * resets and cleans (`-ffdx`, so ignored files go too unless `keepIgnored`).
+ * fetches the branch, checks it out at the tip (`git checkout --force -B`,
+ * which also resets the index and tracked files) and cleans (`-ffdx`, so ignored files go too unless `keepIgnored`).
  * Configures user.name/email locally and records the tip at
  * `refs/ohcommodore/base` (what commitTask compares against).
  * No process may be working in the checkout while this runs.
@@ -527,11 +527,7 @@ export async function prepareCheckout(
 /** One-line, bounded commit subject. */
 function cleanSubject(subject: string): string {
   // deno-lint-ignore no-control-regex
-  const s = String(subject ?? "").replace(/[\x00-\x1f\x7f]+/g, " ").replace(
-    /\s+/g,
-    " ",
-  )
-    .trim();
+  const s = String(subject ?? "").replace(/[\s\x00-\x1f\x7f]+/g, " ").trim();
   return s.length > 200 ? s.slice(0, 199) + "…" : s;
 }
 

@@ -155,6 +155,23 @@ Deno.test("createVoyageRepo: empty source gives one empty commit, idempotent", a
       ),
     );
     for (const a of again) assert.deepEqual(a, r);
+    // Created concurrently from scratch: one wins, all get the same repo.
+    const racers = await Promise.all([1, 2, 3, 4].map(() =>
+      createVoyageRepo({
+        dir: `${dir}/race`,
+        voyageId: "r",
+        source: { kind: "empty" },
+      })
+    ));
+    for (const x of racers) assert.deepEqual(x, racers[0]);
+    assert.deepEqual(
+      [...Deno.readDirSync(`${dir}/race`)].map((e) => e.name),
+      ["repo.git"],
+    );
+    assert.equal(
+      await g(racers[0].bare, "rev-parse", "voyage/r"),
+      racers[0].base,
+    );
     // No temp dirs left behind.
     assert.deepEqual([...Deno.readDirSync(`${dir}/v`)].map((e) => e.name), [
       "repo.git",
