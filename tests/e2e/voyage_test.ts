@@ -1,0 +1,252 @@
+/**
+ * Voyages end to end on the local provider through the CLI: the flagship's
+ * queue, real ships, the agents, git landing, verify.
+ */
+import assert from "node:assert/strict";
+import {
+  type CliResult,
+  exists,
+  listDir,
+  localFleet,
+  ohc,
+  ohcOk,
+} from "../helpers/cli.ts";
+import { writePlan } from "../helpers/plans.ts";
+
+const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+
+interface Status {
+  voyage: { id: string; state: string; verify_code: number | null };
+  counts: Record<string, number>;
+  ships: { ship: string }[];
+}
+interface TaskRow {
+  id: string;
+  status: string;
+  ship: string | null;
+  attempts: number;
+  conflict: string[] | null;
+  side_branch: string | null;
+  error: string | null;
+}
+
+async function sail(
+  home: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<string> {
+  const r = await ohc(home, ["voyage", "sail", ...args, "--json"], { env });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout).id;
+}
+
+async function waitDone(
+  home: string,
+  id: string,
+  timeoutMs = 120_000,
+): Promise<Status> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const s: Status = JSON.parse(
+      (await ohcOk(home, ["voyage", "status", id, "--json"])).stdout,
+    );
+    if (!["planning", "running", "complete"].includes(s.voyage.state)) return s;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`voyage ${id} did not finish`);
+}
+
+async function tasks(home: string, id: string): Promise<TaskRow[]> {
+  return JSON.parse(
+    (await ohcOk(home, ["voyage", "tasks", id, "--json"])).stdout,
+  );
+}
+
+async function git(dir: string, ...args: string[]): Promise<string> {
+  const r = await new Deno.Command("git", { args, cwd: dir }).output();
+  assert.ok(r.success, new TextDecoder().decode(r.stderr));
+  return new TextDecoder().decode(r.stdout);
+}
+
+Deno.test("the demo plan sails on 3 ships, verifies, and clones with every task's commit", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  const id = await sail(home, [
+    `${root}/examples/plans/demo`,
+    "--agent",
+    "shell",
+    "--ships",
+    "3",
+  ]);
+  const s = await waitDone(home, id);
+  assert.equal(s.voyage.state, "verified");
+  assert.equal(s.voyage.verify_code, 0);
+  assert.equal(s.counts.done, 6);
+  await ohcOk(home, ["voyage", "clone", id, "-d", `${home}/result`]);
+  const log = await git(`${home}/result`, "log", "--format=%s");
+  for (let i = 1; i <= 6; i++) {
+    assert.match(log, new RegExp(`^task ${i}: `, "m"));
+  }
+  assert.ok(await exists(`${home}/result/REPORT.md`));
+  const logs = await ohcOk(home, ["voyage", "logs", id, "--grep", "exit 0"]);
+  assert.equal(logs.stdout.trim().split("\n").length, 6, logs.stdout);
+});
+
+Deno.test("20 tasks (fan-out, fan-in, a 7-task chain) on 8 ships: each once, never before its blockers", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  const times = `${home}/times.log`;
+  const agent = `${home}/agent.sh`;
+  await Deno.writeTextFile(
+    agent,
+    `#!/bin/bash
+set -e
+echo "start $OHC_TASK_ID $(date +%s%N) $OHC_SHIP" >> "${times}"
+cmd=$("${Deno.execPath()}" eval 'console.log(JSON.parse(Deno.readTextFileSync(Deno.args[0])).command)' "${root}/examples/plans/twenty/tasks/$OHC_TASK_ID.json")
+bash -c "$cmd"
+echo "end $OHC_TASK_ID $(date +%s%N)" >> "${times}"
+`,
+  );
+  const id = await sail(home, [
+    `${root}/examples/plans/twenty`,
+    "--ships",
+    "8",
+    "--agent",
+    "custom",
+    "--agent-command",
+    `bash ${agent}`,
+  ]);
+  const s = await waitDone(home, id, 180_000);
+  assert.equal(s.voyage.state, "verified", JSON.stringify(s));
+  assert.equal(s.counts.done, 20);
+
+  const start = new Map<string, number>();
+  const end = new Map<string, number>();
+  for (const line of (await Deno.readTextFile(times)).trim().split("\n")) {
+    const [kind, task, ns] = line.split(" ");
+    const m = kind === "start" ? start : end;
+    assert.ok(!m.has(task), `task ${task} ${kind}ed twice`);
+    m.set(task, Number(ns));
+  }
+  assert.equal(start.size, 20);
+  assert.equal(end.size, 20);
+  for (let i = 1; i <= 20; i++) {
+    const task = JSON.parse(
+      await Deno.readTextFile(`${root}/examples/plans/twenty/tasks/${i}.json`),
+    );
+    for (const b of task.blockedBy) {
+      assert.ok(
+        start.get(String(i))! >= end.get(String(b))!,
+        `task ${i} started before blocker ${b} ended`,
+      );
+    }
+  }
+  const ships = new Set((await tasks(home, id)).map((t) => t.ship));
+  assert.ok(ships.size > 1, "the work should spread over ships");
+  await ohcOk(home, ["voyage", "clone", id, "-d", `${home}/result`]);
+  const files = await listDir(`${home}/result/twenty`);
+  assert.equal(files.filter((f) => /^\d\d\.txt$/.test(f)).length, 20);
+});
+
+Deno.test("8 ships racing on 100 tiny tasks: none runs twice", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  const ran = `${home}/ran.log`;
+  const plan = await writePlan(
+    `${home}/plan100`,
+    Array.from({ length: 100 }, (_, i) => ({
+      id: String(i + 1),
+      command: `echo ${i + 1} >> "${ran}" && echo ${i + 1} > t${i + 1}.txt`,
+    })),
+    { ships: 8 },
+  );
+  const id = await sail(home, [plan, "--agent", "shell"]);
+  const s = await waitDone(home, id, 300_000);
+  assert.equal(s.voyage.state, "verified");
+  const lines = (await Deno.readTextFile(ran)).trim().split("\n");
+  assert.equal(lines.length, 100);
+  assert.equal(new Set(lines).size, 100);
+  assert.ok((await tasks(home, id)).every((t) => t.attempts === 1));
+});
+
+Deno.test("a ship destroyed mid-task: another ship finishes its task", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  const plan = await writePlan(`${home}/plan`, [
+    { id: "1", command: "sleep 4; echo slow > slow.txt" },
+  ], { ships: 2, verify: "#!/bin/bash\ntest -f slow.txt\n" });
+  const env = { OHCOMMODORE_TASK_LEASE: "3" };
+  const id = await sail(home, [plan, "--agent", "shell"], env);
+  let victim: string | null = null;
+  for (let i = 0; i < 200 && !victim; i++) {
+    victim = (await tasks(home, id)).find((t) =>
+      t.status === "running"
+    )?.ship ?? null;
+    if (!victim) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(victim, "the task never started");
+  await ohcOk(home, ["ship", "destroy", victim]);
+  const s = await waitDone(home, id);
+  assert.equal(s.voyage.state, "verified");
+  const [t] = await tasks(home, id);
+  assert.equal(t.status, "done");
+  assert.notEqual(t.ship, victim);
+  assert.equal(t.attempts, 2);
+});
+
+Deno.test("two tasks editing the same line: one lands, the other fails naming the file, its work kept", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  const id = await sail(home, [
+    `${root}/examples/plans/conflict`,
+    "--agent",
+    "shell",
+    "--ships",
+    "2",
+  ]);
+  const s = await waitDone(home, id);
+  assert.equal(s.voyage.state, "failed");
+  const ts = await tasks(home, id);
+  const failed = ts.filter((t) => t.status === "failed");
+  assert.equal(failed.length, 1, JSON.stringify(ts));
+  assert.deepEqual(failed[0].conflict, ["greeting.txt"]);
+  assert.match(failed[0].error ?? "", /greeting\.txt/);
+  assert.ok(failed[0].side_branch);
+  assert.equal(ts.filter((t) => t.status === "done").length, 2);
+  await ohcOk(home, ["voyage", "clone", id, "-d", `${home}/result`]);
+  const side = await git(
+    `${home}/result`,
+    "show",
+    `origin/${failed[0].side_branch}:greeting.txt`,
+  );
+  assert.match(side, /hello, world|bonjour, le monde/);
+  const landed = await Deno.readTextFile(`${home}/result/greeting.txt`);
+  assert.notEqual(landed.trim(), side.trim());
+});
+
+Deno.test("bad plans exit 2 before any VM exists", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  const before = await listDir(`${home}/.ohcommodore/local`);
+  const cases: [string[], RegExp][] = [
+    [[`${root}/tests/fixtures/plans/cycle`], /cycle/],
+    [
+      [`${root}/tests/fixtures/plans/unknown-blocker`],
+      /blocker|unknown|not a task/i,
+    ],
+    [[`${root}/tests/fixtures/plans/bad-json`], /bad JSON/],
+    [[`${root}/examples/plans/demo`, "--agent", "custom"], /--agent-command/],
+    [[`${root}/examples/plans/demo`, "--ships", "0"], /--ships/],
+    [[`${home}/nope`], /not found/],
+  ];
+  for (const [args, re] of cases) {
+    const r: CliResult = await ohc(home, ["voyage", "sail", ...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+  assert.deepEqual(await listDir(`${home}/.ohcommodore/local`), before);
+  assert.equal(
+    (await ohcOk(home, ["voyage", "list"])).stdout.trim(),
+    "No voyages.",
+  );
+});
