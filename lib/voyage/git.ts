@@ -1204,18 +1204,28 @@ class BoundedOutput {
 // bundles, for ships reachable only over a transport
 
 /**
- * Writes `commit` (and its history, minus whatever `exclude` commits
- * already reach, e.g. the voyage tip the ship started from) to a bundle
- * file that integrateTask can take as its `source`. A bundle needs a ref
- * to name the commit (`git bundle create f <sha>` is refused as empty), so
- * a temporary ref is used.
+ * Writes `commit` (and its history, minus whatever the `exclude` commits
+ * already reach) to a bundle file that integrateTask can take as its
+ * `source`. `exclude` defaults to the checkout's `refs/ohcommodore/base`
+ * (the voyage tip prepareCheckout left there, which the flagship has), so
+ * the bundle holds only the task's new commits; pass `[]` for a full one.
+ * A bundle needs a ref to name the commit (`git bundle create f <sha>` is
+ * refused as empty), so a temporary ref is used.
  */
 export async function bundleCommit(
   opts: { repo: string; commit: string; file: string; exclude?: string[] },
 ): Promise<void> {
   checkCommit(opts.commit);
-  for (const x of opts.exclude ?? []) checkCommit(x);
   const repo = resolve(opts.repo);
+  let exclude = opts.exclude;
+  if (!exclude) {
+    const base = await commitOf(repo, BASE_REF);
+    exclude = base && base !== opts.commit &&
+        (await isAncestor(repo, base, opts.commit))
+      ? [base]
+      : [];
+  }
+  for (const x of exclude) checkCommit(x);
   const ref = `refs/ohcommodore/bundle/${rand()}`;
   await git(["update-ref", ref, opts.commit], { cwd: repo });
   try {
@@ -1226,7 +1236,7 @@ export async function bundleCommit(
         "--quiet",
         resolve(opts.file),
         ref,
-        ...(opts.exclude ?? []).map((x) => `^${x}`),
+        ...exclude.map((x) => `^${x}`),
       ],
       { cwd: repo },
     );

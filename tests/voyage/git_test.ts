@@ -729,13 +729,31 @@ Deno.test("integrateTask: from a bundle file", async () => {
       /empty bundle/,
     );
     // Thin: only what the flagship lacks (it has the base the ship started at).
+    // By default, the base prepareCheckout recorded.
+    await bundleCommit({ repo: ship, commit: c, file: `${dir}/t5.bundle` });
+    assert.equal(await g(ship, "for-each-ref", "refs/ohcommodore/bundle"), "");
+    const needs = async (file: string) => {
+      const out = await new Deno.Command("git", {
+        args: ["bundle", "verify", file],
+        cwd: ship,
+      }).output();
+      return new TextDecoder().decode(out.stdout) +
+        new TextDecoder().decode(out.stderr);
+    };
+    assert.match(
+      await needs(`${dir}/t5.bundle`),
+      new RegExp(`requires.*\\n${r.base}`),
+    );
     await bundleCommit({
       repo: ship,
       commit: c,
-      file: `${dir}/t5.bundle`,
-      exclude: [r.base],
+      file: `${dir}/full.bundle`,
+      exclude: [],
     });
-    assert.equal(await g(ship, "for-each-ref", "refs/ohcommodore/bundle"), "");
+    assert.match(
+      await needs(`${dir}/full.bundle`),
+      /records a complete history/,
+    );
     // Another task lands first, so this one is rebased out of the bundle.
     const other = await shipTask(r, `${dir}/other`, "6", { "c.txt": "c\n" });
     assert.ok(
@@ -769,6 +787,65 @@ Deno.test("integrateTask: from a bundle file", async () => {
       /could not fetch/,
     );
     assert.equal(await g(r.bare, "rev-parse", r.branch), res.tip);
+  });
+});
+
+Deno.test("integrateTask: from a file:// URL; unrelated history is refused, work kept", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir, "u");
+    const ship = `${dir}/ship`;
+    const c = await shipTask(r, ship, "1", { "a.txt": "a\n" });
+    const res = await integrateTask({
+      ...r,
+      taskId: "1",
+      source: `file://${ship}`,
+      commit: c,
+      worktreeDir: `${dir}/wt`,
+    });
+    assert.ok(res.ok);
+    const stray = `${dir}/stray`;
+    await Deno.mkdir(stray);
+    await g(stray, "init", "-q");
+    await write(`${stray}/x.txt`, "x\n");
+    await g(stray, "add", ".");
+    await g(stray, "commit", "-q", "-m", "unrelated");
+    const x = await g(stray, "rev-parse", "HEAD");
+    await assert.rejects(
+      integrateTask({
+        ...r,
+        taskId: "2",
+        source: stray,
+        commit: x,
+        worktreeDir: `${dir}/wt`,
+      }),
+      (e: Error & { code?: string }) =>
+        e.code === "task_unrelated_history" &&
+        /shares no history/.test(e.message),
+    );
+    assert.equal(await g(r.bare, "rev-parse", "voyage/u-task-2"), x);
+    assert.equal(await g(r.bare, "rev-parse", r.branch), c);
+    assert.equal(await refsUnder(r.bare, "refs/ohcommodore/incoming"), "");
+    // Bad arguments are usage errors before anything is fetched.
+    await assert.rejects(
+      integrateTask({
+        ...r,
+        taskId: "../x",
+        source: ship,
+        commit: c,
+        worktreeDir: `${dir}/wt`,
+      }),
+      UsageError,
+    );
+    await assert.rejects(
+      integrateTask({
+        ...r,
+        taskId: "3",
+        source: ship,
+        commit: "HEAD",
+        worktreeDir: `${dir}/wt`,
+      }),
+      UsageError,
+    );
   });
 });
 
