@@ -67,9 +67,11 @@ async function runTask(
   signal: AbortSignal,
 ): Promise<RunTaskResult> {
   const git = await import("../lib/voyage/git.ts");
-  const { agentCommand } = await import("../lib/voyage/agents.ts");
+  const { agentCommand, parseAgentOutput } = await import(
+    "../lib/voyage/agents.ts"
+  );
   const { buildPrompt } = await import("../lib/voyage/prompt.ts");
-  const { runInTmux } = await import("../lib/voyage/tmux.ts");
+  const { runTask: runAgent } = await import("../lib/voyage/tmux.ts");
 
   const home = paths.home();
   const vdir = `${home}/${shipVoyageDir(a.voyage_id)}`;
@@ -134,19 +136,20 @@ async function runTask(
     allowRoot: Deno.env.get("OHCOMMODORE_CLAUDE_ALLOW_ROOT") === "1",
   });
 
+  const logFile = `${vdir}/logs/task-${id}.log`;
   progress(`running ${a.agent} agent`);
   const beat = setInterval(() => progress("working"), 2_000);
   let code: number;
   try {
-    ({ code } = await runInTmux({
+    ({ code } = await runAgent({
       session: "voyage",
       window: `task-${id}`,
       argv: inv.argv,
       env: inv.env,
       cwd: inv.cwd,
       stdinFile: inv.stdinFile,
-      logFile: `${vdir}/logs/task-${id}.log`,
-      socket: `${home}/.ohcommodore/tmux.sock`,
+      logFile,
+      socket: paths.tmuxSocket(home),
       signal,
     }));
   } finally {

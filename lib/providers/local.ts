@@ -1,4 +1,5 @@
 import { OhcError } from "../errors.ts";
+import { paths } from "../state/paths.ts";
 import { LocalTransport } from "../transport/local.ts";
 import type { Provider, VmRecord } from "./types.ts";
 
@@ -83,7 +84,7 @@ export class LocalProvider implements Provider {
 async function stopVmProcesses(home: string): Promise<void> {
   await stopPidfiles(home);
   await new Deno.Command("tmux", {
-    args: ["-S", `${home}/.ohcommodore/tmux.sock`, "kill-server"],
+    args: ["-S", paths.tmuxSocket(home), "kill-server"],
     stdout: "null",
     stderr: "null",
   }).output().catch(() => {});

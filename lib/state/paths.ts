@@ -21,25 +21,19 @@ export const paths = {
   daemonPid: (h = home()) => `${h}/.ohcommodore/run/daemon.pid`,
   daemonLock: (h = home()) => `${h}/.ohcommodore/run/daemon.lock`,
   daemonLog: (h = home()) => `${h}/.ohcommodore/daemon.log`,
-  daemonSocket,
+  daemonSocket: (h = home()) => socketPath(h, "daemon.sock"),
+  tmuxSocket: (h = home()) => socketPath(h, "tmux.sock"),
   inboxDb: (h = home()) => `${h}/.local/ship/data.duckdb`,
 };
 
 /**
- * Unix socket paths are limited to 107 bytes; a home that deep gets a
- * socket in /tmp named after it instead.
+ * Unix socket paths are limited to 107 bytes; a home that deep gets its
+ * sockets in /tmp, named after it, instead.
  */
-function daemonSocket(h = home()): string {
-  const p = `${h}/.ohcommodore/daemon.sock`;
+function socketPath(h: string, name: string): string {
+  const p = `${h}/.ohcommodore/${name}`;
   if (p.length < 100) return p;
   let x = 0;
   for (const c of h) x = (Math.imul(x, 31) + c.charCodeAt(0)) >>> 0;
-  return `/tmp/ohcommodore-${x.toString(16)}.sock`;
+  return `/tmp/ohcommodore-${x.toString(16)}-${name}`;
 }
-
-/** The same paths as seen from the far side of a transport (home-relative). */
-export const remotePaths = {
-  identity: ".ohcommodore/identity.json",
-  bin: ".ohcommodore/bin/ohcommodore",
-  secrets: ".ohcommodore/secrets",
-};
