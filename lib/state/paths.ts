@@ -37,3 +37,10 @@ function socketPath(h: string, name: string): string {
   for (const c of h) x = (Math.imul(x, 31) + c.charCodeAt(0)) >>> 0;
   return `/tmp/ohcommodore-${x.toString(16)}-${name}`;
 }
+
+/** The same paths as seen from the far side of a transport (home-relative). */
+export const remotePaths = {
+  identity: ".ohcommodore/identity.json",
+  bin: ".ohcommodore/bin/ohcommodore",
+  secrets: ".ohcommodore/secrets",
+};
