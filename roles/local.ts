@@ -11,6 +11,7 @@ import type {
   Progress,
   SinkResult,
 } from "../lib/fleet/api.ts";
+import { ExeDevProvider } from "../lib/providers/exedev.ts";
 import { providerFor } from "../lib/providers/mod.ts";
 import type { ProviderSettings } from "../lib/providers/types.ts";
 import { call } from "../lib/rpc/client.ts";
@@ -144,6 +145,10 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     );
   }
   const provider = providerFor(o.provider);
+  if (provider instanceof ExeDevProvider) {
+    o.onProgress("checking your exe.dev account", o.name);
+    await provider.whoami(); // an unregistered key fails here, before any VM
+  }
   o.onProgress("creating flagship VM", o.name);
   const vm = await provider.create(o.name, {
     onProgress: (m) => o.onProgress(m, o.name),
@@ -162,7 +167,15 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     };
     o.onProgress("setting up commodore", o.name);
     const setup: SetupArgs = { identity };
-    await call(t, "vm.setup", { ...setup });
+    const { public_key } = await call<{ public_key: string | null }>(
+      t,
+      "vm.setup",
+      { ...setup },
+    );
+    if (public_key && provider instanceof ExeDevProvider) {
+      o.onProgress("registering the flagship's key with exe.dev", o.name);
+      await provider.registerKey(public_key);
+    }
     o.onProgress("starting daemon", o.name);
     await startRemoteDaemon(t);
     const config: Config = {

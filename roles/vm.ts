@@ -53,8 +53,16 @@ export const vmHandlers: RpcHandlers = {
       }
       await cloneRepo(home, clone.url, clone.dir, emit);
     }
+    // The flagship holds the one key that reaches the provider account and
+    // the ships; it is made here, on the flagship, and never leaves it (the
+    // laptop registers its public half). Ships get no key at all.
+    let publicKey: string | null = null;
+    if (wanted.role === "commodore" && wanted.provider.kind === "exedev") {
+      const { ensureKey } = await import("../lib/providers/ssh_keys.ts");
+      publicKey = (await ensureKey(home, { name: wanted.name })).publicKey;
+    }
     await writeJsonAtomic(paths.identity(home), wanted);
-    return { identity: wanted };
+    return { identity: wanted, public_key: publicKey };
   },
 };
 

@@ -8,10 +8,12 @@ import { UsageError } from "../errors.ts";
 import type { FleetApi } from "../fleet/api.ts";
 import { readIdentity, type Role } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
+import type { ProviderSettings } from "../providers/types.ts";
 import { VERSION } from "../version.ts";
 import { validateName } from "../validate.ts";
 import { registerDaemon, registerInbox } from "./commands/inbox.ts";
 import { registerVoyage } from "./commands/voyage.ts";
+import { ProgressView } from "./progress_view.ts";
 import {
   err,
   out,
@@ -72,8 +74,14 @@ export function buildProgram(exit: Exit): Command {
     .option("--name <name>", "flagship VM name", "flagship")
     .option(
       "--root <dir>",
-      "local provider: folder holding the VMs (default ~/.ohcommodore/local)",
+      "local: folder holding the VMs (default ~/.ohcommodore/local, or $OHCOMMODORE_LOCAL_ROOT)",
     )
+    .option("--lobby <host>", "exedev: the lobby host (default exe.dev)")
+    .option(
+      "--ssh-config <file>",
+      "exedev: an OpenSSH config for every connection (or $OHCOMMODORE_SSH_CONFIG)",
+    )
+    .option("--org <org>", "sprites: the organization (default $SPRITE_ORG)")
     .option("--json", "print the new config as JSON")
     .action(async (o) => {
       const r = await role();
@@ -83,16 +91,40 @@ export function buildProgram(exit: Exit): Command {
         );
       }
       validateName(o.name, "flagship name");
-      if (o.provider !== "local") {
-        throw new UsageError(
-          `the ${o.provider} provider is not available in this version yet; use --provider local`,
-        );
+      const misplaced = (flag: string, value: unknown, kind: string) => {
+        if (value !== undefined && o.provider !== kind) {
+          throw new UsageError(`${flag} is for --provider ${kind}`);
+        }
+      };
+      misplaced("--root", o.root, "local");
+      misplaced("--lobby", o.lobby, "exedev");
+      misplaced("--ssh-config", o.sshConfig, "exedev");
+      misplaced("--org", o.org, "sprites");
+      let provider: ProviderSettings;
+      if (o.provider === "local") {
+        const root = o.root ?? Deno.env.get("OHCOMMODORE_LOCAL_ROOT") ??
+          paths.localRoot();
+        provider = { kind: "local", root: absolute(root) };
+      } else if (o.provider === "exedev") {
+        const cfg = o.sshConfig ?? Deno.env.get("OHCOMMODORE_SSH_CONFIG");
+        if (cfg !== undefined) {
+          try {
+            Deno.statSync(cfg);
+          } catch {
+            throw new UsageError(`--ssh-config ${cfg}: no such file`);
+          }
+        }
+        provider = {
+          kind: "exedev",
+          lobby: o.lobby,
+          ssh_config: cfg === undefined ? undefined : absolute(cfg),
+        };
+      } else {
+        provider = { kind: "sprites", org: o.org };
       }
-      const root = o.root ?? Deno.env.get("OHCOMMODORE_LOCAL_ROOT") ??
-        paths.localRoot();
       const { initFlagship } = await import("../../roles/local.ts");
       const config = await initFlagship({
-        provider: { kind: "local", root: absolute(root) },
+        provider,
         name: o.name,
         onProgress: progress,
       });
@@ -174,27 +206,88 @@ export function buildProgram(exit: Exit): Command {
 
   ship.command("create")
     .description(
-      "create a ship: a bare name makes an empty ship; owner/repo (needs GH_TOKEN),\n" +
-        "a git URL or a path to a git repository is cloned into ~/<repo> on the ship",
+      "create ships, in parallel: a bare name makes an empty ship; owner/repo\n" +
+        "(needs GH_TOKEN), a git URL or a path to a git repository is cloned\n" +
+        "into ~/<repo> on the ship",
     )
-    .argument("<spec>", "name | owner/repo | git URL | path")
-    .option("--name <name>", "ship name (default: from the repo)")
+    .argument("<specs...>", "name | owner/repo | git URL | path, one per ship")
+    .option(
+      "--name <name>",
+      "ship name (one ship only; default: from the repo)",
+    )
     .option("--json", "machine-readable output")
-    .action(async (spec, o) => {
+    .action(async (specs, o) => {
       const { parseRepoArg } = await import("../validate.ts");
-      const parsed = parseRepoArg(spec); // usage errors before anything runs
-      if (o.name !== undefined) validateName(o.name);
+      // Every argument is checked before anything runs.
+      const parsed = specs.map((s) => parseRepoArg(s));
+      if (o.name !== undefined) {
+        if (specs.length > 1) {
+          throw new UsageError("--name names one ship; give one spec");
+        }
+        validateName(o.name);
+      }
       const token = Deno.env.get("GH_TOKEN");
-      if (parsed.kind === "github" && !token) {
-        throw new UsageError(`GH_TOKEN is required to clone ${spec}`);
+      const github = parsed.filter((p) => p.kind === "github");
+      if (github.length && !token) {
+        throw new UsageError(
+          `GH_TOKEN is required to clone ${specs[parsed.indexOf(github[0])]}`,
+        );
+      }
+      if (new Set(specs).size !== specs.length) {
+        throw new UsageError("the same ship is named twice");
+      }
+      if (github.length) {
+        const { checkRepoAccess } = await import("../github.ts");
+        for (const g of github) {
+          if (g.kind === "github") {
+            await checkRepoAccess(g.owner, g.repo, token!);
+          }
+        }
       }
       const f = await fleet("ship create");
-      const rec = await f.createShip(
-        { spec: parsed.kind === "path" ? parsed.path : spec, name: o.name },
-        { secrets: token ? { GH_TOKEN: token } : {}, onProgress: progress },
+      const view = new ProgressView(specs);
+      const results = await Promise.allSettled(
+        specs.map((spec, i) =>
+          f.createShip(
+            {
+              spec: parsed[i].kind === "path"
+                ? (parsed[i] as { path: string }).path
+                : spec,
+              name: o.name,
+            },
+            {
+              secrets: token ? { GH_TOKEN: token } : {},
+              onProgress: (m) => view.progress(m, spec),
+            },
+          ).then((rec) => {
+            view.done(spec, `ready: ${rec.name}`);
+            return rec;
+          }, (e) => {
+            view.done(spec, `failed: ${(e as Error).message}`);
+            throw e;
+          })
+        ),
       );
-      if (o.json) printJson(rec);
-      else out(`Ship ready: ${rec.name}${rec.repo ? ` (${rec.repo})` : ""}`);
+      const ok = results.flatMap((r) =>
+        r.status === "fulfilled" ? [r.value] : []
+      );
+      const failed = results.flatMap((r, i) =>
+        r.status === "rejected"
+          ? [{ spec: specs[i], error: (r.reason as Error).message }]
+          : []
+      );
+      if (specs.length === 1 && failed.length === 1) {
+        throw (results[0] as PromiseRejectedResult).reason;
+      }
+      if (o.json) {
+        printJson(specs.length === 1 ? ok[0] : { created: ok, failed });
+      } else {
+        for (const rec of ok) {
+          out(`Ship ready: ${rec.name}${rec.repo ? ` (${rec.repo})` : ""}`);
+        }
+        for (const x of failed) err(`error: ${x.spec}: ${x.error}`);
+      }
+      if (failed.length) exit.code = 1;
     });
 
   ship.command("destroy")

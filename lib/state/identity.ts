@@ -53,9 +53,17 @@ export function parseProviderSettings(
     case "local":
       return { kind, root: requireString(o, "root", file) };
     case "exedev":
-      return { kind, lobby: optionalString(o, "lobby", file) };
+      return {
+        kind,
+        lobby: optionalString(o, "lobby", file),
+        ssh_config: optionalString(o, "ssh_config", file),
+      };
     case "sprites":
-      return { kind, org: optionalString(o, "org", file) };
+      return {
+        kind,
+        org: optionalString(o, "org", file),
+        sprite_bin: optionalString(o, "sprite_bin", file),
+      };
     default:
       throw new TypeError(`unknown provider kind "${kind}"`);
   }

@@ -4,6 +4,7 @@
  * SSH will carry.
  */
 import assert from "node:assert/strict";
+import { startFakeGitHub } from "./emulators/github.ts";
 import {
   exists,
   listDir,
@@ -180,13 +181,35 @@ Deno.test("owner/repo needs GH_TOKEN, which reaches the ship only in a 0600 file
   assert.match(noToken.stderr, /GH_TOKEN/);
   assert.deepEqual(await shipNames(home), []);
 
-  // A stand-in for github.com: a folder of repositories served over file://.
-  const gh = await Deno.makeTempDir();
-  await makeGitRepo(`${gh}/acme/widget.git`, { "w.txt": "widget\n" });
-  const token = "ghp_secret_token_for_test_0123456789";
-  await ohcOk(home, ["ship", "create", "acme/widget"], {
-    env: { GH_TOKEN: token, OHCOMMODORE_GITHUB_URL: `file://${gh}` },
-  });
+  // A stand-in for github.com: its API (the access check) and its repositories.
+  const gh = await startFakeGitHub({ dir: await Deno.makeTempDir() });
+  try {
+    await gh.addRepo("acme", "widget", { "w.txt": "widget\n" }, {
+      private: true,
+    });
+    const token = "ghp_secret_token_for_test_0123456789";
+    gh.addToken(token, { repos: { "acme/widget": "pull" } });
+    gh.addToken("ghp_other", { repos: {} });
+    const env = {
+      GH_TOKEN: token,
+      OHCOMMODORE_GITHUB_API: gh.url,
+      OHCOMMODORE_GITHUB_URL: gh.fileBase,
+    };
+    // A token that cannot read the repo is refused before any VM exists.
+    const denied = await ohc(home, ["ship", "create", "acme/widget"], {
+      env: { ...env, GH_TOKEN: "ghp_other" },
+    });
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /acme\/widget/);
+    assert.deepEqual(await listDir(localRoot(home)), ["flagship"]);
+    await ohcOk(home, ["ship", "create", "acme/widget"], { env });
+    await checkWidget(home, token);
+  } finally {
+    await gh.stop();
+  }
+});
+
+async function checkWidget(home: string, token: string) {
   const ship = `${localRoot(home)}/widget`;
   assert.equal(await Deno.readTextFile(`${ship}/widget/w.txt`), "widget\n");
   const tokenFile = `${ship}/.ohcommodore/secrets/gh_token`;
@@ -202,7 +225,7 @@ Deno.test("owner/repo needs GH_TOKEN, which reaches the ship only in a 0600 file
     (await ohcOk(home, ["ship", "list", "--json"])).stdout,
   );
   assert.equal(rec.repo, "acme/widget");
-});
+}
 
 Deno.test("ship create <path> clones the repo and names the ship after it", async () => {
   await using fleet = await localFleet();

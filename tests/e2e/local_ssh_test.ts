@@ -104,12 +104,32 @@ Deno.test("init from plain source, without OHCOMMODORE_BINARY, names both ways o
   assert.equal(await exists(`${home}/.ohcommodore/local/flagship`), false);
 });
 
-Deno.test("init --provider exedev|sprites says it is not available yet (exit 2)", async () => {
+Deno.test("init: provider flags in the wrong place, an unreachable exe.dev (nothing written)", async () => {
   const home = await scratchHome();
-  for (const p of ["exedev", "sprites"]) {
-    const r = await ohc(home, ["init", "--provider", p]);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, new RegExp(`${p} provider`));
+  for (
+    const args of [
+      ["--provider", "exedev", "--root", "/tmp"],
+      ["--provider", "local", "--lobby", "x.example"],
+      ["--provider", "sprites", "--ssh-config", "/etc/hosts"],
+      ["--provider", "exedev", "--ssh-config", `${home}/missing`],
+    ]
+  ) {
+    const r = await ohc(home, ["init", ...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
   }
-  assert.equal(await exists(`${home}/.ohcommodore`), false);
+  const cfg = `${home}/ssh_config`;
+  await Deno.writeTextFile(
+    cfg,
+    "Host exe.dev\n  HostName 127.0.0.1\n  Port 1\n",
+  );
+  const r = await ohc(home, [
+    "init",
+    "--provider",
+    "exedev",
+    "--ssh-config",
+    cfg,
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: .*exe\.dev/m);
+  assert.equal(await exists(`${home}/.ohcommodore/config.json`), false);
 });
