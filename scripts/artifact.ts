@@ -17,6 +17,8 @@ const script = `#!/bin/sh
 # ohcommodore dev artifact (deno task artifact): runs ${root}/main.ts
 OHCOMMODORE_BINARY="\${OHCOMMODORE_BINARY:-$(readlink -f "$0")}"
 DENO_DIR="\${DENO_DIR:-${denoDir}}"
+# On a VM whose user cannot write that cache, keep one in its own home.
+[ -w "$DENO_DIR" ] || DENO_DIR="$HOME/.cache/deno"
 export OHCOMMODORE_BINARY DENO_DIR
 exec ${q(deno)} run -A --quiet --no-prompt --config ${q(`${root}/deno.json`)} ${
   q(`${root}/main.ts`)
