@@ -3,7 +3,10 @@
  * fleet command ends here, whether typed on the flagship or forwarded from
  * the laptop by RPC.
  */
+import { type Bootstrap, isEmpty } from "../lib/bootstrap.ts";
 import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
+import { readJsonFile } from "../lib/state/atomic.ts";
+import { paths } from "../lib/state/paths.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
 import type {
   CreateShipRequest,
@@ -113,6 +116,7 @@ export class Commodore implements FleetApi {
       onProgress("installing ohcommodore", name);
       await deploy(t);
       const setup: SetupArgs = {
+        bootstrap: await this.bootstrapFor(req),
         identity: {
           role: "captain",
           name,
@@ -158,6 +162,13 @@ export class Commodore implements FleetApi {
       }).catch(() => {});
       throw e;
     }
+  }
+
+  /** The laptop's settings for this ship, else those it gave at init. */
+  private async bootstrapFor(req: CreateShipRequest): Promise<Bootstrap> {
+    if (!isEmpty(req.bootstrap)) return req.bootstrap!;
+    return (await readJsonFile(paths.bootstrap(), (v) => v as Bootstrap)) ??
+      { env: {} };
   }
 
   async destroyShip(nameOrPrefix: string, onProgress: Progress) {
@@ -329,6 +340,7 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
         {
           spec: argString(args, "spec"),
           name: typeof args.name === "string" ? args.name : undefined,
+          bootstrap: args.bootstrap as Bootstrap | undefined,
         },
         { secrets, onProgress: progress(emit) },
       ),

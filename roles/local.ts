@@ -2,6 +2,7 @@
  * The user's machine: owns config.json, creates and scuttles the flagship,
  * and forwards every fleet command to the flagship by RPC.
  */
+import type { Bootstrap } from "../lib/bootstrap.ts";
 import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
 import type {
@@ -133,6 +134,7 @@ export class RemoteFleet implements FleetApi {
 export interface InitOptions {
   provider: ProviderSettings;
   name: string;
+  bootstrap: Bootstrap;
   onProgress: Progress;
 }
 
@@ -166,7 +168,7 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
       created_at: new Date().toISOString(),
     };
     o.onProgress("setting up commodore", o.name);
-    const setup: SetupArgs = { identity };
+    const setup: SetupArgs = { identity, bootstrap: o.bootstrap };
     const { public_key } = await call<{ public_key: string | null }>(
       t,
       "vm.setup",

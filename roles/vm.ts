@@ -11,11 +11,14 @@ import {
   readIdentity,
 } from "../lib/state/identity.ts";
 import { paths } from "../lib/state/paths.ts";
+import { type Bootstrap, runBootstrap } from "../lib/bootstrap.ts";
 import { gitCredentialArgs } from "../lib/git.ts";
 import { VERSION } from "../lib/version.ts";
 
 export interface SetupArgs {
   identity: Identity;
+  /** Run cloudinit/init.sh with these settings (absent: skip it). */
+  bootstrap?: Bootstrap | null;
   /** Clone this URL into ~/<dir> (captains with a repo). */
   clone?: { url: string; dir: string } | null;
 }
@@ -40,11 +43,27 @@ export const vmHandlers: RpcHandlers = {
         "destroy it first, or choose another name",
       );
     }
+    let tokenFile: string | null = null;
     if (secrets.GH_TOKEN) {
-      await writeFileAtomic(
-        `${paths.secrets(home)}/gh_token`,
-        secrets.GH_TOKEN,
-      );
+      tokenFile = `${paths.secrets(home)}/gh_token`;
+      await writeFileAtomic(tokenFile, secrets.GH_TOKEN);
+    }
+    const bootstrap = args.bootstrap as Bootstrap | null | undefined;
+    if (bootstrap) {
+      emit({ type: "progress", message: "running cloudinit/init.sh" });
+      await runBootstrap({
+        home,
+        bootstrap,
+        role: wanted.role,
+        targetRepo: wanted.repo ?? null,
+        tokenFile,
+        offlineByDefault: wanted.provider.kind === "local",
+        onLine: (line) => {
+          if (/^==> (step \S+ failed|init\.sh finished)/.test(line)) {
+            emit({ type: "progress", message: line.slice(4) });
+          }
+        },
+      });
     }
     const clone = args.clone as SetupArgs["clone"];
     if (clone) {
@@ -60,6 +79,10 @@ export const vmHandlers: RpcHandlers = {
     if (wanted.role === "commodore" && wanted.provider.kind === "exedev") {
       const { ensureKey } = await import("../lib/providers/ssh_keys.ts");
       publicKey = (await ensureKey(home, { name: wanted.name })).publicKey;
+    }
+    // The flagship passes the laptop's bootstrap settings on to its ships.
+    if (wanted.role === "commodore" && bootstrap) {
+      await writeJsonAtomic(paths.bootstrap(home), bootstrap);
     }
     await writeJsonAtomic(paths.identity(home), wanted);
     return { identity: wanted, public_key: publicKey };

@@ -51,7 +51,7 @@ for (const target of wanted) {
       `warning: ${bindings} is missing; the ${target} binary will not load DuckDB`,
     );
   }
-  args.push(`${root}/main.ts`);
+  args.push("--include", `${root}/cloudinit/init.sh`, `${root}/main.ts`);
   console.error(`==> ${target}`);
   const r = await new Deno.Command(Deno.execPath(), { args, cwd: root })
     .spawn().status;

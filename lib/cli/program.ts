@@ -122,9 +122,12 @@ export function buildProgram(exit: Exit): Command {
       } else {
         provider = { kind: "sprites", org: o.org };
       }
+      const { bootstrapFromEnv } = await import("../bootstrap.ts");
+      const bootstrap = await bootstrapFromEnv();
       const { initFlagship } = await import("../../roles/local.ts");
       const config = await initFlagship({
         provider,
+        bootstrap,
         name: o.name,
         onProgress: progress,
       });
@@ -244,6 +247,8 @@ export function buildProgram(exit: Exit): Command {
           }
         }
       }
+      const { bootstrapFromEnv } = await import("../bootstrap.ts");
+      const bootstrap = await bootstrapFromEnv();
       const f = await fleet("ship create");
       const view = new ProgressView(specs);
       const results = await Promise.allSettled(

@@ -1,3 +1,4 @@
+import type { Bootstrap } from "../bootstrap.ts";
 import type { ShipRecord } from "../state/fleet.ts";
 import type { ProviderKind } from "../providers/types.ts";
 
@@ -35,6 +36,8 @@ export interface CreateShipRequest {
   spec: string;
   /** The ship's name; derived from the repo when absent. */
   name?: string;
+  /** cloudinit settings from the laptop; else the flagship's own. */
+  bootstrap?: Bootstrap;
 }
 
 export interface FleetStatus {

@@ -14,6 +14,7 @@ export const paths = {
   identity: (h = home()) => `${h}/.ohcommodore/identity.json`,
   config: (h = home()) => `${h}/.ohcommodore/config.json`,
   fleet: (h = home()) => `${h}/.ohcommodore/fleet.json`,
+  bootstrap: (h = home()) => `${h}/.ohcommodore/bootstrap.json`,
   secrets: (h = home()) => `${h}/.ohcommodore/secrets`,
   bin: (h = home()) => `${h}/.ohcommodore/bin/ohcommodore`,
   localRoot: (h = home()) => `${h}/.ohcommodore/local`,

@@ -399,3 +399,34 @@ Deno.test("--help on every command, --version, unknown commands", async () => {
   assert.equal(badProvider.code, 2);
   assert.equal(await exists(`${home}/.ohcommodore`), false);
 });
+
+Deno.test("cloudinit: INIT_PATH and DOTFILES_PATH from the laptop reach every new VM", async () => {
+  const home = await scratchHome();
+  await using _ = { [Symbol.asyncDispose]: () => teardown(home) };
+  const dot = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dot}/.myrc`, "alias ll='ls -l'\n");
+  const hook = `${dot}-init.sh`;
+  await Deno.writeTextFile(hook, 'echo "hook ran as $ROLE" > ~/hook.txt\n');
+  const env = { INIT_PATH: hook, DOTFILES_PATH: dot };
+  const bad = await ohc(home, ["init"], {
+    env: { INIT_PATH: `${dot}/missing` },
+  });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /INIT_PATH/);
+  assert.equal(await exists(`${home}/.ohcommodore/config.json`), false);
+
+  await ohcOk(home, ["init"], { env });
+  await ohcOk(home, ["ship", "create", "alpha"]); // the flagship passes them on
+  for (const [vm, role] of [["flagship", "commodore"], ["alpha", "captain"]]) {
+    const h = `${localRoot(home)}/${vm}`;
+    assert.equal(
+      await Deno.readTextFile(`${h}/hook.txt`),
+      `hook ran as ${role}\n`,
+    );
+    assert.equal(await Deno.readTextFile(`${h}/.myrc`), "alias ll='ls -l'\n");
+    assert.match(
+      await Deno.readTextFile(`${h}/.ohcommodore/init.log`),
+      /init\.sh finished/,
+    );
+  }
+});
