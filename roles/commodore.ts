@@ -7,6 +7,7 @@ import { type Bootstrap, isEmpty } from "../lib/bootstrap.ts";
 import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
 import { readJsonFile } from "../lib/state/atomic.ts";
 import { paths } from "../lib/state/paths.ts";
+import { VERSION } from "../lib/version.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
 import type {
   CreateShipRequest,
@@ -334,6 +335,20 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
       emit({ type: "progress", message, subject });
   return {
     "fleet.status": () => c.status(),
+    "fleet.versions": async () => ({
+      flagship: VERSION,
+      ships: await Promise.all((await c.listShips()).map(async (s) => {
+        try {
+          const r = await call<{ version: string }>(
+            c.provider.transport(s),
+            "vm.identity",
+          );
+          return { name: s.name, version: r.version };
+        } catch (e) {
+          return { name: s.name, version: null, error: (e as Error).message };
+        }
+      })),
+    }),
     "ship.list": () => c.listShips(),
     "ship.create": ({ args, secrets, emit }) =>
       c.createShip(

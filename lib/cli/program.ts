@@ -13,6 +13,7 @@ import { VERSION } from "../version.ts";
 import { validateName } from "../validate.ts";
 import { registerDaemon, registerInbox } from "./commands/inbox.ts";
 import { registerVoyage } from "./commands/voyage.ts";
+import { registerDoctor } from "./commands/doctor.ts";
 import { ProgressView } from "./progress_view.ts";
 import {
   err,
@@ -388,6 +389,7 @@ export function buildProgram(exit: Exit): Command {
     });
 
   registerVoyage(program, exit);
+  registerDoctor(program, exit);
 
   return program;
 }

@@ -1,0 +1,174 @@
+/**
+ * `doctor`: checks what the fleet depends on, one line each, and says what
+ * to do about each failure. Exit 1 when a check fails.
+ */
+import type { Command } from "@commander-js/extra-typings";
+import { readConfig } from "../../state/config.ts";
+import { readIdentity } from "../../state/identity.ts";
+import { VERSION } from "../../version.ts";
+import { flagshipCall } from "../flagship.ts";
+import { out, printJson } from "../render.ts";
+import type { Exit } from "../program.ts";
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** A warning does not fail the run. */
+  warn?: boolean;
+}
+
+async function tool(cmd: string, args: string[]): Promise<string | null> {
+  try {
+    const r = await new Deno.Command(cmd, {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text =
+      new TextDecoder().decode(r.success ? r.stdout : r.stderr).trim() ||
+      new TextDecoder().decode(r.stderr).trim();
+    return r.success || text ? text.split("\n")[0] : null;
+  } catch {
+    return null;
+  }
+}
+
+export function registerDoctor(program: Command, exit: Exit): void {
+  program.command("doctor")
+    .description(
+      "check ssh, the provider and its account, tokens, tmux, git, DuckDB,\n" +
+        "and the ohcommodore version on every VM",
+    )
+    .option("--json", "machine-readable output")
+    .action(async (o) => {
+      const checks: Check[] = [];
+      const add = (c: Check) => checks.push(c);
+      const ssh = await tool("ssh", ["-V"]);
+      add({
+        name: "ssh",
+        ok: ssh !== null,
+        detail: ssh ?? "not found: install openssh-client",
+      });
+      const git = await tool("git", ["--version"]);
+      add({
+        name: "git",
+        ok: git !== null,
+        detail: git ?? "not found: install git",
+      });
+      const tmux = await tool("tmux", ["-V"]);
+      add({
+        name: "tmux",
+        ok: tmux !== null,
+        detail: tmux ?? "not found: ships run agents without a tmux window",
+        warn: true,
+      });
+      try {
+        const { DuckDBInstance } = await import("@duckdb/node-api");
+        const db = await DuckDBInstance.create(":memory:");
+        db.closeSync();
+        add({ name: "duckdb", ok: true, detail: "loads" });
+      } catch (e) {
+        add({
+          name: "duckdb",
+          ok: false,
+          detail: `does not load: ${(e as Error).message}`,
+        });
+      }
+      for (
+        const [k, why] of [["GH_TOKEN", "needed for owner/repo ships"], [
+          "CLAUDE_CODE_OAUTH_TOKEN",
+          "needed for --agent claude",
+        ]]
+      ) {
+        const set = !!Deno.env.get(k);
+        add({
+          name: k,
+          ok: set,
+          warn: true,
+          detail: set ? "set" : `not set (${why})`,
+        });
+      }
+
+      const id = await readIdentity();
+      const config = id ? null : await readConfig().catch(() => null);
+      const provider = id?.provider ?? config?.flagship.provider;
+      if (!provider) {
+        add({
+          name: "fleet",
+          ok: true,
+          warn: true,
+          detail: "no flagship yet: ohcommodore init",
+        });
+      } else {
+        add({ name: "provider", ok: true, detail: provider.kind });
+        if (provider.kind === "exedev" && !id) {
+          try {
+            const { ExeDevProvider } = await import(
+              "../../providers/exedev.ts"
+            );
+            const who = await new ExeDevProvider(provider).whoami();
+            add({ name: "exe.dev account", ok: true, detail: who.email });
+          } catch (e) {
+            add({
+              name: "exe.dev account",
+              ok: false,
+              detail: (e as Error).message,
+            });
+          }
+        }
+        if (provider.kind === "sprites") {
+          const sprite = await tool(provider.sprite_bin ?? "sprite", [
+            "--version",
+          ]);
+          add({
+            name: "sprite CLI",
+            ok: sprite !== null,
+            detail: sprite ??
+              "not found: curl https://sprites.dev/install.sh | bash",
+          });
+        }
+        try {
+          const v = await flagshipCall<
+            {
+              flagship: string;
+              ships: { name: string; version: string | null; error?: string }[];
+            }
+          >(
+            "doctor",
+            "fleet.versions",
+          );
+          add({
+            name: "flagship",
+            ok: v.flagship === VERSION,
+            detail: `ohcommodore ${v.flagship}${
+              v.flagship === VERSION ? "" : ` (this is ${VERSION})`
+            }`,
+          });
+          for (const s of v.ships) {
+            add({
+              name: `ship ${s.name}`,
+              ok: s.version === VERSION,
+              detail: s.version
+                ? `ohcommodore ${s.version}`
+                : `unreachable: ${s.error}`,
+            });
+          }
+        } catch (e) {
+          add({ name: "flagship", ok: false, detail: (e as Error).message });
+        }
+      }
+      const failed = checks.filter((c) => !c.ok && !c.warn);
+      if (o.json) printJson({ ok: failed.length === 0, checks });
+      else {
+        for (const c of checks) {
+          out(
+            `${c.ok ? "ok  " : c.warn ? "warn" : "FAIL"}  ${
+              c.name.padEnd(24)
+            } ${c.detail}`,
+          );
+        }
+      }
+      if (failed.length) exit.code = 1;
+    });
+}
