@@ -1,0 +1,421 @@
+/**
+ * Real fleets on exe.dev, end to end: the real CLI (dev artifact) on a
+ * laptop HOME, real OpenSSH, and the exe.dev emulator (a lobby sshd and one
+ * sshd per VM, each in its own namespaces; tests/e2e/emulators/exedev.ts).
+ * Every test ends with the emulator listing no VM that `fleet status` does
+ * not know of, and none at all after `fleet sink --scuttle`.
+ */
+import assert from "node:assert/strict";
+import { exeDevSkipReason } from "./emulators/exedev.ts";
+import { startFakeGitHub } from "./emulators/github.ts";
+import {
+  cmdlineOf,
+  exeDevFleet,
+  processesMatching,
+  tcpClientsOf,
+} from "../helpers/exedev_fleet.ts";
+import { exists } from "../helpers/cli.ts";
+
+const ignore = exeDevSkipReason() !== null;
+/** cloudinit/init.sh: no internet steps (the emulated VMs are this host). */
+const OFFLINE = { OHC_OFFLINE: "1" };
+const SHIPS = ["alpha", "bravo", "cargo"];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One line of stderr, no stack trace. */
+function assertOneLineError(stderr: string, what: string): void {
+  const lines = stderr.trim().split("\n").filter((l) => !l.startsWith("==>"));
+  assert.equal(lines.length, 1, `${what}: one line expected:\n${stderr}`);
+  assert.doesNotMatch(stderr, /^\s+at |Uncaught|\.ts:\d+/m, what);
+}
+
+Deno.test({
+  name:
+    "exedev: init, ship create of 3 in one command, status, exec, ssh, recover, destroy, sink --scuttle",
+  ignore,
+  async fn() {
+    await using f = await exeDevFleet({ env: OFFLINE });
+    const config = JSON.parse(
+      await Deno.readTextFile(`${f.home}/.ohcommodore/config.json`),
+    );
+    assert.equal(config.flagship.provider.kind, "exedev");
+    assert.equal(config.flagship.provider.ssh_config, f.emu.sshConfig);
+    assert.deepEqual((await f.emu.listVms()).map((v) => v.name), ["flagship"]);
+
+    // Three ships, one command, in parallel.
+    const created = await f.ok(["ship", "create", ...SHIPS]);
+    for (const s of SHIPS) {
+      assert.match(created.stdout, new RegExp(`ready: ${s}`));
+    }
+    assert.deepEqual(
+      (await f.emu.listVms()).map((v) => v.name).sort(),
+      [...SHIPS, "flagship"],
+    );
+    await f.assertNoStrays();
+
+    // fleet status: every ship, running, its link up with a heartbeat.
+    const st = await f.waitLinksUp(SHIPS);
+    assert.equal(st.flagship.status, "up");
+    assert.equal(st.flagship.provider, "exedev");
+    assert.deepEqual(st.ships.map((s) => s.name), SHIPS);
+    for (const s of st.ships) {
+      assert.equal(s.status, "running");
+      assert.equal(s.ssh_dest, `${s.name}.exe.xyz`);
+      assert.equal(s.link.state, "up");
+      assert.ok(s.link.last_heartbeat, `${s.name} has a heartbeat`);
+    }
+    const text = (await f.ok(["fleet", "status"])).stdout;
+    assert.match(text, /LINK/);
+    assert.match(text, /alpha .* up \(heartbeat /);
+
+    // ship exec: each ship is its own VM, home /home/exedev, user exedev.
+    for (const s of SHIPS) {
+      const r = await f.ok([
+        "ship",
+        "exec",
+        s,
+        "--",
+        "sh",
+        "-c",
+        "echo $HOME; hostname; whoami",
+      ]);
+      assert.equal(r.stdout, `/home/exedev\n${s}\nexedev\n`);
+    }
+    const bad = await f.run([
+      "ship",
+      "exec",
+      "alpha",
+      "--",
+      "sh",
+      "-c",
+      "exit 3",
+    ]);
+    assert.equal(bad.code, 3);
+
+    // ship ssh, non-interactive: the command's output and exit code.
+    const ssh = await f.ok(["ship", "ssh", "bravo", "--", "hostname"]);
+    assert.equal(ssh.stdout.trim(), "bravo");
+    const sshCode = await f.run([
+      "ship",
+      "ssh",
+      "bravo",
+      "--",
+      "sh",
+      "-c",
+      "echo out; exit 7",
+    ]);
+    assert.equal(sshCode.code, 7);
+    assert.equal(sshCode.stdout.trim(), "out");
+
+    // fleet recover: the registry is rebuilt from exe.dev's list and each
+    // ship's own identity file.
+    await Deno.remove(`${await f.vmHome("flagship")}/.ohcommodore/fleet.json`);
+    assert.deepEqual((await f.status()).ships, []);
+    const rec = await f.ok(["fleet", "recover", "--json"]);
+    assert.deepEqual(
+      JSON.parse(rec.stdout).map((s: { name: string }) => s.name),
+      SHIPS,
+    );
+    assert.deepEqual((await f.status()).ships.map((s) => s.name), SHIPS);
+    await f.waitLinksUp(SHIPS);
+    await f.assertNoStrays();
+
+    // ship destroy (a unique prefix): gone from exe.dev and from the fleet.
+    const d = await f.ok(["ship", "destroy", "car"]);
+    assert.match(d.stdout, /Destroyed cargo/);
+    assert.deepEqual(
+      (await f.emu.listVms()).map((v) => v.name).sort(),
+      ["alpha", "bravo", "flagship"],
+    );
+    assert.deepEqual((await f.status()).ships.map((s) => s.name), [
+      "alpha",
+      "bravo",
+    ]);
+    await f.assertNoStrays();
+
+    // fleet sink --scuttle --force: nothing left on the account.
+    assert.deepEqual(await f.scuttle(), []);
+    assert.equal(await exists(`${f.home}/.ohcommodore/config.json`), false);
+  },
+});
+
+Deno.test({
+  name:
+    "exedev: a ship holds nothing that reaches the exe.dev account, the flagship or another ship",
+  ignore,
+  async fn() {
+    await using f = await exeDevFleet({ env: OFFLINE });
+    await f.ok(["ship", "create", "alpha", "bravo"]);
+
+    // The flagship holds the fleet key (0600); ships hold no key at all.
+    const flagKey = `${await f.vmHome("flagship")}/.ohcommodore/ssh/id_ed25519`;
+    assert.equal((await Deno.stat(flagKey)).mode! & 0o777, 0o600);
+    for (const s of ["alpha", "bravo"]) {
+      const home = await f.vmHome(s);
+      assert.deepEqual(await privateKeysUnder(home), [], `${s} holds a key`);
+    }
+
+    // What a compromised agent on alpha would try, with whatever alpha has
+    // (~/.ssh, any agent): all refused by authentication.
+    const probe = [
+      "echo agent=${SSH_AUTH_SOCK:-none}",
+      "for h in exe.dev flagship.exe.xyz bravo.exe.xyz; do",
+      "  ssh -o BatchMode=yes -o StrictHostKeyChecking=no \\",
+      "    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 $h whoami",
+      '  echo "$h exit=$?"',
+      "done",
+    ].join("\n");
+    const r = await f.run(["ship", "exec", "alpha", "--", "sh", "-c", probe]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^agent=none$/m);
+    for (const h of ["exe.dev", "flagship.exe.xyz", "bravo.exe.xyz"]) {
+      assert.match(r.stdout, new RegExp(`^${h} exit=255$`, "m"), r.stdout);
+    }
+    assert.doesNotMatch(r.stdout, /exedev\n|"email"/);
+    assert.equal(
+      (r.stderr.match(/Permission denied \(publickey\)/g) ?? []).length,
+      3,
+      r.stderr,
+    );
+
+    // The two commands named in the issue, as given.
+    for (
+      const cmd of [
+        "ssh -o BatchMode=yes exe.dev whoami",
+        "ssh -o BatchMode=yes flagship.exe.xyz true",
+      ]
+    ) {
+      const x = await f.run(["ship", "exec", "alpha", "--", "sh", "-c", cmd]);
+      assert.notEqual(x.code, 0, `${cmd} was not refused: ${x.stdout}`);
+      assert.doesNotMatch(x.stdout, /"email"/);
+    }
+    await f.assertNoStrays();
+    assert.deepEqual(await f.scuttle(), []);
+  },
+});
+
+Deno.test({
+  name:
+    "exedev: GH_TOKEN is in no process's argv while ship create owner/repo runs, and only in 0600 files",
+  ignore,
+  async fn() {
+    const ghDir = await Deno.makeTempDir({ prefix: "ohc-gh-" });
+    await Deno.chmod(ghDir, 0o755);
+    const gh = await startFakeGitHub({ dir: ghDir });
+    try {
+      const token = `ghp_${crypto.randomUUID().replaceAll("-", "")}`;
+      await gh.addRepo("acme", "widgets", { "README.md": "widgets\n" }, {
+        private: true,
+      });
+      gh.addToken(token, { login: "alice", repos: { "acme/widgets": "push" } });
+      await using f = await exeDevFleet({
+        env: {
+          ...OFFLINE,
+          OHCOMMODORE_GITHUB_API: gh.url,
+          OHCOMMODORE_GITHUB_URL: gh.url,
+        },
+        // The flagship resolves owner/repo with its own environment (see the
+        // report: the laptop's OHCOMMODORE_GITHUB_URL does not travel).
+        vmEnv: { OHCOMMODORE_GITHUB_URL: gh.url },
+      });
+
+      // Sample every process's argv (laptop, flagship and ship processes
+      // all show in this host's ps) while the ship is created.
+      let done = false;
+      let samples = 0;
+      const leaks: string[] = [];
+      const sampler = (async () => {
+        while (!done) {
+          const ps = await new Deno.Command("ps", {
+            args: ["-e", "-ww", "-o", "pid=,args="],
+            stdout: "piped",
+            stderr: "null",
+          }).output();
+          samples++;
+          for (const line of new TextDecoder().decode(ps.stdout).split("\n")) {
+            if (line.includes(token)) leaks.push(line);
+          }
+          await sleep(20);
+        }
+      })();
+      let r;
+      try {
+        r = await f.run(["ship", "create", "acme/widgets"], {
+          env: { GH_TOKEN: token },
+        });
+      } finally {
+        done = true;
+        await sampler;
+      }
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /Ship ready: widgets \(acme\/widgets\)/);
+      assert.ok(samples >= 20, `only ${samples} ps samples`);
+      assert.deepEqual(leaks, [], "the token showed in a command line");
+      assert.doesNotMatch(r.stdout + r.stderr, new RegExp(token));
+
+      // The private repo was cloned with it (so the token did travel).
+      const shipHome = await f.vmHome("widgets");
+      assert.equal(
+        await Deno.readTextFile(`${shipHome}/widgets/README.md`),
+        "widgets\n",
+      );
+      const ex = await f.ok([
+        "ship",
+        "exec",
+        "widgets",
+        "--",
+        "sh",
+        "-c",
+        "cd widgets && git log --oneline | wc -l",
+      ]);
+      assert.equal(ex.stdout.trim(), "1");
+
+      // Every file holding it, on the laptop and on every VM, is 0600.
+      const holders = [
+        ...await filesContaining(f.home, token),
+        ...await filesContaining(f.emu.dir, token),
+      ];
+      assert.ok(
+        holders.some((h) =>
+          h.path === `${shipHome}/.ohcommodore/secrets/gh_token`
+        ),
+        `the ship's secret file holds the token: ${JSON.stringify(holders)}`,
+      );
+      for (const h of holders) {
+        assert.equal(h.mode, 0o600, `${h.path} is ${h.mode.toString(8)}`);
+        assert.doesNotMatch(h.path, /\.log$/, `${h.path}: a log holds it`);
+      }
+      await f.assertNoStrays();
+      assert.deepEqual(await f.scuttle(), []);
+    } finally {
+      await gh.stop();
+      await Deno.remove(ghDir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "exedev: killing the flagship's connection to a ship mid-command gives one clear line; the link comes back",
+  ignore,
+  async fn() {
+    await using f = await exeDevFleet({ env: OFFLINE });
+    await f.ok(["ship", "create", "alpha"]);
+    await f.waitLinksUp(["alpha"]);
+    const vm = (await f.emu.listVms()).find((v) => v.name === "alpha")!;
+
+    const marker = `ohc-cut-${crypto.randomUUID().slice(0, 8)}`;
+    const started = Date.now();
+    const exec = f.run([
+      "ship",
+      "exec",
+      "alpha",
+      "--",
+      "sh",
+      "-c",
+      "echo started; sleep 30",
+      marker,
+    ]);
+    // Wait until the command runs on alpha (its sh shows in the host's ps).
+    for (;;) {
+      const running = processesMatching(marker).some((p) =>
+        cmdlineOf(p).startsWith("sh -c echo started")
+      );
+      if (running) break;
+      assert.ok(Date.now() - started < 20_000, "the command never started");
+      await sleep(50);
+    }
+    // The flagship's master connection to alpha: the one process holding
+    // a TCP connection to alpha's sshd (only the flagship connects to it).
+    const masters = tcpClientsOf(vm.address, vm.port);
+    assert.ok(masters.length >= 1, "no connection to alpha found");
+    for (const pid of masters) {
+      assert.match(cmdlineOf(pid), /^ssh: .*\[mux\]/, cmdlineOf(pid));
+    }
+    const cut = Date.now();
+    for (const pid of masters) Deno.kill(pid, "SIGKILL");
+
+    const r = await exec;
+    const took = Date.now() - cut;
+    assert.ok(took < 10_000, `the CLI took ${took} ms after the cut`);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stdout, "started\n");
+    assertOneLineError(r.stderr, "ship exec after the cut");
+    assert.match(r.stderr, /connection lost|connection to .* lost/i);
+
+    // The daemon's link reconnects by itself, within seconds.
+    for (;;) {
+      const s = (await f.status()).ships.find((x) => x.name === "alpha")!;
+      if (
+        s.link.state === "up" && s.link.last_heartbeat !== null &&
+        Date.parse(s.link.last_heartbeat) > cut
+      ) break;
+      assert.ok(
+        Date.now() - cut < 15_000,
+        `link not back 15 s after the cut: ${JSON.stringify(s.link)}`,
+      );
+      await sleep(250);
+    }
+    // And commands work again.
+    const again = await f.ok(["ship", "exec", "alpha", "--", "hostname"]);
+    assert.equal(again.stdout.trim(), "alpha");
+    await f.assertNoStrays();
+    assert.deepEqual(await f.scuttle(), []);
+  },
+});
+
+/** Files under `dir` (not following symlinks) that hold a private key. */
+async function privateKeysUnder(dir: string): Promise<string[]> {
+  return (await filesContaining(dir, "PRIVATE KEY")).map((h) => h.path);
+}
+
+/** Every regular file under `dir` whose bytes contain `needle`, with its mode. */
+async function filesContaining(
+  dir: string,
+  needle: string,
+): Promise<{ path: string; mode: number }[]> {
+  const out: { path: string; mode: number }[] = [];
+  const want = new TextEncoder().encode(needle);
+  const walk = async (d: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = `${d}/${e.name}`;
+      if (e.isDirectory) await walk(p);
+      else if (e.isFile) {
+        let bytes: Uint8Array;
+        try {
+          bytes = await Deno.readFile(p);
+        } catch {
+          continue;
+        }
+        if (indexOf(bytes, want) >= 0) {
+          out.push({ path: p, mode: (await Deno.lstat(p)).mode! & 0o777 });
+        }
+      }
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+function indexOf(hay: Uint8Array, needle: Uint8Array): number {
+  const first = needle[0];
+  for (let i = hay.indexOf(first); i >= 0; i = hay.indexOf(first, i + 1)) {
+    if (i + needle.length > hay.length) return -1;
+    let ok = true;
+    for (let j = 1; j < needle.length; j++) {
+      if (hay[i + j] !== needle[j]) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) return i;
+  }
+  return -1;
+}
