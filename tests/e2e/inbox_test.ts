@@ -329,7 +329,7 @@ async function sendersRace(killTarget: boolean) {
       );
       return terminal.length === sent.length ? l : undefined;
     },
-    120_000,
+    400_000,
   );
   const byId = new Map(final.messages.map((m) => [m.id, m]));
   for (const id of sent) assert.ok(byId.has(id), `message ${id} was lost`);
