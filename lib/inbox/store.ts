@@ -142,6 +142,12 @@ export interface InboxStore {
 }
 
 export type Param = string | number | boolean | null | Uint8Array;
+
+interface PendingOp {
+  fn: () => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
 export type Row = Record<string, DuckDBValue>;
 export type Query = (sql: string, params?: Param[]) => Promise<Row[]>;
 
@@ -251,7 +257,8 @@ class DuckInboxStore implements InboxStore {
   #db: DuckDBInstance;
   #conn: DuckDBConnection;
   #now: () => Date;
-  #tail: Promise<unknown> = Promise.resolve();
+  #pending: PendingOp[] = [];
+  #pumping = false;
   #closed = false;
 
   constructor(
@@ -270,14 +277,56 @@ class DuckInboxStore implements InboxStore {
 
   /** Runs fn after every earlier operation has finished. */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(() => {
-      if (this.#closed) {
-        throw new OhcError("db_closed", "the inbox store is closed");
-      }
-      return fn();
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({
+        fn,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
+      if (!this.#pumping) void this.#pump();
     });
-    this.#tail = run.catch(() => {});
-    return run;
+  }
+
+  /**
+   * Group commit: every operation that queued up while the last commit was
+   * being flushed runs in one transaction, so they share one WAL flush (a
+   * commit costs ~6 ms here, a statement ~2). If any of them fails, the
+   * batch is rolled back and each runs again in its own transaction, so an
+   * operation still commits or fails on its own.
+   */
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending.splice(0, this.#pending.length);
+        if (this.#closed) {
+          const e = new OhcError("db_closed", "the inbox store is closed");
+          for (const op of batch) op.reject(e);
+          continue;
+        }
+        if (batch.length > 1 && (await this.#runBatch(batch))) continue;
+        for (const op of batch) await this.#runBatch([op]);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Runs ops in one transaction; false (rolled back) if one failed. */
+  async #runBatch(batch: PendingOp[]): Promise<boolean> {
+    const single = batch.length === 1;
+    const results: unknown[] = [];
+    try {
+      await this.#conn.run("BEGIN TRANSACTION");
+      for (const op of batch) results.push(await op.fn());
+      await this.#conn.run("COMMIT");
+    } catch (e) {
+      await this.#conn.run("ROLLBACK").catch(() => {});
+      if (single) batch[0].reject(e);
+      return false;
+    }
+    batch.forEach((op, i) => op.resolve(results[i]));
+    return true;
   }
 
   /**
@@ -676,32 +725,20 @@ class DuckInboxStore implements InboxStore {
   }
 
   transaction<T>(fn: (q: Query) => Promise<T>): Promise<T> {
-    return this.#serial(async () => {
-      await this.#conn.run("BEGIN TRANSACTION");
-      try {
-        const r = await fn((sql, params) => this.#query(sql, params));
-        await this.#conn.run("COMMIT");
-        return r;
-      } catch (e) {
-        await this.#conn.run("ROLLBACK").catch(() => {});
-        throw e;
-      }
-    });
+    // Every serialized operation already runs inside a transaction.
+    return this.#serial(() => fn((sql, params) => this.#query(sql, params)));
   }
 
   // ---- lifecycle ---------------------------------------------------------
 
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    const done = this.#tail.then(() => {
-      if (this.#closed) return;
-      this.#closed = true;
-      this.#conn.closeSync();
-      this.#db.closeSync();
-      openPaths.delete(this.path);
-    });
-    this.#tail = done.catch(() => {});
-    return done;
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#serial(() => Promise.resolve()).catch(() => {}); // drain
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.closeSync();
+    this.#db.closeSync();
+    openPaths.delete(this.path);
   }
 }
 
