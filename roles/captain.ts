@@ -161,6 +161,19 @@ async function runTask(
       `the ${a.agent} agent exited with ${code} on task ${id}`,
     );
   }
+  // Claude and Codex exit 0 even when they gave up; their stream says so.
+  const outcome = parseAgentOutput(
+    a.agent,
+    await Deno.readTextFile(logFile).catch(() => ""),
+  );
+  if (outcome && !outcome.ok) {
+    throw new OhcError(
+      "agent_failed",
+      `the ${a.agent} agent did not finish task ${id}: ${
+        outcome.reportedFailure ?? outcome.error ?? "no result"
+      }`,
+    );
+  }
   progress("committing");
   const { commit } = await git.commitTask({
     checkout,

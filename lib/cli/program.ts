@@ -260,6 +260,7 @@ export function buildProgram(exit: Exit): Command {
                 ? (parsed[i] as { path: string }).path
                 : spec,
               name: o.name,
+              bootstrap,
             },
             {
               secrets: token ? { GH_TOKEN: token } : {},

@@ -10,6 +10,8 @@ import {
   localFleet,
   ohc,
   ohcOk,
+  scratchHome,
+  teardown,
 } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
 
@@ -249,4 +251,56 @@ Deno.test("bad plans exit 2 before any VM exists", async () => {
     (await ohcOk(home, ["voyage", "list"])).stdout.trim(),
     "No voyages.",
   );
+});
+
+Deno.test("the claude agent (fake Claude Code): token from a 0600 file, stream outcome decides", async () => {
+  const home = await scratchHome();
+  await using _ = { [Symbol.asyncDispose]: () => teardown(home) };
+  // The fake refuses root like the real one; this wrapper lifts that for
+  // the test machine, where everything runs as root.
+  const bin = `${home}/fakebin`;
+  await Deno.mkdir(bin);
+  await Deno.writeTextFile(
+    `${bin}/claude`,
+    `#!/bin/sh\nFAKE_CLAUDE_ALLOW_ROOT=1 exec "${root}/tests/fakes/claude" "$@"\n`,
+    { mode: 0o755 },
+  );
+  const token = "sk-ant-oat-test-token-0123456789";
+  const plan = await writePlan(`${home}/plan`, [
+    { id: "1", command: "unused" },
+    { id: "2", command: "unused", blockedBy: ["1"] },
+  ]);
+  // Task 2's description tells the fake to fail the way a real agent reports it.
+  const t2 = JSON.parse(await Deno.readTextFile(`${plan}/tasks/2.json`));
+  t2.description = "FAKE: false";
+  await Deno.writeTextFile(`${plan}/tasks/2.json`, JSON.stringify(t2));
+  // The flagship's daemon (which drives the ships) keeps init's environment.
+  const env = {
+    OHCOMMODORE_CLAUDE_ALLOW_ROOT: "1",
+    OHCOMMODORE_TASK_ATTEMPTS: "1",
+    PATH: `${bin}:${Deno.env.get("PATH")}`,
+  };
+  await ohcOk(home, ["init"], { env });
+  const id = await sail(home, [plan, "--agent", "claude", "--ships", "1"], {
+    ...env,
+    CLAUDE_CODE_OAUTH_TOKEN: token,
+  });
+  const s = await waitDone(home, id);
+  const ts = await tasks(home, id);
+  assert.equal(ts[0].status, "done", JSON.stringify(ts));
+  assert.equal(ts[1].status, "failed");
+  assert.match(ts[1].error ?? "", /did not finish task 2/);
+  assert.equal(s.voyage.state, "failed");
+  await ohcOk(home, ["voyage", "clone", id, "-d", `${home}/result`]);
+  assert.ok(await exists(`${home}/result/done-1.txt`));
+  // The token sits in 0600 files only.
+  const grep = await new Deno.Command("grep", { args: ["-rl", token, home] })
+    .output();
+  const files = new TextDecoder().decode(grep.stdout).trim().split("\n").filter(
+    Boolean,
+  );
+  assert.ok(files.length > 0);
+  for (const f of files) {
+    assert.equal((await Deno.stat(f)).mode! & 0o777, 0o600, f);
+  }
 });
