@@ -4,6 +4,7 @@
  * the laptop by RPC.
  */
 import { type Bootstrap, isEmpty } from "../lib/bootstrap.ts";
+import { bytesToBase64 } from "../lib/inbox/types.ts";
 import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
 import { readJsonFile } from "../lib/state/atomic.ts";
 import { paths } from "../lib/state/paths.ts";
@@ -319,14 +320,6 @@ export function resolveShip(
   return ship;
 }
 
-const b64 = (b: Uint8Array) => {
-  let s = "";
-  for (let i = 0; i < b.length; i += 0x8000) {
-    s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
-};
-
 /** The flagship's RPC surface: FleetApi, op by op. */
 export function commodoreHandlers(c: Commodore): RpcHandlers {
   const progress =
@@ -372,7 +365,7 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
       const code = await c.exec(argString(args, "name"), argv as string[], {
         input,
         onOutput: (stream, data) =>
-          emit({ type: "output", stream, data: b64(data) }),
+          emit({ type: "output", stream, data: bytesToBase64(data) }),
       });
       return { code };
     },
@@ -448,7 +441,7 @@ function voyageHandlers(
           emit({
             type: "output",
             stream: "stdout",
-            data: b64(new TextEncoder().encode(line + "\n")),
+            data: bytesToBase64(new TextEncoder().encode(line + "\n")),
           }),
       });
       return null;
@@ -467,7 +460,7 @@ function voyageHandlers(
           emit({
             type: "output",
             stream: "stdout",
-            data: b64(bytes.subarray(i, i + (1 << 20))),
+            data: bytesToBase64(bytes.subarray(i, i + (1 << 20))),
           });
         }
       } finally {

@@ -16,15 +16,8 @@ export async function connectDaemon(
   }
 }
 
-/**
- * Calls `op` on this machine's daemon, starting it first if it is not
- * running (commands that need it never ask the user to start it).
- */
-export async function daemonCall<T = unknown>(
-  op: string,
-  args: Record<string, unknown> = {},
-  opts: CallOptions = {},
-): Promise<T> {
+/** Connects to the daemon, starting it first if nobody answers. */
+async function connectOrStart(): Promise<Deno.UnixConn> {
   let conn = await connectDaemon();
   if (!conn) {
     const { ensureDaemon } = await import("./control.ts");
@@ -38,6 +31,19 @@ export async function daemonCall<T = unknown>(
       `see ${paths.daemonLog()} and run 'ohcommodore daemon restart'`,
     );
   }
+  return conn;
+}
+
+/**
+ * Calls `op` on this machine's daemon, starting it first if it is not
+ * running (commands that need it never ask the user to start it).
+ */
+export async function daemonCall<T = unknown>(
+  op: string,
+  args: Record<string, unknown> = {},
+  opts: CallOptions = {},
+): Promise<T> {
+  const conn = await connectOrStart();
   try {
     // Our side stays open until the answer: Deno closes a whole socket
     // when its reading half sees EOF, so a half-close would cut the answer.

@@ -1,4 +1,9 @@
-import type { RemoteProcess, SpawnOptions, Transport } from "./types.ts";
+import {
+  fromChild,
+  type RemoteProcess,
+  type SpawnOptions,
+  type Transport,
+} from "./types.ts";
 
 /**
  * Variables a local "VM" inherits from the laptop. Everything else is
@@ -52,23 +57,7 @@ export class LocalTransport implements Transport {
       stderr: opts.stderr ?? "piped",
       signal: opts.signal,
     }).spawn();
-    return {
-      get stdin() {
-        return child.stdin;
-      },
-      get stdout() {
-        return child.stdout;
-      },
-      get stderr() {
-        return child.stderr;
-      },
-      status: child.status.then((s) => ({ code: s.code, signal: s.signal })),
-      kill: (sig?: Deno.Signal) => {
-        try {
-          child.kill(sig);
-        } catch { /* already gone */ }
-      },
-    };
+    return fromChild(child);
   }
 
   async interactive(argv: string[]): Promise<number> {

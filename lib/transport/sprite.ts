@@ -1,5 +1,10 @@
 import { OhcError } from "../errors.ts";
-import type { RemoteProcess, SpawnOptions, Transport } from "./types.ts";
+import {
+  fromChild,
+  type RemoteProcess,
+  type SpawnOptions,
+  type Transport,
+} from "./types.ts";
 
 /**
  * A sprite (sprites.dev) reached through the `sprite` CLI:
@@ -94,23 +99,7 @@ export class SpriteTransport implements Transport {
       }),
       this.spriteBin,
     );
-    return {
-      get stdin() {
-        return child.stdin;
-      },
-      get stdout() {
-        return child.stdout;
-      },
-      get stderr() {
-        return child.stderr;
-      },
-      status: child.status.then((s) => ({ code: s.code, signal: s.signal })),
-      kill: (sig?: Deno.Signal) => {
-        try {
-          child.kill(sig);
-        } catch { /* already gone */ }
-      },
-    };
+    return fromChild(child);
   }
 
   async interactive(

@@ -38,3 +38,24 @@ export interface Transport {
   /** Releases shared resources (e.g. an SSH master connection). */
   close?(): Promise<void>;
 }
+
+/** A local child process as a RemoteProcess (local and sprite transports). */
+export function fromChild(child: Deno.ChildProcess): RemoteProcess {
+  return {
+    get stdin() {
+      return child.stdin;
+    },
+    get stdout() {
+      return child.stdout;
+    },
+    get stderr() {
+      return child.stderr;
+    },
+    status: child.status.then((s) => ({ code: s.code, signal: s.signal })),
+    kill: (sig?: Deno.Signal) => {
+      try {
+        child.kill(sig);
+      } catch { /* already gone */ }
+    },
+  };
+}
