@@ -103,11 +103,7 @@ export class Scheduler {
       try {
         await this.store.finish(m.id, {
           status: ok ? "done" : "error",
-          exit_code: status.signal && !killedFor
-            ? null
-            : killedFor
-            ? null
-            : status.code,
+          exit_code: killedFor || status.signal ? null : status.code,
           stdout: out.bytes,
           stderr: err.bytes,
           stdout_truncated: out.truncated,

@@ -3,7 +3,7 @@
  * repo, hand the tasks to the daemon's queue, provision the ships in
  * parallel. The daemon's driver then sails it; this returns right away.
  */
-import { UsageError } from "../errors.ts";
+import { OhcError, UsageError } from "../errors.ts";
 import type { Progress } from "../fleet/api.ts";
 import { paths } from "../state/paths.ts";
 import { parseRepoArg } from "../validate.ts";
@@ -148,7 +148,8 @@ export async function sail(
   );
   const failed = results.filter((r) => r.status === "rejected").length;
   if (failed === ships.length) {
-    throw new UsageError(
+    throw new OhcError(
+      "no_ships",
       `no ship could be created for voyage ${id}: ${
         (results[0] as PromiseRejectedResult).reason?.message
       }`,
