@@ -130,9 +130,11 @@ export class Commodore implements FleetApi {
         },
         clone: repoDir
           ? {
-            url: spec.kind === "github" || spec.kind === "url"
-              ? spec.url
-              : `file://${(spec as { path: string }).path}`,
+            // The laptop resolves owner/repo against its own GitHub base.
+            url: req.clone_url ??
+              (spec.kind === "github" || spec.kind === "url"
+                ? spec.url
+                : `file://${(spec as { path: string }).path}`),
             dir: repoDir,
           }
           : null,
@@ -349,6 +351,9 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
           spec: argString(args, "spec"),
           name: typeof args.name === "string" ? args.name : undefined,
           bootstrap: args.bootstrap as Bootstrap | undefined,
+          clone_url: typeof args.clone_url === "string"
+            ? args.clone_url
+            : undefined,
         },
         { secrets, onProgress: progress(emit) },
       ),

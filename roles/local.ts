@@ -169,10 +169,18 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     };
     o.onProgress("setting up commodore", o.name);
     const setup: SetupArgs = { identity, bootstrap: o.bootstrap };
+    // The flagship drives the provider from now on: give it the sprite
+    // CLI's token (exe.dev gets a key of its own, registered below).
+    const token = Deno.env.get("SPRITE_TOKEN");
     const { public_key } = await call<{ public_key: string | null }>(
       t,
       "vm.setup",
       { ...setup },
+      {
+        secrets: o.provider.kind === "sprites" && token
+          ? { SPRITE_TOKEN: token }
+          : {},
+      },
     );
     if (public_key && provider instanceof ExeDevProvider) {
       o.onProgress("registering the flagship's key with exe.dev", o.name);

@@ -43,6 +43,12 @@ export const vmHandlers: RpcHandlers = {
         "destroy it first, or choose another name",
       );
     }
+    if (secrets.SPRITE_TOKEN && wanted.role === "commodore") {
+      await writeFileAtomic(
+        `${paths.secrets(home)}/sprite_token`,
+        secrets.SPRITE_TOKEN,
+      );
+    }
     let tokenFile: string | null = null;
     if (secrets.GH_TOKEN) {
       tokenFile = `${paths.secrets(home)}/gh_token`;

@@ -261,6 +261,9 @@ export function buildProgram(exit: Exit): Command {
                 : spec,
               name: o.name,
               bootstrap,
+              clone_url: parsed[i].kind === "github"
+                ? (parsed[i] as { url: string }).url
+                : undefined,
             },
             {
               secrets: token ? { GH_TOKEN: token } : {},

@@ -36,6 +36,8 @@ export interface CreateShipRequest {
   spec: string;
   /** The ship's name; derived from the repo when absent. */
   name?: string;
+  /** Where to clone from, as the laptop resolved it (owner/repo → URL). */
+  clone_url?: string;
   /** cloudinit settings from the laptop; else the flagship's own. */
   bootstrap?: Bootstrap;
 }

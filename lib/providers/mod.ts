@@ -2,6 +2,23 @@ import { ExeDevProvider } from "./exedev.ts";
 import { LocalProvider } from "./local.ts";
 import { SpritesProvider } from "./sprites.ts";
 import type { Provider, ProviderSettings } from "./types.ts";
+import { paths } from "../state/paths.ts";
+
+/**
+ * The sprite CLI's token: the user's own on the laptop; on the flagship, the
+ * one `init` brought in a 0600 file. It reaches the CLI through its
+ * environment, never its command line.
+ */
+function spriteCredentials(): Record<string, string> | undefined {
+  if (Deno.env.get("SPRITE_TOKEN")) return undefined;
+  try {
+    const token = Deno.readTextFileSync(`${paths.secrets()}/sprite_token`)
+      .trim();
+    return token ? { SPRITE_TOKEN: token } : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The provider for stored settings. exedev uses this machine's fleet key
@@ -14,6 +31,6 @@ export function providerFor(s: ProviderSettings): Provider {
     case "exedev":
       return new ExeDevProvider(s);
     case "sprites":
-      return new SpritesProvider(s);
+      return new SpritesProvider(s, { env: spriteCredentials() });
   }
 }

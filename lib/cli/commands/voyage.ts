@@ -126,6 +126,8 @@ export function registerVoyage(program: Command, exit: Exit): void {
               );
             }
             if (spec.kind === "path") repo = spec.path;
+            // The flagship clones what the laptop resolved (its GitHub base).
+            if (spec.kind === "github") repo = spec.url;
             if (spec.kind === "github" && !Deno.env.get("GH_TOKEN")) {
               throw new UsageError(`GH_TOKEN is required to clone ${repo}`);
             }
