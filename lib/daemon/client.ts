@@ -17,11 +17,11 @@ export async function connectDaemon(
 }
 
 /** Connects to the daemon, starting it first if nobody answers. */
-async function connectOrStart(): Promise<Deno.UnixConn> {
+async function connectOrStart(remote = false): Promise<Deno.UnixConn> {
   let conn = await connectDaemon();
   if (!conn) {
     const { ensureDaemon } = await import("./control.ts");
-    await ensureDaemon();
+    await ensureDaemon(undefined, { remote });
     conn = await connectDaemon();
   }
   if (!conn) {
@@ -81,19 +81,7 @@ export async function proxyToDaemon(
   out: WritableStream<Uint8Array>,
   closeOnInputEnd: boolean,
 ): Promise<void> {
-  let conn = await connectDaemon();
-  if (!conn) {
-    const { ensureDaemon } = await import("./control.ts");
-    await ensureDaemon();
-    conn = await connectDaemon();
-  }
-  if (!conn) {
-    throw new OhcError(
-      "daemon_down",
-      "the ohcommodore daemon is not answering",
-    );
-  }
-  const c = conn;
+  const c = await connectOrStart(true);
   const done = (async () => {
     const w = c.writable.getWriter();
     await w.write(firstLine);

@@ -81,9 +81,31 @@ async function waitFor(
   return await cond();
 }
 
-/** Starts the daemon unless it already answers; waits until it does. */
-export async function ensureDaemon(home = paths.home()): Promise<DaemonState> {
+const stoppedMarker = (home: string) => `${paths.runDir(home)}/stopped`;
+
+/**
+ * Starts the daemon unless it already answers; waits until it does.
+ * `remote`: the request came from another machine (a link, an RPC); then a
+ * daemon the user stopped with `daemon stop` stays stopped.
+ */
+export async function ensureDaemon(
+  home = paths.home(),
+  opts: { remote?: boolean } = {},
+): Promise<DaemonState> {
   if (await answering(home)) return await daemonState(home);
+  try {
+    await Deno.stat(stoppedMarker(home));
+    if (opts.remote) {
+      throw new OhcError(
+        "daemon_stopped",
+        "the daemon on this machine was stopped with 'ohcommodore daemon stop'",
+        "start it there with: ohcommodore daemon start",
+      );
+    }
+    await Deno.remove(stoppedMarker(home));
+  } catch (e) {
+    if (e instanceof OhcError) throw e;
+  }
   if (await useSystemd()) {
     await systemctl("start", UNIT);
   } else if ((await readPid(home)) === null) {
@@ -120,6 +142,11 @@ export async function ensureDaemon(home = paths.home()): Promise<DaemonState> {
 }
 
 export async function stopDaemon(home = paths.home()): Promise<boolean> {
+  await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
+  await Deno.writeTextFile(
+    stoppedMarker(home),
+    new Date().toISOString() + "\n",
+  );
   if (await systemdUnitActive()) {
     await systemctl("stop", UNIT);
     return true;

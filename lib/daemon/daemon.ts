@@ -102,7 +102,7 @@ export async function runDaemon(): Promise<number> {
       version: VERSION,
       started_at: started,
       identity: service.me,
-      running: scheduler.busy,
+      busy: scheduler.busy,
       counts: await store.counts(),
       queued: await store.countQueued(),
     }),

@@ -380,3 +380,73 @@ Deno.test("4 senders x 250 messages to one ship: each runs exactly once", async 
 Deno.test("the same while the receiving daemon is SIGKILLed twice: none lost, none run twice", async () => {
   await sendersRace(true);
 });
+
+Deno.test("a message for a ship whose link is down waits in the flagship's outbox and flows when it is back", async () => {
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
+  const alpha = vmHome(home, "alpha");
+  const bin = `${alpha}/.ohcommodore/bin/ohcommodore`;
+  // Make the ship unreachable: no program to answer, no daemon.
+  await Deno.rename(bin, `${bin}.away`);
+  await new Deno.Command("sh", {
+    args: ["-c", `kill -9 -$(cat "${alpha}/.ohcommodore/run/daemon.pid")`],
+  }).output();
+  await until("the link to go down", async () => {
+    const s = JSON.parse(
+      (await ohcOk(home, ["fleet", "status", "--json"])).stdout,
+    );
+    return s.ships[0].link.state !== "up";
+  });
+  const id = sentId(
+    await ohcOk(home, [
+      "inbox",
+      "send",
+      "captain@alpha",
+      "echo delivered > late.txt",
+    ]),
+  );
+  const queued = await listOn(home, null);
+  assert.ok(queued.queued.some((q) => q.id === id), JSON.stringify(queued));
+  const text = (await ohcOk(home, ["inbox", "list"])).stdout;
+  assert.match(text, /^QUEUED \(1\):$/m);
+
+  await Deno.rename(`${bin}.away`, bin);
+  await until(
+    "the message to run once the link is back",
+    async () =>
+      await Deno.readTextFile(`${alpha}/late.txt`).catch(() => "") ===
+        "delivered\n",
+  );
+  await until(
+    "the flagship's outbox to empty",
+    async () => (await listOn(home, null)).queued.length === 0,
+  );
+});
+
+Deno.test("daemon status/stop/start/restart on a ship; commands that need it start it", async () => {
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
+  const status = async () =>
+    JSON.parse(
+      (await onVm(home, "alpha", ["daemon", "status", "--json"])).stdout,
+    );
+  const s1 = await status();
+  assert.equal(s1.running, true);
+  assert.equal(s1.identity, "captain@alpha");
+  assert.match(
+    (await onVm(home, "alpha", ["daemon", "stop"])).stdout,
+    /stopped/,
+  );
+  const down = await onVm(home, "alpha", ["daemon", "status"]);
+  assert.equal(down.code, 1);
+  assert.match(down.stdout, /stopped/);
+  // `inbox list` needs the daemon and starts it.
+  assert.equal((await onVm(home, "alpha", ["inbox", "list"])).code, 0);
+  assert.equal((await status()).running, true);
+  const before = (await status()).pid;
+  assert.equal((await onVm(home, "alpha", ["daemon", "restart"])).code, 0);
+  assert.notEqual((await status()).pid, before);
+  const laptop = await ohc(home, ["daemon", "status"]);
+  assert.equal(laptop.code, 2);
+  assert.match(laptop.stderr, /ship exec/);
+});
