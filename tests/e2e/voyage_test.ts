@@ -304,3 +304,35 @@ Deno.test("the claude agent (fake Claude Code): token from a 0600 file, stream o
     assert.equal((await Deno.stat(f)).mode! & 0o777, 0o600, f);
   }
 });
+
+Deno.test("voyage sink stops a voyage and destroys its ships; it asks first", async () => {
+  await using fleet = await localFleet("keeper");
+  const home = fleet.home;
+  const plan = await writePlan(`${home}/plan`, [{
+    id: "1",
+    command: "sleep 30",
+  }], { ships: 2 });
+  const id = await sail(home, [plan, "--agent", "shell"]);
+  for (
+    const args of [["voyage", "sink"], ["voyage", "sink", id], [
+      "voyage",
+      "sink",
+      id,
+      "--all",
+    ]]
+  ) {
+    assert.equal((await ohc(home, args)).code, 2, args.join(" "));
+  }
+  const r = JSON.parse(
+    (await ohcOk(home, ["voyage", "sink", id, "--force", "--json"])).stdout,
+  );
+  assert.equal(r[0].voyage, id);
+  const s: Status = JSON.parse(
+    (await ohcOk(home, ["voyage", "status", id, "--json"])).stdout,
+  );
+  assert.equal(s.voyage.state, "sunk");
+  const left = JSON.parse(
+    (await ohcOk(home, ["ship", "list", "--json"])).stdout,
+  );
+  assert.deepEqual(left.map((x: { name: string }) => x.name), ["keeper"]);
+});
