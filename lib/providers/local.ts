@@ -40,10 +40,19 @@ export class LocalProvider implements Provider {
   }
 
   async destroy(name: string): Promise<void> {
-    await stopVmProcesses(this.dir(name));
-    await Deno.remove(this.dir(name), { recursive: true }).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
+    // A process that was still writing there can refill the folder while it
+    // is removed; stop again and retry until it is gone.
+    for (let attempt = 0;; attempt++) {
+      await stopVmProcesses(this.dir(name));
+      try {
+        await Deno.remove(this.dir(name), { recursive: true });
+        return;
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) return;
+        if (attempt >= 10) throw e;
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      }
+    }
   }
 
   async list(): Promise<VmRecord[]> {
