@@ -1182,3 +1182,41 @@ Deno.test("a sorted listing first run on an empty table stays right once rows ex
     await s.close();
   }
 });
+
+Deno.test("a duplicate among concurrent operations fails none of them (group commit)", async () => {
+  const s = await openStore(":memory:");
+  try {
+    await s.insert(msg("dup"));
+    const results = await Promise.all([
+      s.insert(msg("a1")),
+      s.insert(msg("dup")),
+      s.insert(msg("a2")),
+      s.enqueueOutbox({
+        id: "o1",
+        recipient: "captain@b",
+        ship: "b",
+        payload: env("o1", "a@a", "captain@b"),
+      }),
+      s.enqueueOutbox({
+        id: "o1",
+        recipient: "captain@b",
+        ship: "b",
+        payload: env("o1", "a@a", "captain@b"),
+      }),
+    ]);
+    assert.deepEqual(results.map((r) => r.inserted), [
+      true,
+      false,
+      true,
+      true,
+      false,
+    ]);
+    assert.deepEqual((await s.list()).map((m) => m.id).sort(), [
+      "a1",
+      "a2",
+      "dup",
+    ]);
+  } finally {
+    await s.close();
+  }
+});
