@@ -319,6 +319,11 @@ class DuckInboxStore implements InboxStore {
     try {
       await this.#conn.run("BEGIN TRANSACTION");
       for (const op of batch) results.push(await op.fn());
+      // DuckDB aborts a transaction on any failed statement, and COMMIT then
+      // reports success while committing nothing. An operation that caught
+      // its own error would take the whole batch down silently: this probe
+      // fails in an aborted transaction, so the batch is retried one by one.
+      await this.#conn.run("SELECT 1");
       await this.#conn.run("COMMIT");
     } catch (e) {
       await this.#conn.run("ROLLBACK").catch(() => {});
@@ -346,18 +351,17 @@ class DuckInboxStore implements InboxStore {
   }
 
   /**
-   * INSERT that is a no-op for an existing key. A plain INSERT whose duplicate
-   * key error is caught: DuckDB's ON CONFLICT DO NOTHING costs ~2 ms more per
-   * row (measured, 1.5.5), and operations are serialized, so nothing races.
+   * INSERT that is a no-op for an existing key. It must not fail: a failed
+   * statement aborts the whole (group-committed) transaction, and a caught
+   * duplicate-key error then fails the commit; that once made a redelivered
+   * message fail its link session again and again.
    */
   async #insertOnce(sql: string, params: Param[]): Promise<boolean> {
-    try {
-      await this.#query(sql, params);
-      return true;
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
+    const rows = await this.#query(
+      `${sql.trim()} ON CONFLICT DO NOTHING RETURNING 1 AS inserted`,
+      params,
+    );
+    return rows.length > 0;
   }
 
   #iso(): string {
@@ -743,13 +747,6 @@ class DuckInboxStore implements InboxStore {
 }
 
 // ---- helpers -------------------------------------------------------------
-
-/** DuckDB: `Constraint Error: Duplicate key "id: x" violates primary key constraint.` */
-function isDuplicateKey(err: unknown): boolean {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.startsWith("Constraint Error: Duplicate key") &&
-    msg.includes("violates primary key constraint");
-}
 
 function bindParam(ps: DuckDBPreparedStatement, i: number, v: Param): void {
   if (v === null) ps.bindNull(i);

@@ -17,8 +17,13 @@ export class OutboxPusher {
 
   push(): Promise<void> {
     this.chain = this.chain.then(async () => {
-      const entries = (await this.service.queuedFor(this.peer))
-        .filter((e) => !this.inFlight.has(key(e)));
+      const queued = await this.service.queuedFor(this.peer);
+      // Forget keys that are no longer queued (delivered). An ack alone does
+      // not remove a key: this snapshot may predate it, and resending what
+      // was just acknowledged would make needless duplicates.
+      const still = new Set(queued.map(key));
+      for (const k of this.inFlight) if (!still.has(k)) this.inFlight.delete(k);
+      const entries = queued.filter((e) => !this.inFlight.has(key(e)));
       if (entries.length === 0) return;
       for (const e of entries) this.inFlight.add(key(e));
       this.send(entries);
@@ -28,7 +33,6 @@ export class OutboxPusher {
 
   async acked(keys: EntryKey[]): Promise<void> {
     await this.service.delivered(keys);
-    for (const k of keys) this.inFlight.delete(key(k));
   }
 }
 

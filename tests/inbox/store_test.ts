@@ -1220,3 +1220,28 @@ Deno.test("a duplicate among concurrent operations fails none of them (group com
     await s.close();
   }
 });
+
+Deno.test("an operation that swallows a failed statement cannot silently lose the others in its batch", async () => {
+  const dir = await Deno.makeTempDir();
+  const s = await openStore(`${dir}/data.duckdb`);
+  try {
+    await s.insert(msg("dup"));
+    // One batch: an insert, then a transaction that fails a statement and
+    // hides it (as insert-once code once did). DuckDB would report the
+    // commit as done and keep nothing.
+    const r = await Promise.allSettled([
+      s.list(), // in flight, so the next two queue up as one batch
+      s.insert(msg("before")),
+      s.transaction(async (q) => {
+        await q(
+          "INSERT INTO inbox (id, sender, recipient, command, created_at, received_at) VALUES ('dup', 'a', 'b', 'c', 'x', 'y')",
+        ).catch(() => {});
+      }),
+    ]);
+    assert.equal(r[1].status, "fulfilled");
+    const ids = (await s.list()).map((m) => m.id).sort();
+    assert.deepEqual(ids, ["before", "dup"]);
+  } finally {
+    await s.close();
+  }
+});
