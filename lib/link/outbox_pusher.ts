@@ -8,6 +8,8 @@ import type { EntryKey, InboxService, LinkEntry } from "../inbox/service.ts";
 export class OutboxPusher {
   private inFlight = new Set<string>();
   private chain = Promise.resolve();
+  /** A push that has not started reading the queue yet. */
+  private pending: Promise<void> | null = null;
 
   constructor(
     private service: InboxService,
@@ -15,8 +17,15 @@ export class OutboxPusher {
     private send: (entries: LinkEntry[]) => void,
   ) {}
 
+  /**
+   * Sends what is queued and not yet sent. Calls that come while a push
+   * runs are folded into one more pass: a burst of N entries costs two reads
+   * of the queue, not N.
+   */
   push(): Promise<void> {
-    this.chain = this.chain.then(async () => {
+    if (this.pending) return this.pending;
+    this.pending = this.chain.then(async () => {
+      this.pending = null;
       const queued = await this.service.queuedFor(this.peer);
       // Forget keys that are no longer queued (delivered). An ack alone does
       // not remove a key: this snapshot may predate it, and resending what
@@ -28,7 +37,8 @@ export class OutboxPusher {
       for (const e of entries) this.inFlight.add(key(e));
       this.send(entries);
     }).catch(() => {});
-    return this.chain;
+    this.chain = this.pending;
+    return this.pending;
   }
 
   async acked(keys: EntryKey[]): Promise<void> {
