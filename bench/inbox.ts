@@ -33,9 +33,8 @@
  * `init --provider exedev` is not there yet it says so and exits 0.
  */
 import { parseArgs } from "node:util";
-import { connectDaemon } from "../lib/daemon/client.ts";
+import { daemonCall } from "../lib/daemon/client.ts";
 import type { Envelope } from "../lib/inbox/types.ts";
-import { exchange, unwrap } from "../lib/rpc/stream.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const { values: opt } = parseArgs({
@@ -71,30 +70,13 @@ await new Deno.Command(Deno.execPath(), {
   stdout: "null",
 }).output();
 
-/** One call on a VM's daemon socket (what the CLI does, minus its start). */
-async function daemonOn<T>(
+/** One call on a VM's daemon socket (what the CLI does, minus its start-up). */
+function daemonOn<T>(
   vmHome: string,
   op: string,
   args: Record<string, unknown> = {},
 ): Promise<T> {
-  const conn = await connectDaemon(vmHome);
-  if (!conn) throw new Error(`no daemon answers in ${vmHome}`);
-  try {
-    const final = await exchange(
-      conn.writable,
-      conn.readable,
-      op,
-      args,
-      {},
-      () => Promise.resolve(),
-    );
-    if (!final) throw new Error(`${op}: the daemon closed the connection`);
-    return unwrap<T>(final);
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }
+  return daemonCall<T>(op, args, { home: vmHome });
 }
 
 interface Fleet {

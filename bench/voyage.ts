@@ -23,8 +23,7 @@
  * `fleet sink --scuttle --force` at the end, also on failure.
  */
 import { parseArgs } from "node:util";
-import { connectDaemon } from "../lib/daemon/client.ts";
-import { exchange, unwrap } from "../lib/rpc/stream.ts";
+import { daemonCall } from "../lib/daemon/client.ts";
 import { analyze, compareIds, lowerBoundMakespan } from "../lib/voyage/dag.ts";
 import { loadPlan, type Plan } from "../lib/voyage/plan.ts";
 
@@ -123,29 +122,12 @@ async function ohcOk(home: string, args: string[]): Promise<string> {
 }
 
 /** One call on a VM's daemon socket (what the CLI does, minus its start-up). */
-async function daemonOn<T>(
+function daemonOn<T>(
   vmHome: string,
   op: string,
   args: Record<string, unknown> = {},
 ): Promise<T> {
-  const conn = await connectDaemon(vmHome);
-  if (!conn) throw new Error(`no daemon answers in ${vmHome}`);
-  try {
-    const final = await exchange(
-      conn.writable,
-      conn.readable,
-      op,
-      args,
-      {},
-      () => Promise.resolve(),
-    );
-    if (!final) throw new Error(`${op}: the daemon closed the connection`);
-    return unwrap<T>(final);
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }
+  return daemonCall<T>(op, args, { home: vmHome });
 }
 
 interface TaskRow {

@@ -17,18 +17,21 @@ export async function connectDaemon(
 }
 
 /** Connects to the daemon, starting it first if nobody answers. */
-async function connectOrStart(remote = false): Promise<Deno.UnixConn> {
-  let conn = await connectDaemon();
+async function connectOrStart(
+  remote = false,
+  home = paths.home(),
+): Promise<Deno.UnixConn> {
+  let conn = await connectDaemon(home);
   if (!conn) {
     const { ensureDaemon } = await import("./control.ts");
-    await ensureDaemon(undefined, { remote });
-    conn = await connectDaemon();
+    await ensureDaemon(home, { remote });
+    conn = await connectDaemon(home);
   }
   if (!conn) {
     throw new OhcError(
       "daemon_down",
       "the ohcommodore daemon is not answering",
-      `see ${paths.daemonLog()} and run 'ohcommodore daemon restart'`,
+      `see ${paths.daemonLog(home)} and run 'ohcommodore daemon restart'`,
     );
   }
   return conn;
@@ -41,9 +44,9 @@ async function connectOrStart(remote = false): Promise<Deno.UnixConn> {
 export async function daemonCall<T = unknown>(
   op: string,
   args: Record<string, unknown> = {},
-  opts: CallOptions = {},
+  opts: CallOptions & { home?: string } = {},
 ): Promise<T> {
-  const conn = await connectOrStart();
+  const conn = await connectOrStart(false, opts.home);
   try {
     // Our side stays open until the answer: Deno closes a whole socket
     // when its reading half sees EOF, so a half-close would cut the answer.
