@@ -11,6 +11,12 @@ export async function runCli(args: string[]): Promise<number> {
   const exit: Exit = { code: 0 };
   const program = buildProgram(exit);
   try {
+    // ~/.ohcommodore/.env < ./.env < the real environment (lib/env_file.ts).
+    // Only on the user's side: VMs get their settings through requests.
+    if (!Deno.env.get("OHCOMMODORE_NO_DOTENV")) {
+      const { applyLoadedEnv, loadEnvSync } = await import("../env_file.ts");
+      applyLoadedEnv(loadEnvSync());
+    }
     await program.parseAsync(args, { from: "user" });
     return exit.code;
   } catch (e) {

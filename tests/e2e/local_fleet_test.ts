@@ -430,3 +430,54 @@ Deno.test("cloudinit: INIT_PATH and DOTFILES_PATH from the laptop reach every ne
     );
   }
 });
+
+Deno.test(".env files: ~/.ohcommodore/.env < ./.env < the real environment; a bad line is exit 2", async () => {
+  const home = await scratchHome();
+  await using _ = { [Symbol.asyncDispose]: () => teardown(home) };
+  await Deno.mkdir(`${home}/.ohcommodore`, { recursive: true });
+  await Deno.writeTextFile(
+    `${home}/.ohcommodore/.env`,
+    `OHCOMMODORE_LOCAL_ROOT=${home}/from-home-file\n`,
+  );
+  const project = `${home}/project`;
+  await Deno.mkdir(project);
+  await Deno.writeTextFile(
+    `${project}/.env`,
+    `export OHCOMMODORE_LOCAL_ROOT="${home}/from-cwd-file"\n`,
+  );
+  await ohcOk(home, ["init"], { cwd: project });
+  assert.ok(await exists(`${home}/from-cwd-file/flagship`));
+  await ohcOk(home, ["fleet", "sink", "--scuttle", "--force"]);
+
+  await ohcOk(home, ["init"], {
+    cwd: project,
+    env: { OHCOMMODORE_LOCAL_ROOT: `${home}/from-env` },
+  });
+  assert.ok(await exists(`${home}/from-env/flagship`));
+  await ohcOk(home, ["fleet", "sink", "--scuttle", "--force"]);
+
+  await Deno.writeTextFile(
+    `${project}/.env`,
+    "GOOD=1\nthis is not an assignment\n",
+  );
+  const bad = await ohc(home, ["fleet", "status"], { cwd: project });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /\.env:2/);
+});
+
+Deno.test("ship create of several: one failure does not stop the others, and leaves no VM", async () => {
+  await using fleet = await localFleet("taken");
+  const home = fleet.home;
+  const r = await ohc(home, ["ship", "create", "first", "taken", "second"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: taken: .*already exists/m);
+  assert.match(r.stdout, /^Ship ready: first$/m);
+  assert.match(r.stdout, /^Ship ready: second$/m);
+  assert.deepEqual(await shipNames(home), ["first", "second", "taken"]);
+  assert.deepEqual(await listDir(localRoot(home)), [
+    "first",
+    "flagship",
+    "second",
+    "taken",
+  ]);
+});
