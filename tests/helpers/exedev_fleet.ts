@@ -18,6 +18,7 @@
  * copy's scripts/artifact.ts (which takes its paths from its own location
  * and Deno.execPath()). `OHC_TEST_VM_COPY=1` forces the copy (to test it).
  */
+import { runOk } from "./prereq.ts";
 import assert from "node:assert/strict";
 import type { FleetStatus } from "../../lib/fleet/api.ts";
 import { ensureKey, sshKeyPaths } from "../../lib/providers/ssh_keys.ts";
@@ -49,24 +50,6 @@ const RUNTIME_FILES = [
   "node_modules",
   "scripts/artifact.ts",
 ];
-
-async function runOk(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: exit ${out.code}: ${
-        dec.decode(out.stderr).trim()
-      }`,
-    );
-  }
-  return dec.decode(out.stdout);
-}
 
 /** Whether user `exedev` passes `test <flag> <path>`. */
 async function exedevCan(flag: "-r" | "-x", path: string): Promise<boolean> {

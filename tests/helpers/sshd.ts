@@ -30,18 +30,12 @@
  * so the test fails loudly instead of quietly skipping.
  */
 
+import { isCi, skipCheck } from "./prereq.ts";
+
 export const SSHD = "/usr/sbin/sshd";
 const SSH_KEYGEN = "ssh-keygen";
 const PRIVSEP_DIR = "/run/sshd";
 const NOTICE_ENV = "_OHC_TEST_SSHD_NOTICE_SHOWN";
-
-function isCi(): boolean {
-  try {
-    return Deno.env.get("CI") === "true";
-  } catch {
-    return false;
-  }
-}
 
 /** Why sshd tests cannot run here, or null when they can. Ignores CI. */
 function missingPrerequisite(): string | null {
@@ -55,35 +49,17 @@ function missingPrerequisite(): string | null {
   return null;
 }
 
-let cachedReason: string | null | undefined;
-
 /**
  * null when sshd tests can run (sshd present, running as root), else the
  * reason. Under `CI=true` it is always null: CI makes these tests mandatory,
  * and `startSshd` then fails with the reason. Prints one NOTICE line to
  * stderr the first time it finds a reason.
  */
-export function sshdSkipReason(): string | null {
-  if (cachedReason !== undefined) return cachedReason;
-  const reason = missingPrerequisite();
-  const ci = isCi();
-  cachedReason = ci ? null : reason;
-  if (reason !== null) {
-    let shown = false;
-    try {
-      shown = Deno.env.get(NOTICE_ENV) === "1";
-      Deno.env.set(NOTICE_ENV, "1");
-    } catch { /* no env permission: print anyway */ }
-    if (!shown) {
-      console.error(
-        ci
-          ? `NOTICE: CI=true makes sshd tests mandatory; they will fail: ${reason}`
-          : `NOTICE: sshd tests skipped: ${reason}`,
-      );
-    }
-  }
-  return cachedReason;
-}
+export const sshdSkipReason: () => string | null = skipCheck(
+  "sshd tests",
+  NOTICE_ENV,
+  missingPrerequisite,
+);
 
 export interface SshdOptions {
   /** Directory for config, host key, authorized_keys, pid file and log. */

@@ -28,6 +28,7 @@
  * needs one.
  */
 
+import { isCi, runOk, skipCheck } from "../../helpers/prereq.ts";
 import { type Sshd, startSshd } from "../../helpers/sshd.ts";
 import { addKey } from "./exedev/lobby.ts";
 import {
@@ -95,14 +96,6 @@ export interface ExeDev {
 
 const NOTICE_ENV = "_OHC_TEST_EXEDEV_NOTICE_SHOWN";
 
-function isCi(): boolean {
-  try {
-    return Deno.env.get("CI") === "true";
-  } catch {
-    return false;
-  }
-}
-
 /** Why the emulator cannot run here, or null. Ignores CI. */
 function missingPrerequisite(): string | null {
   if (Deno.build.os !== "linux") return `needs Linux, this is ${Deno.build.os}`;
@@ -136,53 +129,17 @@ function missingPrerequisite(): string | null {
   return null;
 }
 
-let cachedReason: string | null | undefined;
-
 /**
  * null when the emulator can run (root, sshd, unshare), else why not, for
  * `Deno.test({ ignore: exeDevSkipReason() !== null, … })`. Prints one
  * NOTICE line the first time it finds a reason. Under CI=true it returns
  * null (the tests then fail in startExeDev with the reason).
  */
-export function exeDevSkipReason(): string | null {
-  if (cachedReason !== undefined) return cachedReason;
-  const reason = missingPrerequisite();
-  const ci = isCi();
-  cachedReason = ci ? null : reason;
-  if (reason !== null) {
-    let shown = false;
-    try {
-      shown = Deno.env.get(NOTICE_ENV) === "1";
-      Deno.env.set(NOTICE_ENV, "1");
-    } catch { /* print anyway */ }
-    if (!shown) {
-      console.error(
-        ci
-          ? `NOTICE: CI=true makes the exe.dev emulator tests mandatory; they will fail: ${reason}`
-          : `NOTICE: exe.dev emulator tests skipped: ${reason}`,
-      );
-    }
-  }
-  return cachedReason;
-}
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: exit ${out.code}: ${
-        dec.decode(out.stderr).trim()
-      }`,
-    );
-  }
-  return dec.decode(out.stdout);
-}
+export const exeDevSkipReason: () => string | null = skipCheck(
+  "exe.dev emulator tests",
+  NOTICE_ENV,
+  missingPrerequisite,
+);
 
 function passwdEntry(user: string): string[] | null {
   for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
@@ -200,7 +157,7 @@ function passwdEntry(user: string): string[] | null {
 async function ensureExedevUser(): Promise<void> {
   if (passwdEntry(VM_USER) === null) {
     try {
-      await run("useradd", [
+      await runOk("useradd", [
         "-m",
         "-d",
         VM_HOME,
@@ -218,7 +175,7 @@ async function ensureExedevUser(): Promise<void> {
   const shadow = await Deno.readTextFile("/etc/shadow").catch(() => "");
   const line = shadow.split("\n").find((l) => l.startsWith(`${VM_USER}:`));
   if (line && line.split(":")[1].startsWith("!")) {
-    await run("usermod", ["-p", "*", VM_USER]);
+    await runOk("usermod", ["-p", "*", VM_USER]);
   }
   const f = passwdEntry(VM_USER)!;
   try {
@@ -254,7 +211,7 @@ export async function startExeDev(opts: ExeDevOptions): Promise<ExeDev> {
   try {
     await Deno.stat(p.vmHostKey);
   } catch {
-    await run("ssh-keygen", [
+    await runOk("ssh-keygen", [
       "-q",
       "-t",
       "ed25519",
