@@ -32,6 +32,7 @@
  * through tests/helpers/exedev_fleet.ts; if that helper or
  * `init --provider exedev` is not there yet it says so and exits 0.
  */
+import { teardown } from "../tests/helpers/cli.ts";
 import { parseArgs } from "node:util";
 import { daemonCall } from "../lib/daemon/client.ts";
 import type { Envelope } from "../lib/inbox/types.ts";
@@ -121,10 +122,7 @@ async function localFleet(): Promise<Fleet> {
       return r.out;
     },
     async stop() {
-      const r = await run(["fleet", "sink", "--scuttle", "--force"]);
-      if (r.code !== 0) console.error(`fleet sink: ${r.err.trim()}`);
-      await killLeftovers(`${home}/.ohcommodore/local`);
-      await Deno.remove(home, { recursive: true }).catch(() => {});
+      await teardown(home);
     },
   };
   try {
@@ -134,26 +132,6 @@ async function localFleet(): Promise<Fleet> {
     throw e;
   }
   return fleet;
-}
-
-/** Daemons a broken fleet left behind (as tests/helpers/cli.ts teardown does). */
-async function killLeftovers(localRoot: string) {
-  try {
-    for await (const vm of Deno.readDir(localRoot)) {
-      const run = `${localRoot}/${vm.name}/.ohcommodore/run`;
-      try {
-        for await (const f of Deno.readDir(run)) {
-          if (!f.name.endsWith(".pid")) continue;
-          const pid = Number(
-            (await Deno.readTextFile(`${run}/${f.name}`)).trim(),
-          );
-          try {
-            Deno.kill(-pid, "SIGKILL");
-          } catch { /* gone */ }
-        }
-      } catch { /* no run dir */ }
-    }
-  } catch { /* no VMs */ }
 }
 
 /** The exe.dev emulator fleet helper, if this checkout has it yet. */

@@ -22,6 +22,7 @@
  * A scratch HOME per run (`init --provider local`), sunk with
  * `fleet sink --scuttle --force` at the end, also on failure.
  */
+import { teardown } from "../tests/helpers/cli.ts";
 import { parseArgs } from "node:util";
 import { daemonCall } from "../lib/daemon/client.ts";
 import { analyze, compareIds, lowerBoundMakespan } from "../lib/voyage/dag.ts";
@@ -299,31 +300,8 @@ echo "end $OHC_TASK_ID $(date +%s%N)" >> "${times}"
       ships: new Set(rows.map((r) => r.ship)).size,
     };
   } finally {
-    const r = await ohc(home, ["fleet", "sink", "--scuttle", "--force"]);
-    if (r.code !== 0) console.error(`fleet sink: ${r.stderr.trim()}`);
-    await killLeftovers(`${home}/.ohcommodore/local`);
-    await Deno.remove(home, { recursive: true }).catch(() => {});
+    await teardown(home);
   }
-}
-
-/** Daemons a broken fleet left behind (as tests/helpers/cli.ts teardown does). */
-async function killLeftovers(localRoot: string) {
-  try {
-    for await (const vm of Deno.readDir(localRoot)) {
-      const run = `${localRoot}/${vm.name}/.ohcommodore/run`;
-      try {
-        for await (const f of Deno.readDir(run)) {
-          if (!f.name.endsWith(".pid")) continue;
-          const pid = Number(
-            (await Deno.readTextFile(`${run}/${f.name}`)).trim(),
-          );
-          try {
-            Deno.kill(-pid, "SIGKILL");
-          } catch { /* gone */ }
-        }
-      } catch { /* no run dir */ }
-    }
-  } catch { /* no VMs */ }
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
