@@ -383,6 +383,26 @@ Deno.test("--help on every command, --version, unknown commands", async () => {
       ["ship", "list"],
       ["ship", "exec"],
       ["ship", "ssh"],
+      ["inbox"],
+      ...["send", "list", "identity", "show", "read", "done", "error", "delete"]
+        .map((c) => ["inbox", c]),
+      ["daemon"],
+      ...["status", "start", "stop", "restart"].map((c) => ["daemon", c]),
+      ["voyage"],
+      ...[
+        "check",
+        "sail",
+        "status",
+        "list",
+        "tasks",
+        "logs",
+        "clone",
+        "shell",
+        "sink",
+      ]
+        .map((c) => ["voyage", c]),
+      ["sail"],
+      ["doctor"],
     ]
   ) {
     const r = await ohc(home, [...cmd, "--help"]);
