@@ -21,11 +21,13 @@
  *
  *   deno run -A bench/inbox.ts [--provider local|exedev] [--n 100]
  *     [--senders 4] [--per-sender 250] [--budget 75] [--concurrency K]
+ *     [--store-only]
  *
  * (b) stops counting after --budget seconds and reports the rate over the
  * messages finished by then. --concurrency sets the daemons'
  * OHCOMMODORE_INBOX_CONCURRENCY (local provider; default: the product's 1).
- * (c) times the receiver's store operations per message in this process.
+ * (c) times the receiver's store operations per message in this process
+ * (`--store-only`: just that, no fleet).
  *
  * `--provider exedev` runs the same over the exe.dev emulator (real OpenSSH
  * links; needs root, sshd and unshare, see tests/e2e/emulators/README.md)
@@ -47,6 +49,7 @@ const { values: opt } = parseArgs({
     "per-sender": { type: "string", default: "250" },
     budget: { type: "string", default: "75" },
     concurrency: { type: "string" },
+    "store-only": { type: "boolean", default: false },
   },
 });
 const provider = opt.provider;
@@ -423,6 +426,11 @@ async function throughput(fleet: Fleet, senders: string[]) {
   };
 }
 
+if (opt["store-only"]) {
+  await storeCost();
+  Deno.exit(0);
+}
+
 const senders = Array.from({ length: SENDERS }, (_, i) => `sender${i + 1}`);
 let fleet: Fleet;
 if (provider === "exedev") {
@@ -614,7 +622,7 @@ async function storeCost() {
       );
       await timed(
         "markDelivered (ack)",
-        () => store.markDelivered(id, "result"),
+        () => store.markDelivered([{ kind: "result", id }]),
       );
     }
     const total = Object.values(cost).reduce((a, b) => a + b, 0) / M;

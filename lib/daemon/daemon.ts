@@ -51,7 +51,11 @@ export async function runDaemon(): Promise<number> {
 
   const service = new InboxService(store, self);
   const cwd = self.repo_dir ? `${home}/${self.repo_dir}` : home;
-  const scheduler = new Scheduler(store, {
+  const scheduler = new Scheduler({
+    unread: () => store.unreadIds(),
+    claim: (ids) => store.claimIds(ids),
+    complete: (id, result, next) => service.complete(id, result, next),
+  }, {
     cwd,
     limit: Number(Deno.env.get("OHCOMMODORE_INBOX_CONCURRENCY") ?? 1),
     defaultTimeoutS: Number(Deno.env.get("OHCOMMODORE_INBOX_TIMEOUT") ?? 300),
@@ -62,10 +66,9 @@ export async function runDaemon(): Promise<number> {
         Deno.env.get("PATH") ?? "/usr/bin:/bin"
       }`,
     },
-    onFinished: (m) => service.finished(m),
     log,
   });
-  service.onInserted = () => scheduler.kick();
+  service.onInserted = (ids) => scheduler.kick(ids);
 
   let links: LinkManager | null = null;
   let shipEnd: ShipLinkEnd | null = null;
@@ -210,7 +213,7 @@ export async function runDaemon(): Promise<number> {
   const listener = Deno.listen({ transport: "unix", path: sock });
   await Deno.chmod(sock, 0o600);
   log(`serving ${service.me} on ${sock}`);
-  scheduler.kick();
+  await scheduler.begin();
 
   let stopping = false;
   const shutdown = async (why: string) => {

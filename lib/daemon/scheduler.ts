@@ -3,9 +3,28 @@
  * checkout, in arrival order, at most `limit` at a time, each with a
  * timeout and bounded output. It reacts to `kick()` at once; there is no
  * polling delay.
+ *
+ * The arrival order of unread messages is kept here (loaded at start, then
+ * told by `kick(ids)` as messages are stored), so taking the next one is an
+ * update by id rather than a scan. The database stays the truth: a claim
+ * only takes a message that is still unread, so one read, done or deleted
+ * by hand meanwhile is skipped.
  */
-import type { InboxStore } from "../inbox/store.ts";
+import type { FinishArgs } from "../inbox/store.ts";
 import type { Message } from "../inbox/types.ts";
+
+/** Where the scheduler takes messages from and leaves their outcomes. */
+export interface SchedulerQueue {
+  /** Every unread message's id, oldest first. */
+  unread(): Promise<string[]>;
+  /** Those of `ids` still unread, moved to running, in order. */
+  claim(ids: string[]): Promise<Message[]>;
+  /**
+   * Stores a message's outcome (and sends its result on) and claims those
+   * of `next` still unread, in the same step.
+   */
+  complete(id: string, result: FinishArgs, next: string[]): Promise<Message[]>;
+}
 
 export interface SchedulerOptions {
   cwd: string;
@@ -14,7 +33,6 @@ export interface SchedulerOptions {
   maxOutputBytes: number;
   /** Environment for commands. */
   env: Record<string, string>;
-  onFinished: (m: Message) => void | Promise<void>;
   log: (msg: string) => void;
 }
 
@@ -26,14 +44,26 @@ interface Running {
 
 export class Scheduler {
   private running = new Map<string, Running>();
+  /** Unread messages not yet offered to a claim, oldest first. */
+  private unread: string[] = [];
   private pumping = false;
   private again = false;
   private stopped = false;
 
-  constructor(private store: InboxStore, private o: SchedulerOptions) {}
+  constructor(private queue: SchedulerQueue, private o: SchedulerOptions) {}
 
-  /** Something may be runnable: look now. */
-  kick(): void {
+  /** Loads the unread messages left from before, and starts on them. */
+  async begin(): Promise<void> {
+    const before = await this.queue.unread();
+    // Messages stored while that was read were told by kick() already.
+    const known = new Set(before);
+    this.unread = [...before, ...this.unread.filter((id) => !known.has(id))];
+    this.kick();
+  }
+
+  /** Messages were stored (`ids`, in arrival order): run what can run. */
+  kick(ids: string[] = []): void {
+    this.unread.push(...ids);
     if (this.stopped) return;
     if (this.pumping) {
       this.again = true;
@@ -54,9 +84,17 @@ export class Scheduler {
   }
 
   private async pump(): Promise<void> {
-    while (!this.stopped && this.running.size < this.o.limit) {
-      const batch = await this.store.claim(this.o.limit - this.running.size);
-      if (batch.length === 0) return;
+    while (!this.stopped && this.unread.length > 0) {
+      const room = this.o.limit - this.running.size;
+      if (room <= 0) return;
+      const ids = this.unread.splice(0, room);
+      let batch: Message[];
+      try {
+        batch = await this.queue.claim(ids);
+      } catch (e) {
+        this.unread.unshift(...ids);
+        return this.o.log(`claiming: ${(e as Error).message}`);
+      }
       for (const m of batch) this.start(m);
     }
   }
@@ -100,8 +138,11 @@ export class Scheduler {
           : status.signal
           ? `killed by ${status.signal}`
           : `exit ${status.code}`);
+      // This message's slot goes to the next one in the same transaction.
+      const take = this.stopped ? [] : this.unread.splice(0, 1);
+      let next: Message[] = [];
       try {
-        await this.store.finish(m.id, {
+        next = await this.queue.complete(m.id, {
           status: ok ? "done" : "error",
           exit_code: killedFor || status.signal ? null : status.code,
           stdout: out.bytes,
@@ -109,12 +150,14 @@ export class Scheduler {
           stdout_truncated: out.truncated,
           stderr_truncated: err.truncated,
           error,
-        });
-        const finished = await this.store.get(m.id);
-        if (finished) await this.o.onFinished(finished);
+        }, take);
       } catch (e) {
+        this.unread.unshift(...take);
         this.o.log(`finishing ${m.id}: ${(e as Error).message}`);
       }
+      // Claimed just as the daemon stops: left running, so the next start
+      // marks it interrupted rather than running it after the stop.
+      for (const n of next) if (!this.stopped) this.start(n);
     })().finally(() => {
       this.running.delete(m.id);
       this.kick();

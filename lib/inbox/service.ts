@@ -9,10 +9,11 @@
  */
 import { OhcError, UsageError } from "../errors.ts";
 import type { Identity } from "../state/identity.ts";
-import type { InboxStore } from "./store.ts";
+import type { FinishArgs, InboxOps, InboxStore } from "./store.ts";
 import {
   type Envelope,
   type Message,
+  type NewOutboxEntry,
   resultFromWire,
   resultOf,
   resultToWire,
@@ -34,10 +35,10 @@ export class InboxService {
   readonly me: string;
   /** Ship names the flagship told us about (ships) or the registry (flagship). */
   roster: Set<string> | null = null;
-  /** Called when entries for `ship` are queued, so a link can push them. */
-  onQueued: (ship: string) => void = () => {};
-  /** Called when a message is inserted, so the scheduler looks. */
-  onInserted: () => void = () => {};
+  /** Called with entries just queued for `ship`, so its link can send them. */
+  onQueued: (ship: string, entries: LinkEntry[]) => void = () => {};
+  /** Called with the ids of messages just inserted, for the scheduler. */
+  onInserted: (ids: string[]) => void = () => {};
   private waiters = new Map<string, Set<() => void>>();
 
   constructor(
@@ -104,105 +105,137 @@ export class InboxService {
       created_at: new Date().toISOString(),
       timeout_s: timeoutS,
     };
-    await this.store.recordSent(env);
-    if (this.isMine(recipient)) {
-      await this.store.insert(env);
-      this.onInserted();
-      return env;
-    }
-    const hop = this.nextHop(recipient);
-    if (!hop) throw new UsageError(`unknown recipient "${recipient}"`);
-    await this.store.enqueueOutbox({
-      kind: "message",
-      id,
-      recipient,
-      ship: hop,
-      payload: env,
+    const mine = this.isMine(recipient);
+    const hop = mine ? null : this.nextHop(recipient);
+    if (!mine && !hop) throw new UsageError(`unknown recipient "${recipient}"`);
+    const entry: LinkEntry = { kind: "message", id, recipient, payload: env };
+    await this.store.batch(async (tx) => {
+      await tx.recordSent(env);
+      if (mine) await tx.insert(env);
+      else await tx.enqueueOutbox({ ...entry, ship: hop! });
     });
-    this.onQueued(hop);
+    if (mine) this.onInserted([id]);
+    else this.onQueued(hop!, [entry]);
     return env;
   }
 
-  /** A message of ours finished: its result goes back to its sender. */
+  /**
+   * A message of ours finished (the scheduler, or `inbox done/error`): its
+   * result goes back to its sender.
+   */
   async finished(m: Message): Promise<void> {
+    const after = new After();
+    await this.store.batch((tx) => this.routeResult(tx, m, after.reset()));
+    after.run(this);
+  }
+
+  /**
+   * The scheduler's step: stores a message's outcome, routes its result and
+   * claims the next messages (those of `next` still unread), all in one
+   * transaction: one commit per message run.
+   */
+  async complete(
+    id: string,
+    result: FinishArgs,
+    next: string[],
+  ): Promise<Message[]> {
+    const after = new After();
+    const claimed = await this.store.batch(async (tx) => {
+      after.reset();
+      const m = await tx.finish(id, result);
+      if (m) await this.routeResult(tx, m, after);
+      return await tx.claimIds(next);
+    });
+    after.run(this);
+    return claimed;
+  }
+
+  /** Stores a finished message's result where it goes next (inside tx). */
+  private async routeResult(tx: InboxOps, m: Message, after: After) {
     const result = resultOf(m);
     if (!result) return;
     if (m.sender === this.me) {
-      await this.store.recordResult(m.id, result);
-      this.wake(m.id);
+      await tx.recordResult(m.id, result);
+      after.woken.push(m.id);
       return;
     }
     const hop = this.nextHop(m.sender);
     if (!hop) return; // a sender we cannot reach: the result stays here
-    await this.store.enqueueOutbox({
+    const entry: LinkEntry = {
       kind: "result",
       id: m.id,
       recipient: m.sender,
-      ship: hop,
       payload: resultToWire(result),
-    });
-    this.onQueued(hop);
+    };
+    await tx.enqueueOutbox({ ...entry, ship: hop });
+    after.queue(hop, entry);
   }
 
   /**
-   * Entries arriving on a link. Each is stored (idempotently: a redelivery
-   * is not a second message) before it is acknowledged.
+   * Entries arriving on a link, all stored in one transaction (idempotently:
+   * a redelivery is not a second message) before they are acknowledged.
    */
   async accept(entries: LinkEntry[], fromShip?: string): Promise<EntryKey[]> {
-    const acked: EntryKey[] = [];
-    for (const e of entries) {
-      if (this.isMine(e.recipient)) {
-        if (e.kind === "message") {
-          await this.store.insert(e.payload);
-          this.onInserted();
-        } else {
-          await this.store.recordResult(e.id, resultFromWire(e.payload));
-          this.wake(e.id);
-        }
-      } else if (this.isFlagship) {
-        const hop = this.nextHop(e.recipient);
-        if (hop) {
-          await this.store.enqueueOutbox(
-            { ...e, ship: hop } as Parameters<InboxStore["enqueueOutbox"]>[0],
-          );
-          this.onQueued(hop);
-        } else if (e.kind === "message" && fromShip) {
-          await this.bounce(
-            e.payload,
-            fromShip,
-            `unknown recipient "${e.recipient}"`,
-          );
-        }
-      }
-      acked.push({ kind: e.kind, id: e.id });
-    }
-    return acked;
-  }
-
-  /** Answers an undeliverable message with an error result. */
-  private async bounce(env: Envelope, ship: string, why: string) {
-    const now = new Date().toISOString();
-    await this.store.enqueueOutbox({
-      kind: "result",
-      id: env.id,
-      recipient: env.sender,
-      ship,
-      payload: {
-        id: env.id,
-        status: "error",
-        exit_code: null,
-        stdout_b64: "",
-        stderr_b64: "",
-        stdout_truncated: false,
-        stderr_truncated: false,
-        error: why,
-        started_at: null,
-        finished_at: now,
-      },
+    const after = new After();
+    await this.store.batch(async (tx) => {
+      after.reset();
+      for (const e of entries) await this.acceptOne(tx, e, after, fromShip);
     });
-    this.onQueued(ship);
+    after.run(this);
+    return entries.map((e) => ({ kind: e.kind, id: e.id }));
   }
 
+  private async acceptOne(
+    tx: InboxOps,
+    e: LinkEntry,
+    after: After,
+    fromShip?: string,
+  ) {
+    if (this.isMine(e.recipient)) {
+      if (e.kind === "message") {
+        const { inserted } = await tx.insert(e.payload);
+        if (inserted) after.inserted.push(e.id);
+      } else {
+        await tx.recordResult(e.id, resultFromWire(e.payload));
+        after.woken.push(e.id);
+      }
+      return;
+    }
+    if (!this.isFlagship) return;
+    const hop = this.nextHop(e.recipient);
+    if (hop) {
+      const { inserted } = await tx.enqueueOutbox(
+        { ...e, ship: hop } as NewOutboxEntry,
+      );
+      if (inserted) after.queue(hop, e); // else it is on its way already
+    } else if (e.kind === "message" && fromShip) {
+      // Undeliverable: the sender gets an error result.
+      const bounce: LinkEntry = {
+        kind: "result",
+        id: e.id,
+        recipient: e.payload.sender,
+        payload: {
+          id: e.id,
+          status: "error",
+          exit_code: null,
+          stdout_b64: "",
+          stderr_b64: "",
+          stdout_truncated: false,
+          stderr_truncated: false,
+          error: `unknown recipient "${e.recipient}"`,
+          started_at: null,
+          finished_at: new Date().toISOString(),
+        },
+      };
+      const { inserted } = await tx.enqueueOutbox({
+        ...bounce,
+        ship: fromShip,
+      });
+      if (inserted) after.queue(fromShip, bounce);
+    }
+  }
+
+  /** What is queued for `ship`, oldest first: a new link session sends it. */
   async queuedFor(ship: string): Promise<LinkEntry[]> {
     return (await this.store.queuedOutbox(ship)).map((o) =>
       ({
@@ -215,7 +248,7 @@ export class InboxService {
   }
 
   async delivered(keys: EntryKey[]): Promise<void> {
-    for (const k of keys) await this.store.markDelivered(k.id, k.kind);
+    if (keys.length) await this.store.markDelivered(keys);
   }
 
   /** Waits until the result of a sent message is known. */
@@ -252,7 +285,37 @@ export class InboxService {
     }
   }
 
-  private wake(id: string) {
+  /** Wakes waitResult calls for a message whose result is in. */
+  wake(id: string) {
     for (const f of this.waiters.get(id) ?? []) f();
+  }
+}
+
+/**
+ * What a transaction leaves to do once it has committed (never inside it:
+ * a rolled-back batch runs again). `reset` starts over for a rerun.
+ */
+class After {
+  inserted: string[] = [];
+  woken: string[] = [];
+  queued = new Map<string, LinkEntry[]>();
+
+  reset(): this {
+    this.inserted = [];
+    this.woken = [];
+    this.queued.clear();
+    return this;
+  }
+
+  queue(ship: string, e: LinkEntry) {
+    const list = this.queued.get(ship) ?? [];
+    list.push(e);
+    this.queued.set(ship, list);
+  }
+
+  run(s: InboxService) {
+    if (this.inserted.length) s.onInserted(this.inserted);
+    for (const id of this.woken) s.wake(id);
+    for (const [ship, entries] of this.queued) s.onQueued(ship, entries);
   }
 }

@@ -3,12 +3,13 @@
  * provider's transport, reconnecting with backoff. Messages for a ship wait
  * in the flagship's outbox while its link is down and flow when it is back.
  */
-import type { InboxService } from "../inbox/service.ts";
+import type { InboxService, LinkEntry } from "../inbox/service.ts";
 import { readLines } from "../lines.ts";
 import type { Provider } from "../providers/types.ts";
 import { PROTOCOL_VERSION, type RpcEvent } from "../rpc/protocol.ts";
 import type { ShipRecord } from "../state/fleet.ts";
 import { remoteBin } from "../transport/run.ts";
+import { Intake } from "./intake.ts";
 import { OutboxPusher } from "./outbox_pusher.ts";
 import { DEAD_AFTER_MS, HEARTBEAT_MS, type LinkMsg } from "./protocol.ts";
 
@@ -49,9 +50,9 @@ class ShipLink {
     }
   }
 
-  /** Entries queued for this ship flow now if the link is up, else on reconnect. */
-  async push(): Promise<void> {
-    await this.pusher?.push();
+  /** Entries just queued for this ship go now if the link is up, else on reconnect. */
+  offer(entries: LinkEntry[]): void {
+    this.pusher?.offer(entries);
   }
 
   private async loop() {
@@ -108,7 +109,15 @@ class ShipLink {
       ships: [...(this.service.roster ?? [])],
     });
     write({ t: "hb", at: new Date().toISOString() });
-    await this.push();
+    const intake = new Intake(
+      (entries) => this.service.accept(entries, this.ship.name),
+      (keys) => write({ t: "ack", keys }),
+      (e) => {
+        this.log(`link ${this.ship.name}: storing entries: ${e.message}`);
+        child.kill("SIGTERM");
+      },
+    );
+    await pusher.start();
 
     let lastHeard = Date.now();
     const timer = setInterval(() => {
@@ -133,13 +142,12 @@ class ShipLink {
             this.setState("up");
             break;
           case "entries":
-            write({
-              t: "ack",
-              keys: await this.service.accept(msg.entries, this.ship.name),
-            });
+            intake.add(msg.entries);
             break;
           case "ack":
-            await pusher.acked(msg.keys);
+            pusher.acked(msg.keys).catch((e) =>
+              this.log(`link ${this.ship.name}: recording acks: ${e.message}`)
+            );
             break;
         }
       }
@@ -179,7 +187,7 @@ export class LinkManager {
     private service: InboxService,
     private log: (m: string) => void,
   ) {
-    service.onQueued = (ship) => void this.links.get(ship)?.push();
+    service.onQueued = (ship, entries) => this.links.get(ship)?.offer(entries);
   }
 
   /** Matches the links to the registry: new ships get one, gone ships lose theirs. */

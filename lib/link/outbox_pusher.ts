@@ -1,15 +1,19 @@
 import type { EntryKey, InboxService, LinkEntry } from "../inbox/service.ts";
 
 /**
- * Sends a machine's queued outbox entries for one peer over a link session:
- * each entry once per session (a new session resends whatever is still
- * unacknowledged), pushes serialized so each sender's order is kept.
+ * Sends a machine's outbox entries for one peer over one link session. The
+ * session starts with whatever is queued in the database (what waited while
+ * the link was down, and what the last session sent but saw no ack for);
+ * after that, entries are handed over as they are committed (`offer`), so a
+ * busy link never reads the queue again. Each entry goes out once per
+ * session, in commit order, so each sender's order is kept; entries offered
+ * in the same turn of the event loop travel as one batch.
  */
 export class OutboxPusher {
-  private inFlight = new Set<string>();
-  private chain = Promise.resolve();
-  /** A push that has not started reading the queue yet. */
-  private pending: Promise<void> | null = null;
+  private sent = new Set<string>();
+  private loaded = false;
+  private outgoing: LinkEntry[] = [];
+  private flushing = false;
 
   constructor(
     private service: InboxService,
@@ -17,32 +21,38 @@ export class OutboxPusher {
     private send: (entries: LinkEntry[]) => void,
   ) {}
 
-  /**
-   * Sends what is queued and not yet sent. Calls that come while a push
-   * runs are folded into one more pass: a burst of N entries costs two reads
-   * of the queue, not N.
-   */
-  push(): Promise<void> {
-    if (this.pending) return this.pending;
-    this.pending = this.chain.then(async () => {
-      this.pending = null;
-      const queued = await this.service.queuedFor(this.peer);
-      // Forget keys that are no longer queued (delivered). An ack alone does
-      // not remove a key: this snapshot may predate it, and resending what
-      // was just acknowledged would make needless duplicates.
-      const still = new Set(queued.map(key));
-      for (const k of this.inFlight) if (!still.has(k)) this.inFlight.delete(k);
-      const entries = queued.filter((e) => !this.inFlight.has(key(e)));
-      if (entries.length === 0) return;
-      for (const e of entries) this.inFlight.add(key(e));
-      this.send(entries);
-    }).catch(() => {});
-    this.chain = this.pending;
-    return this.pending;
+  /** Sends what is queued; entries offered meanwhile follow it. */
+  async start(): Promise<void> {
+    const queued = await this.service.queuedFor(this.peer);
+    this.outgoing = [...queued, ...this.outgoing];
+    this.loaded = true;
+    this.flush();
+  }
+
+  /** Entries just committed to the outbox for this peer. */
+  offer(entries: LinkEntry[]): void {
+    this.outgoing.push(...entries);
+    if (this.loaded && !this.flushing) {
+      this.flushing = true;
+      setTimeout(() => this.flush(), 0);
+    }
+  }
+
+  private flush() {
+    this.flushing = false;
+    const batch: LinkEntry[] = [];
+    for (const e of this.outgoing) {
+      if (this.sent.has(key(e))) continue;
+      this.sent.add(key(e));
+      batch.push(e);
+    }
+    this.outgoing = [];
+    if (batch.length) this.send(batch);
   }
 
   async acked(keys: EntryKey[]): Promise<void> {
     await this.service.delivered(keys);
+    for (const k of keys) this.sent.delete(key(k));
   }
 }
 

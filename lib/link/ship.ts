@@ -6,6 +6,7 @@
 import type { InboxService } from "../inbox/service.ts";
 import { readLines } from "../lines.ts";
 import type { RpcContext } from "../rpc/stream.ts";
+import { Intake } from "./intake.ts";
 import { OutboxPusher } from "./outbox_pusher.ts";
 import type { LinkMsg } from "./protocol.ts";
 
@@ -17,12 +18,8 @@ export class ShipLinkEnd {
   lastHeartbeat: string | null = null;
 
   constructor(private service: InboxService, private log: (m: string) => void) {
-    service.onQueued = () => void this.push();
-  }
-
-  /** Queued entries are sent when the flagship is attached. */
-  private async push(): Promise<void> {
-    await this.current?.pusher.push();
+    // Entries for anyone go to the flagship, which routes them.
+    service.onQueued = (_ship, entries) => this.current?.pusher.offer(entries);
   }
 
   async attach(ctx: RpcContext): Promise<unknown> {
@@ -35,10 +32,19 @@ export class ShipLinkEnd {
     );
     this.current = { send, id, pusher };
     this.log("flagship attached");
-    await this.push();
+    const stop = new AbortController();
+    const intake = new Intake(
+      (entries) => this.service.accept(entries),
+      (keys) => send({ t: "ack", keys }),
+      (e) => {
+        this.log(`storing entries from the flagship: ${e.message}`);
+        stop.abort();
+      },
+    );
+    await pusher.start();
     try {
       for await (const line of readLines(ctx.input)) {
-        if (this.current?.id !== id) break; // replaced by a newer link
+        if (this.current?.id !== id || stop.signal.aborted) break; // replaced or failed
         if (!line.trim()) continue;
         const msg = JSON.parse(line) as LinkMsg;
         switch (msg.t) {
@@ -50,10 +56,12 @@ export class ShipLinkEnd {
             this.service.roster = new Set(msg.ships);
             break;
           case "entries":
-            send({ t: "ack", keys: await this.service.accept(msg.entries) });
+            intake.add(msg.entries);
             break;
           case "ack":
-            await pusher.acked(msg.keys);
+            pusher.acked(msg.keys).catch((e) =>
+              this.log(`recording acks: ${e.message}`)
+            );
             break;
         }
       }

@@ -6,7 +6,7 @@
  */
 import { UsageError } from "../errors.ts";
 import type { InboxStore, Query, Row } from "../inbox/store.ts";
-import { num, numOrNull, str, strOrNull } from "../inbox/store.ts";
+import { num, numOrNull, str, strOrNull } from "../inbox/rows.ts";
 
 export type VoyageState =
   | "planning"

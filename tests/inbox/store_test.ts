@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
 import { OhcError } from "../../lib/errors.ts";
 import {
-  bound,
   DEFAULT_MAX_OUTPUT_BYTES,
   type InboxStore,
   isLockError,
   openStore,
 } from "../../lib/inbox/store.ts";
+import { bound } from "../../lib/inbox/rows.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../lib/inbox/schema.ts";
 import {
   type Envelope,
@@ -376,16 +376,15 @@ Deno.test("finish stores status, exit code, outputs and error", async () => {
     await s.insert(msg("ok"));
     await s.insert(msg("bad"));
     await s.claim(2);
-    assert.equal(
+    assert.ok(
       await s.finish("ok", {
         status: "done",
         exit_code: 0,
         stdout: "hello\n",
         stderr: enc.encode("warn\n"),
       }),
-      true,
     );
-    assert.equal(
+    assert.ok(
       await s.finish("bad", {
         status: "error",
         exit_code: 7,
@@ -393,7 +392,6 @@ Deno.test("finish stores status, exit code, outputs and error", async () => {
         stderr: "boom",
         error: "exit code 7",
       }),
-      true,
     );
     const ok = (await s.get("ok"))!;
     assert.equal(ok.status, "done");
@@ -427,14 +425,13 @@ Deno.test("finish: 10 MB of every byte value, invalid UTF-8 and quotes is bounde
     const big = nastyBytes(10 * 1024 * 1024);
     await s.insert(msg("big"));
     await s.claimNext();
-    assert.equal(
+    assert.ok(
       await s.finish("big", {
         status: "done",
         exit_code: 0,
         stdout: big,
         stderr: big,
       }),
-      true,
     );
     const m = (await s.get("big"))!;
     assert.equal(m.status, "done");
@@ -518,7 +515,7 @@ Deno.test("bound() helper", () => {
 Deno.test("finish: unknown id is false; a message that is not running is refused", async () => {
   await withStore(async (s) => {
     const r = { status: "done", exit_code: 0, stdout: "", stderr: "" } as const;
-    assert.equal(await s.finish("ghost", r), false);
+    assert.equal(await s.finish("ghost", r), null);
     await s.insert(msg("u"));
     await rejectsWith(
       s.finish("u", r),
@@ -536,7 +533,7 @@ Deno.test("finish: unknown id is false; a message that is not running is refused
     await s.insert(msg("v"));
     await s.claimNext();
     await s.delete("v");
-    assert.equal(await s.finish("v", r), false);
+    assert.equal(await s.finish("v", r), null);
   });
 });
 
@@ -756,10 +753,16 @@ Deno.test("outbox: idempotent enqueue, per-sender order, per ship, delivery", as
     assert.equal(await s.noteAttempt("a1"), 1);
     assert.equal(await s.noteAttempt("a1"), 2);
     assert.equal(await s.noteAttempt("ghost"), null);
-    assert.equal(await s.markDelivered("a1"), true);
-    assert.equal(await s.markDelivered("a1"), true); // harmless twice
-    assert.equal(await s.markDelivered("ghost"), false);
-    assert.equal(await s.markDelivered("a1", "result"), false);
+    assert.equal(await s.markDelivered([{ kind: "message", id: "a1" }]), 1);
+    // harmless twice
+    assert.equal(await s.markDelivered([{ kind: "message", id: "a1" }]), 1);
+    assert.equal(
+      await s.markDelivered([
+        { kind: "message", id: "ghost" },
+        { kind: "result", id: "a1" },
+      ]),
+      0,
+    );
     assert.deepEqual((await s.queuedOutbox("beta")).map((e) => e.id), [
       "g1",
       "a3",
@@ -808,7 +811,7 @@ Deno.test("outbox: a result and the message it answers share an id", async () =>
     if (q[1].kind === "result") {
       assert.deepEqual(resultFromWire(q[1].payload).stdout, nastyBytes(1000));
     }
-    assert.equal(await s.markDelivered("m", "result"), true);
+    assert.equal(await s.markDelivered([{ kind: "result", id: "m" }]), 1);
     assert.deepEqual((await s.queuedOutbox()).map((e) => e.kind), ["message"]);
     await rejectsWith(
       s.enqueueOutbox({

@@ -1,0 +1,133 @@
+/**
+ * Rows of the inbox tables as DuckDB returns them, and back to the types the
+ * rest of the program uses. Outputs are bounded here, once, for every writer.
+ */
+import type { DuckDBValue } from "@duckdb/node-api";
+import { OhcError } from "../errors.ts";
+import type {
+  Message,
+  MessageStatus,
+  OutboxEntry,
+  OutboxKind,
+  SentRecord,
+  SentStatus,
+} from "./types.ts";
+
+export type Row = Record<string, DuckDBValue>;
+
+export const MSG_COLS =
+  "seq, id, sender, recipient, command, status, created_at, received_at, " +
+  "started_at, finished_at, exit_code, stdout, stderr, stdout_truncated, " +
+  "stderr_truncated, error, timeout_s";
+export const MSG_COLS_NO_OUTPUT = MSG_COLS.replace(
+  "stdout, stderr,",
+  "NULL::BLOB AS stdout, NULL::BLOB AS stderr,",
+);
+export const OUTBOX_COLS =
+  "kind, id, recipient, ship, payload, state, attempts, created_at, delivered_at";
+export const SENT_COLS =
+  "id, sender, recipient, command, created_at, timeout_s, status, exit_code, " +
+  "stdout, stderr, stdout_truncated, stderr_truncated, error, started_at, " +
+  "finished_at, result_at";
+
+const encoder = new TextEncoder();
+
+/** At most max bytes of out; strings are cut at a character boundary. */
+export function bound(
+  out: Uint8Array | string,
+  max: number,
+): { bytes: Uint8Array; truncated: boolean } {
+  if (typeof out === "string") {
+    // A UTF-8 encoding is at most 3 bytes per UTF-16 unit.
+    if (out.length * 3 <= max) {
+      return { bytes: encoder.encode(out), truncated: false };
+    }
+    const buf = new Uint8Array(max);
+    const { read, written } = encoder.encodeInto(out, buf);
+    return { bytes: buf.slice(0, written), truncated: read < out.length };
+  }
+  if (!(out instanceof Uint8Array)) {
+    throw new OhcError("invalid_output", "output must be bytes or a string");
+  }
+  return out.length > max
+    ? { bytes: out.slice(0, max), truncated: true }
+    : { bytes: out, truncated: false };
+}
+
+export function num(v: DuckDBValue): number {
+  return typeof v === "bigint" ? Number(v) : v as number;
+}
+
+export function numOrNull(v: DuckDBValue): number | null {
+  return v === null ? null : num(v);
+}
+
+export function str(v: DuckDBValue): string {
+  return v as string;
+}
+
+export function strOrNull(v: DuckDBValue): string | null {
+  return v === null ? null : v as string;
+}
+
+function bytesOrNull(v: DuckDBValue): Uint8Array | null {
+  if (v === null) return null;
+  // DuckDBBlobValue; its bytes are a Node Buffer: copy to a plain Uint8Array.
+  return new Uint8Array((v as unknown as { bytes: Uint8Array }).bytes);
+}
+
+export function toMessage(r: Row): Message {
+  return {
+    id: str(r.id),
+    sender: str(r.sender),
+    recipient: str(r.recipient),
+    command: str(r.command),
+    status: r.status as MessageStatus,
+    created_at: str(r.created_at),
+    received_at: str(r.received_at),
+    started_at: strOrNull(r.started_at),
+    finished_at: strOrNull(r.finished_at),
+    exit_code: numOrNull(r.exit_code),
+    stdout: bytesOrNull(r.stdout),
+    stderr: bytesOrNull(r.stderr),
+    stdout_truncated: r.stdout_truncated === true,
+    stderr_truncated: r.stderr_truncated === true,
+    error: strOrNull(r.error),
+    timeout_s: numOrNull(r.timeout_s),
+  };
+}
+
+export function toOutbox(r: Row): OutboxEntry {
+  return {
+    kind: r.kind as OutboxKind,
+    id: str(r.id),
+    recipient: str(r.recipient),
+    ship: str(r.ship),
+    payload: JSON.parse(str(r.payload)),
+    state: r.state as OutboxEntry["state"],
+    attempts: num(r.attempts),
+    created_at: str(r.created_at),
+    delivered_at: strOrNull(r.delivered_at),
+  } as OutboxEntry;
+}
+
+export function toSent(r: Row): SentRecord {
+  return {
+    id: str(r.id),
+    sender: str(r.sender),
+    recipient: str(r.recipient),
+    command: str(r.command),
+    created_at: str(r.created_at),
+    timeout_s: numOrNull(r.timeout_s),
+    status: r.status as SentStatus,
+    exit_code: numOrNull(r.exit_code),
+    stdout: bytesOrNull(r.stdout),
+    stderr: bytesOrNull(r.stderr),
+    stdout_truncated: r.stdout_truncated === true,
+    stderr_truncated: r.stderr_truncated === true,
+    error: strOrNull(r.error),
+    started_at: strOrNull(r.started_at),
+    finished_at: strOrNull(r.finished_at),
+    result_at: strOrNull(r.result_at),
+  };
+}
