@@ -52,9 +52,9 @@ export async function runDaemon(): Promise<number> {
   const service = new InboxService(store, self);
   const cwd = self.repo_dir ? `${home}/${self.repo_dir}` : home;
   const scheduler = new Scheduler({
-    unread: () => store.unreadIds(),
-    claim: (ids) => store.claimIds(ids),
-    complete: (id, result, next) => service.complete(id, result, next),
+    unread: () => store.unread(),
+    claim: (msgs) => store.claimThese(msgs),
+    complete: (m, result, next) => service.complete(m, result, next),
   }, {
     cwd,
     limit: Number(Deno.env.get("OHCOMMODORE_INBOX_CONCURRENCY") ?? 1),
@@ -68,7 +68,7 @@ export async function runDaemon(): Promise<number> {
     },
     log,
   });
-  service.onInserted = (ids) => scheduler.kick(ids);
+  service.onInserted = (msgs) => scheduler.kick(msgs);
 
   let links: LinkManager | null = null;
   let shipEnd: ShipLinkEnd | null = null;
@@ -107,7 +107,7 @@ export async function runDaemon(): Promise<number> {
       identity: service.me,
       busy: scheduler.busy,
       counts: await store.counts(),
-      queued: await store.countQueued(),
+      queued: await service.flushDelivered().then(() => store.countQueued()),
     }),
     "inbox.identity": () => Promise.resolve(service.me),
     "inbox.send": async ({ args }) => {
@@ -147,6 +147,7 @@ export async function runDaemon(): Promise<number> {
         limit: typeof args.limit === "number" ? args.limit : undefined,
         withOutput: false,
       });
+      await service.flushDelivered();
       const queued = await store.queuedOutbox();
       return {
         messages: msgs.map(recordToWire),
@@ -225,6 +226,7 @@ export async function runDaemon(): Promise<number> {
     } catch { /* closed */ }
     links?.stop();
     await scheduler.stop("interrupted: the daemon stopped");
+    await service.flushDelivered().catch(() => {});
     await store.close();
     await Deno.remove(sock).catch(() => {});
     lock.close();

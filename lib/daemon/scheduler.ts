@@ -4,26 +4,26 @@
  * timeout and bounded output. It reacts to `kick()` at once; there is no
  * polling delay.
  *
- * The arrival order of unread messages is kept here (loaded at start, then
- * told by `kick(ids)` as messages are stored), so taking the next one is an
- * update by id rather than a scan. The database stays the truth: a claim
- * only takes a message that is still unread, so one read, done or deleted
- * by hand meanwhile is skipped.
+ * The unread messages are kept here in arrival order (loaded at start, then
+ * handed over by `kick(msgs)` as they are stored), so taking the next one
+ * is one update by id rather than a scan and a read. The database stays the
+ * truth: a claim only takes a message that is still unread, so one read,
+ * done or deleted by hand meanwhile is skipped.
  */
 import type { FinishArgs } from "../inbox/store.ts";
 import type { Message } from "../inbox/types.ts";
 
 /** Where the scheduler takes messages from and leaves their outcomes. */
 export interface SchedulerQueue {
-  /** Every unread message's id, oldest first. */
-  unread(): Promise<string[]>;
-  /** Those of `ids` still unread, moved to running, in order. */
-  claim(ids: string[]): Promise<Message[]>;
+  /** Every unread message, oldest first. */
+  unread(): Promise<Message[]>;
+  /** Those of `msgs` still unread, moved to running, in order. */
+  claim(msgs: Message[]): Promise<Message[]>;
   /**
-   * Stores a message's outcome (and sends its result on) and claims those
-   * of `next` still unread, in the same step.
+   * Stores the outcome of `m` (and sends its result on) and claims those of
+   * `next` still unread, in the same step.
    */
-  complete(id: string, result: FinishArgs, next: string[]): Promise<Message[]>;
+  complete(m: Message, result: FinishArgs, next: Message[]): Promise<Message[]>;
 }
 
 export interface SchedulerOptions {
@@ -45,7 +45,7 @@ interface Running {
 export class Scheduler {
   private running = new Map<string, Running>();
   /** Unread messages not yet offered to a claim, oldest first. */
-  private unread: string[] = [];
+  private unread: Message[] = [];
   private pumping = false;
   private again = false;
   private stopped = false;
@@ -55,15 +55,15 @@ export class Scheduler {
   /** Loads the unread messages left from before, and starts on them. */
   async begin(): Promise<void> {
     const before = await this.queue.unread();
-    // Messages stored while that was read were told by kick() already.
-    const known = new Set(before);
-    this.unread = [...before, ...this.unread.filter((id) => !known.has(id))];
+    // Messages stored while that was read were handed over by kick() already.
+    const known = new Set(before.map((m) => m.id));
+    this.unread = [...before, ...this.unread.filter((m) => !known.has(m.id))];
     this.kick();
   }
 
-  /** Messages were stored (`ids`, in arrival order): run what can run. */
-  kick(ids: string[] = []): void {
-    this.unread.push(...ids);
+  /** Messages were stored (in arrival order): run what can run. */
+  kick(msgs: Message[] = []): void {
+    this.unread.push(...msgs);
     if (this.stopped) return;
     if (this.pumping) {
       this.again = true;
@@ -87,12 +87,12 @@ export class Scheduler {
     while (!this.stopped && this.unread.length > 0) {
       const room = this.o.limit - this.running.size;
       if (room <= 0) return;
-      const ids = this.unread.splice(0, room);
+      const take = this.unread.splice(0, room);
       let batch: Message[];
       try {
-        batch = await this.queue.claim(ids);
+        batch = await this.queue.claim(take);
       } catch (e) {
-        this.unread.unshift(...ids);
+        this.unread.unshift(...take);
         return this.o.log(`claiming: ${(e as Error).message}`);
       }
       for (const m of batch) this.start(m);
@@ -142,7 +142,7 @@ export class Scheduler {
       const take = this.stopped ? [] : this.unread.splice(0, 1);
       let next: Message[] = [];
       try {
-        next = await this.queue.complete(m.id, {
+        next = await this.queue.complete(m, {
           status: ok ? "done" : "error",
           exit_code: killedFor || status.signal ? null : status.code,
           stdout: out.bytes,

@@ -46,7 +46,13 @@ import type {
 import { MESSAGE_STATUSES } from "./types.ts";
 
 /** A statement parameter; a string array binds as a VARCHAR list. */
-export type Param = string | number | boolean | null | Uint8Array | string[];
+export type Param =
+  | string
+  | number
+  | boolean
+  | null
+  | Uint8Array
+  | (string | null)[];
 export type Query = (sql: string, params?: Param[]) => Promise<Row[]>;
 /** Runs a statement for its effect; how many rows it changed. */
 export type Exec = (sql: string, params?: Param[]) => Promise<number>;
@@ -73,6 +79,8 @@ export interface OutboxKey {
 export interface InboxOps {
   /** Idempotent on id: a duplicate id changes nothing and says inserted:false. */
   insert(msg: NewMessage): Promise<{ inserted: boolean }>;
+  /** insert for many, in order, in two statements; the ids inserted. */
+  insertMany(msgs: NewMessage[]): Promise<string[]>;
   get(id: string): Promise<Message | null>;
   /** Newest first (arrival order, reversed). */
   list(opts?: ListOptions): Promise<Message[]>;
@@ -84,17 +92,24 @@ export interface InboxOps {
   claimNext(): Promise<Message | null>;
   /** Up to `limit` oldest unread messages, moved to running, oldest first. */
   claim(limit: number): Promise<Message[]>;
-  /** Those of `ids` still unread, moved to running, in the order given. */
-  claimIds(ids: string[]): Promise<Message[]>;
-  /** Every unread message's id, oldest first. */
-  unreadIds(): Promise<string[]>;
+  /**
+   * Those of `msgs` (as read earlier) still unread, moved to running, in the
+   * order given.
+   */
+  claimThese(msgs: Message[]): Promise<Message[]>;
+  /** Every unread message, without outputs, oldest first. */
+  unread(): Promise<Message[]>;
   /**
    * Stores the outcome of a running message, outputs bounded to
    * maxOutputBytes each, and returns the finished message. null for an
    * unknown id (e.g. deleted meanwhile); throws "illegal_transition" if the
    * message is not running.
    */
-  finish(id: string, result: FinishArgs): Promise<Message | null>;
+  finish(
+    id: string,
+    result: FinishArgs,
+    running?: Message,
+  ): Promise<Message | null>;
   /** Every running message becomes error "interrupted". Returns how many. */
   markInterrupted(): Promise<number>;
   /**
@@ -109,6 +124,14 @@ export interface InboxOps {
 
   /** Idempotent on (kind, id). */
   enqueueOutbox(entry: NewOutboxEntry): Promise<{ inserted: boolean }>;
+  /**
+   * enqueueOutbox for many, in order, in two statements (one when `fresh`:
+   * the caller knows no entry exists yet); the entries inserted.
+   */
+  enqueueMany(
+    entries: NewOutboxEntry[],
+    opts?: { fresh?: boolean },
+  ): Promise<NewOutboxEntry[]>;
   /** Queued entries in enqueue order (so each sender's order is kept). */
   queuedOutbox(ship?: string): Promise<OutboxEntry[]>;
   /** How many of the keys are known entries; marking twice is harmless. */
@@ -117,8 +140,11 @@ export interface InboxOps {
   noteAttempt(id: string, kind?: OutboxKind): Promise<number | null>;
   countQueued(ship?: string): Promise<number>;
 
-  /** Idempotent on id. */
-  recordSent(msg: Envelope): Promise<{ inserted: boolean }>;
+  /** Idempotent on id (`fresh`: the caller just made the id up). */
+  recordSent(
+    msg: Envelope,
+    opts?: { fresh?: boolean },
+  ): Promise<{ inserted: boolean }>;
   /**
    * Stores the result of a sent message. The first result wins: false if the
    * id is unknown or already has its result.
@@ -148,45 +174,86 @@ export class SqlInboxOps implements InboxOps {
     return this.now().toISOString();
   }
 
-  /**
-   * INSERT unless `exists` finds the key. Never a failing statement: one
-   * aborts the whole (group-committed) transaction, and a caught
-   * duplicate-key error then fails the commit; that once made a redelivered
-   * message fail its link session again and again. The lookup is atomic
-   * with the insert because every operation runs alone on the connection.
-   */
-  async #insertOnce(
-    exists: string,
-    key: Param[],
-    insert: string,
-    params: Param[],
-  ): Promise<boolean> {
-    if ((await this.q(exists, key)).length > 0) return false;
-    await this.exec(insert, params);
-    return true;
-  }
-
   // ---- inbox -------------------------------------------------------------
 
   async insert(msg: NewMessage): Promise<{ inserted: boolean }> {
-    const m = validateEnvelope(msg, this.#iso());
-    const inserted = await this.#insertOnce(
-      "SELECT 1 FROM inbox WHERE id = $1",
-      [m.id],
-      `INSERT INTO inbox (id, sender, recipient, command, created_at,
-         received_at, timeout_s)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [
+    return { inserted: (await this.insertMany([msg])).length === 1 };
+  }
+
+  async insertMany(msgs: NewMessage[]): Promise<string[]> {
+    if (msgs.length === 0) return [];
+    const now = this.#iso();
+    const ms = msgs.map((m) => validateEnvelope(m, now));
+    const taken = await this.#existing("inbox", ms.map((m) => m.id));
+    const fresh = ms.filter((m) => !taken.has(m.id) && taken.add(m.id));
+    if (fresh.length === 0) return [];
+    await this.#insertRows(
+      "inbox",
+      ["id", "sender", "recipient", "command", "created_at", "received_at"],
+      fresh.map((m) => [
         m.id,
         m.sender,
         m.recipient,
         m.command,
         m.created_at,
-        this.#iso(),
-        m.timeout_s,
-      ],
+        now,
+      ]),
+      { column: "timeout_s", values: fresh.map((m) => m.timeout_s) },
     );
-    return { inserted };
+    return fresh.map((m) => m.id);
+  }
+
+  /**
+   * Inserts rows of VARCHAR columns (and one optional DOUBLE column): one
+   * row as VALUES, more as one statement over list parameters (a list
+   * costs ~1 ms to bind, a row ~0.1 ms to insert that way).
+   */
+  async #insertRows(
+    table: "inbox" | "outbox",
+    columns: string[],
+    rows: string[][],
+    double?: { column: string; values: (number | null)[] },
+  ): Promise<void> {
+    const cols = double ? [...columns, double.column] : columns;
+    if (rows.length === 1) {
+      const marks = cols.map((_, i) => `$${i + 1}`).join(", ");
+      await this.exec(
+        `INSERT INTO ${table} (${cols.join(", ")}) VALUES (${marks})`,
+        double ? [...rows[0], double.values[0]] : rows[0],
+      );
+      return;
+    }
+    const lists: Param[] = columns.map((_, i) => rows.map((r) => r[i]));
+    const exprs = columns.map((_, i) => `unnest($${i + 1}::VARCHAR[])`);
+    if (double) {
+      lists.push(double.values.map((v) => v === null ? null : String(v)));
+      exprs.push(`unnest($${lists.length}::VARCHAR[])::DOUBLE`);
+    }
+    await this.exec(
+      `INSERT INTO ${table} (${cols.join(", ")}) SELECT ${exprs.join(", ")}`,
+      lists,
+    );
+  }
+
+  /**
+   * Which of `ids` a table (keyed by id) has already. Inserts look first
+   * rather than fail: a failed statement aborts the whole (group-committed)
+   * transaction, and a caught duplicate-key error then fails the commit;
+   * that once made a redelivered message fail its link session again and
+   * again. ON CONFLICT DO NOTHING costs ten times a plain insert here. The
+   * look is atomic with the insert: every operation runs alone.
+   */
+  async #existing(
+    table: "inbox" | "sent",
+    ids: string[],
+  ): Promise<Set<string>> {
+    const rows = ids.length === 1
+      ? await this.q(`SELECT id FROM ${table} WHERE id = $1`, ids)
+      : await this.q(
+        `SELECT id FROM ${table} WHERE id IN (SELECT unnest($1::VARCHAR[]))`,
+        [ids],
+      );
+    return new Set(rows.map((r) => str(r.id)));
   }
 
   async get(id: string): Promise<Message | null> {
@@ -257,28 +324,33 @@ export class SqlInboxOps implements InboxOps {
       "SELECT id FROM inbox WHERE status = 'unread' ORDER BY seq LIMIT $1",
       [limit],
     );
-    return await this.claimIds(ids.map((r) => str(r.id)));
+    return await this.claimThese(
+      await Promise.all(
+        ids.map(async (r) => (await this.#withoutOutput(str(r.id)))!),
+      ),
+    );
   }
 
-  async claimIds(ids: string[]): Promise<Message[]> {
+  async claimThese(msgs: Message[]): Promise<Message[]> {
     const at = this.#iso();
     const out: Message[] = [];
-    for (const id of ids) {
+    for (const m of msgs) {
       const changed = await this.exec(
         `UPDATE inbox SET status = 'running', started_at = $1
          WHERE id = $2 AND status = 'unread'`,
-        [at, id],
+        [at, m.id],
       );
-      if (changed) out.push((await this.#withoutOutput(id))!);
+      if (changed) out.push({ ...m, status: "running", started_at: at });
     }
     return out;
   }
 
-  async unreadIds(): Promise<string[]> {
+  async unread(): Promise<Message[]> {
     const rows = await this.q(
-      "SELECT id FROM inbox WHERE status = 'unread' ORDER BY seq",
+      `SELECT ${MSG_COLS_NO_OUTPUT} FROM inbox WHERE status = 'unread'
+       ORDER BY seq`,
     );
-    return rows.map((r) => str(r.id));
+    return rows.map(toMessage);
   }
 
   /** A message without its outputs (the cheap read after an update). */
@@ -290,7 +362,11 @@ export class SqlInboxOps implements InboxOps {
     return rows.length ? toMessage(rows[0]) : null;
   }
 
-  async finish(id: string, result: FinishArgs): Promise<Message | null> {
+  async finish(
+    id: string,
+    result: FinishArgs,
+    running?: Message,
+  ): Promise<Message | null> {
     if (result.status !== "done" && result.status !== "error") {
       throw new OhcError(
         "invalid_status",
@@ -327,7 +403,9 @@ export class SqlInboxOps implements InboxOps {
         finishedAt,
       ],
     );
-    if (changed) return { ...(await this.#withoutOutput(id))!, ...outcome };
+    if (changed) {
+      return { ...(running ?? (await this.#withoutOutput(id))!), ...outcome };
+    }
     const status = await this.#statusOf(id);
     if (status === null) return null;
     throw illegal(id, result.status, status, "finish");
@@ -384,33 +462,61 @@ export class SqlInboxOps implements InboxOps {
   // ---- outbox ------------------------------------------------------------
 
   async enqueueOutbox(entry: NewOutboxEntry): Promise<{ inserted: boolean }> {
-    const kind = entry.kind ?? "message";
-    for (const f of ["id", "recipient", "ship"] as const) {
-      if (typeof entry[f] !== "string" || entry[f] === "") {
-        throw new OhcError("invalid_outbox", `outbox entry needs a ${f}`);
+    return { inserted: (await this.enqueueMany([entry])).length === 1 };
+  }
+
+  async enqueueMany(
+    entries: NewOutboxEntry[],
+    opts: { fresh?: boolean } = {},
+  ): Promise<NewOutboxEntry[]> {
+    if (entries.length === 0) return [];
+    for (const entry of entries) {
+      for (const f of ["id", "recipient", "ship"] as const) {
+        if (typeof entry[f] !== "string" || entry[f] === "") {
+          throw new OhcError("invalid_outbox", `outbox entry needs a ${f}`);
+        }
+      }
+      if (entry.payload?.id !== entry.id) {
+        throw new OhcError(
+          "invalid_outbox",
+          `outbox entry ${entry.id}: payload id ${entry.payload?.id} differs`,
+        );
       }
     }
-    if (entry.payload?.id !== entry.id) {
-      throw new OhcError(
-        "invalid_outbox",
-        `outbox entry ${entry.id}: payload id ${entry.payload?.id} differs`,
-      );
+    const keyOf = (e: { kind?: string; id: string }) =>
+      `${e.kind ?? "message"}:${e.id}`;
+    const taken = new Set<string>();
+    if (!opts.fresh) {
+      const rows = entries.length === 1
+        ? await this.q("SELECT kind, id FROM outbox WHERE id = $1", [
+          entries[0].id,
+        ])
+        : await this.q(
+          "SELECT kind, id FROM outbox WHERE id IN (SELECT unnest($1::VARCHAR[]))",
+          [entries.map((e) => e.id)],
+        );
+      for (const r of rows) {
+        taken.add(keyOf({ kind: str(r.kind), id: str(r.id) }));
+      }
     }
-    const inserted = await this.#insertOnce(
-      "SELECT 1 FROM outbox WHERE kind = $1 AND id = $2",
-      [kind, entry.id],
-      `INSERT INTO outbox (kind, id, recipient, ship, payload, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [
-        kind,
-        entry.id,
-        entry.recipient,
-        entry.ship,
-        JSON.stringify(entry.payload),
-        this.#iso(),
-      ],
+    const fresh = entries.filter((e) =>
+      !taken.has(keyOf(e)) && taken.add(keyOf(e))
     );
-    return { inserted };
+    if (fresh.length === 0) return [];
+    const now = this.#iso();
+    await this.#insertRows(
+      "outbox",
+      ["kind", "id", "recipient", "ship", "payload", "created_at"],
+      fresh.map((e) => [
+        e.kind ?? "message",
+        e.id,
+        e.recipient,
+        e.ship,
+        JSON.stringify(e.payload),
+        now,
+      ]),
+    );
+    return fresh;
   }
 
   async queuedOutbox(ship?: string): Promise<OutboxEntry[]> {
@@ -465,16 +571,20 @@ export class SqlInboxOps implements InboxOps {
 
   // ---- sent --------------------------------------------------------------
 
-  async recordSent(msg: Envelope): Promise<{ inserted: boolean }> {
+  async recordSent(
+    msg: Envelope,
+    opts: { fresh?: boolean } = {},
+  ): Promise<{ inserted: boolean }> {
     const m = validateEnvelope(msg, this.#iso());
-    const inserted = await this.#insertOnce(
-      "SELECT 1 FROM sent WHERE id = $1",
-      [m.id],
+    if (!opts.fresh && (await this.#existing("sent", [m.id])).size > 0) {
+      return { inserted: false };
+    }
+    await this.exec(
       `INSERT INTO sent (id, sender, recipient, command, created_at, timeout_s)
        VALUES ($1, $2, $3, $4, $5, $6)`,
       [m.id, m.sender, m.recipient, m.command, m.created_at, m.timeout_s],
     );
-    return { inserted };
+    return { inserted: true };
   }
 
   async recordResult(

@@ -28,6 +28,9 @@ export type LinkEntry =
 
 export type EntryKey = { kind: "message" | "result"; id: string };
 
+/** How long acknowledgements gather before they are marked (see delivered). */
+export const DELIVERED_DELAY_MS = 50;
+
 export const RECIPIENT_RE =
   /^(captain|commodore)@[a-z][a-z0-9]*(-[a-z0-9]+)*$|^commodore$/;
 
@@ -37,9 +40,11 @@ export class InboxService {
   roster: Set<string> | null = null;
   /** Called with entries just queued for `ship`, so its link can send them. */
   onQueued: (ship: string, entries: LinkEntry[]) => void = () => {};
-  /** Called with the ids of messages just inserted, for the scheduler. */
-  onInserted: (ids: string[]) => void = () => {};
+  /** Called with messages just inserted (unread), for the scheduler. */
+  onInserted: (msgs: Message[]) => void = () => {};
   private waiters = new Map<string, Set<() => void>>();
+  private acked: EntryKey[] = [];
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly store: InboxStore,
@@ -94,8 +99,9 @@ export class InboxService {
     recipient: string,
     command: string,
     timeoutS: number | null,
-    id = crypto.randomUUID(),
+    givenId?: string,
   ): Promise<Envelope> {
+    const id = givenId ?? crypto.randomUUID();
     this.validateRecipient(recipient);
     const env: Envelope = {
       id,
@@ -109,14 +115,37 @@ export class InboxService {
     const hop = mine ? null : this.nextHop(recipient);
     if (!mine && !hop) throw new UsageError(`unknown recipient "${recipient}"`);
     const entry: LinkEntry = { kind: "message", id, recipient, payload: env };
-    await this.store.batch(async (tx) => {
-      await tx.recordSent(env);
-      if (mine) await tx.insert(env);
-      else await tx.enqueueOutbox({ ...entry, ship: hop! });
+    const fresh = { fresh: !givenId };
+    const inserted = await this.store.batch(async (tx) => {
+      await tx.recordSent(env, fresh);
+      if (!mine) {
+        await tx.enqueueMany([{ ...entry, ship: hop! }], fresh);
+        return [];
+      }
+      return await tx.insertMany([env]);
     });
-    if (mine) this.onInserted([id]);
+    if (mine) this.onInserted(this.unreadOf([env], inserted));
     else this.onQueued(hop!, [entry]);
     return env;
+  }
+
+  /** The inserted ones of `envs`, as the scheduler sees them. */
+  private unreadOf(envs: Envelope[], inserted: string[]): Message[] {
+    const ids = new Set(inserted);
+    const at = new Date().toISOString();
+    return envs.filter((e) => ids.has(e.id)).map((e) => ({
+      ...e,
+      status: "unread",
+      received_at: at,
+      started_at: null,
+      finished_at: null,
+      exit_code: null,
+      stdout: null,
+      stderr: null,
+      stdout_truncated: false,
+      stderr_truncated: false,
+      error: null,
+    }));
   }
 
   /**
@@ -130,28 +159,34 @@ export class InboxService {
   }
 
   /**
-   * The scheduler's step: stores a message's outcome, routes its result and
-   * claims the next messages (those of `next` still unread), all in one
-   * transaction: one commit per message run.
+   * The scheduler's step: stores the outcome of `m` (running), routes its
+   * result and claims those of `next` still unread, all in one transaction:
+   * one commit per message run.
    */
   async complete(
-    id: string,
+    m: Message,
     result: FinishArgs,
-    next: string[],
+    next: Message[],
   ): Promise<Message[]> {
     const after = new After();
     const claimed = await this.store.batch(async (tx) => {
       after.reset();
-      const m = await tx.finish(id, result);
-      if (m) await this.routeResult(tx, m, after);
-      return await tx.claimIds(next);
+      const done = await tx.finish(m.id, result, m);
+      // A message finishes once (only from running), so its result is new.
+      if (done) await this.routeResult(tx, done, after, { fresh: true });
+      return await tx.claimThese(next);
     });
     after.run(this);
     return claimed;
   }
 
   /** Stores a finished message's result where it goes next (inside tx). */
-  private async routeResult(tx: InboxOps, m: Message, after: After) {
+  private async routeResult(
+    tx: InboxOps,
+    m: Message,
+    after: After,
+    opts: { fresh?: boolean } = {},
+  ) {
     const result = resultOf(m);
     if (!result) return;
     if (m.sender === this.me) {
@@ -167,7 +202,7 @@ export class InboxService {
       recipient: m.sender,
       payload: resultToWire(result),
     };
-    await tx.enqueueOutbox({ ...entry, ship: hop });
+    await tx.enqueueMany([{ ...entry, ship: hop }], opts);
     after.queue(hop, entry);
   }
 
@@ -176,67 +211,45 @@ export class InboxService {
    * a redelivery is not a second message) before they are acknowledged.
    */
   async accept(entries: LinkEntry[], fromShip?: string): Promise<EntryKey[]> {
+    const mine: Envelope[] = [];
+    const results: LinkEntry[] = [];
+    const onward: NewOutboxEntry[] = [];
+    for (const e of entries) {
+      if (this.isMine(e.recipient)) {
+        if (e.kind === "message") mine.push(e.payload);
+        else results.push(e);
+        continue;
+      }
+      if (!this.isFlagship) continue;
+      const hop = this.nextHop(e.recipient);
+      if (hop) onward.push({ ...e, ship: hop } as NewOutboxEntry);
+      else if (e.kind === "message" && fromShip) {
+        onward.push({ ...bounce(e.payload), ship: fromShip });
+      }
+    }
     const after = new After();
     await this.store.batch(async (tx) => {
       after.reset();
-      for (const e of entries) await this.acceptOne(tx, e, after, fromShip);
+      const inserted = await tx.insertMany(mine);
+      after.inserted = this.unreadOf(mine, inserted);
+      for (const r of results) {
+        if (r.kind !== "result") continue;
+        await tx.recordResult(r.id, resultFromWire(r.payload));
+        after.woken.push(r.id);
+      }
+      // Those already queued are on their way already.
+      for (const o of await tx.enqueueMany(onward)) {
+        const { ship, ...entry } = o;
+        after.queue(ship, { kind: "message", ...entry } as LinkEntry);
+      }
     });
     after.run(this);
     return entries.map((e) => ({ kind: e.kind, id: e.id }));
   }
 
-  private async acceptOne(
-    tx: InboxOps,
-    e: LinkEntry,
-    after: After,
-    fromShip?: string,
-  ) {
-    if (this.isMine(e.recipient)) {
-      if (e.kind === "message") {
-        const { inserted } = await tx.insert(e.payload);
-        if (inserted) after.inserted.push(e.id);
-      } else {
-        await tx.recordResult(e.id, resultFromWire(e.payload));
-        after.woken.push(e.id);
-      }
-      return;
-    }
-    if (!this.isFlagship) return;
-    const hop = this.nextHop(e.recipient);
-    if (hop) {
-      const { inserted } = await tx.enqueueOutbox(
-        { ...e, ship: hop } as NewOutboxEntry,
-      );
-      if (inserted) after.queue(hop, e); // else it is on its way already
-    } else if (e.kind === "message" && fromShip) {
-      // Undeliverable: the sender gets an error result.
-      const bounce: LinkEntry = {
-        kind: "result",
-        id: e.id,
-        recipient: e.payload.sender,
-        payload: {
-          id: e.id,
-          status: "error",
-          exit_code: null,
-          stdout_b64: "",
-          stderr_b64: "",
-          stdout_truncated: false,
-          stderr_truncated: false,
-          error: `unknown recipient "${e.recipient}"`,
-          started_at: null,
-          finished_at: new Date().toISOString(),
-        },
-      };
-      const { inserted } = await tx.enqueueOutbox({
-        ...bounce,
-        ship: fromShip,
-      });
-      if (inserted) after.queue(fromShip, bounce);
-    }
-  }
-
   /** What is queued for `ship`, oldest first: a new link session sends it. */
   async queuedFor(ship: string): Promise<LinkEntry[]> {
+    await this.flushDelivered();
     return (await this.store.queuedOutbox(ship)).map((o) =>
       ({
         kind: o.kind,
@@ -247,8 +260,32 @@ export class InboxService {
     );
   }
 
-  async delivered(keys: EntryKey[]): Promise<void> {
-    if (keys.length) await this.store.markDelivered(keys);
+  /**
+   * The peer has stored these entries. Marking them delivered waits up to
+   * DELIVERED_DELAY_MS so that many acknowledgements share one statement
+   * and one commit: should the daemon die first, the entries are sent again
+   * on the next link session and the peer, which keys them by id, keeps
+   * one of each.
+   */
+  delivered(keys: EntryKey[]): void {
+    this.acked.push(...keys);
+    this.ackTimer ??= setTimeout(() => {
+      void this.flushDelivered().catch(() => {/* retried with the next */});
+    }, DELIVERED_DELAY_MS);
+  }
+
+  /** Marks every acknowledged entry delivered now. */
+  async flushDelivered(): Promise<void> {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const keys = this.acked.splice(0, this.acked.length);
+    if (keys.length === 0) return;
+    try {
+      await this.store.markDelivered(keys);
+    } catch (e) {
+      this.acked.unshift(...keys);
+      throw e;
+    }
   }
 
   /** Waits until the result of a sent message is known. */
@@ -296,7 +333,7 @@ export class InboxService {
  * a rolled-back batch runs again). `reset` starts over for a rerun.
  */
 class After {
-  inserted: string[] = [];
+  inserted: Message[] = [];
   woken: string[] = [];
   queued = new Map<string, LinkEntry[]>();
 
@@ -318,4 +355,25 @@ class After {
     for (const id of this.woken) s.wake(id);
     for (const [ship, entries] of this.queued) s.onQueued(ship, entries);
   }
+}
+
+/** The error result that answers a message no one can be reached for. */
+function bounce(env: Envelope): LinkEntry {
+  return {
+    kind: "result",
+    id: env.id,
+    recipient: env.sender,
+    payload: {
+      id: env.id,
+      status: "error",
+      exit_code: null,
+      stdout_b64: "",
+      stderr_b64: "",
+      stdout_truncated: false,
+      stderr_truncated: false,
+      error: `unknown recipient "${env.recipient}"`,
+      started_at: null,
+      finished_at: new Date().toISOString(),
+    },
+  };
 }

@@ -87,6 +87,8 @@ export interface InboxStore extends InboxOps {
 
 interface PendingOp {
   fn: () => Promise<unknown>;
+  /** Raw SQL (`transaction`), which may catch a statement's failure. */
+  raw: boolean;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -206,10 +208,11 @@ class DuckInboxStore {
   }
 
   /** Runs fn after every earlier operation has finished. */
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
+  #serial<T>(fn: () => Promise<T>, raw = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#pending.push({
         fn,
+        raw,
         resolve: resolve as (v: unknown) => void,
         reject,
       });
@@ -253,7 +256,8 @@ class DuckInboxStore {
       // reports success while committing nothing. An operation that caught
       // its own error would take the whole batch down silently: this probe
       // fails in an aborted transaction, so the batch is retried one by one.
-      await this.#query("SELECT 1");
+      // The store's own operations never catch one; raw SQL might.
+      if (batch.some((op) => op.raw)) await this.#query("SELECT 1");
       await this.#exec("COMMIT");
     } catch (e) {
       await this.#conn.run("ROLLBACK").catch(() => {});
@@ -306,7 +310,10 @@ class DuckInboxStore {
   }
 
   transaction<T>(fn: (q: Query) => Promise<T>): Promise<T> {
-    return this.#serial(() => fn((sql, params) => this.#query(sql, params)));
+    return this.#serial(
+      () => fn((sql, params) => this.#query(sql, params)),
+      true,
+    );
   }
 
   async close(): Promise<void> {
@@ -325,18 +332,20 @@ class DuckInboxStore {
 /** The operations a store runs alone, each in its own transaction. */
 const OPS: readonly (keyof InboxOps)[] = [
   "insert",
+  "insertMany",
   "get",
   "list",
   "delete",
   "counts",
   "claimNext",
   "claim",
-  "claimIds",
-  "unreadIds",
+  "claimThese",
+  "unread",
   "finish",
   "markInterrupted",
   "setStatus",
   "enqueueOutbox",
+  "enqueueMany",
   "queuedOutbox",
   "markDelivered",
   "noteAttempt",

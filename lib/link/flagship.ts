@@ -145,9 +145,7 @@ class ShipLink {
             intake.add(msg.entries);
             break;
           case "ack":
-            pusher.acked(msg.keys).catch((e) =>
-              this.log(`link ${this.ship.name}: recording acks: ${e.message}`)
-            );
+            pusher.acked(msg.keys);
             break;
         }
       }

@@ -50,8 +50,8 @@ export class OutboxPusher {
     if (batch.length) this.send(batch);
   }
 
-  async acked(keys: EntryKey[]): Promise<void> {
-    await this.service.delivered(keys);
+  acked(keys: EntryKey[]): void {
+    this.service.delivered(keys);
     for (const k of keys) this.sent.delete(key(k));
   }
 }

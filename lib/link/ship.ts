@@ -59,9 +59,7 @@ export class ShipLinkEnd {
             intake.add(msg.entries);
             break;
           case "ack":
-            pusher.acked(msg.keys).catch((e) =>
-              this.log(`recording acks: ${e.message}`)
-            );
+            pusher.acked(msg.keys);
             break;
         }
       }
