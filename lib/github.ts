@@ -36,6 +36,25 @@ export function parseRepoSlug(slug: string): { owner: string; repo: string } {
   return { owner: m[1], repo: m[2] };
 }
 
+/**
+ * `owner/repo` clones (ship create, voyage sail) need GH_TOKEN, and the
+ * token must read every one of them: checked on the user's machine before
+ * any VM exists. No token: UsageError; no access: OhcError.
+ */
+export async function requireRepoAccess(
+  repos: readonly { owner: string; repo: string }[],
+  token: string | undefined,
+  opts: CheckRepoOptions = {},
+): Promise<void> {
+  if (repos.length === 0) return;
+  if (!token) {
+    throw new UsageError(
+      `GH_TOKEN is required to clone ${repos[0].owner}/${repos[0].repo}`,
+    );
+  }
+  for (const r of repos) await checkRepoAccess(r.owner, r.repo, token, opts);
+}
+
 function defaultApiBase(): string {
   let env: string | undefined;
   try {

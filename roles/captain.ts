@@ -113,6 +113,9 @@ async function runTask(
     tokenFile = `${paths.secrets(home)}/claude_token`;
     await writeFileAtomic(tokenFile, secrets.CLAUDE_CODE_OAUTH_TOKEN);
   }
+  // A root captain runs claude as an unprivileged user (see agent_user.ts).
+  const { prepareAgentRun } = await import("../lib/voyage/agent_user.ts");
+  const asAgent = await prepareAgentRun(a.agent, { checkout, home, tokenFile });
   const inv = agentCommand(a.agent, {
     voyageId: a.voyage_id,
     ship: self.name,
@@ -131,8 +134,10 @@ async function runTask(
         Deno.env.get("PATH") ?? "/usr/bin:/bin"
       }`,
       LANG: Deno.env.get("LANG") ?? "C.UTF-8",
+      ...asAgent.env,
     },
     tokenFile,
+    runAsUser: asAgent.runAsUser,
     allowRoot: Deno.env.get("OHCOMMODORE_CLAUDE_ALLOW_ROOT") === "1",
   });
 

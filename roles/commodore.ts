@@ -398,6 +398,7 @@ function voyageHandlers(
         args as unknown as import("../lib/voyage/sail.ts").SailRequest,
         {
           onProgress,
+          ghToken: secrets.GH_TOKEN,
           register: (voyage, tasks, ships) =>
             daemon(
               "voyage.create",

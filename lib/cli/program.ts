@@ -230,23 +230,14 @@ export function buildProgram(exit: Exit): Command {
         }
         validateName(o.name);
       }
-      const token = Deno.env.get("GH_TOKEN");
-      const github = parsed.filter((p) => p.kind === "github");
-      if (github.length && !token) {
-        throw new UsageError(
-          `GH_TOKEN is required to clone ${specs[parsed.indexOf(github[0])]}`,
-        );
-      }
       if (new Set(specs).size !== specs.length) {
         throw new UsageError("the same ship is named twice");
       }
+      const token = Deno.env.get("GH_TOKEN");
+      const github = parsed.flatMap((p) => p.kind === "github" ? [p] : []);
       if (github.length) {
-        const { checkRepoAccess } = await import("../github.ts");
-        for (const g of github) {
-          if (g.kind === "github") {
-            await checkRepoAccess(g.owner, g.repo, token!);
-          }
-        }
+        const { requireRepoAccess } = await import("../github.ts");
+        await requireRepoAccess(github, token);
       }
       const { bootstrapFromEnv } = await import("../bootstrap.ts");
       const bootstrap = await bootstrapFromEnv();

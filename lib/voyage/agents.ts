@@ -223,7 +223,7 @@ export function agentCommand(
           "agent_root",
           "Claude Code refuses --dangerously-skip-permissions as root, and " +
             "the agent would run as root",
-          "run the agent as a non-root user (runAsUser, e.g. the VM's login user)",
+          "set OHCOMMODORE_AGENT_USER to a non-root user (a root captain picks ohcommodore-agent by itself unless OHCOMMODORE_CLAUDE_ALLOW_ROOT=1)",
         );
       }
       argv = [

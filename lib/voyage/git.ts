@@ -348,10 +348,16 @@ const IN_PROGRESS = [
  * (full history of that branch, plus its tags). Built in a temp dir and
  * renamed into place, so a crash or a concurrent call never leaves half a
  * repo. If the repo already exists it is returned as is (the source is not
- * consulted again).
+ * consulted again). A URL source is cloned with the GitHub token in
+ * `tokenFile` (a 0600 file, read by git's credential helper), if given.
  */
 export async function createVoyageRepo(
-  opts: { dir: string; voyageId: string; source: VoyageSource },
+  opts: {
+    dir: string;
+    voyageId: string;
+    source: VoyageSource;
+    tokenFile?: string;
+  },
 ): Promise<VoyageRepo> {
   const branch = voyageBranch(opts.voyageId);
   const dir = resolve(opts.dir);
@@ -377,7 +383,7 @@ export async function createVoyageRepo(
       const url = source.kind === "path" ? resolve(source.url) : source.url;
       await git(
         [
-          ...(source.kind === "url" ? gitCredentialArgs() : []),
+          ...(source.kind === "url" ? gitCredentialArgs(opts.tokenFile) : []),
           "clone",
           "--quiet",
           "--bare",

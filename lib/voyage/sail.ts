@@ -5,6 +5,7 @@
  */
 import { OhcError, UsageError } from "../errors.ts";
 import type { Progress } from "../fleet/api.ts";
+import { withTokenFile } from "../git.ts";
 import { paths } from "../state/paths.ts";
 import { parseRepoArg } from "../validate.ts";
 import { type AgentKind, validateAgentChoice } from "./agents.ts";
@@ -82,6 +83,8 @@ export async function sail(
       ships: string[],
     ) => Promise<void>;
     onProgress: Progress;
+    /** Clones a private GitHub repo; kept only while cloning. */
+    ghToken?: string;
   },
 ): Promise<SailResult> {
   const id = newVoyageId();
@@ -114,7 +117,11 @@ export async function sail(
     } else if (spec.kind === "path") source = { kind: "path", url: spec.path };
     else throw new UsageError(`voyage repo "${plan.repo}" is not a repository`);
   }
-  const repo = await git.createVoyageRepo({ dir: root, voyageId: id, source });
+  const repo = await withTokenFile(
+    deps.ghToken,
+    (tokenFile) =>
+      git.createVoyageRepo({ dir: root, voyageId: id, source, tokenFile }),
+  );
 
   const ships = Array.from({ length: count }, (_, i) => `${id}-${i + 1}`);
   await deps.register(

@@ -15,6 +15,7 @@ import {
   tcpClientsOf,
 } from "../helpers/exedev_fleet.ts";
 import { exists } from "../helpers/cli.ts";
+import { filesContaining, watchArgv } from "../helpers/secrets.ts";
 
 const ignore = exeDevSkipReason() !== null;
 /** cloudinit/init.sh: no internet steps (the emulated VMs are this host). */
@@ -222,31 +223,16 @@ Deno.test({
 
       // Sample every process's argv (laptop, flagship and ship processes
       // all show in this host's ps) while the ship is created.
-      let done = false;
+      const watch = watchArgv(token);
       let samples = 0;
-      const leaks: string[] = [];
-      const sampler = (async () => {
-        while (!done) {
-          const ps = await new Deno.Command("ps", {
-            args: ["-e", "-ww", "-o", "pid=,args="],
-            stdout: "piped",
-            stderr: "null",
-          }).output();
-          samples++;
-          for (const line of new TextDecoder().decode(ps.stdout).split("\n")) {
-            if (line.includes(token)) leaks.push(line);
-          }
-          await sleep(20);
-        }
-      })();
+      let leaks: string[] = [];
       let r;
       try {
         r = await f.run(["ship", "create", "acme/widgets"], {
           env: { GH_TOKEN: token },
         });
       } finally {
-        done = true;
-        await sampler;
+        ({ samples, leaks } = await watch.stop());
       }
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /Ship ready: widgets \(acme\/widgets\)/);
@@ -368,54 +354,4 @@ Deno.test({
 /** Files under `dir` (not following symlinks) that hold a private key. */
 async function privateKeysUnder(dir: string): Promise<string[]> {
   return (await filesContaining(dir, "PRIVATE KEY")).map((h) => h.path);
-}
-
-/** Every regular file under `dir` whose bytes contain `needle`, with its mode. */
-async function filesContaining(
-  dir: string,
-  needle: string,
-): Promise<{ path: string; mode: number }[]> {
-  const out: { path: string; mode: number }[] = [];
-  const want = new TextEncoder().encode(needle);
-  const walk = async (d: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(d));
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = `${d}/${e.name}`;
-      if (e.isDirectory) await walk(p);
-      else if (e.isFile) {
-        let bytes: Uint8Array;
-        try {
-          bytes = await Deno.readFile(p);
-        } catch {
-          continue;
-        }
-        if (indexOf(bytes, want) >= 0) {
-          out.push({ path: p, mode: (await Deno.lstat(p)).mode! & 0o777 });
-        }
-      }
-    }
-  };
-  await walk(dir);
-  return out;
-}
-
-function indexOf(hay: Uint8Array, needle: Uint8Array): number {
-  const first = needle[0];
-  for (let i = hay.indexOf(first); i >= 0; i = hay.indexOf(first, i + 1)) {
-    if (i + needle.length > hay.length) return -1;
-    let ok = true;
-    for (let j = 1; j < needle.length; j++) {
-      if (hay[i + j] !== needle[j]) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok) return i;
-  }
-  return -1;
 }

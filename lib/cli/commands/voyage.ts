@@ -126,10 +126,12 @@ export function registerVoyage(program: Command, exit: Exit): void {
               );
             }
             if (spec.kind === "path") repo = spec.path;
-            // The flagship clones what the laptop resolved (its GitHub base).
-            if (spec.kind === "github") repo = spec.url;
-            if (spec.kind === "github" && !Deno.env.get("GH_TOKEN")) {
-              throw new UsageError(`GH_TOKEN is required to clone ${repo}`);
+            if (spec.kind === "github") {
+              // As for ship create: the token must read it, before any VM.
+              const { requireRepoAccess } = await import("../../github.ts");
+              await requireRepoAccess([spec], Deno.env.get("GH_TOKEN"));
+              // The flagship clones what the laptop resolved (its GitHub base).
+              repo = spec.url;
             }
           }
           const secrets: Record<string, string> = {};
