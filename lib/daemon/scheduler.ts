@@ -48,6 +48,8 @@ export class Scheduler {
   private unread: Message[] = [];
   private pumping = false;
   private again = false;
+  /** Until begin() has loaded the older unread messages, nothing runs. */
+  private begun = false;
   private stopped = false;
 
   constructor(private queue: SchedulerQueue, private o: SchedulerOptions) {}
@@ -58,13 +60,14 @@ export class Scheduler {
     // Messages stored while that was read were handed over by kick() already.
     const known = new Set(before.map((m) => m.id));
     this.unread = [...before, ...this.unread.filter((m) => !known.has(m.id))];
+    this.begun = true;
     this.kick();
   }
 
   /** Messages were stored (in arrival order): run what can run. */
   kick(msgs: Message[] = []): void {
     this.unread.push(...msgs);
-    if (this.stopped) return;
+    if (this.stopped || !this.begun) return;
     if (this.pumping) {
       this.again = true;
       return;

@@ -1,0 +1,278 @@
+/**
+ * The inbox's moving parts above the store, on real DuckDB and real bash:
+ * batches, routing, the link's pusher and intake, deferred delivery marks,
+ * and the scheduler's arrival order.
+ */
+import assert from "node:assert/strict";
+import { Scheduler } from "../../lib/daemon/scheduler.ts";
+import {
+  DELIVERED_DELAY_MS,
+  type EntryKey,
+  InboxService,
+  type LinkEntry,
+} from "../../lib/inbox/service.ts";
+import { type InboxStore, openStore } from "../../lib/inbox/store.ts";
+import type { Envelope, Message } from "../../lib/inbox/types.ts";
+import { Intake } from "../../lib/link/intake.ts";
+import { OutboxPusher } from "../../lib/link/outbox_pusher.ts";
+import type { Identity } from "../../lib/state/identity.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const captain = (name: string) =>
+  ({ role: "captain", name, flagship: "flag" }) as Identity;
+const commodore = {
+  role: "commodore",
+  name: "flag",
+  flagship: "flag",
+} as Identity;
+
+function envelope(id: string, sender: string, recipient: string): Envelope {
+  return {
+    id,
+    sender,
+    recipient,
+    command: `echo ${id}`,
+    created_at: new Date().toISOString(),
+    timeout_s: null,
+  };
+}
+
+const msgEntry = (id: string, from: string, to: string): LinkEntry => ({
+  kind: "message",
+  id,
+  recipient: to,
+  payload: envelope(id, from, to),
+});
+
+async function withStore(fn: (s: InboxStore) => Promise<void>) {
+  const s = await openStore(":memory:");
+  try {
+    await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+Deno.test("batch: its operations commit together, or none of them does", async () => {
+  await withStore(async (s) => {
+    await s.batch(async (tx) => {
+      await tx.insert({
+        id: "a",
+        sender: "x@y",
+        recipient: "captain@b",
+        command: "",
+      });
+      await tx.recordSent(envelope("a", "x@y", "captain@b"));
+    });
+    await assert.rejects(
+      s.batch(async (tx) => {
+        await tx.insert({
+          id: "b",
+          sender: "x@y",
+          recipient: "captain@b",
+          command: "",
+        });
+        throw new Error("changed my mind");
+      }),
+      /changed my mind/,
+    );
+    assert.deepEqual((await s.list()).map((m) => m.id), ["a"]);
+    assert.ok(await s.getSent("a"));
+  });
+});
+
+Deno.test("insertMany: one batch with duplicates inside and from before keeps one of each, in order", async () => {
+  await withStore(async (s) => {
+    await s.insert({
+      id: "old",
+      sender: "x@y",
+      recipient: "captain@b",
+      command: "",
+    });
+    const ids = ["n1", "old", "n2", "n1", "n3"];
+    const inserted = await s.insertMany(
+      ids.map((id) => ({
+        id,
+        sender: "x@y",
+        recipient: "captain@b",
+        command: id,
+      })),
+    );
+    assert.deepEqual(inserted, ["n1", "n2", "n3"]);
+    // Arrival order is the batch's order.
+    assert.deepEqual((await s.unread()).map((m) => m.id), [
+      "old",
+      "n1",
+      "n2",
+      "n3",
+    ]);
+    assert.equal((await s.get("n2"))?.command, "n2");
+  });
+});
+
+Deno.test("the flagship stores a burst of entries in one go: its own, forwards, bounces", async () => {
+  await withStore(async (s) => {
+    const svc = new InboxService(s, commodore);
+    svc.roster = new Set(["alpha", "beta"]);
+    const queued: [string, string[]][] = [];
+    const inserted: string[] = [];
+    svc.onQueued = (ship, es) => queued.push([ship, es.map((e) => e.id)]);
+    svc.onInserted = (ms) => inserted.push(...ms.map((m) => m.id));
+    const burst = [
+      msgEntry("m1", "captain@alpha", "captain@beta"),
+      msgEntry("m2", "captain@alpha", "commodore"),
+      msgEntry("m3", "captain@alpha", "captain@ghost"),
+      msgEntry("m4", "captain@alpha", "captain@beta"),
+    ];
+    const acked = await svc.accept(burst, "alpha");
+    assert.deepEqual(acked.map((k) => k.id), ["m1", "m2", "m3", "m4"]);
+    assert.deepEqual(inserted, ["m2"]);
+    assert.deepEqual(queued, [["beta", ["m1", "m4"]], ["alpha", ["m3"]]]);
+    const bounce = (await s.queuedOutbox("alpha"))[0];
+    assert.equal(bounce.kind, "result");
+    assert.match(String((bounce.payload as { error: string }).error), /ghost/);
+    // A redelivery of the whole burst changes nothing and queues nothing.
+    queued.length = 0;
+    inserted.length = 0;
+    await svc.accept(burst, "alpha");
+    assert.deepEqual([queued, inserted], [[], []]);
+    assert.equal(await s.countQueued(), 3);
+  });
+});
+
+Deno.test("pusher: what is queued goes first, entries offered meanwhile follow, each once per session", async () => {
+  await withStore(async (s) => {
+    const svc = new InboxService(s, captain("alpha"));
+    for (const id of ["q1", "q2"]) {
+      await s.enqueueOutbox({
+        ...msgEntry(id, "captain@alpha", "captain@b"),
+        ship: "flag",
+      });
+    }
+    const sent: string[][] = [];
+    const pusher = new OutboxPusher(
+      svc,
+      "flag",
+      (es) => sent.push(es.map((e) => e.id)),
+    );
+    pusher.offer([msgEntry("early", "captain@alpha", "captain@b")]);
+    pusher.offer([msgEntry("q2", "captain@alpha", "captain@b")]); // also queued
+    await pusher.start();
+    pusher.offer([msgEntry("l1", "captain@alpha", "captain@b")]);
+    pusher.offer([msgEntry("l2", "captain@alpha", "captain@b")]);
+    await sleep(10);
+    assert.deepEqual(sent, [["q1", "q2", "early"], ["l1", "l2"]]);
+  });
+});
+
+Deno.test("acknowledged entries are marked delivered in one batch, and before a new session reads the queue", async () => {
+  await withStore(async (s) => {
+    const svc = new InboxService(s, captain("alpha"));
+    for (const id of ["a", "b", "c"]) {
+      await s.enqueueOutbox({
+        ...msgEntry(id, "captain@alpha", "captain@b"),
+        ship: "flag",
+      });
+    }
+    svc.delivered([{ kind: "message", id: "a" }]);
+    svc.delivered([{ kind: "message", id: "b" }]);
+    assert.equal(await s.countQueued(), 3); // not yet
+    await sleep(DELIVERED_DELAY_MS + 100);
+    assert.equal(await s.countQueued(), 1);
+    svc.delivered([{ kind: "message", id: "c" }]);
+    assert.deepEqual(await svc.queuedFor("flag"), []); // flushed first
+  });
+});
+
+Deno.test("intake: entries arriving while a batch is stored go into the next one, in order", async () => {
+  const batches: string[][] = [];
+  const acks: EntryKey[][] = [];
+  let release = () => {};
+  const intake = new Intake(
+    async (es) => {
+      batches.push(es.map((e) => e.id));
+      if (batches.length === 1) await new Promise<void>((r) => release = r);
+      return es.map((e) => ({ kind: e.kind, id: e.id }));
+    },
+    (keys) => acks.push(keys),
+    (e) => assert.fail(e.message),
+  );
+  intake.add([msgEntry("1", "a@a", "captain@b")]);
+  for (const id of ["2", "3", "4"]) {
+    intake.add([msgEntry(id, "a@a", "captain@b")]);
+  }
+  release();
+  await sleep(10);
+  assert.deepEqual(batches, [["1"], ["2", "3", "4"]]);
+  assert.deepEqual(acks.flat().map((k) => k.id), ["1", "2", "3", "4"]);
+});
+
+Deno.test("intake: a failure to store ends the session and acknowledges nothing more", async () => {
+  const acks: string[] = [];
+  let failed = "";
+  const intake = new Intake(
+    () => Promise.reject(new Error("disk full")),
+    (keys) => acks.push(...keys.map((k) => k.id)),
+    (e) => failed = e.message,
+  );
+  intake.add([msgEntry("1", "a@a", "captain@b")]);
+  await sleep(10);
+  assert.equal(failed, "disk full");
+  assert.deepEqual(acks, []);
+});
+
+Deno.test("scheduler: runs in arrival order, one at a time, skips what was handled by hand, picks up what was unread before", async () => {
+  const dir = await Deno.makeTempDir();
+  await withStore(async (s) => {
+    const svc = new InboxService(s, captain("alpha"));
+    const env = (id: string) => ({
+      ...envelope(id, "captain@alpha", "captain@alpha"),
+      command: `echo ${id} >> order.txt; sleep 0.05`,
+    });
+    await s.insert(env("before1")); // stored before the scheduler began
+    await s.insert(env("before2"));
+    const results: string[] = [];
+    svc.onQueued = () => {};
+    const sch = new Scheduler({
+      unread: () => s.unread(),
+      claim: (ms) => s.claimThese(ms),
+      complete: async (m, r, next) => {
+        const claimed = await svc.complete(m, r, next);
+        results.push(m.id);
+        return claimed;
+      },
+    }, {
+      cwd: dir,
+      limit: 1,
+      defaultTimeoutS: 30,
+      maxOutputBytes: 1024,
+      env: { PATH: "/usr/bin:/bin" },
+      log: () => {},
+    });
+    svc.onInserted = (ms) => sch.kick(ms);
+    const sendAll = (async () => {
+      for (const id of ["n1", "n2", "n3", "n4"]) {
+        await svc.send("captain@alpha", env(id).command, null, id);
+      }
+    })();
+    await sch.begin();
+    await sendAll;
+    await s.setStatus("n3", "pending"); // taken for manual handling
+    while (results.length < 5) await sleep(20);
+    await sleep(100);
+    await sch.stop();
+    const order = (await Deno.readTextFile(`${dir}/order.txt`)).trim().split(
+      "\n",
+    );
+    assert.deepEqual(order, ["before1", "before2", "n1", "n2", "n4"]);
+    assert.equal((await s.get("n3"))?.status, "pending");
+    assert.deepEqual(
+      (await s.list({ status: "done" })).map((m: Message) => m.id).sort(),
+      ["before1", "before2", "n1", "n2", "n4"],
+    );
+    // Each result reached its sender (itself here) once.
+    assert.equal((await s.getSent("n4"))?.status, "done");
+  });
+  await Deno.remove(dir, { recursive: true });
+});
