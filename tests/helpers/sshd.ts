@@ -74,6 +74,8 @@ export interface SshdOptions {
   forceCommand?: string;
   /** Only this user may log in (AllowUsers). Default: any user. */
   user?: string;
+  /** Environment for sessions (sshd SetEnv). */
+  env?: Record<string, string>;
   /** More sshd_config lines, appended last. */
   extraConfig?: string[];
 }
@@ -255,6 +257,21 @@ function buildConfig(
     "Subsystem sftp internal-sftp",
   ];
   if (opts.user !== undefined) lines.push(`AllowUsers ${opts.user}`);
+  // sshd runs every command through the user's shell, and bash started by
+  // sshd sources ~/.bashrc unless SHLVL says it is nested: a developer's
+  // rc file (here root's, whose pyenv hook waited a minute on a stale lock)
+  // must not slow or hang a test server.
+  const env = { SHLVL: "1", ...opts.env };
+  lines.push(
+    `SetEnv ${
+      Object.entries(env).map(([k, v]) => {
+        if (/["\n\r]/.test(v)) {
+          throw new Error(`unsupported env value for ${k}`);
+        }
+        return `"${k}=${v}"`;
+      }).join(" ")
+    }`,
+  );
   if (opts.forceCommand !== undefined) {
     if (/[\n\r]/.test(opts.forceCommand)) {
       throw new Error("forceCommand must be one line");

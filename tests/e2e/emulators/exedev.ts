@@ -246,9 +246,6 @@ export async function startExeDev(opts: ExeDevOptions): Promise<ExeDev> {
     "MaxSessions 100",
   ];
   const denoDir = Deno.env.get("DENO_DIR");
-  if (denoDir && !/[\s"]/.test(denoDir)) {
-    extraConfig.push(`SetEnv "DENO_DIR=${denoDir}"`);
-  }
   const lobby: Sshd = await startSshd({
     dir: p.lobby,
     authorizedKeys: [],
@@ -262,6 +259,7 @@ export async function startExeDev(opts: ExeDevOptions): Promise<ExeDev> {
       LOBBY_MAIN,
       dir,
     ].map(shq).join(" "),
+    env: denoDir && !/[\s"]/.test(denoDir) ? { DENO_DIR: denoDir } : {},
     extraConfig,
   });
 
