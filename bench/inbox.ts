@@ -573,94 +573,86 @@ await storeCost();
 
 /**
  * (c) The receiver's database work per message, without processes or
- * links: the store operations its daemon runs for each message it receives
- * and answers, timed in this process on a scratch database file.
+ * links: what its daemon does in the store for each message it receives,
+ * runs and answers (store a link batch, finish it + send its result on +
+ * claim the next in one transaction, mark the result delivered), timed in
+ * this process on a scratch database file, for link batches of 1 and 20.
  */
 async function storeCost() {
   const { openStore } = await import("../lib/inbox/store.ts");
-  const { resultOf, resultToWire } = await import("../lib/inbox/types.ts");
+  const { InboxService } = await import("../lib/inbox/service.ts");
   const dir = await Deno.makeTempDir({ prefix: "ohc-bench-store-" });
   const store = await openStore(`${dir}/data.duckdb`);
+  const svc = new InboxService(
+    store,
+    {
+      role: "captain",
+      name: "receiver",
+      flagship: "flagship",
+    } as ConstructorParameters<typeof InboxService>[1],
+  );
   const M = 200;
-  const cost: Record<string, number> = {};
-  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    const r = await fn();
-    cost[name] = (cost[name] ?? 0) + performance.now() - t0;
-    return r;
-  };
   try {
-    for (let i = 0; i < M; i++) {
-      const id = crypto.randomUUID();
-      await timed("insert (message arrives)", () =>
-        store.insert({
-          id,
-          sender: "captain@sender1",
-          recipient: "captain@receiver",
-          command: "true",
-        }));
-      await timed("claim", () => store.claim(1));
-      await timed("finish", () =>
-        store.finish(id, {
-          status: "done",
-          exit_code: 0,
-          stdout: "",
-          stderr: "",
-        }));
-      const m = await timed("get", () => store.get(id));
-      await timed("enqueueOutbox (result)", () =>
-        store.enqueueOutbox({
-          kind: "result",
-          id,
-          recipient: "captain@sender1",
-          ship: "flagship",
-          payload: resultToWire(resultOf(m!)!),
-        }));
-      await timed(
-        "queuedOutbox (link push)",
-        () => store.queuedOutbox("flagship"),
-      );
-      await timed(
-        "markDelivered (ack)",
-        () => store.markDelivered([{ kind: "result", id }]),
-      );
-    }
-    const total = Object.values(cost).reduce((a, b) => a + b, 0) / M;
     console.log(
       `(c) the receiver's store alone, per message (${M} messages, this process, ` +
         `scratch DuckDB file):`,
     );
-    for (const [k, v] of Object.entries(cost)) {
-      console.log(`      ${k.padEnd(28)} ${(v / M).toFixed(2).padStart(6)} ms`);
-    }
-    console.log(
-      `      ${"total".padEnd(28)} ${total.toFixed(2).padStart(6)} ms ` +
-        `-> at most ${(1000 / total).toFixed(0)} msg/s from the store alone`,
-    );
-    // An unacknowledged backlog makes every push read all of it again.
-    for (const backlog of [250, 1000]) {
-      while ((await store.countQueued("flagship")) < backlog) {
-        const id = crypto.randomUUID();
-        await store.enqueueOutbox({
-          kind: "message",
-          id,
-          recipient: "captain@receiver",
-          ship: "flagship",
-          payload: {
+    for (const batch of [1, 20]) {
+      const cost = { accept: 0, complete: 0, delivered: 0 };
+      const timed = async <T>(k: keyof typeof cost, fn: () => Promise<T>) => {
+        const t0 = performance.now();
+        const r = await fn();
+        cost[k] += performance.now() - t0;
+        return r;
+      };
+      let unread: Parameters<typeof svc.complete>[2] = [];
+      svc.onInserted = (ms) => unread.push(...ms);
+      for (let i = 0; i < M; i += batch) {
+        const entries = Array.from({ length: batch }, () => {
+          const id = crypto.randomUUID();
+          return {
+            kind: "message" as const,
             id,
-            sender: "captain@sender1",
             recipient: "captain@receiver",
-            command: "true",
-            created_at: new Date().toISOString(),
-            timeout_s: null,
-          },
+            payload: {
+              id,
+              sender: "captain@sender1",
+              recipient: "captain@receiver",
+              command: "true",
+              created_at: new Date().toISOString(),
+              timeout_s: null,
+            },
+          };
         });
+        await timed("accept", () => svc.accept(entries));
+        let [running] = await store.claimThese(unread.splice(0, 1));
+        while (running) {
+          const next = await timed("complete", () =>
+            svc.complete(running, {
+              status: "done",
+              exit_code: 0,
+              stdout: "",
+              stderr: "",
+            }, unread.splice(0, 1)));
+          svc.delivered([{ kind: "result", id: running.id }]);
+          running = next[0];
+        }
+        // The daemon marks a burst of acknowledgements at once.
+        await timed("delivered", () => svc.flushDelivered());
       }
-      const t0 = performance.now();
-      for (let i = 0; i < 10; i++) await store.queuedOutbox("flagship");
+      unread = [];
+      const total = cost.accept + cost.complete + cost.delivered;
       console.log(
-        `      queuedOutbox with ${backlog} queued: ` +
-          `${((performance.now() - t0) / 10).toFixed(1)} ms per push`,
+        `      link batches of ${String(batch).padStart(2)}: store a batch ` +
+          `${(cost.accept / M).toFixed(2)}, finish+claim ` +
+          `${(cost.complete / M).toFixed(2)}, mark delivered ` +
+          `${(cost.delivered / M).toFixed(2)} -> ${
+            (total / M).toFixed(2)
+          } ms ` +
+          `(at most ${
+            (1000 * M / total).toFixed(0)
+          } msg/s from the store alone; ` +
+          `acknowledgements share one mark per ${DELIVERED_BATCH} ms in the daemon)`,
       );
     }
   } finally {
