@@ -651,8 +651,7 @@ async function storeCost() {
           } ms ` +
           `(at most ${
             (1000 * M / total).toFixed(0)
-          } msg/s from the store alone; ` +
-          `acknowledgements share one mark per ${DELIVERED_BATCH} ms in the daemon)`,
+          } msg/s from the store alone)`,
       );
     }
   } finally {
