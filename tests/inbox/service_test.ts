@@ -12,7 +12,8 @@ import {
   type LinkEntry,
 } from "../../lib/inbox/service.ts";
 import { type InboxStore, openStore } from "../../lib/inbox/store.ts";
-import type { Envelope, Message } from "../../lib/inbox/types.ts";
+import type { Message } from "../../lib/inbox/types.ts";
+import { envelope } from "../helpers/inbox.ts";
 import { Intake } from "../../lib/link/intake.ts";
 import { OutboxPusher } from "../../lib/link/outbox_pusher.ts";
 import type { Identity } from "../../lib/state/identity.ts";
@@ -26,17 +27,6 @@ const commodore = {
   name: "flag",
   flagship: "flag",
 } as Identity;
-
-function envelope(id: string, sender: string, recipient: string): Envelope {
-  return {
-    id,
-    sender,
-    recipient,
-    command: `echo ${id}`,
-    created_at: new Date().toISOString(),
-    timeout_s: null,
-  };
-}
 
 const msgEntry = (id: string, from: string, to: string): LinkEntry => ({
   kind: "message",

@@ -13,6 +13,7 @@ import {
   openStore,
 } from "../../lib/inbox/store.ts";
 import { bound } from "../../lib/inbox/rows.ts";
+import { envelope } from "../helpers/inbox.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../lib/inbox/schema.ts";
 import {
   type Envelope,
@@ -687,16 +688,7 @@ Deno.test("setStatus: unknown id is false; illegal transitions are refused clear
 
 // ---- outbox --------------------------------------------------------------
 
-function env(id: string, sender: string, recipient: string): Envelope {
-  return {
-    id,
-    sender,
-    recipient,
-    command: `echo ${id}`,
-    created_at: new Date().toISOString(),
-    timeout_s: null,
-  };
-}
+const env = envelope;
 
 Deno.test("outbox: idempotent enqueue, per-sender order, per ship, delivery", async () => {
   await withStore(async (s) => {
