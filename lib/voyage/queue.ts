@@ -5,6 +5,7 @@
  * transition is recorded in task_events with time and ship.
  */
 import { UsageError } from "../errors.ts";
+import { chainRanks } from "./dag.ts";
 import type { InboxStore, Query, Row } from "../inbox/store.ts";
 import { num, numOrNull, str, strOrNull } from "../inbox/store.ts";
 
@@ -217,8 +218,10 @@ export class VoyageQueue {
   }
 
   /**
-   * Gives `ship` the next ready task (all blockers done), or null. Tasks
-   * whose lease ran out go back to pending first (or fail, past the limit).
+   * Gives `ship` the next ready task (all blockers done), or null: the one
+   * with the longest chain of tasks after it (`chainRanks`), ties in plan
+   * order. Tasks whose lease ran out go back to pending first (or fail,
+   * past the limit).
    */
   claim(voyage: string, ship: string): Promise<Task | null> {
     return this.store.transaction(async (q) => {
@@ -232,9 +235,15 @@ export class VoyageQueue {
       const done = new Set(
         tasks.filter((t) => t.status === "done").map((t) => t.id),
       );
-      const next = tasks.find((t) =>
-        t.status === "pending" && t.blocked_by.every((b) => done.has(b))
+      // Longest chain first: the task that holds up the most work after it.
+      const rank = chainRanks(
+        tasks.map((t) => ({ id: t.id, blockedBy: t.blocked_by })),
       );
+      const next = tasks.filter((t) =>
+        t.status === "pending" && t.blocked_by.every((b) =>
+          done.has(b)
+        )
+      ).sort((a, b) => rank.get(b.id)! - rank.get(a.id)! || a.ord - b.ord)[0];
       if (!next) return null;
       const now = this.iso();
       await q(
