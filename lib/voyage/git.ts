@@ -431,6 +431,12 @@ async function emptyCommit(repo: string, message: string): Promise<string> {
     .trim();
 }
 
+/** The branch's tip in the voyage's bare repo. */
+export async function branchTip(bare: string, branch: string): Promise<string> {
+  checkBranch(branch);
+  return await mustCommit(resolve(bare), `refs/heads/${branch}`);
+}
+
 // ---------------------------------------------------------------------------
 // 2. checkouts
 

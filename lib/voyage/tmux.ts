@@ -18,8 +18,9 @@
  * built with `quoteArgv`, so nothing in argv is ever re-parsed. The wrapper
  * is a file, not a `bash -c` argument, because tmux refuses a command longer
  * than its 16 KiB message limit ("command too long") and a task's command
- * can be long. The caller polls for the exit file every 50 ms (and checks
- * every second that the window still exists). Environment values never
+ * can be long. The caller watches the run dir for the exit file (inotify;
+ * polling every 50 ms where that is unavailable) and checks every second
+ * that the window still exists. Environment values never
  * appear in any argv (not in tmux's, not in the wrapper's): they are written
  * to a 0600 file in the 0700 run dir, sourced by the wrapper and deleted at
  * once; the run dir is removed when the command has ended.
@@ -51,6 +52,8 @@ import { quoteArg, quoteArgv } from "../transport/shell_quote.ts";
 export const DEFAULT_SESSION = "voyage";
 export const DEFAULT_LINGER_SECONDS = 30;
 const POLL_MS = 50;
+/** With a watch on the run dir the exit file is seen at once; this is the fallback. */
+const WATCHED_POLL_MS = 250;
 const WINDOW_CHECK_MS = 1000;
 
 export interface RunOptions {
@@ -295,6 +298,54 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Wakes a waiter when anything changes in `dir` (inotify through
+ * Deno.watchFs), so the exit file is read the moment the wrapper writes it
+ * instead of up to a poll interval later. Where watching is not available,
+ * waits are plain sleeps.
+ */
+function dirChanges(dir: string): {
+  wait(ms: number, signal?: AbortSignal): Promise<void>;
+  watching: boolean;
+  close(): void;
+} {
+  let watcher: Deno.FsWatcher | null = null;
+  try {
+    watcher = Deno.watchFs(dir, { recursive: false });
+  } catch {
+    watcher = null;
+  }
+  let wake: () => void = () => {};
+  if (watcher) {
+    const w = watcher;
+    void (async () => {
+      try {
+        for await (const _ of w) wake();
+      } catch { /* closed */ }
+    })();
+  }
+  return {
+    watching: watcher !== null,
+    wait: (ms, signal) =>
+      new Promise((resolve) => {
+        const t = setTimeout(done, ms);
+        function done() {
+          clearTimeout(t);
+          wake = () => {};
+          signal?.removeEventListener("abort", done);
+          resolve();
+        }
+        wake = done;
+        signal?.addEventListener("abort", done, { once: true });
+      }),
+    close: () => {
+      try {
+        watcher?.close();
+      } catch { /* already closed */ }
+    },
+  };
+}
+
 async function readExit(path: string): Promise<number | undefined> {
   let text: string;
   try {
@@ -391,6 +442,7 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
   await ensureLogDir(opts.logFile);
 
   const dir = await Deno.makeTempDir({ prefix: "ohc-run-" });
+  let changes: ReturnType<typeof dirChanges> | undefined;
   await Deno.chmod(dir, 0o700);
   try {
     await Deno.writeTextFile(`${dir}/env`, envFileText(opts.env), {
@@ -415,6 +467,7 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
       { mode: 0o600, createNew: true },
     );
     await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
+    changes = dirChanges(dir); // before the window exists: no write is missed
     const nw = await tmux(opts.socket, [
       "new-window",
       "-d",
@@ -465,9 +518,13 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
           return { code: 129, lost: true, via: "tmux", windowId };
         }
       }
-      await sleep(POLL_MS, opts.signal);
+      await changes.wait(
+        changes.watching ? WATCHED_POLL_MS : POLL_MS,
+        opts.signal,
+      );
     }
   } finally {
+    changes?.close();
     await Deno.remove(dir, { recursive: true }).catch(() => undefined);
   }
 }
