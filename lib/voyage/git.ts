@@ -451,7 +451,7 @@ export async function branchTip(bare: string, branch: string): Promise<string> {
  * `tip`: the commit wanted. When the checkout already holds it (a ship that
  * built the previous task, landed as a fast-forward), nothing is fetched
  * and `bare` may be omitted; when it doesn't and there is no `bare`, this
- * fails with code `need_base` and changes nothing. With a `bare` the tip is
+ * fails with code `need_base` before the work tree is touched. With a `bare` the tip is
  * the branch's tip there, whatever `tip` says.
  * No process may be working in the checkout while this runs.
  */
@@ -470,16 +470,10 @@ export async function prepareCheckout(
   const b = opts.branch;
 
   const gitDir = await gitDirOf(dir);
-  let have: string | null = null;
-  if (gitDir && opts.tip) have = await commitOf(dir, opts.tip);
-  if (!have && opts.bare === undefined) {
-    throw new OhcError(
-      "need_base",
-      `${dir} does not hold ${opts.tip?.slice(0, 12) ?? "the voyage tip"}`,
-      "send the voyage's bundle",
-    );
+  if (opts.bare === undefined && (!gitDir || !opts.tip)) {
+    throw needBase(dir, opts.tip);
   }
-  const src = have ? null : await sourceArg(opts.bare!);
+  const src = opts.bare === undefined ? null : await sourceArg(opts.bare);
   const isolated = src?.local ?? true;
 
   let configure = true;
@@ -495,11 +489,13 @@ export async function prepareCheckout(
       await git(["merge", "--abort"], { cwd: dir, allowFail: true });
     }
     if (src) await git(["config", "remote.origin.url", src.arg], { cwd: dir });
-    const mine = await git(["config", "--local", "--get", "user.email"], {
-      cwd: dir,
-      allowFail: true,
-    });
-    configure = mine.stdout.trim() !== GIT_EMAIL;
+    // The marker written last below, read from the file rather than with a
+    // git run (this is on every task's path); a person's edit of it only
+    // means configuring again.
+    const config = await Deno.readTextFile(join(gitDir, "config")).catch(
+      () => "",
+    );
+    configure = !config.includes(`email = ${GIT_EMAIL}\n`);
   } else {
     if ((await exists(dir)) && !(await isEmptyDir(dir))) {
       throw new OhcError(
@@ -521,8 +517,8 @@ export async function prepareCheckout(
       isolated,
     });
   }
-  let tip = have;
-  if (!tip) {
+  let tip = opts.tip;
+  if (src) {
     await git(
       [
         "fetch",
@@ -536,9 +532,18 @@ export async function prepareCheckout(
     );
     tip = await mustCommit(dir, `refs/remotes/origin/${b}`);
   }
-  await git(["checkout", "--quiet", "--force", "--no-track", "-B", b, tip], {
-    cwd: dir,
-  });
+  const co = await git(
+    ["checkout", "--quiet", "--force", "--no-track", "-B", b, tip!],
+    { cwd: dir, allowFail: true },
+  );
+  if (co.code !== 0) {
+    // Nothing fetched and the commit isn't here: the flagship sends a bundle.
+    if (!src && !(await commitOf(dir, tip!))) throw needBase(dir, tip);
+    throw new OhcError(
+      "git_failed",
+      `git checkout failed in ${dir}: ${brief(co.stderr || co.stdout)}`,
+    );
+  }
   // (checkout --force already reset the index and tracked files)
   await git(["clean", "--quiet", "-ffd", ...(opts.keepIgnored ? [] : ["-x"])], {
     cwd: dir,
@@ -550,8 +555,16 @@ export async function prepareCheckout(
     await git(["config", "user.name", GIT_NAME], { cwd: dir });
     await git(["config", "user.email", GIT_EMAIL], { cwd: dir }); // last: the marker
   }
-  await git(["update-ref", BASE_REF, tip], { cwd: dir });
-  return tip;
+  await git(["update-ref", BASE_REF, tip!], { cwd: dir });
+  return tip!;
+}
+
+function needBase(dir: string, tip: string | undefined): OhcError {
+  return new OhcError(
+    "need_base",
+    `${dir} does not hold ${tip?.slice(0, 12) ?? "the voyage tip"}`,
+    "send the voyage's bundle",
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -675,14 +688,13 @@ export async function integrateTask(
     return side;
   };
 
-  await fetchCommit(bare, opts.source, commit, incoming);
+  const info = await fetchCommit(bare, opts.source, commit, incoming);
   let worktree: string | null = null;
   let lock: Deno.FsFile | null = null;
   let keep = true; // the incoming ref stays until the work is safe elsewhere
   let incomingGone = false;
   try {
     const tip0 = await mustCommit(bare, ref);
-    const info = await readCommit(bare, commit);
     // The usual case, a task built on the current tip: it lands as a
     // fast-forward, and the history checks below could not say otherwise.
     const onTip0 = info.parents.length === 1 && info.parents[0] === tip0;
@@ -710,6 +722,33 @@ export async function integrateTask(
       worktree = await addWorktree(bare, opts.worktreeDir, opts.taskId, commit);
     }
     if (opts.serialize !== false) lock = await landingLock(bare);
+    // Compare-and-swap, and the incoming ref goes in the same atomic
+    // transaction: one git run, and never a moment where neither holds it.
+    const land = async (next: string, tip: string) => {
+      const upd = await git(
+        [
+          "update-ref",
+          "-m",
+          `ohcommodore: land task ${opts.taskId}`,
+          "--stdin",
+        ],
+        {
+          cwd: bare,
+          allowFail: true,
+          stdin: `update ${ref} ${next} ${tip}\ndelete ${incoming}\n`,
+        },
+      );
+      if (upd.code === 0) {
+        keep = false;
+        incomingGone = true;
+      }
+      return upd;
+    };
+    // Built on tip0: try it without reading the tip again (the CAS checks
+    // that it is still tip0; if not, the loop below looks properly).
+    if (onTip0 && (await land(commit, tip0)).code === 0) {
+      return { ok: true, tip: commit, rebased: false, attempts: 1 };
+    }
     for (let attempt = 1;; attempt++) {
       const tip = await mustCommit(bare, ref);
       let next: string;
@@ -745,24 +784,8 @@ export async function integrateTask(
           return { ok: true, tip, rebased, attempts: attempt };
         }
       }
-      // Compare-and-swap, and the incoming ref goes in the same atomic
-      // transaction: one git run, and never a moment where neither holds it.
-      const upd = await git(
-        [
-          "update-ref",
-          "-m",
-          `ohcommodore: land task ${opts.taskId}`,
-          "--stdin",
-        ],
-        {
-          cwd: bare,
-          allowFail: true,
-          stdin: `update ${ref} ${next} ${tip}\ndelete ${incoming}\n`,
-        },
-      );
+      const upd = await land(next, tip);
       if (upd.code === 0) {
-        keep = false;
-        incomingGone = true;
         return { ok: true, tip: next, rebased, attempts: attempt };
       }
       if (attempt >= maxAttempts) {
@@ -809,13 +832,16 @@ async function landingLock(bare: string): Promise<Deno.FsFile> {
   return file;
 }
 
-/** Brings `commit` into `bare` and pins it at `ref` while it lands. */
+/**
+ * Brings `commit` into `bare`, pins it at `ref` while it lands, and reads
+ * it (which also proves it is a commit).
+ */
 async function fetchCommit(
   bare: string,
   source: string,
   commit: string,
   ref: string,
-): Promise<void> {
+): Promise<CommitInfo> {
   const src = await sourceArg(source);
   const fetch = (refspecs: string[]) =>
     git(
@@ -834,7 +860,8 @@ async function fetchCommit(
     );
   const direct = await fetch([`+${commit}:${ref}`]);
   if (direct.code === 0) {
-    if ((await commitOf(bare, ref)) === commit) return;
+    const info = await readCommit(bare, commit);
+    if (info) return info;
     throw new OhcError(
       "task_commit_missing",
       `${commit} is not a commit in ${source}`,
@@ -844,9 +871,10 @@ async function fetchCommit(
   const ns = `${ref}-all`;
   const all = await fetch([`+refs/*:${ns}/*`]);
   try {
-    if (all.code === 0 && (await commitOf(bare, commit)) === commit) {
+    const info = all.code === 0 ? await readCommit(bare, commit) : null;
+    if (info) {
       await git(["update-ref", ref, commit], { cwd: bare });
-      return;
+      return info;
     }
   } finally {
     await deleteRefsUnder(bare, ns);
@@ -930,8 +958,17 @@ interface CommitInfo {
   plan: OneCommit | null;
 }
 
-async function readCommit(bare: string, commit: string): Promise<CommitInfo> {
-  const raw = (await git(["cat-file", "commit", commit], { cwd: bare })).stdout;
+/** The commit's parents and replay plan; null when it is not a commit here. */
+async function readCommit(
+  bare: string,
+  commit: string,
+): Promise<CommitInfo | null> {
+  const r = await git(["cat-file", "commit", commit], {
+    cwd: bare,
+    allowFail: true,
+  });
+  if (r.code !== 0) return null;
+  const raw = r.stdout;
   const split = raw.indexOf("\n\n");
   const header = split < 0 ? raw : raw.slice(0, split);
   const message = split < 0 ? "" : raw.slice(split + 2);

@@ -429,6 +429,12 @@ function findTool(name: string): string {
 }
 
 /**
+ * Sessions this process created or found, so a task's window costs one
+ * tmux run (`new-window`), not two; a failing new-window checks again.
+ */
+const sessionsSeen = new Set<string>();
+
+/**
  * Runs argv in window `window` of tmux session `session` and resolves with
  * its exit code when it ends. See the module comment for the contract.
  */
@@ -466,25 +472,37 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
       }) + "\n",
       { mode: 0o600, createNew: true },
     );
-    await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
     changes = dirChanges(dir); // before the window exists: no write is missed
-    const nw = await tmux(opts.socket, [
-      "new-window",
-      "-d",
-      "-P",
-      "-F",
-      "#{window_id} #{pane_pid}",
-      "-t",
-      `=${session}:`,
-      "-n",
-      opts.window,
-      "-c",
-      opts.cwd,
-      "--",
-      findTool("bash"),
-      runScript,
-    ]);
+    const key = `${opts.socket ?? ""}\0${session}`;
+    if (!sessionsSeen.has(key)) {
+      await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
+      sessionsSeen.add(key);
+    }
+    const newWindow = () =>
+      tmux(opts.socket, [
+        "new-window",
+        "-d",
+        "-P",
+        "-F",
+        "#{window_id} #{pane_pid}",
+        "-t",
+        `=${session}:`,
+        "-n",
+        opts.window,
+        "-c",
+        opts.cwd,
+        "--",
+        findTool("bash"),
+        runScript,
+      ]);
+    let nw = await newWindow();
     if (nw.code !== 0) {
+      // The session we saw before is gone (killed by hand, or the server).
+      await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
+      nw = await newWindow();
+    }
+    if (nw.code !== 0) {
+      sessionsSeen.delete(key);
       throw new OhcError(
         "tmux_failed",
         `cannot open tmux window ${opts.window}: ${
