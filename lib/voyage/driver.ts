@@ -28,7 +28,7 @@ import type {
   SyncResult,
 } from "../../roles/captain.ts";
 import { INLINE_BUNDLE_MAX, shipVoyageDir } from "../../roles/captain.ts";
-import type { Task, Voyage, VoyageQueue } from "./queue.ts";
+import type { FinishOutcome, Task, Voyage, VoyageQueue } from "./queue.ts";
 import { CaptainSession } from "./session.ts";
 
 export interface DriverDeps {
@@ -120,18 +120,23 @@ export class VoyageDriver {
     }
     await this.d.queue.setShipState(voyage, name, "idle");
     const st: ShipState = { session: null, known: [], warmed: false };
-    let released = false; // it just finished a task: wake the others after its claim
+    // The claim made with the last task's outcome, when there was one.
+    let claimed: { task: Task | null } | null = null;
+    let seen = this.changes;
     try {
       while (true) {
-        if (!(await this.shipRecord(name))) {
-          if (released) this.wake();
-          await this.d.queue.setShipState(voyage, name, "gone");
-          return log("left the fleet");
+        let task: Task | null;
+        if (claimed) {
+          task = claimed.task;
+          claimed = null;
+        } else {
+          if (!(await this.shipRecord(name))) {
+            await this.d.queue.setShipState(voyage, name, "gone");
+            return log("left the fleet");
+          }
+          seen = this.changes;
+          task = await this.d.queue.claim(voyage, name);
         }
-        const seen = this.changes;
-        const task = await this.d.queue.claim(voyage, name);
-        if (released) this.wake();
-        released = false;
         if (!task) {
           v = await this.d.queue.get(voyage);
           if (!v || v.state !== "running") return;
@@ -141,13 +146,29 @@ export class VoyageDriver {
           await this.waitForChange(1_000, seen);
           continue;
         }
-        const lost = await this.runTask(v!, ship, task, log, st);
-        released = true;
-        if (lost) {
-          this.wake();
-          released = false;
-          await sleep(2_000); // an unreachable ship: the lease decides
+        st.warmed = true; // a task prepares the checkout as well
+        const r = await this.runTask(v!, ship, task, log, st);
+        if (r === "lost") {
+          await sleep(2_000);
+          continue;
         }
+        // A ship that left the fleet meanwhile takes nothing more.
+        const stays = (await this.shipRecord(name)) !== null;
+        seen = this.changes;
+        if (stays) {
+          claimed = {
+            task: (await this.d.queue.finishAndClaim(
+              v!.id,
+              task.id,
+              name,
+              r.outcome,
+            )).next,
+          };
+        } else {
+          await this.d.queue.finish(v!.id, task.id, name, r.outcome);
+        }
+        log(r.note);
+        this.wake(); // only now: the others look after this ship has chosen
       }
     } finally {
       await st.session?.close();
@@ -243,19 +264,23 @@ export class VoyageDriver {
         "warm-up",
       );
       st.known = [r.base];
+      log(`warm-up: checkout at ${r.base.slice(0, 12)}`);
     } catch (e) {
       log(`warm-up failed: ${(e as Error).message}`);
     }
   }
 
-  /** Runs one task on the ship. True when the ship could not be reached. */
+  /**
+   * Runs one task on the ship and lands its commit: what to record, or
+   * "lost" when the ship could not be reached (its lease decides).
+   */
   private async runTask(
     v: Voyage,
     ship: ShipRecord,
     task: Task,
     log: (m: string) => void,
     st: ShipState,
-  ): Promise<boolean> {
+  ): Promise<{ outcome: FinishOutcome; note: string } | "lost"> {
     const git = await import("./git.ts");
     const t = this.d.provider.transport(ship);
     const work = `${v.plan_dir}/../work`;
@@ -274,7 +299,17 @@ export class VoyageDriver {
           command: task.command,
         },
       };
-      const beat = () => void this.d.queue.heartbeat(v.id, ship.name, task.id);
+      // The claim set the lease; a ship reports progress several times a
+      // task, and each extension is a transaction on the daemon's database,
+      // which the next landing and claim wait behind. Extending it once a
+      // third of the lease (at most 5 s) has passed keeps it just as alive.
+      let lastBeat = Date.now();
+      const beatEvery = Math.min(v.lease_s * 1000 / 3, 5_000);
+      const beat = () => {
+        if (Date.now() - lastBeat < beatEvery) return;
+        lastBeat = Date.now();
+        void this.d.queue.heartbeat(v.id, ship.name, task.id);
+      };
       const res = await this.withBase(
         v,
         t,
@@ -285,12 +320,10 @@ export class VoyageDriver {
       );
       st.known = [res.base];
       if (!res.commit || !res.bundle) {
-        await this.d.queue.finish(v.id, task.id, ship.name, {
-          ok: true,
-          commit: null,
-        });
-        log(`task ${task.id}: done (no changes)`);
-        return false;
+        return {
+          outcome: { ok: true, commit: null },
+          note: `task ${task.id}: done (no changes)`,
+        };
       }
       await Deno.mkdir(work, { recursive: true });
       const local = `${work}/task-${task.id}-${
@@ -315,13 +348,13 @@ export class VoyageDriver {
       // for it is at most a thin bundle, or nothing after a fast-forward.
       st.known = [res.base, res.commit];
       if (landed.ok) {
-        await this.d.queue.finish(v.id, task.id, ship.name, {
-          ok: true,
-          commit: landed.tip,
-        });
-        log(`task ${task.id}: done, landed at ${landed.tip.slice(0, 12)}`);
-      } else {
-        await this.d.queue.finish(v.id, task.id, ship.name, {
+        return {
+          outcome: { ok: true, commit: landed.tip },
+          note: `task ${task.id}: done, landed at ${landed.tip.slice(0, 12)}`,
+        };
+      }
+      return {
+        outcome: {
           ok: false,
           final: true,
           error: `merge conflict in ${
@@ -330,24 +363,21 @@ export class VoyageDriver {
           conflict: landed.conflict,
           side_branch: landed.sideBranch,
           commit: res.commit,
-        });
-        log(`task ${task.id}: conflict in ${landed.conflict.join(", ")}`);
-      }
-      return false;
+        },
+        note: `task ${task.id}: conflict in ${landed.conflict.join(", ")}`,
+      };
     } catch (e) {
       const err = e as Error;
       if (e instanceof OhcError && e.code === "unreachable") {
         log(
           `task ${task.id}: ship unreachable (${err.message}); its lease will expire`,
         );
-        return true;
+        return "lost";
       }
-      log(`task ${task.id}: failed: ${err.message}`);
-      await this.d.queue.finish(v.id, task.id, ship.name, {
-        ok: false,
-        error: err.message,
-      });
-      return false;
+      return {
+        outcome: { ok: false, error: err.message },
+        note: `task ${task.id}: failed: ${err.message}`,
+      };
     }
   }
 
