@@ -1,19 +1,48 @@
 /**
  * A ship: one checkout, its inbox and its agent. For voyages the flagship
- * calls `captain.run_task` for each task it assigns this ship: bring the
- * checkout to the voyage tip (from the bundle the flagship uploaded), run
- * the agent in tmux, commit, and hand back a bundle of the new commit. The
- * call's progress events are the ship's heartbeats.
+ * keeps one `captain.session` open per ship (one `_rpc` process, started
+ * once, not per task) and sends requests down it one at a time:
+ *
+ *   {"n": 1, "op": "sync", "args": BaseArgs}     bring the checkout to a tip
+ *   {"n": 2, "op": "task", "args": RunTaskArgs}  the same, then run the agent
+ *                                                in tmux, commit, and hand
+ *                                                back a bundle of the commit
+ *
+ * Each is answered by one `reply` event with the same `n`; `progress`
+ * events with `subject` = n are the ship's heartbeats while it works. The
+ * tip comes with a bundle (full, or thin: only what the flagship knows this
+ * ship lacks), or with none when the flagship believes the ship has it
+ * already; if the ship lacks it (or a thin bundle's prerequisites) the
+ * reply is the error `need_base` and nothing ran, so the flagship resends
+ * with a full bundle. Closing the session's input ends it; a task still
+ * running then is aborted, as when the flagship goes away mid-call.
  */
-import { OhcError, UsageError } from "../lib/errors.ts";
+import { OhcError, toErrorInfo, UsageError } from "../lib/errors.ts";
+import { base64ToBytes, bytesToBase64 } from "../lib/inbox/types.ts";
+import { readLines } from "../lib/lines.ts";
 import type { RpcHandlers } from "../lib/rpc/server.ts";
 import { writeFileAtomic } from "../lib/state/atomic.ts";
 import type { Identity } from "../lib/state/identity.ts";
 import { paths } from "../lib/state/paths.ts";
 
-export interface RunTaskArgs {
+/** Which voyage tip to check out, and how to get it. */
+export interface BaseArgs {
   voyage_id: string;
   branch: string;
+  /**
+   * The voyage tip the flagship wants checked out, when it sends no bundle
+   * (with a bundle, the ship takes the branch tip the bundle holds).
+   */
+  tip?: string;
+  /** A bundle holding it, base64 (small bundles ride in the request). */
+  bundle_data?: string;
+  /** Or where it was uploaded to, home-relative (large ones). */
+  bundle_file?: string;
+  /** The bundle leaves out what the flagship believes this ship has. */
+  thin?: boolean;
+}
+
+export interface RunTaskArgs extends BaseArgs {
   objective: string;
   agent: "claude" | "codex" | "shell" | "custom";
   agent_command: string | null;
@@ -26,52 +55,170 @@ export interface RunTaskArgs {
   };
 }
 
+export interface SyncResult {
+  /** The commit the checkout is at now. */
+  base: string;
+}
+
 export interface RunTaskResult {
   /** The task's commit, or null when it changed nothing. */
   commit: string | null;
   base: string;
   /** Home-relative path of a bundle holding the commit (when there is one). */
   bundle: string | null;
+  /** The same bundle, base64, when it is small enough to ride in the reply. */
+  bundle_data?: string;
 }
+
+/** Bundles up to this size travel inside the JSON lines, not as files. */
+export const INLINE_BUNDLE_MAX = 4 << 20;
 
 /** Where a voyage's files live on a ship (home-relative). */
 export const shipVoyageDir = (id: string) => `.ohcommodore/voyages/${id}`;
 export const shipCheckout = (id: string) => `voyage-${id}`;
 
+export interface SessionRequest {
+  n: number;
+  op: "sync" | "task";
+  args: BaseArgs | RunTaskArgs;
+}
+
+function checkVoyageId(id: unknown): string {
+  if (typeof id !== "string" || !/^[a-z0-9-]+$/.test(id)) {
+    throw new UsageError("captain.session: bad voyage id");
+  }
+  return id;
+}
+
 export function captainHandlers(self: Identity): RpcHandlers {
   return {
-    "captain.run_task": async ({ args, secrets, emit, signal }) => {
-      const a = args as unknown as RunTaskArgs;
-      if (
-        !/^[a-z0-9-]+$/.test(a.voyage_id ?? "") ||
-        !/^[A-Za-z0-9._-]+$/.test(a.task?.id ?? "")
-      ) {
-        throw new UsageError("captain.run_task: bad voyage or task id");
+    "captain.session": async ({ args, secrets, emit, input, signal }) => {
+      const voyage = checkVoyageId(args.voyage_id);
+      // Loaded once per session, not once per task.
+      const mods = await loadModules();
+      const closed = new AbortController();
+      const stop = AbortSignal.any([signal, closed.signal]);
+      const requests: SessionRequest[] = [];
+      let wake: () => void = () => {};
+      let ended = false;
+      void (async () => {
+        try {
+          for await (const line of readLines(input)) {
+            if (!line.trim()) continue;
+            requests.push(JSON.parse(line));
+            wake();
+          }
+        } catch {
+          // A broken input (or a line that is not JSON: only the flagship
+          // writes here) ends the session like a closed one.
+        }
+        ended = true;
+        closed.abort();
+        wake();
+      })();
+      while (true) {
+        const req = requests.shift();
+        if (!req) {
+          if (ended) return null;
+          await new Promise<void>((r) => wake = r);
+          wake = () => {};
+          continue;
+        }
+        const progress = (m: string) =>
+          emit({ type: "progress", message: m, subject: String(req.n) });
+        try {
+          const a = req.args;
+          if (a?.voyage_id !== voyage) {
+            throw new UsageError("captain.session: request for another voyage");
+          }
+          const data = req.op === "sync"
+            ? await sync(mods, a)
+            : req.op === "task"
+            ? await runTask(
+              mods,
+              self,
+              a as RunTaskArgs,
+              secrets,
+              progress,
+              stop,
+            )
+            : (() => {
+              throw new UsageError(
+                `captain.session: unknown request ${req.op}`,
+              );
+            })();
+          emit({ type: "reply", n: req.n, data });
+        } catch (e) {
+          emit({ type: "reply", n: req.n, error: toErrorInfo(e) });
+        }
       }
-      return await runTask(
-        self,
-        a,
-        secrets,
-        (m) => emit({ type: "progress", message: m }),
-        signal,
-      );
     },
   };
 }
 
+async function loadModules() {
+  const [git, agents, prompt, tmux] = await Promise.all([
+    import("../lib/voyage/git.ts"),
+    import("../lib/voyage/agents.ts"),
+    import("../lib/voyage/prompt.ts"),
+    import("../lib/voyage/tmux.ts"),
+  ]);
+  return { git, agents, prompt, tmux };
+}
+type Modules = Awaited<ReturnType<typeof loadModules>>;
+
+/** Brings the checkout to the tip the flagship asked for. */
+async function sync(m: Modules, a: BaseArgs): Promise<SyncResult> {
+  const home = paths.home();
+  const vdir = `${home}/${shipVoyageDir(a.voyage_id)}`;
+  let source: string | undefined;
+  if (typeof a.bundle_data === "string") {
+    await Deno.mkdir(vdir, { recursive: true });
+    source = `${vdir}/base.bundle`;
+    await Deno.writeFile(source, base64ToBytes(a.bundle_data), { mode: 0o600 });
+  } else if (typeof a.bundle_file === "string") {
+    if (a.bundle_file.startsWith("/") || a.bundle_file.includes("..")) {
+      throw new UsageError(
+        "captain.session: bundle_file must be home-relative",
+      );
+    }
+    source = `${home}/${a.bundle_file}`;
+  }
+  try {
+    const base = await m.git.prepareCheckout({
+      bare: source,
+      branch: a.branch,
+      dir: `${home}/${shipCheckout(a.voyage_id)}`,
+      tip: source ? undefined : a.tip,
+    });
+    return { base };
+  } catch (e) {
+    if (a.thin && !(e instanceof OhcError && e.code === "need_base")) {
+      throw new OhcError(
+        "need_base",
+        `the thin bundle does not apply here: ${(e as Error).message}`,
+        "send a full bundle",
+      );
+    }
+    throw e;
+  }
+}
+
 async function runTask(
+  m: Modules,
   self: Identity,
   a: RunTaskArgs,
   secrets: Record<string, string>,
   progress: (m: string) => void,
   signal: AbortSignal,
 ): Promise<RunTaskResult> {
-  const git = await import("../lib/voyage/git.ts");
-  const { agentCommand, parseAgentOutput } = await import(
-    "../lib/voyage/agents.ts"
-  );
-  const { buildPrompt } = await import("../lib/voyage/prompt.ts");
-  const { runTask: runAgent } = await import("../lib/voyage/tmux.ts");
+  if (!/^[A-Za-z0-9._-]+$/.test(a.task?.id ?? "")) {
+    throw new UsageError("captain.session: bad task id");
+  }
+  const { git } = m;
+  const { agentCommand, parseAgentOutput } = m.agents;
+  const { buildPrompt } = m.prompt;
+  const { runTask: runAgent } = m.tmux;
 
   const home = paths.home();
   const vdir = `${home}/${shipVoyageDir(a.voyage_id)}`;
@@ -81,16 +228,7 @@ async function runTask(
   await Deno.mkdir(`${vdir}/out`, { recursive: true });
 
   progress("preparing checkout");
-  await git.prepareCheckout({
-    bare: `${vdir}/base.bundle`,
-    branch: a.branch,
-    dir: checkout,
-  });
-  const base = await new Deno.Command("git", {
-    args: ["rev-parse", "HEAD"],
-    cwd: checkout,
-  }).output();
-  const baseSha = new TextDecoder().decode(base.stdout).trim();
+  const baseSha = (await sync(m, a)).base;
 
   const promptFile = `${vdir}/task-${id}.prompt.md`;
   await Deno.writeTextFile(
@@ -192,6 +330,11 @@ async function runTask(
     commit,
     file: `${home}/${bundle}`,
     exclude: [baseSha],
+    ref: "HEAD", // commitTask's commit is HEAD
   });
-  return { commit, base: baseSha, bundle };
+  const bytes = await Deno.readFile(`${home}/${bundle}`);
+  if (bytes.length > INLINE_BUNDLE_MAX) {
+    return { commit, base: baseSha, bundle };
+  }
+  return { commit, base: baseSha, bundle, bundle_data: bytesToBase64(bytes) };
 }

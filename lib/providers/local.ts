@@ -92,15 +92,22 @@ export class LocalProvider implements Provider {
  */
 async function stopVmProcesses(home: string): Promise<void> {
   await stopPidfiles(home);
-  await new Deno.Command("tmux", {
-    args: ["-S", paths.tmuxSocket(home), "kill-server"],
-    stdout: "null",
-    stderr: "null",
-  }).output().catch(() => {});
-  for (const pid of await processesIn(home)) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch { /* gone */ }
+  // A process killed in one round may have forked before it died (a captain
+  // starting a tmux server, which daemonizes): look again until none is left.
+  for (let round = 0; round < 5; round++) {
+    await new Deno.Command("tmux", {
+      args: ["-S", paths.tmuxSocket(home), "kill-server"],
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => {});
+    const left = await processesIn(home);
+    if (left.length === 0) return;
+    for (const pid of left) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

@@ -17,6 +17,9 @@ export type RpcEvent =
   | { type: "progress"; message: string; subject?: string }
   | { type: "output"; stream: "stdout" | "stderr"; data: string } // base64
   | { type: "link"; msg: unknown } // one link message (see lib/link/)
+  // The answer to request `n` of a session op (one that reads requests
+  // from its input until it closes, e.g. captain.session)
+  | { type: "reply"; n: number; data?: unknown; error?: ErrorInfo }
   | { type: "result"; data: unknown }
   | { type: "error"; error: ErrorInfo };
 

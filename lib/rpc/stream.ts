@@ -14,7 +14,9 @@ import {
 export interface RpcContext {
   args: Record<string, unknown>;
   secrets: Record<string, string>;
-  emit(ev: Extract<RpcEvent, { type: "progress" | "output" | "link" }>): void;
+  emit(
+    ev: Extract<RpcEvent, { type: "progress" | "output" | "link" | "reply" }>,
+  ): void;
   /** The caller's input after the request line. */
   input: ReadableStream<Uint8Array>;
   /** Aborted when the caller goes away. */

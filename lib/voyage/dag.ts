@@ -2,7 +2,7 @@
  * The shape of a voyage: pure graph logic over tasks and their blockers.
  * Nothing here reads files or touches a VM; plan.ts validates a plan with
  * `findCycles`, `voyage check` prints `analyze`, the task queue hands out
- * work with `readyTasks`, and the benchmark measures against
+ * work with `readyTasks` and `chainRanks`, and the benchmark measures against
  * `lowerBoundMakespan`.
  *
  * Edges point from a blocker to the task it blocks: in a printed chain or
@@ -379,6 +379,40 @@ export function readyTasks<T extends DagTask>(
       t.blockedBy.every((b) => done.has(b))
     )
     .sort((a, b) => compareIds(a.id, b.id));
+}
+
+/**
+ * For each task, how many tasks the longest chain starting at it holds
+ * (itself included): 1 for a task nothing waits on. The queue hands out the
+ * ready task with the highest rank first (critical-path-first list
+ * scheduling), so when one landing releases many tasks the one on the
+ * longest chain starts first instead of whichever has the smallest id.
+ * Linear in tasks plus edges; blockers that are not in `tasks` are ignored
+ * (plans are validated when they are loaded).
+ */
+export function chainRanks(tasks: readonly DagTask[]): Map<string, number> {
+  const blocks = new Map<string, string[]>();
+  for (const t of tasks) {
+    for (const b of new Set(t.blockedBy)) {
+      if (!blocks.has(b)) blocks.set(b, []);
+      blocks.get(b)!.push(t.id);
+    }
+  }
+  const rank = new Map<string, number>();
+  const visit = (id: string, depth: number): number => {
+    const known = rank.get(id);
+    if (known !== undefined) return known;
+    // A cycle would recurse forever; plans with cycles never get this far.
+    if (depth > tasks.length) throw new CycleError(findCycles(tasks));
+    let best = 0;
+    for (const s of blocks.get(id) ?? []) {
+      best = Math.max(best, visit(s, depth + 1));
+    }
+    rank.set(id, best + 1);
+    return best + 1;
+  };
+  for (const t of tasks) visit(t.id, 0);
+  return rank;
 }
 
 /**

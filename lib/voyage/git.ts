@@ -437,6 +437,12 @@ async function emptyCommit(repo: string, message: string): Promise<string> {
     .trim();
 }
 
+/** The branch's tip in the voyage's bare repo. */
+export async function branchTip(bare: string, branch: string): Promise<string> {
+  checkBranch(branch);
+  return await mustCommit(resolve(bare), `refs/heads/${branch}`);
+}
+
 // ---------------------------------------------------------------------------
 // 2. checkouts
 
@@ -446,19 +452,36 @@ async function emptyCommit(repo: string, message: string): Promise<string> {
  * fetches the branch, checks it out at the tip (`git checkout --force -B`,
  * which also resets the index and tracked files) and cleans (`-ffdx`, so ignored files go too unless `keepIgnored`).
  * Configures user.name/email locally and records the tip at
- * `refs/ohcommodore/base` (what commitTask compares against).
+ * `refs/ohcommodore/base` (what commitTask compares against). Returns the tip.
+ *
+ * `tip`: the commit wanted. When the checkout already holds it (a ship that
+ * built the previous task, landed as a fast-forward), nothing is fetched
+ * and `bare` may be omitted; when it doesn't and there is no `bare`, this
+ * fails with code `need_base` before the work tree is touched. With a `bare` the tip is
+ * the branch's tip there, whatever `tip` says.
  * No process may be working in the checkout while this runs.
  */
 export async function prepareCheckout(
-  opts: { bare: string; branch: string; dir: string; keepIgnored?: boolean },
-): Promise<void> {
+  opts: {
+    bare?: string;
+    branch: string;
+    dir: string;
+    keepIgnored?: boolean;
+    tip?: string;
+  },
+): Promise<string> {
   checkBranch(opts.branch);
+  if (opts.tip !== undefined) checkCommit(opts.tip);
   const dir = resolve(opts.dir);
-  const src = await sourceArg(opts.bare);
-  const isolated = src.local;
   const b = opts.branch;
 
   const gitDir = await gitDirOf(dir);
+  if (opts.bare === undefined && (!gitDir || !opts.tip)) {
+    throw needBase(dir, opts.tip);
+  }
+  const src = opts.bare === undefined ? null : await sourceArg(opts.bare);
+  const isolated = src?.local ?? true;
+
   let configure = true;
   if (gitDir) {
     await clearIndexLock(gitDir);
@@ -471,12 +494,14 @@ export async function prepareCheckout(
       }
       await git(["merge", "--abort"], { cwd: dir, allowFail: true });
     }
-    await git(["config", "remote.origin.url", src.arg], { cwd: dir });
-    const mine = await git(["config", "--local", "--get", "user.email"], {
-      cwd: dir,
-      allowFail: true,
-    });
-    configure = mine.stdout.trim() !== GIT_EMAIL;
+    if (src) await git(["config", "remote.origin.url", src.arg], { cwd: dir });
+    // The marker written last below, read from the file rather than with a
+    // git run (this is on every task's path); a person's edit of it only
+    // means configuring again.
+    const config = await Deno.readTextFile(join(gitDir, "config")).catch(
+      () => "",
+    );
+    configure = !config.includes(`email = ${GIT_EMAIL}\n`);
   } else {
     if ((await exists(dir)) && !(await isEmptyDir(dir))) {
       throw new OhcError(
@@ -492,27 +517,39 @@ export async function prepareCheckout(
       "--origin",
       "origin",
       "--",
-      src.arg,
+      src!.arg,
       dir,
     ], {
       isolated,
     });
   }
-  await git(
-    [
-      "fetch",
-      "--quiet",
-      "--no-write-fetch-head",
-      "--no-auto-gc",
-      "origin",
-      `+refs/heads/${b}:refs/remotes/origin/${b}`,
-    ],
-    { cwd: dir, isolated },
+  let tip = opts.tip;
+  if (src) {
+    await git(
+      [
+        "fetch",
+        "--quiet",
+        "--no-write-fetch-head",
+        "--no-auto-gc",
+        "origin",
+        `+refs/heads/${b}:refs/remotes/origin/${b}`,
+      ],
+      { cwd: dir, isolated },
+    );
+    tip = await mustCommit(dir, `refs/remotes/origin/${b}`);
+  }
+  const co = await git(
+    ["checkout", "--quiet", "--force", "--no-track", "-B", b, tip!],
+    { cwd: dir, allowFail: true },
   );
-  const tip = await mustCommit(dir, `refs/remotes/origin/${b}`);
-  await git(["checkout", "--quiet", "--force", "--no-track", "-B", b, tip], {
-    cwd: dir,
-  });
+  if (co.code !== 0) {
+    // Nothing fetched and the commit isn't here: the flagship sends a bundle.
+    if (!src && !(await commitOf(dir, tip!))) throw needBase(dir, tip);
+    throw new OhcError(
+      "git_failed",
+      `git checkout failed in ${dir}: ${brief(co.stderr || co.stdout)}`,
+    );
+  }
   // (checkout --force already reset the index and tracked files)
   await git(["clean", "--quiet", "-ffd", ...(opts.keepIgnored ? [] : ["-x"])], {
     cwd: dir,
@@ -524,7 +561,16 @@ export async function prepareCheckout(
     await git(["config", "user.name", GIT_NAME], { cwd: dir });
     await git(["config", "user.email", GIT_EMAIL], { cwd: dir }); // last: the marker
   }
-  await git(["update-ref", BASE_REF, tip], { cwd: dir });
+  await git(["update-ref", BASE_REF, tip!], { cwd: dir });
+  return tip!;
+}
+
+function needBase(dir: string, tip: string | undefined): OhcError {
+  return new OhcError(
+    "need_base",
+    `${dir} does not hold ${tip?.slice(0, 12) ?? "the voyage tip"}`,
+    "send the voyage's bundle",
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -648,13 +694,17 @@ export async function integrateTask(
     return side;
   };
 
-  await fetchCommit(bare, opts.source, commit, incoming);
+  const info = await fetchCommit(bare, opts.source, commit, incoming);
   let worktree: string | null = null;
   let lock: Deno.FsFile | null = null;
   let keep = true; // the incoming ref stays until the work is safe elsewhere
+  let incomingGone = false;
   try {
     const tip0 = await mustCommit(bare, ref);
-    const mb = await git(["merge-base", tip0, commit], {
+    // The usual case, a task built on the current tip: it lands as a
+    // fast-forward, and the history checks below could not say otherwise.
+    const onTip0 = info.parents.length === 1 && info.parents[0] === tip0;
+    const mb = onTip0 ? { code: 0 } : await git(["merge-base", tip0, commit], {
       cwd: bare,
       allowFail: true,
     });
@@ -670,7 +720,7 @@ export async function integrateTask(
     }
     // How to replay, decided once: later tips descend from tip0, so the
     // answer doesn't change.
-    const plan = await singleCommitPlan(bare, commit, tip0);
+    const plan = onTip0 ? info.plan : await singleCommitPlan(bare, info, tip0);
     if (
       !plan && !(await isAncestor(bare, tip0, commit)) &&
       !(await isAncestor(bare, commit, tip0))
@@ -678,15 +728,43 @@ export async function integrateTask(
       worktree = await addWorktree(bare, opts.worktreeDir, opts.taskId, commit);
     }
     if (opts.serialize !== false) lock = await landingLock(bare);
+    // Compare-and-swap, and the incoming ref goes in the same atomic
+    // transaction: one git run, and never a moment where neither holds it.
+    const land = async (next: string, tip: string) => {
+      const upd = await git(
+        [
+          "update-ref",
+          "-m",
+          `ohcommodore: land task ${opts.taskId}`,
+          "--stdin",
+        ],
+        {
+          cwd: bare,
+          allowFail: true,
+          stdin: `update ${ref} ${next} ${tip}\ndelete ${incoming}\n`,
+        },
+      );
+      if (upd.code === 0) {
+        keep = false;
+        incomingGone = true;
+      }
+      return upd;
+    };
+    // Built on tip0: try it without reading the tip again (the CAS checks
+    // that it is still tip0; if not, the loop below looks properly).
+    if (onTip0 && (await land(commit, tip0)).code === 0) {
+      return { ok: true, tip: commit, rebased: false, attempts: 1 };
+    }
     for (let attempt = 1;; attempt++) {
       const tip = await mustCommit(bare, ref);
       let next: string;
       let rebased = false;
-      if (await isAncestor(bare, commit, tip)) {
+      if (onTip0 && tip === tip0) {
+        next = commit;
+      } else if (await isAncestor(bare, commit, tip)) {
         keep = false;
         return { ok: true, tip, rebased: false, attempts: attempt }; // already landed
-      }
-      if (await isAncestor(bare, tip, commit)) {
+      } else if (await isAncestor(bare, tip, commit)) {
         next = commit;
       } else {
         rebased = true;
@@ -712,19 +790,8 @@ export async function integrateTask(
           return { ok: true, tip, rebased, attempts: attempt };
         }
       }
-      const upd = await git(
-        [
-          "update-ref",
-          "-m",
-          `ohcommodore: land task ${opts.taskId}`,
-          ref,
-          next,
-          tip,
-        ],
-        { cwd: bare, allowFail: true },
-      );
+      const upd = await land(next, tip);
       if (upd.code === 0) {
-        keep = false;
         return { ok: true, tip: next, rebased, attempts: attempt };
       }
       if (attempt >= maxAttempts) {
@@ -750,7 +817,7 @@ export async function integrateTask(
       lock.close();
     }
     if (worktree) await removeWorktree(bare, worktree);
-    if (!keep) {
+    if (!keep && !incomingGone) {
       await git(["update-ref", "-d", incoming], { cwd: bare, allowFail: true });
     }
   }
@@ -771,13 +838,16 @@ async function landingLock(bare: string): Promise<Deno.FsFile> {
   return file;
 }
 
-/** Brings `commit` into `bare` and pins it at `ref` while it lands. */
+/**
+ * Brings `commit` into `bare`, pins it at `ref` while it lands, and reads
+ * it (which also proves it is a commit).
+ */
 async function fetchCommit(
   bare: string,
   source: string,
   commit: string,
   ref: string,
-): Promise<void> {
+): Promise<CommitInfo> {
   const src = await sourceArg(source);
   const fetch = (refspecs: string[]) =>
     git(
@@ -796,7 +866,8 @@ async function fetchCommit(
     );
   const direct = await fetch([`+${commit}:${ref}`]);
   if (direct.code === 0) {
-    if ((await commitOf(bare, ref)) === commit) return;
+    const info = await readCommit(bare, commit);
+    if (info) return info;
     throw new OhcError(
       "task_commit_missing",
       `${commit} is not a commit in ${source}`,
@@ -806,9 +877,10 @@ async function fetchCommit(
   const ns = `${ref}-all`;
   const all = await fetch([`+refs/*:${ns}/*`]);
   try {
-    if (all.code === 0 && (await commitOf(bare, commit)) === commit) {
+    const info = all.code === 0 ? await readCommit(bare, commit) : null;
+    if (info) {
       await git(["update-ref", ref, commit], { cwd: bare });
-      return;
+      return info;
     }
   } finally {
     await deleteRefsUnder(bare, ns);
@@ -885,17 +957,24 @@ interface OneCommit {
   author: Record<string, string>;
 }
 
-/**
- * The fast path applies when the task adds exactly one non-merge commit C
- * whose parent is the (only) merge base with the tip: then `git merge-tree`
- * of tip and C is exactly a cherry-pick of C onto the tip. Null otherwise.
- */
-async function singleCommitPlan(
+/** A commit's parents, and how to replay it alone when that can be done. */
+interface CommitInfo {
+  parents: string[];
+  /** Null for a merge, a signed or re-encoded commit, an odd author line. */
+  plan: OneCommit | null;
+}
+
+/** The commit's parents and replay plan; null when it is not a commit here. */
+async function readCommit(
   bare: string,
   commit: string,
-  tip: string,
-): Promise<OneCommit | null> {
-  const raw = (await git(["cat-file", "commit", commit], { cwd: bare })).stdout;
+): Promise<CommitInfo | null> {
+  const r = await git(["cat-file", "commit", commit], {
+    cwd: bare,
+    allowFail: true,
+  });
+  if (r.code !== 0) return null;
+  const raw = r.stdout;
   const split = raw.indexOf("\n\n");
   const header = split < 0 ? raw : raw.slice(0, split);
   const message = split < 0 ? "" : raw.slice(split + 2);
@@ -903,29 +982,43 @@ async function singleCommitPlan(
   const parents = headers.filter((l) => l.startsWith("parent ")).map((l) =>
     l.slice(7)
   );
-  if (parents.length !== 1) return null;
-  if (
-    headers.some((l) => l.startsWith("encoding ") || l.startsWith("gpgsig"))
-  ) {
-    return null;
-  }
   const author = headers.find((l) => l.startsWith("author "))
     ?.match(/^author (.*) <(.*)> (\d+ [+-]\d{4})$/);
-  if (!author) return null;
-  const bases = await git(["merge-base", "--all", tip, commit], {
+  const plain = parents.length === 1 && !!author &&
+    !headers.some((l) => l.startsWith("encoding ") || l.startsWith("gpgsig"));
+  return {
+    parents,
+    plan: plain
+      ? {
+        commit,
+        message,
+        author: {
+          GIT_AUTHOR_NAME: author![1],
+          GIT_AUTHOR_EMAIL: author![2],
+          GIT_AUTHOR_DATE: `@${author![3]}`,
+        },
+      }
+      : null,
+  };
+}
+
+/**
+ * The fast path applies when the task adds exactly one non-merge commit C
+ * whose parent is the (only) merge base with the tip: then `git merge-tree`
+ * of tip and C is exactly a cherry-pick of C onto the tip. Null otherwise.
+ */
+async function singleCommitPlan(
+  bare: string,
+  info: CommitInfo,
+  tip: string,
+): Promise<OneCommit | null> {
+  if (!info.plan) return null;
+  const bases = await git(["merge-base", "--all", tip, info.plan.commit], {
     cwd: bare,
     allowFail: true,
   });
-  if (bases.code !== 0 || bases.stdout.trim() !== parents[0]) return null;
-  return {
-    commit,
-    message,
-    author: {
-      GIT_AUTHOR_NAME: author[1],
-      GIT_AUTHOR_EMAIL: author[2],
-      GIT_AUTHOR_DATE: `@${author[3]}`,
-    },
-  };
+  if (bases.code !== 0 || bases.stdout.trim() !== info.parents[0]) return null;
+  return info.plan;
 }
 
 /** Fast path, no worktree: merge-tree, then commit the tree on the tip. */
@@ -1216,10 +1309,18 @@ class BoundedOutput {
  * (the voyage tip prepareCheckout left there, which the flagship has), so
  * the bundle holds only the task's new commits; pass `[]` for a full one.
  * A bundle needs a ref to name the commit (`git bundle create f <sha>` is
- * refused as empty), so a temporary ref is used.
+ * refused as empty), so a temporary ref is used, unless the caller names
+ * one that points at `commit` (`ref: "HEAD"` right after commitTask), which
+ * saves two git runs.
  */
 export async function bundleCommit(
-  opts: { repo: string; commit: string; file: string; exclude?: string[] },
+  opts: {
+    repo: string;
+    commit: string;
+    file: string;
+    exclude?: string[];
+    ref?: string;
+  },
 ): Promise<void> {
   checkCommit(opts.commit);
   const repo = resolve(opts.repo);
@@ -1232,8 +1333,13 @@ export async function bundleCommit(
       : [];
   }
   for (const x of exclude) checkCommit(x);
-  const ref = `refs/ohcommodore/bundle/${rand()}`;
-  await git(["update-ref", ref, opts.commit], { cwd: repo });
+  // Not checked here (it would cost the git run it saves): a bundle whose
+  // ref names another commit fails integrateTask's fetch (task_commit_missing).
+  if (opts.ref !== undefined && opts.ref !== "HEAD") checkBranch(opts.ref);
+  const ref = opts.ref ?? `refs/ohcommodore/bundle/${rand()}`;
+  if (opts.ref === undefined) {
+    await git(["update-ref", ref, opts.commit], { cwd: repo });
+  }
   try {
     await git(
       [
@@ -1247,26 +1353,39 @@ export async function bundleCommit(
       { cwd: repo },
     );
   } finally {
-    await git(["update-ref", "-d", ref], { cwd: repo, allowFail: true });
+    if (opts.ref === undefined) {
+      await git(["update-ref", "-d", ref], { cwd: repo, allowFail: true });
+    }
   }
 }
 
 /**
  * Writes the whole voyage repo's branches (the voyage branch, side
  * branches, the source's default branch) and HEAD to a bundle, which
- * cloneVoyage or prepareCheckout can take as `bare`.
+ * cloneVoyage or prepareCheckout can take as `bare`. With `exclude`
+ * (commits the receiver is known to have) the bundle is thin: only what
+ * those commits don't reach, and it needs them (its prerequisites) to be
+ * fetched. Returns false, writing nothing, when a thin bundle would be
+ * empty or an excluded commit is unknown here; the caller then sends a
+ * full one.
  */
 export async function bundleVoyage(
-  opts: { bare: string; file: string },
-): Promise<void> {
-  await git([
+  opts: { bare: string; file: string; exclude?: string[] },
+): Promise<boolean> {
+  const exclude = opts.exclude ?? [];
+  for (const x of exclude) checkCommit(x);
+  const r = await git([
     "bundle",
     "create",
     "--quiet",
     resolve(opts.file),
     "HEAD",
     "--branches",
+    ...exclude.map((x) => `^${x}`),
   ], {
     cwd: resolve(opts.bare),
+    allowFail: exclude.length > 0,
   });
+  if (r.code !== 0) await Deno.remove(opts.file).catch(() => {});
+  return r.code === 0;
 }

@@ -5,6 +5,7 @@
  * transition is recorded in task_events with time and ship.
  */
 import { UsageError } from "../errors.ts";
+import { chainRanks } from "./dag.ts";
 import type { InboxStore, Query, Row } from "../inbox/store.ts";
 import { num, numOrNull, str, strOrNull } from "../inbox/rows.ts";
 
@@ -217,53 +218,68 @@ export class VoyageQueue {
   }
 
   /**
-   * Gives `ship` the next ready task (all blockers done), or null. Tasks
-   * whose lease ran out go back to pending first (or fail, past the limit).
+   * Gives `ship` the next ready task (all blockers done), or null: the one
+   * with the longest chain of tasks after it (`chainRanks`), ties in plan
+   * order. Tasks whose lease ran out go back to pending first (or fail,
+   * past the limit).
    */
   claim(voyage: string, ship: string): Promise<Task | null> {
-    return this.store.transaction(async (q) => {
-      const v = await this.voyageIn(q, voyage);
-      if (v.state !== "running") return null;
-      await this.expireLeases(q, v);
-      const tasks = (await q(
-        `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 ORDER BY ord`,
-        [voyage],
-      )).map(toTask);
-      const done = new Set(
-        tasks.filter((t) => t.status === "done").map((t) => t.id),
-      );
-      const next = tasks.find((t) =>
+    return this.store.transaction(async (q) =>
+      await this.claimIn(q, await this.voyageIn(q, voyage), ship)
+    );
+  }
+
+  private async claimIn(
+    q: Query,
+    v: Voyage,
+    ship: string,
+  ): Promise<Task | null> {
+    const voyage = v.id;
+    if (v.state !== "running") return null;
+    await this.expireLeases(q, v);
+    const tasks = (await q(
+      `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 ORDER BY ord`,
+      [voyage],
+    )).map(toTask);
+    const done = new Set(
+      tasks.filter((t) => t.status === "done").map((t) => t.id),
+    );
+    // Longest chain first: the task that holds up the most work after it.
+    const rank = chainRanks(
+      tasks.map((t) => ({ id: t.id, blockedBy: t.blocked_by })),
+    );
+    const next =
+      tasks.filter((t) =>
         t.status === "pending" && t.blocked_by.every((b) => done.has(b))
-      );
-      if (!next) return null;
-      const now = this.iso();
-      await q(
-        `UPDATE tasks SET status = 'running', ship = $3, attempts = attempts + 1,
-           lease_until = $4, started_at = $5, error = NULL
-         WHERE voyage_id = $1 AND id = $2`,
-        [voyage, next.id, ship, this.iso(v.lease_s * 1000), now],
-      );
-      await q(
-        `UPDATE voyage_ships SET state = 'working', current_task = $3, task_started_at = $4, last_heartbeat = $4
-         WHERE voyage_id = $1 AND ship = $2`,
-        [voyage, ship, next.id, now],
-      );
-      await this.event(
-        q,
-        voyage,
-        next.id,
-        ship,
-        "claimed",
-        `attempt ${next.attempts + 1}`,
-      );
-      return {
-        ...next,
-        status: "running",
-        ship,
-        attempts: next.attempts + 1,
-        started_at: now,
-      };
-    });
+      ).sort((a, b) => rank.get(b.id)! - rank.get(a.id)! || a.ord - b.ord)[0];
+    if (!next) return null;
+    const now = this.iso();
+    await q(
+      `UPDATE tasks SET status = 'running', ship = $3, attempts = attempts + 1,
+         lease_until = $4, started_at = $5, error = NULL
+       WHERE voyage_id = $1 AND id = $2`,
+      [voyage, next.id, ship, this.iso(v.lease_s * 1000), now],
+    );
+    await q(
+      `UPDATE voyage_ships SET state = 'working', current_task = $3, task_started_at = $4, last_heartbeat = $4
+       WHERE voyage_id = $1 AND ship = $2`,
+      [voyage, ship, next.id, now],
+    );
+    await this.event(
+      q,
+      voyage,
+      next.id,
+      ship,
+      "claimed",
+      `attempt ${next.attempts + 1}`,
+    );
+    return {
+      ...next,
+      status: "running",
+      ship,
+      attempts: next.attempts + 1,
+      started_at: now,
+    };
   }
 
   private async expireLeases(q: Query, v: Voyage) {
@@ -327,52 +343,81 @@ export class VoyageQueue {
     ship: string,
     o: FinishOutcome,
   ): Promise<boolean> {
+    return this.store.transaction(async (q) =>
+      await this.finishIn(q, await this.voyageIn(q, voyage), task, ship, o)
+    );
+  }
+
+  /**
+   * `finish`, then `claim` for the same ship, in one transaction: the ship
+   * that just landed a task takes its next one (often the task that landing
+   * released, whose code it has) before anyone else looks, and the daemon
+   * runs one transaction instead of two on the critical path.
+   */
+  finishAndClaim(
+    voyage: string,
+    task: string,
+    ship: string,
+    o: FinishOutcome,
+  ): Promise<{ recorded: boolean; next: Task | null }> {
     return this.store.transaction(async (q) => {
       const v = await this.voyageIn(q, voyage);
-      const rows = (await q(
-        `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 AND id = $2`,
-        [voyage, task],
-      )).map(toTask);
-      const t = rows[0];
-      if (!t || t.status !== "running" || t.ship !== ship) return false;
-      const now = this.iso();
-      let status: TaskStatus;
-      if (o.ok) status = "done";
-      else if (o.final || t.attempts >= v.max_attempts) status = "failed";
-      else status = "pending";
-      await q(
-        `UPDATE tasks SET status = $3, lease_until = NULL, finished_at = $4, commit_sha = $5,
-           error = $6, conflict = $7, side_branch = $8, ship = CASE WHEN $3 = 'pending' THEN NULL ELSE ship END
-         WHERE voyage_id = $1 AND id = $2`,
-        [
-          voyage,
-          task,
-          status,
-          status === "pending" ? null : now,
-          o.commit ?? null,
-          o.error ?? null,
-          o.conflict ? JSON.stringify(o.conflict) : null,
-          o.side_branch ?? null,
-        ],
-      );
-      await q(
-        `UPDATE voyage_ships SET state = 'idle', current_task = NULL, task_started_at = NULL, last_heartbeat = $3
-         WHERE voyage_id = $1 AND ship = $2`,
-        [voyage, ship, now],
-      );
-      const detail = o.ok
-        ? (o.commit ? `commit ${o.commit.slice(0, 12)}` : "no changes")
-        : o.error ?? null;
-      await this.event(
-        q,
+      const recorded = await this.finishIn(q, v, task, ship, o);
+      return { recorded, next: await this.claimIn(q, v, ship) };
+    });
+  }
+
+  private async finishIn(
+    q: Query,
+    v: Voyage,
+    task: string,
+    ship: string,
+    o: FinishOutcome,
+  ): Promise<boolean> {
+    const voyage = v.id;
+    const rows = (await q(
+      `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 AND id = $2`,
+      [voyage, task],
+    )).map(toTask);
+    const t = rows[0];
+    if (!t || t.status !== "running" || t.ship !== ship) return false;
+    const now = this.iso();
+    let status: TaskStatus;
+    if (o.ok) status = "done";
+    else if (o.final || t.attempts >= v.max_attempts) status = "failed";
+    else status = "pending";
+    await q(
+      `UPDATE tasks SET status = $3, lease_until = NULL, finished_at = $4, commit_sha = $5,
+         error = $6, conflict = $7, side_branch = $8, ship = CASE WHEN $3 = 'pending' THEN NULL ELSE ship END
+       WHERE voyage_id = $1 AND id = $2`,
+      [
         voyage,
         task,
-        ship,
-        status === "pending" ? "retry" : status,
-        detail,
-      );
-      return true;
-    });
+        status,
+        status === "pending" ? null : now,
+        o.commit ?? null,
+        o.error ?? null,
+        o.conflict ? JSON.stringify(o.conflict) : null,
+        o.side_branch ?? null,
+      ],
+    );
+    await q(
+      `UPDATE voyage_ships SET state = 'idle', current_task = NULL, task_started_at = NULL, last_heartbeat = $3
+       WHERE voyage_id = $1 AND ship = $2`,
+      [voyage, ship, now],
+    );
+    const detail = o.ok
+      ? (o.commit ? `commit ${o.commit.slice(0, 12)}` : "no changes")
+      : o.error ?? null;
+    await this.event(
+      q,
+      voyage,
+      task,
+      ship,
+      status === "pending" ? "retry" : status,
+      detail,
+    );
+    return true;
   }
 
   get(voyage: string): Promise<Voyage | null> {

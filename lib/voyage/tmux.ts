@@ -18,8 +18,9 @@
  * built with `quoteArgv`, so nothing in argv is ever re-parsed. The wrapper
  * is a file, not a `bash -c` argument, because tmux refuses a command longer
  * than its 16 KiB message limit ("command too long") and a task's command
- * can be long. The caller polls for the exit file every 50 ms (and checks
- * every second that the window still exists). Environment values never
+ * can be long. The caller watches the run dir for the exit file (inotify;
+ * polling every 50 ms where that is unavailable) and checks every second
+ * that the window still exists. Environment values never
  * appear in any argv (not in tmux's, not in the wrapper's): they are written
  * to a 0600 file in the 0700 run dir, sourced by the wrapper and deleted at
  * once; the run dir is removed when the command has ended.
@@ -51,6 +52,8 @@ import { quoteArg, quoteArgv } from "../transport/shell_quote.ts";
 export const DEFAULT_SESSION = "voyage";
 export const DEFAULT_LINGER_SECONDS = 30;
 const POLL_MS = 50;
+/** With a watch on the run dir the exit file is seen at once; this is the fallback. */
+const WATCHED_POLL_MS = 250;
 const WINDOW_CHECK_MS = 1000;
 
 export interface RunOptions {
@@ -295,6 +298,54 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Wakes a waiter when anything changes in `dir` (inotify through
+ * Deno.watchFs), so the exit file is read the moment the wrapper writes it
+ * instead of up to a poll interval later. Where watching is not available,
+ * waits are plain sleeps.
+ */
+function dirChanges(dir: string): {
+  wait(ms: number, signal?: AbortSignal): Promise<void>;
+  watching: boolean;
+  close(): void;
+} {
+  let watcher: Deno.FsWatcher | null = null;
+  try {
+    watcher = Deno.watchFs(dir, { recursive: false });
+  } catch {
+    watcher = null;
+  }
+  let wake: () => void = () => {};
+  if (watcher) {
+    const w = watcher;
+    void (async () => {
+      try {
+        for await (const _ of w) wake();
+      } catch { /* closed */ }
+    })();
+  }
+  return {
+    watching: watcher !== null,
+    wait: (ms, signal) =>
+      new Promise((resolve) => {
+        const t = setTimeout(done, ms);
+        function done() {
+          clearTimeout(t);
+          wake = () => {};
+          signal?.removeEventListener("abort", done);
+          resolve();
+        }
+        wake = done;
+        signal?.addEventListener("abort", done, { once: true });
+      }),
+    close: () => {
+      try {
+        watcher?.close();
+      } catch { /* already closed */ }
+    },
+  };
+}
+
 async function readExit(path: string): Promise<number | undefined> {
   let text: string;
   try {
@@ -378,6 +429,12 @@ function findTool(name: string): string {
 }
 
 /**
+ * Sessions this process created or found, so a task's window costs one
+ * tmux run (`new-window`), not two; a failing new-window checks again.
+ */
+const sessionsSeen = new Set<string>();
+
+/**
  * Runs argv in window `window` of tmux session `session` and resolves with
  * its exit code when it ends. See the module comment for the contract.
  */
@@ -391,6 +448,7 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
   await ensureLogDir(opts.logFile);
 
   const dir = await Deno.makeTempDir({ prefix: "ohc-run-" });
+  let changes: ReturnType<typeof dirChanges> | undefined;
   await Deno.chmod(dir, 0o700);
   try {
     await Deno.writeTextFile(`${dir}/env`, envFileText(opts.env), {
@@ -414,24 +472,37 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
       }) + "\n",
       { mode: 0o600, createNew: true },
     );
-    await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
-    const nw = await tmux(opts.socket, [
-      "new-window",
-      "-d",
-      "-P",
-      "-F",
-      "#{window_id} #{pane_pid}",
-      "-t",
-      `=${session}:`,
-      "-n",
-      opts.window,
-      "-c",
-      opts.cwd,
-      "--",
-      findTool("bash"),
-      runScript,
-    ]);
+    changes = dirChanges(dir); // before the window exists: no write is missed
+    const key = `${opts.socket ?? ""}\0${session}`;
+    if (!sessionsSeen.has(key)) {
+      await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
+      sessionsSeen.add(key);
+    }
+    const newWindow = () =>
+      tmux(opts.socket, [
+        "new-window",
+        "-d",
+        "-P",
+        "-F",
+        "#{window_id} #{pane_pid}",
+        "-t",
+        `=${session}:`,
+        "-n",
+        opts.window,
+        "-c",
+        opts.cwd,
+        "--",
+        findTool("bash"),
+        runScript,
+      ]);
+    let nw = await newWindow();
     if (nw.code !== 0) {
+      // The session we saw before is gone (killed by hand, or the server).
+      await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
+      nw = await newWindow();
+    }
+    if (nw.code !== 0) {
+      sessionsSeen.delete(key);
       throw new OhcError(
         "tmux_failed",
         `cannot open tmux window ${opts.window}: ${
@@ -465,9 +536,13 @@ export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
           return { code: 129, lost: true, via: "tmux", windowId };
         }
       }
-      await sleep(POLL_MS, opts.signal);
+      await changes.wait(
+        changes.watching ? WATCHED_POLL_MS : POLL_MS,
+        opts.signal,
+      );
     }
   } finally {
+    changes?.close();
     await Deno.remove(dir, { recursive: true }).catch(() => undefined);
   }
 }

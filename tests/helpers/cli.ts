@@ -140,8 +140,15 @@ export async function localFleet(
   ...ships: string[]
 ): Promise<{ home: string } & AsyncDisposable> {
   const home = await scratchHome();
-  await ohcOk(home, ["init", "--provider", "local"]);
-  for (const s of ships) await ohcOk(home, ["ship", "create", s]);
+  try {
+    await ohcOk(home, ["init", "--provider", "local"]);
+    for (const s of ships) await ohcOk(home, ["ship", "create", s]);
+  } catch (e) {
+    // Nobody will dispose of a fleet that was never returned: its daemons
+    // would outlive the test (and hold whatever file descriptors it had).
+    await teardown(home);
+    throw e;
+  }
   return { home, [Symbol.asyncDispose]: () => teardown(home) };
 }
 

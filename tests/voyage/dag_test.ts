@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   analyze,
+  chainRanks,
   compareIds,
   criticalPath,
   CycleError,
@@ -241,4 +242,15 @@ Deno.test("example plans: the numbers voyage check and the benchmark rely on", a
     readyTasks(conflict.tasks, ["1"]).map((t) => t.id),
     ["2", "3"],
   );
+});
+
+Deno.test("chainRanks: tasks on the longest chain to the end", () => {
+  const r = chainRanks([
+    { id: "1", blockedBy: [] },
+    { id: "2", blockedBy: ["1"] },
+    { id: "3", blockedBy: ["1"] },
+    { id: "4", blockedBy: ["3"] },
+    { id: "5", blockedBy: ["2", "4"] },
+  ]);
+  assert.deepEqual(Object.fromEntries(r), { 1: 4, 2: 2, 3: 3, 4: 2, 5: 1 });
 });

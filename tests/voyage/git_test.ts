@@ -53,6 +53,10 @@ async function g(cwd: string, ...args: string[]): Promise<string> {
   return text.trim();
 }
 
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
 async function write(path: string, text: string): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/"));
   await Deno.mkdir(dir, { recursive: true });
@@ -992,5 +996,116 @@ Deno.test("cloneVoyage: a real clone with the whole history, also from a bundle"
       dir: `${dir}/ship-b`,
     });
     assert.equal(await g(`${dir}/ship-b`, "rev-parse", "HEAD"), tip);
+  });
+});
+
+Deno.test("prepareCheckout with a tip: no fetch when the checkout holds it, need_base when not", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const ship = `${dir}/ship`;
+    const c = await shipTask(r, ship, "1", { "a.txt": "a\n" });
+    // The ship's own commit landed as a fast-forward: it already has the tip.
+    const res = await integrateTask({
+      ...r,
+      taskId: "1",
+      source: ship,
+      commit: c,
+      worktreeDir: `${dir}/wt`,
+    });
+    assert.deepEqual(res, { ok: true, tip: c, rebased: false, attempts: 1 });
+    assert.equal(
+      await g(r.bare, "for-each-ref", "refs/ohcommodore/incoming"),
+      "",
+    );
+    await write(`${ship}/stray.txt`, "left over\n");
+    assert.equal(
+      await prepareCheckout({ branch: r.branch, dir: ship, tip: c }),
+      c,
+    );
+    assert.equal(
+      await g(ship, "rev-parse", "HEAD", "refs/ohcommodore/base"),
+      `${c}\n${c}`,
+    );
+    assert.equal(await g(ship, "status", "--porcelain"), "");
+    // Another ship lands: this one lacks the new tip and has nothing to fetch.
+    const other = await shipTask(r, `${dir}/other`, "2", { "b.txt": "b\n" });
+    await integrateTask({
+      ...r,
+      taskId: "2",
+      source: `${dir}/other`,
+      commit: other,
+      worktreeDir: `${dir}/wt`,
+    });
+    await assert.rejects(
+      prepareCheckout({ branch: r.branch, dir: ship, tip: other }),
+      (e: Error & { code?: string }) => e.code === "need_base",
+    );
+    assert.equal(await g(ship, "rev-parse", "HEAD"), c); // nothing changed
+    // A thin bundle (minus what the ship has) brings it there.
+    assert.ok(
+      await bundleVoyage({
+        bare: r.bare,
+        file: `${dir}/thin.bundle`,
+        exclude: [c],
+      }),
+    );
+    assert.equal(
+      await prepareCheckout({
+        bare: `${dir}/thin.bundle`,
+        branch: r.branch,
+        dir: ship,
+        tip: other,
+      }),
+      other,
+    );
+    // ... but not to a fresh checkout, which lacks its prerequisites.
+    await assert.rejects(
+      prepareCheckout({
+        bare: `${dir}/thin.bundle`,
+        branch: r.branch,
+        dir: `${dir}/fresh`,
+      }),
+    );
+    // Nothing left to send, or an unknown commit: no thin bundle, no file.
+    assert.equal(
+      await bundleVoyage({
+        bare: r.bare,
+        file: `${dir}/empty.bundle`,
+        exclude: [other],
+      }),
+      false,
+    );
+    assert.equal(
+      await bundleVoyage({
+        bare: r.bare,
+        file: `${dir}/bad.bundle`,
+        exclude: ["0".repeat(40)],
+      }),
+      false,
+    );
+    assert.equal(await exists(`${dir}/empty.bundle`), false);
+  });
+});
+
+Deno.test("bundleCommit through HEAD: no temporary ref, lands like the others", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const ship = `${dir}/ship`;
+    const c = await shipTask(r, ship, "3", { "h.txt": "head\n" });
+    await bundleCommit({
+      repo: ship,
+      commit: c,
+      file: `${dir}/h.bundle`,
+      ref: "HEAD",
+    });
+    const res = await integrateTask({
+      ...r,
+      taskId: "3",
+      source: `${dir}/h.bundle`,
+      commit: c,
+      worktreeDir: `${dir}/wt`,
+    });
+    assert.equal(res.ok, true);
+    assert.equal(await g(r.bare, "rev-parse", `refs/heads/${r.branch}`), c);
   });
 });

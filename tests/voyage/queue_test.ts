@@ -154,3 +154,21 @@ Deno.test("listing voyages before and after the first one exists", async () => {
     assert.equal(v.branch, "voyage/vlongname1");
   });
 });
+
+Deno.test("of the tasks one landing releases, the one on the longest chain goes first", async () => {
+  await withQueue(async (q) => {
+    // 1 releases 2, 3 and 4; only 4 has a chain behind it (4 -> 5 -> 6).
+    await q.create(voyage("v5"), [
+      task("1"),
+      task("2", ["1"]),
+      task("3", ["1"]),
+      task("4", ["1"]),
+      task("5", ["4"]),
+      task("6", ["5", "2"]),
+    ], ["a", "b"]);
+    assert.equal((await q.claim("v5", "a"))?.id, "1");
+    await q.finish("v5", "1", "a", { ok: true });
+    assert.equal((await q.claim("v5", "a"))?.id, "4");
+    assert.equal((await q.claim("v5", "b"))?.id, "2"); // ties: plan order
+  });
+});

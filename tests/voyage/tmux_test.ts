@@ -140,8 +140,13 @@ Deno.test("runInTmux: exit codes 0 and 3 pass through; output in the log and the
     const log2 = await Deno.readTextFile(`${w.dir}/logs/task-2.log`);
     assert.match(log2, /\nout-two\n\[ohc\] task-2 exit 3 /);
 
-    // The windows linger, showing the output to whoever attaches.
-    const pane = await capturePane(bad.windowId!, { socket: w.socket });
+    // The windows linger, showing the output to whoever attaches. (The
+    // exit code is known before the wrapper prints its last line.)
+    let pane = "";
+    for (let i = 0; i < 100 && !/closes in/.test(pane); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 20));
+      pane = await capturePane(bad.windowId!, { socket: w.socket });
+    }
     assert.match(pane, /out-two/);
     assert.match(pane, /\[ohc\] task-2 exit 3/);
     assert.match(pane, /this window closes in 30 s/);

@@ -1,0 +1,218 @@
+/**
+ * The voyage driver against a ship served in this process: the captain's
+ * own session handler behind a Transport whose spawn() runs it on streams,
+ * a real queue (in-memory store), a real bare repo, tmux. What it pins: a
+ * ship that has the voyage tip gets no bundle, one with an older tip a thin
+ * one, and a ship that lacks what the driver believed it had still gets
+ * the task done (need_base, then the full bundle).
+ *
+ * HOME is the ship's home for this whole file (deno test runs each file in
+ * its own process).
+ */
+import assert from "node:assert/strict";
+import { openStore } from "../../lib/inbox/store.ts";
+import { serveOne } from "../../lib/rpc/stream.ts";
+import type { ShipRecord } from "../../lib/state/fleet.ts";
+import type { Identity } from "../../lib/state/identity.ts";
+import { paths } from "../../lib/state/paths.ts";
+import type { RemoteProcess, Transport } from "../../lib/transport/types.ts";
+import type { Provider } from "../../lib/providers/types.ts";
+import { VoyageDriver } from "../../lib/voyage/driver.ts";
+import {
+  commitTask,
+  createVoyageRepo,
+  integrateTask,
+  prepareCheckout,
+} from "../../lib/voyage/git.ts";
+import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
+import { killServer } from "../../lib/voyage/tmux.ts";
+import { captainHandlers, shipCheckout } from "../../roles/captain.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/**
+ * A ship in this process. `before(request)` runs before each session
+ * request reaches the captain (a test's chance to change the ship).
+ */
+function inProcessShip(
+  self: Identity,
+  before: (
+    req: { op: string; args: { task?: { id: string } } },
+  ) => Promise<void>,
+): Transport {
+  return {
+    dest: "in-process",
+    spawn(): RemoteProcess {
+      const toShip = new TransformStream<Uint8Array, Uint8Array>();
+      const fromShip = new TransformStream<Uint8Array, Uint8Array>();
+      let buf = "";
+      let first = true;
+      const inspect = new TransformStream<Uint8Array, Uint8Array>({
+        async transform(chunk, c) {
+          buf += dec.decode(chunk, { stream: true });
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl + 1);
+            buf = buf.slice(nl + 1);
+            if (!first) await before(JSON.parse(line));
+            first = false;
+            c.enqueue(enc.encode(line));
+          }
+        },
+      });
+      const served = serveOne(
+        toShip.readable.pipeThrough(inspect),
+        fromShip.writable,
+        () => captainHandlers(self),
+      );
+      return {
+        stdin: toShip.writable,
+        stdout: fromShip.readable,
+        stderr: new ReadableStream({ start: (c) => c.close() }),
+        status: served.then(() => ({ code: 0, signal: null })),
+        kill() {},
+      };
+    },
+    interactive: () => Promise.resolve(1),
+  };
+}
+
+async function sailChain(
+  before: (
+    req: { op: string; args: { task?: { id: string } } },
+    bare: { bare: string; branch: string },
+  ) => Promise<void>,
+): Promise<{ logs: string[]; tasks: { id: string; status: string }[] }> {
+  const dir = await Deno.makeTempDir({ prefix: "ohc-driver-" });
+  const shipHome = `${dir}/ship`;
+  await Deno.mkdir(shipHome);
+  Deno.env.set("HOME", shipHome);
+  const store = await openStore(":memory:");
+  try {
+    const id = "vd1";
+    const repo = await createVoyageRepo({
+      dir: `${dir}/voyage`,
+      voyageId: id,
+      source: { kind: "empty" },
+    });
+    const planDir = `${dir}/voyage/plan`;
+    await Deno.mkdir(planDir);
+    await Deno.writeTextFile(
+      `${planDir}/verify.sh`,
+      "test -f a.txt && test -f b.txt && test -f c.txt\n",
+    );
+    const queue = new VoyageQueue(store);
+    const task = (n: string, file: string, blocked_by: string[]): NewTask => ({
+      id: n,
+      subject: `write ${file}`,
+      description: "",
+      acceptance: null,
+      command: `echo ${n} > ${file}`,
+      blocked_by,
+    });
+    await queue.create({
+      id,
+      name: id,
+      state: "running",
+      plan_dir: planDir,
+      bare: repo.bare,
+      branch: repo.branch,
+      repo: null,
+      agent: "shell",
+      agent_command: null,
+      objective: "a chain of three",
+      max_attempts: 2,
+      lease_s: 60,
+    }, [
+      task("1", "a.txt", []),
+      task("2", "b.txt", ["1"]),
+      task("3", "c.txt", ["2"]),
+    ], ["s1"]);
+    const self = {
+      role: "captain",
+      name: "s1",
+      flagship: "f",
+    } as unknown as Identity;
+    const t = inProcessShip(self, (req) => before(req, repo));
+    const ship: ShipRecord = {
+      name: "s1",
+      repo: null,
+      repo_dir: null,
+      ssh_dest: "in-process",
+      status: "running",
+      created_at: new Date().toISOString(),
+    };
+    const logs: string[] = [];
+    const driver = new VoyageDriver({
+      queue,
+      provider: { transport: () => t } as unknown as Provider,
+      ships: () => Promise.resolve([ship]),
+      secrets: () => ({}),
+      log: (m) => logs.push(m),
+    });
+    await driver.start(id);
+    for (let i = 0; i < 600; i++) {
+      const v = await queue.get(id);
+      if (v && !["running", "complete"].includes(v.state)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal((await queue.get(id))?.state, "verified", logs.join("\n"));
+    return { logs, tasks: await queue.tasks(id) };
+  } finally {
+    await killServer(paths.tmuxSocket(shipHome));
+    await store.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+const sent = (logs: string[], task: string) =>
+  logs.filter((l) => l.includes(`task ${task}: `) && /bundle/.test(l))
+    .map((l) => l.replace(/^.*task \d+: /, ""));
+
+Deno.test("a ship that has the tip gets no bundle; an older tip, a thin one", async () => {
+  const { logs, tasks } = await sailChain(async (req, repo) => {
+    // Someone else lands while task 2 runs: task 2 lands as a rebase, so
+    // the ship has an older tip when task 3 comes.
+    if (req.op !== "task" || req.args.task?.id !== "2") return;
+    const other = `${Deno.env.get("HOME")}/../other`;
+    await prepareCheckout({ bare: repo.bare, branch: repo.branch, dir: other });
+    await Deno.writeTextFile(`${other}/x.txt`, "x\n");
+    const { commit } = await commitTask({
+      checkout: other,
+      taskId: "9",
+      subject: "elsewhere",
+    });
+    const r = await integrateTask({
+      ...repo,
+      taskId: "9",
+      source: other,
+      commit: commit!,
+      worktreeDir: `${other}/../wt`,
+    });
+    assert.ok(r.ok);
+  });
+  assert.deepEqual(tasks.map((t) => t.status), ["done", "done", "done"]);
+  assert.deepEqual(sent(logs, "1"), ["full bundle"]);
+  assert.deepEqual(sent(logs, "2"), ["no bundle"]);
+  assert.deepEqual(sent(logs, "3"), ["thin bundle"]);
+});
+
+Deno.test("a ship that lacks the tip the driver thought it had still gets its task done", async () => {
+  let removed = false;
+  const { logs, tasks } = await sailChain(async (req) => {
+    // The checkout vanishes between tasks 1 and 2 (a person, a reimage).
+    if (req.op === "task" && req.args.task?.id === "2" && !removed) {
+      removed = true;
+      await Deno.remove(
+        `${Deno.env.get("HOME")}/${shipCheckout("vd1")}`,
+        { recursive: true },
+      );
+    }
+  });
+  assert.deepEqual(tasks.map((t) => t.status), ["done", "done", "done"]);
+  const two = sent(logs, "2");
+  assert.equal(two[0], "no bundle");
+  assert.match(two[1], /lacks its base .*; full bundle/);
+  assert.deepEqual(sent(logs, "3"), ["no bundle"]);
+});
