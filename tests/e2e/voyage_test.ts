@@ -14,55 +14,14 @@ import {
   teardown,
 } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
+import {
+  sailOk,
+  type VoyageStatusJson,
+  voyageTasks,
+  waitVoyage,
+} from "../helpers/voyage.ts";
 
 const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-
-interface Status {
-  voyage: { id: string; state: string; verify_code: number | null };
-  counts: Record<string, number>;
-  ships: { ship: string }[];
-}
-interface TaskRow {
-  id: string;
-  status: string;
-  ship: string | null;
-  attempts: number;
-  conflict: string[] | null;
-  side_branch: string | null;
-  error: string | null;
-}
-
-async function sail(
-  home: string,
-  args: string[],
-  env?: Record<string, string>,
-): Promise<string> {
-  const r = await ohc(home, ["voyage", "sail", ...args, "--json"], { env });
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout).id;
-}
-
-async function waitDone(
-  home: string,
-  id: string,
-  timeoutMs = 120_000,
-): Promise<Status> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const s: Status = JSON.parse(
-      (await ohcOk(home, ["voyage", "status", id, "--json"])).stdout,
-    );
-    if (!["planning", "running", "complete"].includes(s.voyage.state)) return s;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`voyage ${id} did not finish`);
-}
-
-async function tasks(home: string, id: string): Promise<TaskRow[]> {
-  return JSON.parse(
-    (await ohcOk(home, ["voyage", "tasks", id, "--json"])).stdout,
-  );
-}
 
 async function git(dir: string, ...args: string[]): Promise<string> {
   const r = await new Deno.Command("git", { args, cwd: dir }).output();
@@ -73,14 +32,14 @@ async function git(dir: string, ...args: string[]): Promise<string> {
 Deno.test("the demo plan sails on 3 ships, verifies, and clones with every task's commit", async () => {
   await using fleet = await localFleet();
   const home = fleet.home;
-  const id = await sail(home, [
+  const id = await sailOk(home, [
     `${root}/examples/plans/demo`,
     "--agent",
     "shell",
     "--ships",
     "3",
   ]);
-  const s = await waitDone(home, id);
+  const s = await waitVoyage(home, id);
   assert.equal(s.voyage.state, "verified");
   assert.equal(s.voyage.verify_code, 0);
   assert.equal(s.counts.done, 6);
@@ -109,7 +68,7 @@ bash -c "$cmd"
 echo "end $OHC_TASK_ID $(date +%s%N)" >> "${times}"
 `,
   );
-  const id = await sail(home, [
+  const id = await sailOk(home, [
     `${root}/examples/plans/twenty`,
     "--ships",
     "8",
@@ -118,7 +77,7 @@ echo "end $OHC_TASK_ID $(date +%s%N)" >> "${times}"
     "--agent-command",
     `bash ${agent}`,
   ]);
-  const s = await waitDone(home, id, 180_000);
+  const s = await waitVoyage(home, id, 180_000);
   assert.equal(s.voyage.state, "verified", JSON.stringify(s));
   assert.equal(s.counts.done, 20);
 
@@ -143,7 +102,7 @@ echo "end $OHC_TASK_ID $(date +%s%N)" >> "${times}"
       );
     }
   }
-  const ships = new Set((await tasks(home, id)).map((t) => t.ship));
+  const ships = new Set((await voyageTasks(home, id)).map((t) => t.ship));
   assert.ok(ships.size > 1, "the work should spread over ships");
   await ohcOk(home, ["voyage", "clone", id, "-d", `${home}/result`]);
   const files = await listDir(`${home}/result/twenty`);
@@ -162,13 +121,13 @@ Deno.test("8 ships racing on 100 tiny tasks: none runs twice", async () => {
     })),
     { ships: 8 },
   );
-  const id = await sail(home, [plan, "--agent", "shell"]);
-  const s = await waitDone(home, id, 300_000);
+  const id = await sailOk(home, [plan, "--agent", "shell"]);
+  const s = await waitVoyage(home, id, 300_000);
   assert.equal(s.voyage.state, "verified");
   const lines = (await Deno.readTextFile(ran)).trim().split("\n");
   assert.equal(lines.length, 100);
   assert.equal(new Set(lines).size, 100);
-  assert.ok((await tasks(home, id)).every((t) => t.attempts === 1));
+  assert.ok((await voyageTasks(home, id)).every((t) => t.attempts === 1));
 });
 
 Deno.test("a ship destroyed mid-task: another ship finishes its task", async () => {
@@ -178,19 +137,19 @@ Deno.test("a ship destroyed mid-task: another ship finishes its task", async () 
     { id: "1", command: "sleep 4; echo slow > slow.txt" },
   ], { ships: 2, verify: "#!/bin/bash\ntest -f slow.txt\n" });
   const env = { OHCOMMODORE_TASK_LEASE: "3" };
-  const id = await sail(home, [plan, "--agent", "shell"], env);
+  const id = await sailOk(home, [plan, "--agent", "shell"], env);
   let victim: string | null = null;
   for (let i = 0; i < 200 && !victim; i++) {
-    victim = (await tasks(home, id)).find((t) =>
+    victim = (await voyageTasks(home, id)).find((t) =>
       t.status === "running"
     )?.ship ?? null;
     if (!victim) await new Promise((r) => setTimeout(r, 100));
   }
   assert.ok(victim, "the task never started");
   await ohcOk(home, ["ship", "destroy", victim]);
-  const s = await waitDone(home, id);
+  const s = await waitVoyage(home, id);
   assert.equal(s.voyage.state, "verified");
-  const [t] = await tasks(home, id);
+  const [t] = await voyageTasks(home, id);
   assert.equal(t.status, "done");
   assert.notEqual(t.ship, victim);
   assert.equal(t.attempts, 2);
@@ -199,16 +158,16 @@ Deno.test("a ship destroyed mid-task: another ship finishes its task", async () 
 Deno.test("two tasks editing the same line: one lands, the other fails naming the file, its work kept", async () => {
   await using fleet = await localFleet();
   const home = fleet.home;
-  const id = await sail(home, [
+  const id = await sailOk(home, [
     `${root}/examples/plans/conflict`,
     "--agent",
     "shell",
     "--ships",
     "2",
   ]);
-  const s = await waitDone(home, id);
+  const s = await waitVoyage(home, id);
   assert.equal(s.voyage.state, "failed");
-  const ts = await tasks(home, id);
+  const ts = await voyageTasks(home, id);
   const failed = ts.filter((t) => t.status === "failed");
   assert.equal(failed.length, 1, JSON.stringify(ts));
   assert.deepEqual(failed[0].conflict, ["greeting.txt"]);
@@ -281,12 +240,12 @@ Deno.test("the claude agent (fake Claude Code): token from a 0600 file, stream o
     PATH: `${bin}:${Deno.env.get("PATH")}`,
   };
   await ohcOk(home, ["init"], { env });
-  const id = await sail(home, [plan, "--agent", "claude", "--ships", "1"], {
+  const id = await sailOk(home, [plan, "--agent", "claude", "--ships", "1"], {
     ...env,
     CLAUDE_CODE_OAUTH_TOKEN: token,
   });
-  const s = await waitDone(home, id);
-  const ts = await tasks(home, id);
+  const s = await waitVoyage(home, id);
+  const ts = await voyageTasks(home, id);
   assert.equal(ts[0].status, "done", JSON.stringify(ts));
   assert.equal(ts[1].status, "failed");
   assert.match(ts[1].error ?? "", /did not finish task 2/);
@@ -312,7 +271,7 @@ Deno.test("voyage sink stops a voyage and destroys its ships; it asks first", as
     id: "1",
     command: "sleep 30",
   }], { ships: 2 });
-  const id = await sail(home, [plan, "--agent", "shell"]);
+  const id = await sailOk(home, [plan, "--agent", "shell"]);
   for (
     const args of [["voyage", "sink"], ["voyage", "sink", id], [
       "voyage",
@@ -327,7 +286,7 @@ Deno.test("voyage sink stops a voyage and destroys its ships; it asks first", as
     (await ohcOk(home, ["voyage", "sink", id, "--force", "--json"])).stdout,
   );
   assert.equal(r[0].voyage, id);
-  const s: Status = JSON.parse(
+  const s: VoyageStatusJson = JSON.parse(
     (await ohcOk(home, ["voyage", "status", id, "--json"])).stdout,
   );
   assert.equal(s.voyage.state, "sunk");

@@ -1,6 +1,5 @@
 /**
  * Driving voyages through the CLI in e2e tests: sail, wait, read tasks.
- * (tests/e2e/voyage_test.ts has its own copies from before this module.)
  */
 import assert from "node:assert/strict";
 import { ohc, ohcOk } from "./cli.ts";
@@ -16,6 +15,8 @@ export interface TaskRow {
   status: string;
   ship: string | null;
   attempts: number;
+  conflict: string[] | null;
+  side_branch: string | null;
   error: string | null;
 }
 
