@@ -422,10 +422,15 @@ sshTest(
     assert.equal(status.sshFailure, true);
     assert.ok(isSshFailure(status.code, await stderr));
     await child.stdout.cancel();
-    // The stale socket is replaced by a new master on the next call.
+    // The stale socket is replaced by a new master on the next call, which
+    // later calls share again. (How many logins the replacement takes
+    // depends on timing: under a loaded CI run it once took two.)
     const res = await run(t, ["echo", "back"]);
     assert.equal(res.stdout, "back\n", res.stderr);
-    assert.equal(sshd.acceptedLogins(), 2);
+    const logins = sshd.acceptedLogins();
+    assert.ok(logins >= 2);
+    assert.equal((await run(t, ["echo", "again"])).stdout, "again\n");
+    assert.equal(sshd.acceptedLogins(), logins);
   },
 );
 
