@@ -190,3 +190,60 @@ Deno.test("sprites: init, ship create of 3 in one command, status, exec, ssh, re
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("sprites: the demo voyage sails on 2 ships over sprite exec, verifies, and clones to the laptop", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "ohc-spr-" });
+  const home = `${tmp}/laptop`;
+  await Deno.mkdir(home);
+  const s = await startFakeSprites({ dir: `${tmp}/sprites`, org: ORG });
+  const env = {
+    ...s.env,
+    OHC_OFFLINE: "1",
+    FAKE_SPRITE_PASS_ENV:
+      "FAKE_SPRITE_DIR,FAKE_SPRITE_DENO,FAKE_SPRITE_ORG,FAKE_SPRITE_PASS_ENV",
+  };
+  const ok = (args: string[]) => ohcOk(home, args, { env });
+  const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  try {
+    await ok(["init", "--provider", "sprites", "--org", ORG]);
+    const id: string = JSON.parse(
+      (await ok([
+        "voyage",
+        "sail",
+        `${root}/examples/plans/demo`,
+        "--agent",
+        "shell",
+        "--ships",
+        "2",
+        "--json",
+      ])).stdout,
+    ).id;
+    let state = "";
+    for (const end = Date.now() + 180_000; Date.now() < end;) {
+      const st = JSON.parse(
+        (await ok(["voyage", "status", id, "--json"])).stdout,
+      );
+      state = st.voyage.state;
+      if (!["planning", "running", "complete"].includes(state)) break;
+      await sleep(500);
+    }
+    assert.equal(state, "verified");
+    const tasks: { status: string; ship: string }[] = JSON.parse(
+      (await ok(["voyage", "tasks", id, "--json"])).stdout,
+    );
+    assert.equal(tasks.filter((t) => t.status === "done").length, 6);
+    const sprites = await s.list();
+    for (const t of tasks) assert.ok(sprites.includes(t.ship), t.ship);
+    await ok(["voyage", "clone", id, "-d", `${tmp}/result`]);
+    assert.match(
+      await Deno.readTextFile(`${tmp}/result/REPORT.md`),
+      /^# Fleet report/,
+    );
+  } finally {
+    if (await exists(`${home}/.ohcommodore/config.json`)) {
+      await ohc(home, ["fleet", "sink", "--scuttle", "--force"], { env });
+    }
+    await s.stop();
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+});
