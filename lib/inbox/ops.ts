@@ -320,15 +320,12 @@ export class SqlInboxOps implements InboxOps {
       );
     }
     if (limit === 0) return [];
-    const ids = await this.q(
-      "SELECT id FROM inbox WHERE status = 'unread' ORDER BY seq LIMIT $1",
+    const rows = await this.q(
+      `SELECT ${MSG_COLS_NO_OUTPUT} FROM inbox WHERE status = 'unread'
+       ORDER BY seq LIMIT $1`,
       [limit],
     );
-    return await this.claimThese(
-      await Promise.all(
-        ids.map(async (r) => (await this.#withoutOutput(str(r.id)))!),
-      ),
-    );
+    return await this.claimThese(rows.map(toMessage));
   }
 
   async claimThese(msgs: Message[]): Promise<Message[]> {
