@@ -93,6 +93,38 @@ export async function ensureDaemon(
   opts: { remote?: boolean } = {},
 ): Promise<DaemonState> {
   if (await answering(home)) return await daemonState(home);
+  // One starter at a time: two commands (or a command and a link) finding
+  // no daemon at once would otherwise each start a supervisor, and the
+  // pidfile would name only the last, so 'daemon stop' missed the other.
+  await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
+  const lock = await Deno.open(`${paths.runDir(home)}/start.lock`, {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  try {
+    await lock.lock(true);
+    if (await answering(home)) return await daemonState(home);
+    await startSupervised(home, opts);
+    if (!(await waitFor(() => answering(home), 15_000))) {
+      throw new OhcError(
+        "daemon_start",
+        "the daemon did not come up within 15 s",
+        `see ${paths.daemonLog(home)}`,
+      );
+    }
+  } finally {
+    lock.close();
+  }
+  return await daemonState(home);
+}
+
+/** Starts the supervisor (or the systemd unit), unless the user stopped it. */
+async function startSupervised(
+  home: string,
+  opts: { remote?: boolean },
+): Promise<void> {
   try {
     await Deno.stat(stoppedMarker(home));
     if (opts.remote) {
@@ -109,7 +141,6 @@ export async function ensureDaemon(
   if (await useSystemd()) {
     await systemctl("start", UNIT);
   } else if ((await readPid(home)) === null) {
-    await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
     // setsid -f: its own session, so it outlives this command and the
     // SSH connection; stdio to the log so nobody waits on its output.
     const r = await new Deno.Command("sh", {
@@ -131,14 +162,6 @@ export async function ensureDaemon(
       );
     }
   }
-  if (!(await waitFor(() => answering(home), 15_000))) {
-    throw new OhcError(
-      "daemon_start",
-      "the daemon did not come up within 15 s",
-      `see ${paths.daemonLog(home)}`,
-    );
-  }
-  return await daemonState(home);
 }
 
 export async function stopDaemon(home = paths.home()): Promise<boolean> {

@@ -450,3 +450,35 @@ Deno.test("daemon status/stop/start/restart on a ship; commands that need it sta
   assert.equal(laptop.code, 2);
   assert.match(laptop.stderr, /ship exec/);
 });
+
+/** `ohcommodore daemon <verb>` processes whose HOME is `home`. */
+function daemonProcesses(home: string, verb: "supervise" | "run"): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      if (!cmd.includes(`daemon\0${verb}`)) continue;
+      const env = Deno.readTextFileSync(`/proc/${e.name}/environ`);
+      if (env.split("\0").includes(`HOME=${home}`)) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+Deno.test("commands racing to start a stopped daemon start one, and 'daemon stop' stops it", async () => {
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
+  const ship = vmHome(home, "alpha");
+  await onVm(home, "alpha", ["daemon", "stop"]);
+  assert.deepEqual(daemonProcesses(ship, "supervise"), []);
+  const lists = await Promise.all(
+    Array.from({ length: 4 }, () => onVm(home, "alpha", ["inbox", "list"])),
+  );
+  for (const r of lists) assert.equal(r.code, 0, r.stderr);
+  assert.equal(daemonProcesses(ship, "supervise").length, 1);
+  assert.equal(daemonProcesses(ship, "run").length, 1);
+  await onVm(home, "alpha", ["daemon", "stop"]);
+  assert.deepEqual(daemonProcesses(ship, "supervise"), []);
+  assert.deepEqual(daemonProcesses(ship, "run"), []);
+});
