@@ -5,6 +5,7 @@
  * a pidfile, runs `daemon run` and restarts it when it dies.
  */
 import { OhcError } from "../errors.ts";
+import { withLock } from "../state/atomic.ts";
 import { paths } from "../state/paths.ts";
 import { connectDaemon } from "./client.ts";
 
@@ -96,16 +97,8 @@ export async function ensureDaemon(
   // One starter at a time: two commands (or a command and a link) finding
   // no daemon at once would otherwise each start a supervisor, and the
   // pidfile would name only the last, so 'daemon stop' missed the other.
-  await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
-  const lock = await Deno.open(`${paths.runDir(home)}/start.lock`, {
-    read: true,
-    write: true,
-    create: true,
-    mode: 0o600,
-  });
-  try {
-    await lock.lock(true);
-    if (await answering(home)) return await daemonState(home);
+  await withLock(`${paths.runDir(home)}/start`, async () => {
+    if (await answering(home)) return;
     await startSupervised(home, opts);
     if (!(await waitFor(() => answering(home), 15_000))) {
       throw new OhcError(
@@ -114,9 +107,7 @@ export async function ensureDaemon(
         `see ${paths.daemonLog(home)}`,
       );
     }
-  } finally {
-    lock.close();
-  }
+  });
   return await daemonState(home);
 }
 

@@ -76,15 +76,15 @@ function bytesOrNull(v: DuckDBValue): Uint8Array | null {
   return new Uint8Array((v as unknown as { bytes: Uint8Array }).bytes);
 }
 
-export function toMessage(r: Row): Message {
+/** The columns `inbox` and `sent` share: the envelope and the outcome. */
+function envelopeAndOutcome(r: Row) {
   return {
     id: str(r.id),
     sender: str(r.sender),
     recipient: str(r.recipient),
     command: str(r.command),
-    status: r.status as MessageStatus,
     created_at: str(r.created_at),
-    received_at: str(r.received_at),
+    timeout_s: numOrNull(r.timeout_s),
     started_at: strOrNull(r.started_at),
     finished_at: strOrNull(r.finished_at),
     exit_code: numOrNull(r.exit_code),
@@ -93,7 +93,14 @@ export function toMessage(r: Row): Message {
     stdout_truncated: r.stdout_truncated === true,
     stderr_truncated: r.stderr_truncated === true,
     error: strOrNull(r.error),
-    timeout_s: numOrNull(r.timeout_s),
+  };
+}
+
+export function toMessage(r: Row): Message {
+  return {
+    ...envelopeAndOutcome(r),
+    status: r.status as MessageStatus,
+    received_at: str(r.received_at),
   };
 }
 
@@ -113,21 +120,8 @@ export function toOutbox(r: Row): OutboxEntry {
 
 export function toSent(r: Row): SentRecord {
   return {
-    id: str(r.id),
-    sender: str(r.sender),
-    recipient: str(r.recipient),
-    command: str(r.command),
-    created_at: str(r.created_at),
-    timeout_s: numOrNull(r.timeout_s),
+    ...envelopeAndOutcome(r),
     status: r.status as SentStatus,
-    exit_code: numOrNull(r.exit_code),
-    stdout: bytesOrNull(r.stdout),
-    stderr: bytesOrNull(r.stderr),
-    stdout_truncated: r.stdout_truncated === true,
-    stderr_truncated: r.stderr_truncated === true,
-    error: strOrNull(r.error),
-    started_at: strOrNull(r.started_at),
-    finished_at: strOrNull(r.finished_at),
     result_at: strOrNull(r.result_at),
   };
 }
