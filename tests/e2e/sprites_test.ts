@@ -16,6 +16,12 @@ import assert from "node:assert/strict";
 import { type FakeSprites, startFakeSprites } from "./emulators/sprite.ts";
 import type { FleetStatus } from "../../lib/fleet/api.ts";
 import { exists, ohc, ohcOk } from "../helpers/cli.ts";
+import {
+  DEMO_SAIL,
+  sailOk,
+  voyageTasks,
+  waitVoyage,
+} from "../helpers/voyage.ts";
 
 const SHIPS = ["alpha", "bravo", "cargo"];
 const ORG = "test-org";
@@ -206,34 +212,12 @@ Deno.test("sprites: the demo voyage sails on 2 ships over sprite exec, verifies,
   const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
   try {
     await ok(["init", "--provider", "sprites", "--org", ORG]);
-    const id: string = JSON.parse(
-      (await ok([
-        "voyage",
-        "sail",
-        `${root}/examples/plans/demo`,
-        "--agent",
-        "shell",
-        "--ships",
-        "2",
-        "--json",
-      ])).stdout,
-    ).id;
-    let state = "";
-    for (const end = Date.now() + 180_000; Date.now() < end;) {
-      const st = JSON.parse(
-        (await ok(["voyage", "status", id, "--json"])).stdout,
-      );
-      state = st.voyage.state;
-      if (!["planning", "running", "complete"].includes(state)) break;
-      await sleep(500);
-    }
-    assert.equal(state, "verified");
-    const tasks: { status: string; ship: string }[] = JSON.parse(
-      (await ok(["voyage", "tasks", id, "--json"])).stdout,
-    );
+    const id = await sailOk(ok, DEMO_SAIL(root, 2));
+    assert.equal((await waitVoyage(ok, id, 180_000)).voyage.state, "verified");
+    const tasks = await voyageTasks(ok, id);
     assert.equal(tasks.filter((t) => t.status === "done").length, 6);
     const sprites = await s.list();
-    for (const t of tasks) assert.ok(sprites.includes(t.ship), t.ship);
+    for (const t of tasks) assert.ok(sprites.includes(t.ship!), t.ship!);
     await ok(["voyage", "clone", id, "-d", `${tmp}/result`]);
     assert.match(
       await Deno.readTextFile(`${tmp}/result/REPORT.md`),

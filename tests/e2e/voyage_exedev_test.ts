@@ -7,10 +7,14 @@
 import assert from "node:assert/strict";
 import { exeDevSkipReason } from "./emulators/exedev.ts";
 import { exeDevFleet } from "../helpers/exedev_fleet.ts";
-import type { TaskRow, VoyageStatusJson } from "../helpers/voyage.ts";
+import {
+  DEMO_SAIL,
+  sailOk,
+  voyageTasks,
+  waitVoyage,
+} from "../helpers/voyage.ts";
 
 const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test({
   name:
@@ -18,32 +22,13 @@ Deno.test({
   ignore: exeDevSkipReason() !== null,
   async fn() {
     await using f = await exeDevFleet({ env: { OHC_OFFLINE: "1" } });
-    const sailed = await f.ok([
-      "voyage",
-      "sail",
-      `${root}/examples/plans/demo`,
-      "--agent",
-      "shell",
-      "--ships",
-      "2",
-      "--json",
-    ]);
-    const id: string = JSON.parse(sailed.stdout).id;
+    const ok = (args: string[]) => f.ok(args);
+    const id = await sailOk(ok, DEMO_SAIL(root, 2));
+    const s = await waitVoyage(ok, id, 180_000);
+    assert.equal(s.voyage.state, "verified", JSON.stringify(s));
+    assert.equal(s.counts.done, 6);
 
-    let s: VoyageStatusJson | null = null;
-    for (const end = Date.now() + 180_000; Date.now() < end;) {
-      s = JSON.parse(
-        (await f.ok(["voyage", "status", id, "--json"])).stdout,
-      );
-      if (!["planning", "running", "complete"].includes(s!.voyage.state)) break;
-      await sleep(500);
-    }
-    assert.equal(s?.voyage.state, "verified", JSON.stringify(s));
-    assert.equal(s?.counts.done, 6);
-
-    const tasks: TaskRow[] = JSON.parse(
-      (await f.ok(["voyage", "tasks", id, "--json"])).stdout,
-    );
+    const tasks = await voyageTasks(ok, id);
     assert.equal(tasks.length, 6);
     assert.ok(tasks.every((t) => t.status === "done" && t.attempts === 1));
     // The ships are emulated exe.dev VMs, and both took work.

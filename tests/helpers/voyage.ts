@@ -20,27 +20,40 @@ export interface TaskRow {
   error: string | null;
 }
 
+/** Runs the CLI for a fleet (any provider); throws unless it exits 0. */
+export type CliOk = (args: string[]) => Promise<{ stdout: string }>;
+
+/** The local fleet under `home`, or any fleet's own runner. */
+const cli = (fleet: string | CliOk): CliOk =>
+  typeof fleet === "string" ? (args) => ohcOk(fleet, args) : fleet;
+
 /** `voyage sail ARGS --json`, which must succeed; the voyage id. */
 export async function sailOk(
-  home: string,
+  fleet: string | CliOk,
   args: string[],
   env?: Record<string, string>,
 ): Promise<string> {
-  const r = await ohc(home, ["voyage", "sail", ...args, "--json"], { env });
+  if (typeof fleet !== "string") {
+    return JSON.parse(
+      (await fleet(["voyage", "sail", ...args, "--json"])).stdout,
+    ).id;
+  }
+  const r = await ohc(fleet, ["voyage", "sail", ...args, "--json"], { env });
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout).id;
 }
 
 /** Polls `voyage status` until the voyage is verified, failed or sunk. */
 export async function waitVoyage(
-  home: string,
+  fleet: string | CliOk,
   id: string,
   timeoutMs = 120_000,
 ): Promise<VoyageStatusJson> {
+  const ok = cli(fleet);
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     const s: VoyageStatusJson = JSON.parse(
-      (await ohcOk(home, ["voyage", "status", id, "--json"])).stdout,
+      (await ok(["voyage", "status", id, "--json"])).stdout,
     );
     if (!["planning", "running", "complete"].includes(s.voyage.state)) return s;
     await new Promise((r) => setTimeout(r, 250));
@@ -49,10 +62,19 @@ export async function waitVoyage(
 }
 
 export async function voyageTasks(
-  home: string,
+  fleet: string | CliOk,
   id: string,
 ): Promise<TaskRow[]> {
   return JSON.parse(
-    (await ohcOk(home, ["voyage", "tasks", id, "--json"])).stdout,
+    (await cli(fleet)(["voyage", "tasks", id, "--json"])).stdout,
   );
 }
+
+/** The demo plan, sailed with the shell agent on `ships` ships. */
+export const DEMO_SAIL = (root: string, ships: number) => [
+  `${root}/examples/plans/demo`,
+  "--agent",
+  "shell",
+  "--ships",
+  String(ships),
+];
