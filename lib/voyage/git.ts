@@ -25,6 +25,7 @@
 import { join, resolve } from "node:path";
 import { OhcError, UsageError } from "../errors.ts";
 import { gitCredentialArgs } from "../git.ts";
+import { withLock } from "../state/atomic.ts";
 
 export const GIT_NAME = "ohcommodore";
 export const GIT_EMAIL = "ohcommodore@localhost";
@@ -1078,21 +1079,37 @@ async function addWorktree(
     dir: resolve(scratch),
     prefix: `task-${taskId}-`,
   });
-  await git(["worktree", "add", "--quiet", "--detach", path, commit], {
-    cwd: bare,
-  });
+  await worktreeAdmin(
+    bare,
+    () =>
+      git(["worktree", "add", "--quiet", "--detach", path, commit], {
+        cwd: bare,
+      }),
+  );
   return path;
 }
 
 async function removeWorktree(bare: string, path: string): Promise<void> {
-  const r = await git(["worktree", "remove", "--force", "--force", path], {
-    cwd: bare,
-    allowFail: true,
+  await worktreeAdmin(bare, async () => {
+    const r = await git(["worktree", "remove", "--force", "--force", path], {
+      cwd: bare,
+      allowFail: true,
+    });
+    await Deno.remove(path, { recursive: true }).catch(() => {});
+    if (r.code !== 0) {
+      await git(["worktree", "prune"], { cwd: bare, allowFail: true });
+    }
   });
-  await Deno.remove(path, { recursive: true }).catch(() => {});
-  if (r.code !== 0) {
-    await git(["worktree", "prune"], { cwd: bare, allowFail: true });
-  }
+}
+
+/**
+ * One `git worktree add/remove` at a time per repo: each reads every other
+ * worktree's admin files, and one half made or half removed fails it
+ * ("failed to read worktrees/<name>/commondir"), seen with concurrent
+ * landings. Only these quick steps wait; the rebases still run in parallel.
+ */
+function worktreeAdmin<T>(bare: string, fn: () => Promise<T>): Promise<T> {
+  return withLock(`${bare}/ohcommodore-worktrees`, fn);
 }
 
 /** General path: `git rebase <tip>` on a detached HEAD in a private worktree. */
