@@ -108,6 +108,8 @@ export async function runDaemon(): Promise<number> {
       busy: scheduler.busy,
       counts: await store.counts(),
       queued: await service.flushDelivered().then(() => store.countQueued()),
+      // Entries the flagship passed on that the next ship has not stored yet.
+      relaying: links?.relay.inFlight ?? 0,
     }),
     "inbox.identity": () => Promise.resolve(service.me),
     "inbox.send": async ({ args }) => {

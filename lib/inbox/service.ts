@@ -28,6 +28,22 @@ export type LinkEntry =
 
 export type EntryKey = { kind: "message" | "result"; id: string };
 
+/** An entry's identity on a link: kind and id. */
+export const entryKey = (e: { kind?: string; id: string }): string =>
+  `${e.kind ?? "message"}:${e.id}`;
+
+/** What accept needs of the flagship's relay (link/relay.ts). */
+export interface Passer {
+  /**
+   * Passes on those of `onward` whose next ship can take them now: their
+   * keys, and `stored`, to call once the rest are stored (or failed).
+   */
+  pass(
+    onward: NewOutboxEntry[],
+    from: string,
+  ): { passed: Set<string>; stored: () => void };
+}
+
 /** How long acknowledgements gather before they are marked (see delivered). */
 export const DELIVERED_DELAY_MS = 50;
 
@@ -40,6 +56,8 @@ export class InboxService {
   roster: Set<string> | null = null;
   /** Called with entries just queued for `ship`, so its link can send them. */
   onQueued: (ship: string, entries: LinkEntry[]) => void = () => {};
+  /** The flagship's cut-through relay (link/relay.ts), once its links exist. */
+  relay: Passer | null = null;
   /** Called with messages just inserted (unread), for the scheduler. */
   onInserted: (msgs: Message[]) => void = () => {};
   private waiters = new Map<string, Set<() => void>>();
@@ -208,12 +226,16 @@ export class InboxService {
 
   /**
    * Entries arriving on a link, all stored in one transaction (idempotently:
-   * a redelivery is not a second message) before they are acknowledged.
+   * a redelivery is not a second message) before they are acknowledged. On
+   * the flagship, entries for a ship whose link is up are passed on unstored
+   * (`relay`); their keys are left out of the answer, and acknowledged once
+   * that ship has stored them.
    */
   async accept(entries: LinkEntry[], fromShip?: string): Promise<EntryKey[]> {
     const mine: Envelope[] = [];
     const results: LinkEntry[] = [];
     const onward: NewOutboxEntry[] = [];
+    const bounced: NewOutboxEntry[] = [];
     for (const e of entries) {
       if (this.isMine(e.recipient)) {
         if (e.kind === "message") mine.push(e.payload);
@@ -224,27 +246,53 @@ export class InboxService {
       const hop = this.nextHop(e.recipient);
       if (hop) onward.push({ ...e, ship: hop } as NewOutboxEntry);
       else if (e.kind === "message" && fromShip) {
-        onward.push({ ...bounce(e.payload), ship: fromShip });
+        bounced.push({ ...bounce(e.payload), ship: fromShip });
       }
     }
+    const relayed = fromShip && this.relay && onward.length
+      ? this.relay.pass(onward, fromShip)
+      : { passed: new Set<string>(), stored: () => {} };
+    const toStore = [
+      ...onward.filter((o) => !relayed.passed.has(entryKey(o))),
+      ...bounced,
+    ];
     const after = new After();
-    await this.store.batch(async (tx) => {
-      after.reset();
-      const inserted = await tx.insertMany(mine);
-      after.inserted = this.unreadOf(mine, inserted);
-      for (const r of results) {
-        if (r.kind !== "result") continue;
-        await tx.recordResult(r.id, resultFromWire(r.payload));
-        after.woken.push(r.id);
-      }
-      // Those already queued are on their way already.
-      for (const o of await tx.enqueueMany(onward)) {
-        const { ship, ...entry } = o;
-        after.queue(ship, { kind: "message", ...entry } as LinkEntry);
-      }
-    });
+    try {
+      await this.store.batch(async (tx) => {
+        after.reset();
+        const inserted = await tx.insertMany(mine);
+        after.inserted = this.unreadOf(mine, inserted);
+        for (const r of results) {
+          if (r.kind !== "result") continue;
+          await tx.recordResult(r.id, resultFromWire(r.payload));
+          after.woken.push(r.id);
+        }
+        await this.#enqueueOnward(tx, toStore, after);
+      });
+    } finally {
+      relayed.stored();
+    }
     after.run(this);
-    return entries.map((e) => ({ kind: e.kind, id: e.id }));
+    return entries.filter((e) => !relayed.passed.has(entryKey(e))).map((
+      e,
+    ) => ({ kind: e.kind, id: e.id }));
+  }
+
+  /** Stores entries on their way to other ships (the relay's fallback). */
+  async storeOnward(entries: NewOutboxEntry[]): Promise<void> {
+    const after = new After();
+    await this.store.batch((tx) =>
+      this.#enqueueOnward(tx, entries, after.reset())
+    );
+    after.run(this);
+  }
+
+  async #enqueueOnward(tx: InboxOps, entries: NewOutboxEntry[], after: After) {
+    // Those already queued are on their way already.
+    for (const o of await tx.enqueueMany(entries)) {
+      const { ship, ...entry } = o;
+      after.queue(ship, { kind: "message", ...entry } as LinkEntry);
+    }
   }
 
   /** What is queued for `ship`, oldest first: a new link session sends it. */

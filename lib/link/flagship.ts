@@ -3,7 +3,7 @@
  * provider's transport, reconnecting with backoff. Messages for a ship wait
  * in the flagship's outbox while its link is down and flow when it is back.
  */
-import type { InboxService, LinkEntry } from "../inbox/service.ts";
+import type { EntryKey, InboxService, LinkEntry } from "../inbox/service.ts";
 import { readLines } from "../lines.ts";
 import type { Provider } from "../providers/types.ts";
 import { PROTOCOL_VERSION, type RpcEvent } from "../rpc/protocol.ts";
@@ -12,6 +12,7 @@ import { remoteBin } from "../transport/run.ts";
 import { Intake } from "./intake.ts";
 import { OutboxPusher } from "./outbox_pusher.ts";
 import { DEAD_AFTER_MS, HEARTBEAT_MS, type LinkMsg } from "./protocol.ts";
+import { Relay } from "./relay.ts";
 
 export type LinkState = "connecting" | "up" | "down";
 
@@ -37,6 +38,7 @@ class ShipLink {
     readonly ship: ShipRecord,
     private provider: Provider,
     private service: InboxService,
+    private relay: Relay,
     private log: (m: string) => void,
   ) {
     void this.loop();
@@ -50,9 +52,23 @@ class ShipLink {
     }
   }
 
-  /** Entries just queued for this ship go now if the link is up, else on reconnect. */
-  offer(entries: LinkEntry[]): void {
+  /**
+   * Entries for this ship go now if a session is open (true), else they wait
+   * for the next one (false).
+   */
+  offer(entries: LinkEntry[]): boolean {
     this.pusher?.offer(entries);
+    return this.pusher !== null;
+  }
+
+  /** Acknowledges entries this ship sent, if its session is open. */
+  ack(keys: EntryKey[]): void {
+    this.send?.({ t: "ack", keys });
+  }
+
+  /** Ends the current session (the loop opens a new one). */
+  reset(): void {
+    this.kill?.();
   }
 
   private async loop() {
@@ -64,6 +80,8 @@ class ShipLink {
       );
       this.send = null;
       this.pusher = null;
+      // What this session passed on unacknowledged is stored now.
+      this.relay.down(this.ship.name);
       if (this.stopped) break;
       this.setState("down");
       this.reconnects++;
@@ -145,7 +163,10 @@ class ShipLink {
             intake.add(msg.entries);
             break;
           case "ack":
-            pusher.acked(msg.keys);
+            pusher.acked(
+              msg.keys,
+              this.relay.acked(this.ship.name, msg.keys),
+            );
             break;
         }
       }
@@ -179,6 +200,7 @@ class ShipLink {
 
 export class LinkManager {
   private links = new Map<string, ShipLink>();
+  readonly relay: Relay;
 
   constructor(
     private provider: Provider,
@@ -186,6 +208,12 @@ export class LinkManager {
     private log: (m: string) => void,
   ) {
     service.onQueued = (ship, entries) => this.links.get(ship)?.offer(entries);
+    this.relay = new Relay(service, {
+      offer: (ship, entries) => this.links.get(ship)?.offer(entries) ?? false,
+      ack: (ship, keys) => this.links.get(ship)?.ack(keys),
+      reset: (ship) => this.links.get(ship)?.reset(),
+    }, log);
+    service.relay = this.relay;
   }
 
   /** Matches the links to the registry: new ships get one, gone ships lose theirs. */
@@ -205,7 +233,7 @@ export class LinkManager {
       if (!this.links.has(s.name)) {
         this.links.set(
           s.name,
-          new ShipLink(s, this.provider, this.service, this.log),
+          new ShipLink(s, this.provider, this.service, this.relay, this.log),
         );
       }
     }
@@ -217,6 +245,8 @@ export class LinkManager {
   }
 
   stop(): void {
+    this.service.relay = null;
+    this.relay.stop();
     for (const l of this.links.values()) l.stop();
     this.links.clear();
   }

@@ -26,7 +26,8 @@ export class Intake {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.queue.length);
-        this.ack(await this.accept(batch));
+        const keys = await this.accept(batch);
+        if (keys.length) this.ack(keys);
       }
     } catch (e) {
       this.queue = [];

@@ -1,4 +1,9 @@
-import type { EntryKey, InboxService, LinkEntry } from "../inbox/service.ts";
+import {
+  type EntryKey,
+  entryKey as key,
+  type InboxService,
+  type LinkEntry,
+} from "../inbox/service.ts";
 
 /**
  * Sends a machine's outbox entries for one peer over one link session. The
@@ -50,10 +55,12 @@ export class OutboxPusher {
     if (batch.length) this.send(batch);
   }
 
-  acked(keys: EntryKey[]): void {
-    this.service.delivered(keys);
+  /**
+   * The peer stored these; `fromOutbox` are those this machine's outbox
+   * holds (on the flagship, entries the relay passed through are not there).
+   */
+  acked(keys: EntryKey[], fromOutbox: EntryKey[] = keys): void {
+    if (fromOutbox.length) this.service.delivered(fromOutbox);
     for (const k of keys) this.sent.delete(key(k));
   }
 }
-
-const key = (e: EntryKey) => `${e.kind}:${e.id}`;

@@ -381,22 +381,34 @@ Deno.test("the same while the receiving daemon is SIGKILLed twice: none lost, no
   await sendersRace(true);
 });
 
-Deno.test("a message for a ship whose link is down waits in the flagship's outbox and flows when it is back", async () => {
-  await using fleet = await localFleet("alpha");
-  const home = fleet.home;
-  const alpha = vmHome(home, "alpha");
-  const bin = `${alpha}/.ohcommodore/bin/ohcommodore`;
-  // Make the ship unreachable: no program to answer, no daemon.
+/**
+ * Makes a ship unreachable (no program to answer its link, no daemon) until
+ * the returned function brings it back.
+ */
+async function cutOff(home: string, vm: string): Promise<() => Promise<void>> {
+  const bin = `${vmHome(home, vm)}/.ohcommodore/bin/ohcommodore`;
   await Deno.rename(bin, `${bin}.away`);
   await new Deno.Command("sh", {
-    args: ["-c", `kill -9 -$(cat "${alpha}/.ohcommodore/run/daemon.pid")`],
+    args: [
+      "-c",
+      `kill -9 -$(cat "${vmHome(home, vm)}/.ohcommodore/run/daemon.pid")`,
+    ],
   }).output();
   await until("the link to go down", async () => {
     const s = JSON.parse(
       (await ohcOk(home, ["fleet", "status", "--json"])).stdout,
     );
-    return s.ships[0].link.state !== "up";
+    return s.ships.find((x: { name: string }) => x.name === vm).link.state !==
+      "up";
   });
+  return () => Deno.rename(`${bin}.away`, bin);
+}
+
+Deno.test("a message for a ship whose link is down waits in the flagship's outbox and flows when it is back", async () => {
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
+  const alpha = vmHome(home, "alpha");
+  const restore = await cutOff(home, "alpha");
   const id = sentId(
     await ohcOk(home, [
       "inbox",
@@ -410,7 +422,7 @@ Deno.test("a message for a ship whose link is down waits in the flagship's outbo
   const text = (await ohcOk(home, ["inbox", "list"])).stdout;
   assert.match(text, /^QUEUED \(1\):$/m);
 
-  await Deno.rename(`${bin}.away`, bin);
+  await restore();
   await until(
     "the message to run once the link is back",
     async () =>
@@ -421,6 +433,41 @@ Deno.test("a message for a ship whose link is down waits in the flagship's outbo
     "the flagship's outbox to empty",
     async () => (await listOn(home, null)).queued.length === 0,
   );
+});
+
+Deno.test("ship to ship while the target's link is down: the flagship takes the message over, it runs once the link is back, its result returns", async () => {
+  await using fleet = await localFleet("alpha", "beta");
+  const home = fleet.home;
+  const restore = await cutOff(home, "beta");
+  const id = sentId(
+    await onVm(home, "alpha", [
+      "inbox",
+      "send",
+      "captain@beta",
+      "echo from-beta",
+    ]),
+  );
+  // The flagship acknowledges only what it stored: alpha's outbox empties
+  // and the message waits in the flagship's.
+  await until(
+    "alpha's outbox to empty",
+    async () => (await listOn(home, "alpha")).queued.length === 0,
+  );
+  assert.deepEqual((await listOn(home, null)).queued.map((q) => q.id), [id]);
+
+  await restore();
+  const sent = await until("the result back at alpha", async () => {
+    const r = await onVm(home, "alpha", ["inbox", "show", id, "--json"]);
+    const rec = JSON.parse(r.stdout).record;
+    return rec.status === "done" ? rec : undefined;
+  });
+  assert.equal(atob(sent.stdout_b64), "from-beta\n");
+  await until(
+    "the flagship's outbox to empty",
+    async () => (await listOn(home, null)).queued.length === 0,
+  );
+  const ran = await listOn(home, "beta");
+  assert.deepEqual(ran.messages.map((m) => [m.id, m.status]), [[id, "done"]]);
 });
 
 Deno.test("daemon status/stop/start/restart on a ship; commands that need it start it", async () => {
