@@ -85,10 +85,17 @@ export interface InboxStore extends InboxOps {
   close(): Promise<void>;
 }
 
+/**
+ * How an operation runs when nothing else is queued with it: in a
+ * transaction; alone in autocommit (it writes at most once, or only
+ * idempotently, so it needs none: a commit and two statements saved); or as
+ * raw SQL (`transaction`), which may catch a statement's failure.
+ */
+type OpMode = "tx" | "autocommit" | "raw";
+
 interface PendingOp {
   fn: () => Promise<unknown>;
-  /** Raw SQL (`transaction`), which may catch a statement's failure. */
-  raw: boolean;
+  mode: OpMode;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -208,11 +215,11 @@ class DuckInboxStore {
   }
 
   /** Runs fn after every earlier operation has finished. */
-  #serial<T>(fn: () => Promise<T>, raw = false): Promise<T> {
+  #serial<T>(fn: () => Promise<T>, mode: OpMode = "tx"): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#pending.push({
         fn,
-        raw,
+        mode,
         resolve: resolve as (v: unknown) => void,
         reject,
       });
@@ -248,6 +255,14 @@ class DuckInboxStore {
   /** Runs ops in one transaction; false (rolled back) if one failed. */
   async #runBatch(batch: PendingOp[]): Promise<boolean> {
     const single = batch.length === 1;
+    if (single && batch[0].mode === "autocommit") {
+      try {
+        batch[0].resolve(await batch[0].fn());
+      } catch (e) {
+        batch[0].reject(e);
+      }
+      return true;
+    }
     const results: unknown[] = [];
     try {
       await this.#exec("BEGIN TRANSACTION");
@@ -257,7 +272,7 @@ class DuckInboxStore {
       // its own error would take the whole batch down silently: this probe
       // fails in an aborted transaction, so the batch is retried one by one.
       // The store's own operations never catch one; raw SQL might.
-      if (batch.some((op) => op.raw)) await this.#query("SELECT 1");
+      if (batch.some((op) => op.mode === "raw")) await this.#query("SELECT 1");
       await this.#exec("COMMIT");
     } catch (e) {
       await this.#conn.run("ROLLBACK").catch(() => {});
@@ -309,10 +324,15 @@ class DuckInboxStore {
     return this.#serial(() => fn(this.#ops));
   }
 
+  /** One of the store's own operations (OPS, below). */
+  run<T>(fn: (tx: InboxOps) => Promise<T>, mode: OpMode): Promise<T> {
+    return this.#serial(() => fn(this.#ops), mode);
+  }
+
   transaction<T>(fn: (q: Query) => Promise<T>): Promise<T> {
     return this.#serial(
       () => fn((sql, params) => this.#query(sql, params)),
-      true,
+      "raw",
     );
   }
 
@@ -329,37 +349,43 @@ class DuckInboxStore {
   }
 }
 
-/** The operations a store runs alone, each in its own transaction. */
-const OPS: readonly (keyof InboxOps)[] = [
-  "insert",
-  "insertMany",
-  "get",
-  "list",
-  "delete",
-  "counts",
-  "claimNext",
-  "claim",
-  "claimThese",
-  "unread",
-  "finish",
-  "markInterrupted",
-  "setStatus",
-  "enqueueOutbox",
-  "enqueueMany",
-  "queuedOutbox",
-  "markDelivered",
-  "noteAttempt",
-  "countQueued",
-  "recordSent",
-  "recordResult",
-  "getSent",
-  "listSent",
-];
-for (const name of OPS) {
+/**
+ * The operations a store runs alone: "tx" in a transaction of their own,
+ * "autocommit" without one, for those that write once at most (a failure
+ * leaves nothing half done; the queue keeps their reads and write together)
+ * or only idempotently (markDelivered: each mark stands on its own).
+ */
+const OPS: Readonly<Record<keyof InboxOps, OpMode>> = {
+  insert: "autocommit",
+  insertMany: "autocommit",
+  get: "autocommit",
+  list: "autocommit",
+  delete: "autocommit",
+  counts: "autocommit",
+  claimNext: "tx",
+  claim: "tx",
+  claimThese: "tx",
+  unread: "autocommit",
+  finish: "autocommit",
+  markInterrupted: "autocommit",
+  setStatus: "autocommit",
+  enqueueOutbox: "autocommit",
+  enqueueMany: "autocommit",
+  queuedOutbox: "autocommit",
+  markDelivered: "autocommit",
+  noteAttempt: "autocommit",
+  countQueued: "autocommit",
+  recordSent: "autocommit",
+  recordResult: "autocommit",
+  getSent: "autocommit",
+  listSent: "autocommit",
+};
+for (const [name, mode] of Object.entries(OPS) as [keyof InboxOps, OpMode][]) {
   Object.defineProperty(DuckInboxStore.prototype, name, {
     value(this: DuckInboxStore, ...args: unknown[]) {
-      return this.batch((tx) =>
-        (tx[name] as (...a: unknown[]) => Promise<unknown>)(...args)
+      return this.run(
+        (tx) => (tx[name] as (...a: unknown[]) => Promise<unknown>)(...args),
+        mode,
       );
     },
   });
