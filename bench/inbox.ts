@@ -37,7 +37,7 @@
 import { teardown } from "../tests/helpers/cli.ts";
 import { parseArgs } from "node:util";
 import { daemonCall } from "../lib/daemon/client.ts";
-import type { Envelope } from "../lib/inbox/types.ts";
+import type { Envelope, Message } from "../lib/inbox/types.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const { values: opt } = parseArgs({
@@ -614,7 +614,7 @@ async function storeCost() {
         cost[k] += performance.now() - t0;
         return r;
       };
-      let unread: Parameters<typeof svc.complete>[2] = [];
+      let unread: Message[] = [];
       svc.onInserted = (ms) => unread.push(...ms);
       for (let i = 0; i < M; i += batch) {
         const entries = Array.from({ length: batch }, () => {
@@ -634,17 +634,19 @@ async function storeCost() {
           };
         });
         await timed("accept", () => svc.accept(entries));
-        let [running] = await store.claimThese(unread.splice(0, 1));
+        let [running]: (Message | null)[] = await store.claimThese(
+          unread.splice(0, 1),
+        );
         while (running) {
-          const next = await timed("complete", () =>
-            svc.complete(running, {
+          const m: Message = running;
+          running = await timed("complete", () =>
+            svc.complete(m, {
               status: "done",
               exit_code: 0,
               stdout: "",
               stderr: "",
-            }, unread.splice(0, 1)));
-          svc.delivered([{ kind: "result", id: running.id }]);
-          running = next[0];
+            }, unread.shift() ?? null));
+          svc.delivered([{ kind: "result", id: m.id }]);
         }
         // The daemon marks a burst of acknowledgements at once.
         await timed("delivered", () => svc.flushDelivered());

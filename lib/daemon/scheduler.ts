@@ -20,10 +20,14 @@ export interface SchedulerQueue {
   /** Those of `msgs` still unread, moved to running, in order. */
   claim(msgs: Message[]): Promise<Message[]>;
   /**
-   * Stores the outcome of `m` (and sends its result on) and claims those of
-   * `next` still unread, in the same step.
+   * Stores the outcome of `m` (and sends its result on) and claims `next` if
+   * still unread, in the same step.
    */
-  complete(m: Message, result: FinishArgs, next: Message[]): Promise<Message[]>;
+  complete(
+    m: Message,
+    result: FinishArgs,
+    next: Message | null,
+  ): Promise<Message | null>;
 }
 
 export interface SchedulerOptions {
@@ -143,8 +147,8 @@ export class Scheduler {
           ? `killed by ${status.signal}`
           : `exit ${status.code}`);
       // This message's slot goes to the next one in the same transaction.
-      const take = this.stopped ? [] : this.unread.splice(0, 1);
-      let next: Message[] = [];
+      const take = this.stopped ? null : this.unread.shift() ?? null;
+      let next: Message | null = null;
       try {
         next = await this.queue.complete(m, {
           status: ok ? "done" : "error",
@@ -156,12 +160,12 @@ export class Scheduler {
           error,
         }, take);
       } catch (e) {
-        this.unread.unshift(...take);
+        if (take) this.unread.unshift(take);
         this.o.log(`finishing ${m.id}: ${(e as Error).message}`);
       }
       // Claimed just as the daemon stops: left running, so the next start
       // marks it interrupted rather than running it after the stop.
-      for (const n of next) if (!this.stopped) this.start(n);
+      if (next && !this.stopped) this.start(next);
     })().finally(() => {
       this.running.delete(m.id);
       this.kick();

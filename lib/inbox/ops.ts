@@ -23,8 +23,10 @@ import {
   MSG_COLS_NO_OUTPUT,
   num,
   OUTBOX_COLS,
+  resultAsOutbox,
   type Row,
   SENT_COLS,
+  sentAsOutbox,
   str,
   toMessage,
   toOutbox,
@@ -110,6 +112,19 @@ export interface InboxOps {
     result: FinishArgs,
     running?: Message,
   ): Promise<Message | null>;
+  /**
+   * The scheduler's step, in one statement: finishes `id` as finish does
+   * (finished: null, never a throw, if it is not running), queues its result
+   * for `resultHop` (the row is then the result's outbox entry) and claims
+   * `next` if it is still unread.
+   */
+  complete(id: string, result: FinishArgs, opts: {
+    running?: Message;
+    resultHop?: string | null;
+    next?: Message | null;
+  }): Promise<{ finished: Message | null; claimed: Message | null }>;
+  /** Queues the result of a finished message for `hop` (see complete). */
+  queueResult(id: string, hop: string): Promise<boolean>;
   /** Every running message becomes error "interrupted". Returns how many. */
   markInterrupted(): Promise<number>;
   /**
@@ -132,7 +147,11 @@ export interface InboxOps {
     entries: NewOutboxEntry[],
     opts?: { fresh?: boolean },
   ): Promise<NewOutboxEntry[]>;
-  /** Queued entries in enqueue order (so each sender's order is kept). */
+  /**
+   * Queued entries: the outbox's, then this machine's sent messages, then
+   * the results of messages it ran, each in order (so each sender's order
+   * is kept: a sender's messages are all in one of them).
+   */
   queuedOutbox(ship?: string): Promise<OutboxEntry[]>;
   /** How many of the keys are known entries; marking twice is harmless. */
   markDelivered(keys: OutboxKey[]): Promise<number>;
@@ -140,10 +159,14 @@ export interface InboxOps {
   noteAttempt(id: string, kind?: OutboxKind): Promise<number | null>;
   countQueued(ship?: string): Promise<number>;
 
-  /** Idempotent on id (`fresh`: the caller just made the id up). */
+  /**
+   * Idempotent on id (`fresh`: the caller just made the id up). With a
+   * `hop`, the sent row is also the message's outbox entry, queued for that
+   * machine until markDelivered.
+   */
   recordSent(
     msg: Envelope,
-    opts?: { fresh?: boolean },
+    opts?: { fresh?: boolean; hop?: string | null },
   ): Promise<{ inserted: boolean }>;
   /**
    * Stores the result of a sent message. The first result wins: false if the
@@ -364,6 +387,18 @@ export class SqlInboxOps implements InboxOps {
     result: FinishArgs,
     running?: Message,
   ): Promise<Message | null> {
+    const { finished } = await this.complete(id, result, { running });
+    if (finished) return finished;
+    const status = await this.#statusOf(id);
+    if (status === null) return null;
+    throw illegal(id, result.status, status, "finish");
+  }
+
+  async complete(id: string, result: FinishArgs, opts: {
+    running?: Message;
+    resultHop?: string | null;
+    next?: Message | null;
+  }): Promise<{ finished: Message | null; claimed: Message | null }> {
     if (result.status !== "done" && result.status !== "error") {
       throw new OhcError(
         "invalid_status",
@@ -372,7 +407,7 @@ export class SqlInboxOps implements InboxOps {
     }
     const out = bound(result.stdout, this.maxOutputBytes);
     const err = bound(result.stderr, this.maxOutputBytes);
-    const finishedAt = this.#iso();
+    const at = this.#iso();
     const outcome = {
       status: result.status,
       exit_code: result.exit_code,
@@ -381,13 +416,23 @@ export class SqlInboxOps implements InboxOps {
       stdout_truncated: out.truncated || !!result.stdout_truncated,
       stderr_truncated: err.truncated || !!result.stderr_truncated,
       error: result.error ?? null,
-      finished_at: finishedAt,
+      finished_at: at,
     };
+    const next = opts.next ?? null;
+    // One row finishes and another starts: each column takes the finished
+    // row's new value or keeps (or, for started_at, sets) the other's.
+    const mine = (col: string, param: string) =>
+      `${col} = CASE WHEN id = $1 THEN ${param} ELSE ${col} END`;
     const changed = await this.exec(
-      `UPDATE inbox SET status = $2, exit_code = $3, stdout = $4, stderr = $5,
-         stdout_truncated = $6, stderr_truncated = $7, error = $8,
-         finished_at = $9
-       WHERE id = $1 AND status = 'running'`,
+      `UPDATE inbox SET
+         status = CASE WHEN id = $1 THEN $2 ELSE 'running' END,
+         ${mine("exit_code", "$3")}, ${mine("stdout", "$4")},
+         ${mine("stderr", "$5")}, ${mine("stdout_truncated", "$6")},
+         ${mine("stderr_truncated", "$7")}, ${mine("error", "$8")},
+         ${mine("finished_at", "$9")}, ${mine("result_hop", "$10")},
+         started_at = CASE WHEN id = $1 THEN started_at ELSE $9 END
+       WHERE (id = $1 AND status = 'running')
+          OR (id = $11 AND status = 'unread')`,
       [
         id,
         outcome.status,
@@ -397,15 +442,42 @@ export class SqlInboxOps implements InboxOps {
         outcome.stdout_truncated,
         outcome.stderr_truncated,
         outcome.error,
-        finishedAt,
+        at,
+        opts.resultHop ?? null,
+        next?.id ?? null,
       ],
     );
-    if (changed) {
-      return { ...(running ?? (await this.#withoutOutput(id))!), ...outcome };
+    let finished = changed === 2 || (changed === 1 && !next);
+    let claimed = changed === 2;
+    if (changed === 1 && next) {
+      // Which of the two was it? Only when one was handled by hand meanwhile.
+      const rows = await this.q(
+        "SELECT status, started_at FROM inbox WHERE id = $1",
+        [next.id],
+      );
+      claimed = rows.length === 1 && rows[0].status === "running" &&
+        rows[0].started_at === at;
+      finished = !claimed;
     }
-    const status = await this.#statusOf(id);
-    if (status === null) return null;
-    throw illegal(id, result.status, status, "finish");
+    return {
+      finished: finished
+        ? {
+          ...(opts.running ?? (await this.#withoutOutput(id))!),
+          ...outcome,
+        }
+        : null,
+      claimed: claimed && next
+        ? { ...next, status: "running", started_at: at }
+        : null,
+    };
+  }
+
+  async queueResult(id: string, hop: string): Promise<boolean> {
+    return await this.exec(
+      `UPDATE inbox SET result_hop = $2, result_delivered_at = NULL
+       WHERE id = $1 AND status IN ('done', 'error')`,
+      [id, hop],
+    ) === 1;
   }
 
   async markInterrupted(): Promise<number> {
@@ -517,28 +589,56 @@ export class SqlInboxOps implements InboxOps {
   }
 
   async queuedOutbox(ship?: string): Promise<OutboxEntry[]> {
-    const rows = ship === undefined
-      ? await this.q(
-        `SELECT ${OUTBOX_COLS} FROM outbox WHERE state = 'queued' ORDER BY seq`,
-      )
-      : await this.q(
-        `SELECT ${OUTBOX_COLS} FROM outbox
-         WHERE state = 'queued' AND ship = $1 ORDER BY seq`,
-        [ship],
-      );
-    return rows.map(toOutbox);
+    const [p, hop, resultHop] = ship === undefined
+      ? [[], "", ""]
+      : [[ship], "AND ship = $1", "AND result_hop = $1"];
+    const outbox = await this.q(
+      `SELECT ${OUTBOX_COLS} FROM outbox WHERE state = 'queued' ${hop}
+       ORDER BY seq`,
+      p,
+    );
+    const sent = await this.q(
+      `SELECT ${SENT_COLS}, hop FROM sent
+       WHERE hop IS NOT NULL AND delivered_at IS NULL ${
+        hop.replace("ship", "hop")
+      }
+       ORDER BY seq`,
+      p,
+    );
+    const results = await this.q(
+      `SELECT ${MSG_COLS}, result_hop FROM inbox
+       WHERE result_hop IS NOT NULL AND result_delivered_at IS NULL ${resultHop}
+       ORDER BY seq`,
+      p,
+    );
+    return [
+      ...outbox.map(toOutbox),
+      ...sent.map(sentAsOutbox),
+      ...results.map(resultAsOutbox),
+    ];
   }
 
   async markDelivered(keys: OutboxKey[]): Promise<number> {
     let known = 0;
+    const at = this.#iso();
     for (const kind of ["message", "result"] as const) {
       const ids = keys.filter((k) => k.kind === kind).map((k) => k.id);
       if (ids.length === 0) continue;
+      // Where an entry of this kind may live: its own record, or the outbox.
+      known += await this.exec(
+        kind === "message"
+          ? `UPDATE sent SET delivered_at = coalesce(delivered_at, $1)
+             WHERE hop IS NOT NULL AND id IN (SELECT unnest($2::VARCHAR[]))`
+          : `UPDATE inbox SET result_delivered_at = coalesce(result_delivered_at, $1)
+             WHERE result_hop IS NOT NULL
+               AND id IN (SELECT unnest($2::VARCHAR[]))`,
+        [at, ids],
+      );
       known += await this.exec(
         `UPDATE outbox SET state = 'delivered',
            delivered_at = coalesce(delivered_at, $1)
          WHERE kind = $2 AND id IN (SELECT unnest($3::VARCHAR[]))`,
-        [this.#iso(), kind, ids],
+        [at, kind, ids],
       );
     }
     return known;
@@ -557,12 +657,20 @@ export class SqlInboxOps implements InboxOps {
   }
 
   async countQueued(ship?: string): Promise<number> {
-    const rows = ship === undefined
-      ? await this.q("SELECT count(*) AS n FROM outbox WHERE state = 'queued'")
-      : await this.q(
-        "SELECT count(*) AS n FROM outbox WHERE state = 'queued' AND ship = $1",
-        [ship],
-      );
+    const [p, and] = ship === undefined ? [[], ""] : [[ship], "AND {} = $1"];
+    const rows = await this.q(
+      `SELECT
+         (SELECT count(*) FROM outbox WHERE state = 'queued' ${
+        and.replace("{}", "ship")
+      })
+       + (SELECT count(*) FROM sent WHERE hop IS NOT NULL
+            AND delivered_at IS NULL ${and.replace("{}", "hop")})
+       + (SELECT count(*) FROM inbox WHERE result_hop IS NOT NULL
+            AND result_delivered_at IS NULL ${
+        and.replace("{}", "result_hop")
+      }) AS n`,
+      p,
+    );
     return num(rows[0].n);
   }
 
@@ -570,16 +678,25 @@ export class SqlInboxOps implements InboxOps {
 
   async recordSent(
     msg: Envelope,
-    opts: { fresh?: boolean } = {},
+    opts: { fresh?: boolean; hop?: string | null } = {},
   ): Promise<{ inserted: boolean }> {
     const m = validateEnvelope(msg, this.#iso());
     if (!opts.fresh && (await this.#existing("sent", [m.id])).size > 0) {
       return { inserted: false };
     }
     await this.exec(
-      `INSERT INTO sent (id, sender, recipient, command, created_at, timeout_s)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [m.id, m.sender, m.recipient, m.command, m.created_at, m.timeout_s],
+      `INSERT INTO sent (id, sender, recipient, command, created_at, timeout_s,
+         hop)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [
+        m.id,
+        m.sender,
+        m.recipient,
+        m.command,
+        m.created_at,
+        m.timeout_s,
+        opts.hop ?? null,
+      ],
     );
     return { inserted: true };
   }

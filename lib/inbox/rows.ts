@@ -4,13 +4,15 @@
  */
 import type { DuckDBValue } from "@duckdb/node-api";
 import { OhcError } from "../errors.ts";
-import type {
-  Message,
-  MessageStatus,
-  OutboxEntry,
-  OutboxKind,
-  SentRecord,
-  SentStatus,
+import {
+  type Message,
+  type MessageStatus,
+  type OutboxEntry,
+  type OutboxKind,
+  resultOf,
+  resultToWire,
+  type SentRecord,
+  type SentStatus,
 } from "./types.ts";
 
 export type Row = Record<string, DuckDBValue>;
@@ -123,5 +125,37 @@ export function toSent(r: Row): SentRecord {
     ...envelopeAndOutcome(r),
     status: r.status as SentStatus,
     result_at: strOrNull(r.result_at),
+  };
+}
+
+/** A sent row queued for its hop, as the outbox entry it stands for. */
+export function sentAsOutbox(r: Row): OutboxEntry {
+  const { id, sender, recipient, command, created_at, timeout_s } = toSent(r);
+  return {
+    kind: "message",
+    id,
+    recipient,
+    ship: str(r.hop),
+    payload: { id, sender, recipient, command, created_at, timeout_s },
+    state: "queued",
+    attempts: 0,
+    created_at,
+    delivered_at: null,
+  };
+}
+
+/** A finished inbox row whose result is queued, as that outbox entry. */
+export function resultAsOutbox(r: Row): OutboxEntry {
+  const m = toMessage(r);
+  return {
+    kind: "result",
+    id: m.id,
+    recipient: m.sender,
+    ship: str(r.result_hop),
+    payload: resultToWire(resultOf(m)!),
+    state: "queued",
+    attempts: 0,
+    created_at: m.finished_at ?? m.received_at,
+    delivered_at: null,
   };
 }

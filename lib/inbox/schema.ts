@@ -155,6 +155,73 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    name: "sent messages and finished messages are their own outbox entries",
+    // A message this machine sends is queued while its sent row has a hop
+    // and no delivered_at; the result of a message it ran, while its inbox
+    // row has a result_hop and no result_delivered_at. One insert (or one
+    // update) per message instead of a second row in the outbox, which now
+    // holds only what the flagship stores on its way between two ships.
+    //
+    // The tables are rebuilt, not altered: DuckDB 1.5 cannot replay an
+    // ALTER TABLE ... ADD COLUMN on a table with a nextval() default from
+    // the WAL ("GetDefaultDatabase with no default database set"), so a
+    // crash before the next checkpoint would leave a database that no
+    // longer opens (reproduced by the SIGKILL test in store_test.ts).
+    statements: [
+      `CREATE TABLE inbox_v3 (
+        id               VARCHAR PRIMARY KEY,
+        seq              BIGINT  NOT NULL DEFAULT nextval('inbox_seq'),
+        sender           VARCHAR NOT NULL,
+        recipient        VARCHAR NOT NULL,
+        command          VARCHAR NOT NULL,
+        status           VARCHAR NOT NULL DEFAULT 'unread'
+          CHECK (status IN ('unread', 'running', 'pending', 'done', 'error')),
+        created_at       VARCHAR NOT NULL,
+        received_at      VARCHAR NOT NULL,
+        started_at       VARCHAR,
+        finished_at      VARCHAR,
+        exit_code        INTEGER,
+        stdout           BLOB,
+        stderr           BLOB,
+        stdout_truncated BOOLEAN NOT NULL DEFAULT false,
+        stderr_truncated BOOLEAN NOT NULL DEFAULT false,
+        error            VARCHAR,
+        timeout_s        DOUBLE,
+        result_hop          VARCHAR,
+        result_delivered_at VARCHAR
+      )`,
+      `INSERT INTO inbox_v3 SELECT *, NULL, NULL FROM inbox`,
+      `DROP TABLE inbox`,
+      `ALTER TABLE inbox_v3 RENAME TO inbox`,
+      `CREATE TABLE sent_v3 (
+        id               VARCHAR PRIMARY KEY,
+        seq              BIGINT  NOT NULL DEFAULT nextval('sent_seq'),
+        sender           VARCHAR NOT NULL,
+        recipient        VARCHAR NOT NULL,
+        command          VARCHAR NOT NULL,
+        created_at       VARCHAR NOT NULL,
+        timeout_s        DOUBLE,
+        status           VARCHAR NOT NULL DEFAULT 'sent'
+          CHECK (status IN ('sent', 'done', 'error')),
+        exit_code        INTEGER,
+        stdout           BLOB,
+        stderr           BLOB,
+        stdout_truncated BOOLEAN NOT NULL DEFAULT false,
+        stderr_truncated BOOLEAN NOT NULL DEFAULT false,
+        error            VARCHAR,
+        started_at       VARCHAR,
+        finished_at      VARCHAR,
+        result_at        VARCHAR,
+        hop              VARCHAR,
+        delivered_at     VARCHAR
+      )`,
+      `INSERT INTO sent_v3 SELECT *, NULL, NULL FROM sent`,
+      `DROP TABLE sent`,
+      `ALTER TABLE sent_v3 RENAME TO sent`,
+    ],
+  },
 ];
 
 /** The version this code writes and understands. */

@@ -13,6 +13,7 @@ import type { FinishArgs, InboxOps, InboxStore } from "./store.ts";
 import {
   type Envelope,
   type Message,
+  type MessageResult,
   type NewOutboxEntry,
   resultFromWire,
   resultOf,
@@ -132,18 +133,18 @@ export class InboxService {
     const mine = this.isMine(recipient);
     const hop = mine ? null : this.nextHop(recipient);
     if (!mine && !hop) throw new UsageError(`unknown recipient "${recipient}"`);
-    const entry: LinkEntry = { kind: "message", id, recipient, payload: env };
-    const fresh = { fresh: !givenId };
+    const fresh = !givenId;
+    if (hop) {
+      // The sent row is the outbox entry too: one insert.
+      await this.store.recordSent(env, { fresh, hop });
+      this.onQueued(hop, [{ kind: "message", id, recipient, payload: env }]);
+      return env;
+    }
     const inserted = await this.store.batch(async (tx) => {
-      await tx.recordSent(env, fresh);
-      if (!mine) {
-        await tx.enqueueMany([{ ...entry, ship: hop! }], fresh);
-        return [];
-      }
+      await tx.recordSent(env, { fresh });
       return await tx.insertMany([env]);
     });
-    if (mine) this.onInserted(this.unreadOf([env], inserted));
-    else this.onQueued(hop!, [entry]);
+    this.onInserted(this.unreadOf([env], inserted));
     return env;
   }
 
@@ -167,61 +168,51 @@ export class InboxService {
   }
 
   /**
-   * A message of ours finished (the scheduler, or `inbox done/error`): its
-   * result goes back to its sender.
+   * A message of ours was finished by hand (`inbox done/error`): its result
+   * goes back to its sender.
    */
   async finished(m: Message): Promise<void> {
-    const after = new After();
-    await this.store.batch((tx) => this.routeResult(tx, m, after.reset()));
-    after.run(this);
-  }
-
-  /**
-   * The scheduler's step: stores the outcome of `m` (running), routes its
-   * result and claims those of `next` still unread, all in one transaction:
-   * one commit per message run.
-   */
-  async complete(
-    m: Message,
-    result: FinishArgs,
-    next: Message[],
-  ): Promise<Message[]> {
-    const after = new After();
-    const claimed = await this.store.batch(async (tx) => {
-      after.reset();
-      const done = await tx.finish(m.id, result, m);
-      // A message finishes once (only from running), so its result is new.
-      if (done) await this.routeResult(tx, done, after, { fresh: true });
-      return await tx.claimThese(next);
-    });
-    after.run(this);
-    return claimed;
-  }
-
-  /** Stores a finished message's result where it goes next (inside tx). */
-  private async routeResult(
-    tx: InboxOps,
-    m: Message,
-    after: After,
-    opts: { fresh?: boolean } = {},
-  ) {
     const result = resultOf(m);
     if (!result) return;
     if (m.sender === this.me) {
-      await tx.recordResult(m.id, result);
-      after.woken.push(m.id);
+      await this.store.recordResult(m.id, result);
+      this.wake(m.id);
       return;
     }
     const hop = this.nextHop(m.sender);
     if (!hop) return; // a sender we cannot reach: the result stays here
-    const entry: LinkEntry = {
-      kind: "result",
-      id: m.id,
-      recipient: m.sender,
-      payload: resultToWire(result),
-    };
-    await tx.enqueueMany([{ ...entry, ship: hop }], opts);
-    after.queue(hop, entry);
+    if (await this.store.queueResult(m.id, hop)) {
+      this.onQueued(hop, [resultEntry(m.sender, result)]);
+    }
+  }
+
+  /**
+   * The scheduler's step: stores the outcome of `m` (running), queues its
+   * result and claims `next` if still unread, in one statement (and one
+   * commit) when the result leaves this machine.
+   */
+  async complete(
+    m: Message,
+    result: FinishArgs,
+    next: Message | null,
+  ): Promise<Message | null> {
+    const local = m.sender === this.me;
+    const hop = local ? null : this.nextHop(m.sender);
+    const done = await this.store.batch(async (tx) => {
+      const r = await tx.complete(m.id, result, {
+        running: m,
+        resultHop: hop,
+        next,
+      });
+      const res = r.finished && resultOf(r.finished);
+      if (res && local) await tx.recordResult(m.id, res);
+      return { ...r, result: res };
+    }, { writesOnce: !local });
+    if (done.result) {
+      if (local) this.wake(m.id);
+      else if (hop) this.onQueued(hop, [resultEntry(m.sender, done.result)]);
+    }
+    return done.claimed;
   }
 
   /**
@@ -268,6 +259,9 @@ export class InboxService {
           after.woken.push(r.id);
         }
         await this.#enqueueOnward(tx, toStore, after);
+      }, {
+        writesOnce: Number(mine.length > 0) + results.length +
+            Number(toStore.length > 0) <= 1,
       });
     } finally {
       relayed.stored();
@@ -403,6 +397,16 @@ class After {
     for (const id of this.woken) s.wake(id);
     for (const [ship, entries] of this.queued) s.onQueued(ship, entries);
   }
+}
+
+/** The link entry carrying a result back to `sender`. */
+function resultEntry(sender: string, result: MessageResult): LinkEntry {
+  return {
+    kind: "result",
+    id: result.id,
+    recipient: sender,
+    payload: resultToWire(result),
+  };
 }
 
 /** The error result that answers a message no one can be reached for. */

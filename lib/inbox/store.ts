@@ -72,9 +72,13 @@ export interface InboxStore extends InboxOps {
    * with the store's operations: what it does commits together or not at
    * all. fn may be run again after a rollback (group commit, below), so it
    * must not act outside the database; act once the returned promise
-   * resolves, when the transaction has committed.
+   * resolves, when the transaction has committed. `writesOnce`: fn writes
+   * at most once, so queued alone it runs in autocommit.
    */
-  batch<T>(fn: (tx: InboxOps) => Promise<T>): Promise<T>;
+  batch<T>(
+    fn: (tx: InboxOps) => Promise<T>,
+    opts?: { writesOnce?: boolean },
+  ): Promise<T>;
   /**
    * As batch, with raw SQL: other tables on this database (the voyage
    * queue) use it, so each of their operations is atomic too.
@@ -320,8 +324,14 @@ class DuckInboxStore {
     } else ps.bindBlob(i, v);
   }
 
-  batch<T>(fn: (tx: InboxOps) => Promise<T>): Promise<T> {
-    return this.#serial(() => fn(this.#ops));
+  batch<T>(
+    fn: (tx: InboxOps) => Promise<T>,
+    opts: { writesOnce?: boolean } = {},
+  ): Promise<T> {
+    return this.#serial(
+      () => fn(this.#ops),
+      opts.writesOnce ? "autocommit" : "tx",
+    );
   }
 
   /** One of the store's own operations (OPS, below). */
@@ -367,6 +377,8 @@ const OPS: Readonly<Record<keyof InboxOps, OpMode>> = {
   claimThese: "tx",
   unread: "autocommit",
   finish: "autocommit",
+  complete: "autocommit",
+  queueResult: "autocommit",
   markInterrupted: "autocommit",
   setStatus: "autocommit",
   enqueueOutbox: "autocommit",

@@ -884,6 +884,133 @@ Deno.test("sent: record, then the result comes back once", async () => {
   });
 });
 
+Deno.test("sent with a hop is its own outbox entry: queued, listed, counted, then delivered", async () => {
+  await withStore(async (s) => {
+    const e = env("s1", "captain@alpha", "captain@beta");
+    await s.recordSent(e, { fresh: true, hop: "flag" });
+    await s.recordSent(env("s0", "captain@alpha", "captain@alpha"));
+    await s.enqueueOutbox({
+      id: "o1",
+      recipient: "captain@gamma",
+      ship: "gamma",
+      payload: env("o1", "captain@x", "captain@gamma"),
+    });
+    const q = await s.queuedOutbox("flag");
+    assert.deepEqual(q.map((o) => [o.kind, o.id, o.ship, o.state]), [
+      ["message", "s1", "flag", "queued"],
+    ]);
+    assert.deepEqual(q[0].payload, e);
+    assert.deepEqual((await s.queuedOutbox()).map((o) => o.id), ["o1", "s1"]);
+    assert.equal(await s.countQueued(), 2);
+    assert.equal(await s.countQueued("flag"), 1);
+    assert.equal(await s.markDelivered([{ kind: "message", id: "s1" }]), 1);
+    assert.equal(await s.markDelivered([{ kind: "message", id: "s0" }]), 0);
+    assert.deepEqual(await s.queuedOutbox("flag"), []);
+    assert.equal(await s.countQueued(), 1);
+    assert.equal((await s.getSent("s1"))?.status, "sent");
+  });
+});
+
+Deno.test("complete: finishes one message, queues its result on its own row and claims the next, in one statement", async () => {
+  await withStore(async (s) => {
+    for (const id of ["a", "b", "c"]) await s.insert(msg(id));
+    const [a] = await s.claim(1);
+    const outcome = {
+      status: "done" as const,
+      exit_code: 0,
+      stdout: "out-a",
+      stderr: "",
+    };
+    const [b, c] = (await s.unread()).slice(0, 2);
+    const r = await s.complete("a", outcome, {
+      running: a,
+      resultHop: "flag",
+      next: b,
+    });
+    assert.equal(r.finished?.status, "done");
+    assert.equal(r.claimed?.id, "b");
+    assert.equal((await s.get("a"))?.status, "done");
+    assert.equal(dec.decode((await s.get("a"))!.stdout!), "out-a");
+    const running = (await s.get("b"))!;
+    assert.equal(running.status, "running");
+    assert.equal(running.started_at, r.claimed?.started_at);
+    assert.equal(running.finished_at, null, "the claim touches no outcome");
+    // a's row is the queued result for the flagship.
+    const q = await s.queuedOutbox("flag");
+    assert.deepEqual(q.map((o) => [o.kind, o.id, o.recipient]), [
+      ["result", "a", "captain@alpha"],
+    ]);
+    assert.equal(
+      q[0].kind === "result" && atob(q[0].payload.stdout_b64),
+      "out-a",
+    );
+    assert.equal(await s.markDelivered([{ kind: "result", id: "a" }]), 1);
+    assert.equal(await s.countQueued(), 0);
+
+    // c is handled by hand meanwhile: b still finishes, nothing is claimed.
+    await s.setStatus("c", "pending");
+    const r2 = await s.complete("b", outcome, { running, next: c });
+    assert.equal(r2.finished?.id, "b");
+    assert.equal(r2.claimed, null);
+    assert.equal((await s.get("c"))?.status, "pending");
+    assert.equal(await s.countQueued(), 0, "no hop: nothing to send");
+    // A message that is not running does not finish; the claim still can.
+    await s.insert(msg("d"));
+    const [d] = await s.unread();
+    const r3 = await s.complete("b", outcome, { next: d });
+    assert.equal(r3.finished, null);
+    assert.equal(r3.claimed?.id, "d");
+    // The manual path: a result queued for a row finished by hand.
+    assert.equal(await s.queueResult("c", "flag"), false, "c is not finished");
+    await s.setStatus("c", "done");
+    assert.equal(await s.queueResult("c", "flag"), true);
+    assert.deepEqual((await s.queuedOutbox()).map((o) => o.id), ["c"]);
+  });
+});
+
+Deno.test("a version 2 database is upgraded with its rows, and reopens after a SIGKILL right after the upgrade", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "inbox_store_v2_" });
+  const path = join(dir, "data.duckdb");
+  try {
+    const { DuckDBInstance } = await import("@duckdb/node-api");
+    const db = await DuckDBInstance.create(path);
+    const conn = await db.connect();
+    await migrate(conn, MIGRATIONS.slice(0, 2));
+    await conn.run(
+      `INSERT INTO inbox (id, sender, recipient, command, created_at, received_at)
+       VALUES ('old', 'captain@a', 'captain@b', 'echo old', 't', 't')`,
+    );
+    await conn.run(
+      `INSERT INTO sent (id, sender, recipient, command, created_at)
+       VALUES ('old-sent', 'captain@b', 'captain@a', 'echo', 't')`,
+    );
+    await conn.run("CHECKPOINT");
+    conn.closeSync();
+    db.closeSync();
+    // Upgrade, write, and die before any checkpoint: all of it is in the WAL.
+    const child = await denoEval(
+      `import { openStore } from ${JSON.stringify(STORE_URL)};
+       const s = await openStore(${JSON.stringify(path)});
+       await s.insert({ id: "new", sender: "captain@a", recipient: "captain@b", command: "x" });
+       await s.recordSent({ id: "new-sent", sender: "captain@b", recipient: "captain@a", command: "y", created_at: new Date().toISOString(), timeout_s: null }, { hop: "flag" });
+       Deno.kill(Deno.pid, "SIGKILL");`,
+    );
+    assert.notEqual(child.code, 0);
+    const s = await openStore(path);
+    try {
+      assert.deepEqual((await s.list()).map((m) => m.id), ["new", "old"]);
+      assert.equal((await s.getSent("old-sent"))?.status, "sent");
+      assert.deepEqual((await s.queuedOutbox()).map((o) => o.id), [
+        "new-sent",
+      ]);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("resultOf + wire round trip carries exact bytes", async () => {
   await withStore(async (s) => {
     await s.insert(msg("m"));
