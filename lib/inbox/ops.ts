@@ -624,8 +624,10 @@ export class SqlInboxOps implements InboxOps {
     for (const kind of ["message", "result"] as const) {
       const ids = keys.filter((k) => k.kind === kind).map((k) => k.id);
       if (ids.length === 0) continue;
-      // Where an entry of this kind may live: its own record, or the outbox.
-      known += await this.exec(
+      // Where an entry of this kind may live: its own record (always, on a
+      // ship), or the outbox (what the flagship stored on its way, and
+      // entries from before schema version 3).
+      const own = await this.exec(
         kind === "message"
           ? `UPDATE sent SET delivered_at = coalesce(delivered_at, $1)
              WHERE hop IS NOT NULL AND id IN (SELECT unnest($2::VARCHAR[]))`
@@ -634,6 +636,8 @@ export class SqlInboxOps implements InboxOps {
                AND id IN (SELECT unnest($2::VARCHAR[]))`,
         [at, ids],
       );
+      known += own;
+      if (own === ids.length) continue;
       known += await this.exec(
         `UPDATE outbox SET state = 'delivered',
            delivered_at = coalesce(delivered_at, $1)

@@ -46,7 +46,7 @@ export interface Passer {
 }
 
 /** How long acknowledgements gather before they are marked (see delivered). */
-export const DELIVERED_DELAY_MS = 50;
+export const DELIVERED_DELAY_MS = 200;
 
 export const RECIPIENT_RE =
   /^(captain|commodore)@[a-z][a-z0-9]*(-[a-z0-9]+)*$|^commodore$/;
