@@ -40,6 +40,17 @@ export interface SchedulerOptions {
   log: (msg: string) => void;
 }
 
+/** A command's shell, started and waiting for "go" (see Scheduler.hold). */
+interface Held {
+  m: Message;
+  child: Deno.ChildProcess;
+}
+
+/** Runs "$1" once it reads the line "go"; stdin is then /dev/null. */
+const HOLD =
+  'IFS= read -r go && [ "$go" = go ] && exec bash -c "$1" </dev/null';
+const GO = new TextEncoder().encode("go\n");
+
 interface Running {
   pid: number;
   kill(reason: string): void;
@@ -48,6 +59,8 @@ interface Running {
 
 export class Scheduler {
   private running = new Map<string, Running>();
+  /** The next in line's shell, held (see hold). */
+  private prepared: Held | null = null;
   /** Unread messages not yet offered to a claim, oldest first. */
   private unread: Message[] = [];
   private pumping = false;
@@ -72,6 +85,7 @@ export class Scheduler {
   kick(msgs: Message[] = []): void {
     this.unread.push(...msgs);
     if (this.stopped || !this.begun) return;
+    this.prepareNext();
     if (this.pumping) {
       this.again = true;
       return;
@@ -106,20 +120,58 @@ export class Scheduler {
     }
   }
 
-  private start(m: Message): void {
-    const timeoutS = m.timeout_s ?? this.o.defaultTimeoutS;
+  /**
+   * A shell for `m`, started now and held: it runs the command only once it
+   * reads "go" (release), and exits without running it on anything else or
+   * at EOF (discard, or the daemon died). Starting processes costs several
+   * milliseconds on a busy VM, so the next message's shell is started while
+   * the current one runs and the database records their hand-over: the
+   * command itself still starts only after its claim has committed.
+   */
+  private hold(m: Message): Held {
     // setsid: the command gets its own process group, so a timeout kills
     // everything it started. (Deno's `detached` does the same, but forks the
     // whole daemon to do it: twice the CPU per command, measured.)
     const child = new Deno.Command("setsid", {
-      args: ["bash", "-c", m.command],
+      args: ["sh", "-c", HOLD, "sh", m.command],
       cwd: this.o.cwd,
       env: { ...this.o.env, OHC_MESSAGE_ID: m.id, OHC_SENDER: m.sender },
       clearEnv: true,
-      stdin: "null",
+      stdin: "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    return { m, child };
+  }
+
+  private discard(h: Held): void {
+    h.child.stdin.close().catch(() => {});
+    h.child.stdout.cancel().catch(() => {});
+    h.child.stderr.cancel().catch(() => {});
+    void h.child.status; // reaped
+  }
+
+  /** While messages run, the shell for the next in line waits ready. */
+  private prepareNext(): void {
+    if (this.prepared || this.stopped || this.running.size === 0) return;
+    const next = this.unread[0];
+    if (next) this.prepared = this.hold(next);
+  }
+
+  /** The prepared shell if it is m's, else a new one. */
+  private shellFor(m: Message): Held {
+    const p = this.prepared;
+    this.prepared = null;
+    if (p?.m.id === m.id) return p;
+    if (p) this.discard(p);
+    return this.hold(m);
+  }
+
+  private start(m: Message): void {
+    const timeoutS = m.timeout_s ?? this.o.defaultTimeoutS;
+    const { child } = this.shellFor(m);
+    const go = child.stdin.getWriter();
+    go.write(GO).then(() => go.close()).catch(() => {});
     let killedFor: string | null = null;
     const kill = (reason: string) => {
       if (killedFor) return;
@@ -166,16 +218,23 @@ export class Scheduler {
       // Claimed just as the daemon stops: left running, so the next start
       // marks it interrupted rather than running it after the stop.
       if (next && !this.stopped) this.start(next);
+      else if (take && this.prepared?.m.id === take.id) {
+        this.discard(this.prepared); // handled by hand meanwhile
+        this.prepared = null;
+      }
     })().finally(() => {
       this.running.delete(m.id);
       this.kick();
     });
     this.running.set(m.id, { pid: child.pid, kill, done });
+    this.prepareNext();
   }
 
   /** Stops running commands (they end as error) and takes no more. */
   async stop(reason = "interrupted"): Promise<void> {
     this.stopped = true;
+    if (this.prepared) this.discard(this.prepared);
+    this.prepared = null;
     const all = [...this.running.values()];
     for (const r of all) r.kill(reason);
     await Promise.all(all.map((r) => r.done));
