@@ -16,6 +16,7 @@ import { readIdentity } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
 import { VERSION } from "../version.ts";
 import { Scheduler } from "./scheduler.ts";
+import { StartJournal } from "./start_journal.ts";
 
 function log(msg: string) {
   console.error(`${new Date().toISOString()} daemon[${Deno.pid}]: ${msg}`);
@@ -42,7 +43,9 @@ export async function runDaemon(): Promise<number> {
   await lock.lock(true);
 
   const store = await openStore(paths.inboxDb(home));
-  const interrupted = await store.markInterrupted();
+  const { journal, noted } = await StartJournal.open(paths.startJournal(home));
+  const interrupted = await store.markInterrupted(noted);
+  journal.clear();
   if (interrupted) {
     log(
       `${interrupted} message(s) were running when the daemon stopped: marked error "interrupted"`,
@@ -60,6 +63,7 @@ export async function runDaemon(): Promise<number> {
     limit: Number(Deno.env.get("OHCOMMODORE_INBOX_CONCURRENCY") ?? 1),
     defaultTimeoutS: Number(Deno.env.get("OHCOMMODORE_INBOX_TIMEOUT") ?? 300),
     maxOutputBytes: store.maxOutputBytes,
+    journal,
     env: {
       ...Deno.env.toObject(),
       PATH: `${home}/.ohcommodore/bin:${
@@ -175,6 +179,14 @@ export async function runDaemon(): Promise<number> {
     "inbox.set": async ({ args }) => {
       const id = argString(args, "id");
       const status = argString(args, "status") as "pending" | "done" | "error";
+      if (!scheduler.handling(id)) {
+        throw new UsageError(
+          `cannot ${
+            status === "pending" ? "read (claim)" : `mark ${status}`
+          } message ${id}: it is running`,
+          "the scheduler is running it; wait for it to finish",
+        );
+      }
       let ok: boolean;
       try {
         ok = await store.setStatus(id, status, (args.error as string) ?? null);
@@ -193,6 +205,7 @@ export async function runDaemon(): Promise<number> {
     },
     "inbox.delete": async ({ args }) => {
       const id = argString(args, "id");
+      scheduler.handling(id); // a running one may go too, as before
       if (!(await store.delete(id))) throw new UsageError(`no message ${id}`);
       return { deleted: id };
     },
@@ -230,6 +243,7 @@ export async function runDaemon(): Promise<number> {
     await scheduler.stop("interrupted: the daemon stopped");
     await service.flushDelivered().catch(() => {});
     await store.close();
+    journal.close();
     await Deno.remove(sock).catch(() => {});
     lock.close();
     Deno.exit(0);

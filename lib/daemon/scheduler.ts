@@ -11,6 +11,7 @@
  * done or deleted by hand meanwhile is skipped.
  */
 import type { FinishArgs } from "../inbox/store.ts";
+import type { StartJournal } from "./start_journal.ts";
 import type { Message } from "../inbox/types.ts";
 
 /** Where the scheduler takes messages from and leaves their outcomes. */
@@ -37,6 +38,12 @@ export interface SchedulerOptions {
   maxOutputBytes: number;
   /** Environment for commands. */
   env: Record<string, string>;
+  /**
+   * Lets a finished message hand its slot to the next one without waiting
+   * for the database (start_journal.ts). Without it, each claim commits
+   * before its command starts.
+   */
+  journal?: Pick<StartJournal, "note" | "settled">;
   log: (msg: string) => void;
 }
 
@@ -61,6 +68,8 @@ export class Scheduler {
   private running = new Map<string, Running>();
   /** The next in line's shell, held (see hold). */
   private prepared: Held | null = null;
+  /** Messages being handled by hand (see handling). */
+  private withheld = new Set<string>();
   /** Unread messages not yet offered to a claim, oldest first. */
   private unread: Message[] = [];
   private pumping = false;
@@ -102,6 +111,17 @@ export class Scheduler {
 
   get busy(): number {
     return this.running.size;
+  }
+
+  /**
+   * A person is about to change or delete message `id` by hand: from now
+   * on it starts only through a committed claim, which sees the change.
+   * False if it has started already.
+   */
+  handling(id: string): boolean {
+    if (this.running.has(id)) return false;
+    if (this.unread.some((m) => m.id === id)) this.withheld.add(id);
+    return true;
   }
 
   private async pump(): Promise<void> {
@@ -198,19 +218,36 @@ export class Scheduler {
           : status.signal
           ? `killed by ${status.signal}`
           : `exit ${status.code}`);
+      const outcome: FinishArgs = {
+        status: ok ? "done" : "error",
+        exit_code: killedFor || status.signal ? null : status.code,
+        stdout: out.bytes,
+        stderr: err.bytes,
+        stdout_truncated: out.truncated,
+        stderr_truncated: err.truncated,
+        error,
+        at: new Date().toISOString(),
+      };
       // This message's slot goes to the next one in the same transaction.
       const take = this.stopped ? null : this.unread.shift() ?? null;
+      const journal = this.o.journal;
+      if (take && journal && !this.withheld.delete(take.id)) {
+        // Or at once, noted in the start journal: the database records the
+        // finish and the claim just after, in this order.
+        journal.note(take.id);
+        this.start(take);
+        try {
+          await this.queue.complete(m, outcome, take);
+          journal.settled(take.id);
+        } catch (e) {
+          // Left in the journal: the next daemon ends both as interrupted.
+          this.o.log(`finishing ${m.id}: ${(e as Error).message}`);
+        }
+        return;
+      }
       let next: Message | null = null;
       try {
-        next = await this.queue.complete(m, {
-          status: ok ? "done" : "error",
-          exit_code: killedFor || status.signal ? null : status.code,
-          stdout: out.bytes,
-          stderr: err.bytes,
-          stdout_truncated: out.truncated,
-          stderr_truncated: err.truncated,
-          error,
-        }, take);
+        next = await this.queue.complete(m, outcome, take);
       } catch (e) {
         if (take) this.unread.unshift(take);
         this.o.log(`finishing ${m.id}: ${(e as Error).message}`);

@@ -71,6 +71,11 @@ export interface ListOptions {
 export type FinishArgs = FinishInput & {
   stdout_truncated?: boolean;
   stderr_truncated?: boolean;
+  /**
+   * When it finished (and the next one started), if not now: the scheduler
+   * may hand a slot over before the database records it.
+   */
+  at?: string;
 };
 
 export interface OutboxKey {
@@ -125,8 +130,11 @@ export interface InboxOps {
   }): Promise<{ finished: Message | null; claimed: Message | null }>;
   /** Queues the result of a finished message for `hop` (see complete). */
   queueResult(id: string, hop: string): Promise<boolean>;
-  /** Every running message becomes error "interrupted". Returns how many. */
-  markInterrupted(): Promise<number>;
+  /**
+   * Every running message, and every unread one of `started` (the start
+   * journal's), becomes error "interrupted". Returns how many.
+   */
+  markInterrupted(started?: string[]): Promise<number>;
   /**
    * Manual handling: pending (from unread only), done or error (from unread or
    * pending). false for an unknown id; throws "illegal_transition" otherwise.
@@ -407,7 +415,7 @@ export class SqlInboxOps implements InboxOps {
     }
     const out = bound(result.stdout, this.maxOutputBytes);
     const err = bound(result.stderr, this.maxOutputBytes);
-    const at = this.#iso();
+    const at = result.at ?? this.#iso();
     const outcome = {
       status: result.status,
       exit_code: result.exit_code,
@@ -480,12 +488,14 @@ export class SqlInboxOps implements InboxOps {
     ) === 1;
   }
 
-  async markInterrupted(): Promise<number> {
+  async markInterrupted(started: string[] = []): Promise<number> {
     const rows = await this.q(
       `UPDATE inbox SET status = 'error', error = 'interrupted',
          finished_at = $1
-       WHERE status = 'running' RETURNING id`,
-      [this.#iso()],
+       WHERE status = 'running'
+          OR (status = 'unread' AND id IN (SELECT unnest($2::VARCHAR[])))
+       RETURNING id`,
+      [this.#iso(), started],
     );
     return rows.length;
   }

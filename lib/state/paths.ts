@@ -25,6 +25,8 @@ export const paths = {
   daemonSocket: (h = home()) => socketPath(h, "daemon.sock"),
   tmuxSocket: (h = home()) => socketPath(h, "tmux.sock"),
   inboxDb: (h = home()) => `${h}/.local/ship/data.duckdb`,
+  /** The scheduler's start journal (daemon/start_journal.ts). */
+  startJournal: (h = home()) => `${h}/.local/ship/started.log`,
 };
 
 /**

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Scheduler } from "../../lib/daemon/scheduler.ts";
+import { StartJournal } from "../../lib/daemon/start_journal.ts";
 import {
   DELIVERED_DELAY_MS,
   type EntryKey,
@@ -212,8 +213,10 @@ Deno.test("intake: a failure to store ends the session and acknowledges nothing 
   assert.deepEqual(acks, []);
 });
 
-Deno.test("scheduler: runs in arrival order, one at a time, skips what was handled by hand, picks up what was unread before", async () => {
+async function schedulerOrder(withJournal: boolean) {
   const dir = await Deno.makeTempDir();
+  const { journal } = await StartJournal.open(`${dir}/started.log`);
+  const noted: string[] = [];
   await withStore(async (s) => {
     const svc = new InboxService(s, captain("alpha"));
     const env = (id: string) => ({
@@ -239,6 +242,15 @@ Deno.test("scheduler: runs in arrival order, one at a time, skips what was handl
       maxOutputBytes: 1024,
       env: { PATH: "/usr/bin:/bin" },
       log: () => {},
+      journal: withJournal
+        ? {
+          note: (id) => {
+            noted.push(id);
+            journal.note(id);
+          },
+          settled: (id) => journal.settled(id),
+        }
+        : undefined,
     });
     svc.onInserted = (ms) => sch.kick(ms);
     const sendAll = (async () => {
@@ -248,7 +260,9 @@ Deno.test("scheduler: runs in arrival order, one at a time, skips what was handl
     })();
     await sch.begin();
     await sendAll;
-    await s.setStatus("n3", "pending"); // taken for manual handling
+    // Taken for manual handling, as the daemon does it.
+    assert.ok(sch.handling("n3"));
+    await s.setStatus("n3", "pending");
     while (results.length < 5) await sleep(20);
     await sleep(100);
     await sch.stop();
@@ -263,6 +277,49 @@ Deno.test("scheduler: runs in arrival order, one at a time, skips what was handl
     );
     // Each result reached its sender (itself here) once.
     assert.equal((await s.getSent("n4"))?.status, "done");
+    // With the journal, hand-overs went through it: every id it noted
+    // started, and was recorded as started and finished.
+    if (withJournal) {
+      assert.ok(noted.length >= 3, `noted ${noted}`);
+      assert.ok(!noted.includes("n3"));
+    } else assert.deepEqual(noted, []);
+  });
+  journal.close();
+  await Deno.remove(dir, { recursive: true });
+}
+
+Deno.test("scheduler: runs in arrival order, one at a time, skips what was handled by hand, picks up what was unread before", async () => {
+  await schedulerOrder(false);
+});
+
+Deno.test("scheduler with a start journal: hands each slot over ahead of the database, in the same order, and what is handled by hand never starts", async () => {
+  await schedulerOrder(true);
+});
+
+Deno.test("start journal: ids noted and not yet recorded are read back by the next daemon, which ends the unread ones as interrupted", async () => {
+  const dir = await Deno.makeTempDir();
+  await withStore(async (s) => {
+    const path = `${dir}/started.log`;
+    let { journal, noted } = await StartJournal.open(path);
+    assert.deepEqual(noted, []);
+    for (const id of ["a", "b", "c"]) {
+      await s.insert(envelope(id, "captain@x", "captain@alpha"));
+    }
+    await s.claimThese((await s.unread()).slice(0, 1)); // a: running
+    journal.note("b"); // b: started, its claim not yet committed
+    journal.close(); // the daemon dies here
+    ({ journal, noted } = await StartJournal.open(path));
+    assert.deepEqual(noted, ["b"]);
+    assert.equal(await s.markInterrupted(noted), 2);
+    journal.clear();
+    assert.deepEqual(
+      (await s.list()).map((m) => [m.id, m.status]),
+      [["c", "unread"], ["b", "error"], ["a", "error"]],
+    );
+    assert.equal((await s.get("b"))?.error, "interrupted");
+    journal.close();
+    assert.deepEqual((await StartJournal.open(path)).noted, []);
+    (await StartJournal.open(path)).journal.close();
   });
   await Deno.remove(dir, { recursive: true });
 });
