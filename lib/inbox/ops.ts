@@ -1,11 +1,15 @@
 /**
  * The inbox's operations in SQL: this machine's inbox (messages it runs), its
- * outbox (messages and results waiting to leave) and its sent table
- * (messages it sent, with their results once back).
+ * sent table (messages it sent, with their results once back) and its outbox.
+ * What waits to leave the machine is mostly in the first two: a sent row with
+ * a hop is its message's outbox entry, a finished inbox row with a result_hop
+ * its result's (schema version 3); the outbox table holds what the flagship
+ * stores on its way between two ships, and bounces.
  *
  * An `InboxOps` runs no transaction of its own: the store runs each public
- * operation alone in one, and `store.batch(fn)` hands fn an `InboxOps` so
- * several operations share one (one commit, one WAL flush).
+ * operation alone (in autocommit when it writes once at most), and
+ * `store.batch(fn)` hands fn an `InboxOps` so several operations share one
+ * transaction (one commit, one WAL flush).
  *
  * Costs that shaped the statements (DuckDB 1.5 on a two-core VM, per
  * statement): a point SELECT or a plain INSERT ~0.3 ms, an UPDATE by key
