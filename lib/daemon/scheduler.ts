@@ -191,7 +191,11 @@ export class Scheduler {
     const timeoutS = m.timeout_s ?? this.o.defaultTimeoutS;
     const { child } = this.shellFor(m);
     const go = child.stdin.getWriter();
-    go.write(GO).then(() => go.close()).catch(() => {});
+    // The next shell starts once this one is released: starting a process
+    // blocks the event loop for a millisecond or more.
+    go.write(GO).then(() => go.close()).catch(() => {}).finally(() =>
+      this.prepareNext()
+    );
     let killedFor: string | null = null;
     const kill = (reason: string) => {
       if (killedFor) return;
@@ -264,7 +268,6 @@ export class Scheduler {
       this.kick();
     });
     this.running.set(m.id, { pid: child.pid, kill, done });
-    this.prepareNext();
   }
 
   /** Stops running commands (they end as error) and takes no more. */
