@@ -53,6 +53,12 @@ interface Held {
   child: Deno.ChildProcess;
 }
 
+/**
+ * How long a message started ahead of the database may run before it is
+ * recorded as running there (most finish sooner: one write for both).
+ */
+export const CLAIM_AFTER_MS = 200;
+
 /** Runs "$1" once it reads the line "go"; stdin is then /dev/null. */
 const HOLD =
   'IFS= read -r go && [ "$go" = go ] && exec bash -c "$1" </dev/null';
@@ -187,8 +193,10 @@ export class Scheduler {
     return this.hold(m);
   }
 
-  private start(m: Message): void {
+  /** `ahead`: started before the database records it (start journal). */
+  private start(m: Message, ahead = false): void {
     const timeoutS = m.timeout_s ?? this.o.defaultTimeoutS;
+    const started = new Date().toISOString();
     const { child } = this.shellFor(m);
     const go = child.stdin.getWriter();
     // The next shell starts once this one is released: starting a process
@@ -231,20 +239,22 @@ export class Scheduler {
         stderr_truncated: err.truncated,
         error,
         at: new Date().toISOString(),
+        ...(ahead ? { started } : {}),
       };
       // This message's slot goes to the next one in the same transaction.
       const take = this.stopped ? null : this.unread.shift() ?? null;
       const journal = this.o.journal;
       if (take && journal && !this.withheld.delete(take.id)) {
-        // Or at once, noted in the start journal: the database records the
-        // finish and the claim just after, in this order.
+        // Or at once, noted in the start journal: the database records this
+        // finish just after, and the next one's start with its finish (or,
+        // should it run longer than CLAIM_AFTER_MS, a claim then).
         journal.note(take.id);
-        this.start(take);
+        this.start(take, true);
         try {
-          await this.queue.complete(m, outcome, take);
-          journal.settled(take.id);
+          await this.queue.complete(m, outcome, null);
+          if (ahead) journal.settled(m.id);
         } catch (e) {
-          // Left in the journal: the next daemon ends both as interrupted.
+          // Left in the journal: the next daemon ends it as interrupted.
           this.o.log(`finishing ${m.id}: ${(e as Error).message}`);
         }
         return;
@@ -252,6 +262,7 @@ export class Scheduler {
       let next: Message | null = null;
       try {
         next = await this.queue.complete(m, outcome, take);
+        if (ahead) journal?.settled(m.id);
       } catch (e) {
         if (take) this.unread.unshift(take);
         this.o.log(`finishing ${m.id}: ${(e as Error).message}`);
@@ -268,6 +279,18 @@ export class Scheduler {
       this.kick();
     });
     this.running.set(m.id, { pid: child.pid, kill, done });
+    if (ahead) {
+      // A longer command is shown running before it ends.
+      const later = setTimeout(() => {
+        if (this.stopped) return;
+        this.queue.claim([{ ...m, started_at: started }]).then(
+          () => this.o.journal?.settled(m.id),
+          (e) => this.o.log(`recording ${m.id} as running: ${e.message}`),
+        );
+      }, CLAIM_AFTER_MS);
+      const clear = () => clearTimeout(later);
+      child.status.then(clear, clear); // it ended: its finish records it
+    }
   }
 
   /** Stops running commands (they end as error) and takes no more. */

@@ -36,20 +36,21 @@ import {
   toOutbox,
   toSent,
 } from "./rows.ts";
-import type {
-  Envelope,
-  FinishInput,
-  ManualStatus,
-  Message,
-  MessageResult,
-  MessageStatus,
-  NewMessage,
-  NewOutboxEntry,
-  OutboxEntry,
-  OutboxKind,
-  SentRecord,
+import {
+  bytesToBase64,
+  type Envelope,
+  type FinishInput,
+  type ManualStatus,
+  type Message,
+  MESSAGE_STATUSES,
+  type MessageResult,
+  type MessageStatus,
+  type NewMessage,
+  type NewOutboxEntry,
+  type OutboxEntry,
+  type OutboxKind,
+  type SentRecord,
 } from "./types.ts";
-import { MESSAGE_STATUSES } from "./types.ts";
 
 /** A statement parameter; a string array binds as a VARCHAR list. */
 export type Param =
@@ -80,7 +81,20 @@ export type FinishArgs = FinishInput & {
    * may hand a slot over before the database records it.
    */
   at?: string;
+  /**
+   * When it started, for a message started ahead of the database (the
+   * scheduler's start journal): it may still be unread there.
+   */
+  started?: string;
 };
+
+/** One message of completeMany. */
+export interface Finished {
+  id: string;
+  result: FinishArgs;
+  /** Where its result goes next (the row is then its outbox entry). */
+  resultHop: string | null;
+}
 
 export interface OutboxKey {
   kind: OutboxKind;
@@ -134,6 +148,12 @@ export interface InboxOps {
   }): Promise<{ finished: Message | null; claimed: Message | null }>;
   /** Queues the result of a finished message for `hop` (see complete). */
   queueResult(id: string, hop: string): Promise<boolean>;
+  /**
+   * complete for many messages started ahead of the database (running, or
+   * still unread there), without claims, in one statement; the ids that
+   * finished (not those deleted or handled meanwhile).
+   */
+  completeMany(items: Finished[]): Promise<Set<string>>;
   /**
    * Every running message, and every unread one of `started` (the start
    * journal's), becomes error "interrupted". Returns how many.
@@ -364,9 +384,10 @@ export class SqlInboxOps implements InboxOps {
   }
 
   async claimThese(msgs: Message[]): Promise<Message[]> {
-    const at = this.#iso();
+    const now = this.#iso();
     const out: Message[] = [];
     for (const m of msgs) {
+      const at = m.started_at ?? now; // started already (start journal)
       const changed = await this.exec(
         `UPDATE inbox SET status = 'running', started_at = $1
          WHERE id = $2 AND status = 'unread'`,
@@ -417,19 +438,8 @@ export class SqlInboxOps implements InboxOps {
         `a message finishes as done or error, not '${result.status}'`,
       );
     }
-    const out = bound(result.stdout, this.maxOutputBytes);
-    const err = bound(result.stderr, this.maxOutputBytes);
-    const at = result.at ?? this.#iso();
-    const outcome = {
-      status: result.status,
-      exit_code: result.exit_code,
-      stdout: out.bytes,
-      stderr: err.bytes,
-      stdout_truncated: out.truncated || !!result.stdout_truncated,
-      stderr_truncated: err.truncated || !!result.stderr_truncated,
-      error: result.error ?? null,
-      finished_at: at,
-    };
+    const outcome = outcomeOf(result, this.maxOutputBytes, this.#iso());
+    const at = outcome.finished_at;
     const next = opts.next ?? null;
     // One row finishes and another starts: each column takes the finished
     // row's new value or keeps (or, for started_at, sets) the other's.
@@ -442,8 +452,10 @@ export class SqlInboxOps implements InboxOps {
          ${mine("stderr", "$5")}, ${mine("stdout_truncated", "$6")},
          ${mine("stderr_truncated", "$7")}, ${mine("error", "$8")},
          ${mine("finished_at", "$9")}, ${mine("result_hop", "$10")},
-         started_at = CASE WHEN id = $1 THEN started_at ELSE $9 END
-       WHERE (id = $1 AND status = 'running')
+         started_at = CASE WHEN id = $1 THEN coalesce(started_at, $12)
+           ELSE $9 END
+       WHERE (id = $1 AND (status = 'running'
+                           OR (status = 'unread' AND $12 IS NOT NULL)))
           OR (id = $11 AND status = 'unread')`,
       [
         id,
@@ -457,6 +469,7 @@ export class SqlInboxOps implements InboxOps {
         at,
         opts.resultHop ?? null,
         next?.id ?? null,
+        result.started ?? null,
       ],
     );
     let finished = changed === 2 || (changed === 1 && !next);
@@ -482,6 +495,68 @@ export class SqlInboxOps implements InboxOps {
         ? { ...next, status: "running", started_at: at }
         : null,
     };
+  }
+
+  async completeMany(items: Finished[]): Promise<Set<string>> {
+    if (items.length === 0) return new Set();
+    const now = this.#iso();
+    const rows = items.map(({ id, result, resultHop }) => {
+      const o = outcomeOf(result, this.maxOutputBytes, now);
+      return [
+        id,
+        o.status,
+        o.exit_code === null ? null : String(o.exit_code),
+        bytesToBase64(o.stdout),
+        bytesToBase64(o.stderr),
+        String(o.stdout_truncated),
+        String(o.stderr_truncated),
+        o.error,
+        o.finished_at,
+        result.started ?? null,
+        resultHop,
+      ];
+    });
+    // One UPDATE joined to the rows as lists costs about what one single-row
+    // UPDATE does here (~5 ms), whatever their number.
+    const cols = [
+      "id",
+      "status",
+      "exit_code",
+      "out",
+      "err",
+      "ot",
+      "et",
+      "error",
+      "fin",
+      "st",
+      "hop",
+    ];
+    const changed = await this.exec(
+      `UPDATE inbox SET status = v.status,
+         exit_code = v.exit_code::INTEGER,
+         stdout = from_base64(v.out), stderr = from_base64(v.err),
+         stdout_truncated = v.ot::BOOLEAN, stderr_truncated = v.et::BOOLEAN,
+         error = v.error, finished_at = v.fin,
+         started_at = coalesce(inbox.started_at, v.st), result_hop = v.hop
+       FROM (SELECT ${
+        cols.map((c, i) => `unnest($${i + 1}::VARCHAR[]) AS ${c}`).join(", ")
+      }) v
+       WHERE inbox.id = v.id AND inbox.status IN ('running', 'unread')`,
+      cols.map((_, i) => rows.map((r) => r[i])),
+    );
+    if (changed === items.length) return new Set(items.map((i) => i.id));
+    // Some were deleted or handled meanwhile: which finished, then?
+    const back = await this.q(
+      `SELECT id, status, finished_at FROM inbox
+       WHERE id IN (SELECT unnest($1::VARCHAR[]))`,
+      [items.map((i) => i.id)],
+    );
+    const fin = new Map(rows.map((r) => [r[0], r[8]]));
+    return new Set(
+      back.filter((r) => fin.get(str(r.id)) === r.finished_at).map((r) =>
+        str(r.id)
+      ),
+    );
   }
 
   async queueResult(id: string, hop: string): Promise<boolean> {
@@ -770,6 +845,22 @@ export class SqlInboxOps implements InboxOps {
       );
     return rows.map(toSent);
   }
+}
+
+/** The columns a message finishing with `result` gets, outputs bounded. */
+export function outcomeOf(result: FinishArgs, max: number, now: string) {
+  const out = bound(result.stdout, max);
+  const err = bound(result.stderr, max);
+  return {
+    status: result.status,
+    exit_code: result.exit_code,
+    stdout: out.bytes,
+    stderr: err.bytes,
+    stdout_truncated: out.truncated || !!result.stdout_truncated,
+    stderr_truncated: err.truncated || !!result.stderr_truncated,
+    error: result.error ?? null,
+    finished_at: result.at ?? now,
+  };
 }
 
 function checkLimit(limit: number | undefined): void {

@@ -9,6 +9,7 @@
  */
 import { OhcError, UsageError } from "../errors.ts";
 import type { Identity } from "../state/identity.ts";
+import { outcomeOf } from "./ops.ts";
 import type { FinishArgs, InboxOps, InboxStore } from "./store.ts";
 import {
   type Envelope,
@@ -62,6 +63,14 @@ export class InboxService {
   /** Called with messages just inserted (unread), for the scheduler. */
   onInserted: (msgs: Message[]) => void = () => {};
   private waiters = new Map<string, Set<() => void>>();
+  #finishing: {
+    m: Message;
+    result: FinishArgs;
+    hop: string | null;
+    resolve: () => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  #draining = false;
   private acked: EntryKey[] = [];
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -198,6 +207,13 @@ export class InboxService {
   ): Promise<Message | null> {
     const local = m.sender === this.me;
     const hop = local ? null : this.nextHop(m.sender);
+    if (!next && !local) {
+      await new Promise<void>((resolve, reject) => {
+        this.#finishing.push({ m, result, hop, resolve, reject });
+        if (!this.#draining) void this.#drainFinishing();
+      });
+      return null;
+    }
     const done = await this.store.batch(async (tx) => {
       const r = await tx.complete(m.id, result, {
         running: m,
@@ -213,6 +229,50 @@ export class InboxService {
       else if (hop) this.onQueued(hop, [resultEntry(m.sender, done.result)]);
     }
     return done.claimed;
+  }
+
+  /**
+   * Messages finished without a claim (the scheduler's start journal handed
+   * their slot over already) are stored many to one statement: those that
+   * finish while one is being stored go into the next.
+   */
+  async #drainFinishing() {
+    this.#draining = true;
+    try {
+      while (this.#finishing.length > 0) {
+        const batch = this.#finishing.splice(0, this.#finishing.length);
+        let done: Set<string>;
+        try {
+          done = await this.store.completeMany(
+            batch.map((f) => ({
+              id: f.m.id,
+              result: f.result,
+              resultHop: f.hop,
+            })),
+          );
+        } catch (e) {
+          for (const f of batch) f.reject(e);
+          continue;
+        }
+        for (const f of batch) {
+          const res = done.has(f.m.id) && resultOf({
+            ...f.m,
+            started_at: f.m.started_at ?? f.result.started ?? null,
+            ...outcomeOf(
+              f.result,
+              this.store.maxOutputBytes,
+              new Date().toISOString(),
+            ),
+          });
+          if (res && f.hop) {
+            this.onQueued(f.hop, [resultEntry(f.m.sender, res)]);
+          }
+          f.resolve();
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
   }
 
   /**

@@ -378,6 +378,7 @@ const OPS: Readonly<Record<keyof InboxOps, OpMode>> = {
   unread: "autocommit",
   finish: "autocommit",
   complete: "autocommit",
+  completeMany: "autocommit",
   queueResult: "autocommit",
   markInterrupted: "autocommit",
   setStatus: "autocommit",
