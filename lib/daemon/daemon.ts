@@ -15,7 +15,7 @@ import { readFleet } from "../state/fleet.ts";
 import { readIdentity } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
 import { VERSION } from "../version.ts";
-import { Scheduler } from "./scheduler.ts";
+import { HOLD_SCRIPT, Scheduler } from "./scheduler.ts";
 import { StartJournal } from "./start_journal.ts";
 
 function log(msg: string) {
@@ -53,6 +53,8 @@ export async function runDaemon(): Promise<number> {
   }
 
   const service = new InboxService(store, self);
+  const holdScript = `${paths.runDir(home)}/hold.sh`;
+  await Deno.writeTextFile(holdScript, HOLD_SCRIPT, { mode: 0o600 });
   const cwd = self.repo_dir ? `${home}/${self.repo_dir}` : home;
   const scheduler = new Scheduler({
     unread: () => store.unread(),
@@ -64,6 +66,7 @@ export async function runDaemon(): Promise<number> {
     defaultTimeoutS: Number(Deno.env.get("OHCOMMODORE_INBOX_TIMEOUT") ?? 300),
     maxOutputBytes: store.maxOutputBytes,
     journal,
+    holdScript,
     env: {
       ...Deno.env.toObject(),
       PATH: `${home}/.ohcommodore/bin:${

@@ -38,6 +38,8 @@ export interface SchedulerOptions {
   maxOutputBytes: number;
   /** Environment for commands. */
   env: Record<string, string>;
+  /** A file holding HOLD_SCRIPT (see hold). */
+  holdScript: string;
   /**
    * Lets a finished message hand its slot to the next one without waiting
    * for the database (start_journal.ts). Without it, each claim commits
@@ -59,9 +61,26 @@ interface Held {
  */
 export const CLAIM_AFTER_MS = 200;
 
-/** Runs "$1" once it reads the line "go"; stdin is then /dev/null. */
-const HOLD =
-  'IFS= read -r go && [ "$go" = go ] && exec bash -c "$1" </dev/null';
+/**
+ * What bash reads first (as its BASH_ENV) in a held shell: it waits for the
+ * line "go", then sets stdin to /dev/null and puts back the caller's own
+ * BASH_ENV; then bash runs the command as the `bash -c <command>` it was
+ * started as. On anything else, or EOF, it exits without running it.
+ */
+export const HOLD_SCRIPT =
+  `# ohcommodore: holds a command until its start is recorded
+IFS= read -r __ohc_go || exit 97
+[ "$__ohc_go" = go ] || exit 97
+unset __ohc_go
+exec </dev/null
+if [ -n "\${OHC_BASH_ENV-}" ]; then
+  BASH_ENV=$OHC_BASH_ENV
+  unset OHC_BASH_ENV
+  . "$BASH_ENV"
+else
+  unset BASH_ENV
+fi
+`;
 const GO = new TextEncoder().encode("go\n");
 
 interface Running {
@@ -147,21 +166,28 @@ export class Scheduler {
   }
 
   /**
-   * A shell for `m`, started now and held: it runs the command only once it
-   * reads "go" (release), and exits without running it on anything else or
-   * at EOF (discard, or the daemon died). Starting processes costs several
-   * milliseconds on a busy VM, so the next message's shell is started while
-   * the current one runs and the database records their hand-over: the
-   * command itself still starts only after its claim has committed.
+   * `bash -c <command>` for `m`, started now and held by HOLD_SCRIPT: it
+   * runs the command only once it reads "go" (release), and exits without
+   * running it on anything else or at EOF (discard, or the daemon died).
+   * Starting a process costs several milliseconds on a busy VM, so the next
+   * message's bash is started while the current one runs: the command
+   * itself still starts only once its start is durable.
    */
   private hold(m: Message): Held {
     // setsid: the command gets its own process group, so a timeout kills
     // everything it started. (Deno's `detached` does the same, but forks the
     // whole daemon to do it: twice the CPU per command, measured.)
+    const { BASH_ENV: callers, ...env } = this.o.env;
     const child = new Deno.Command("setsid", {
-      args: ["sh", "-c", HOLD, "sh", m.command],
+      args: ["bash", "-c", m.command],
       cwd: this.o.cwd,
-      env: { ...this.o.env, OHC_MESSAGE_ID: m.id, OHC_SENDER: m.sender },
+      env: {
+        ...env,
+        ...(callers ? { OHC_BASH_ENV: callers } : {}),
+        BASH_ENV: this.o.holdScript,
+        OHC_MESSAGE_ID: m.id,
+        OHC_SENDER: m.sender,
+      },
       clearEnv: true,
       stdin: "piped",
       stdout: "piped",

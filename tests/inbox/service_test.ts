@@ -4,7 +4,7 @@
  * and the scheduler's arrival order.
  */
 import assert from "node:assert/strict";
-import { Scheduler } from "../../lib/daemon/scheduler.ts";
+import { HOLD_SCRIPT, Scheduler } from "../../lib/daemon/scheduler.ts";
 import { StartJournal } from "../../lib/daemon/start_journal.ts";
 import {
   DELIVERED_DELAY_MS,
@@ -216,6 +216,8 @@ Deno.test("intake: a failure to store ends the session and acknowledges nothing 
 async function schedulerOrder(withJournal: boolean) {
   const dir = await Deno.makeTempDir();
   const { journal } = await StartJournal.open(`${dir}/started.log`);
+  const holdScript = `${dir}/hold.sh`;
+  await Deno.writeTextFile(holdScript, HOLD_SCRIPT);
   const noted: string[] = [];
   await withStore(async (s) => {
     const svc = new InboxService(s, captain("alpha"));
@@ -242,6 +244,7 @@ async function schedulerOrder(withJournal: boolean) {
       maxOutputBytes: 1024,
       env: { PATH: "/usr/bin:/bin" },
       log: () => {},
+      holdScript,
       journal: withJournal
         ? {
           note: (id) => {
