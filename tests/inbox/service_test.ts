@@ -326,3 +326,39 @@ Deno.test("start journal: ids noted and not yet recorded are read back by the ne
   });
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("scheduler: a command runs as bash -c with stdin at /dev/null and the caller's own BASH_ENV still read", async () => {
+  const dir = await Deno.makeTempDir();
+  await withStore(async (s) => {
+    const svc = new InboxService(s, captain("alpha"));
+    await Deno.writeTextFile(`${dir}/hold.sh`, HOLD_SCRIPT);
+    await Deno.writeTextFile(`${dir}/env.sh`, "greet() { echo hi-$1; }\n");
+    const sch = new Scheduler({
+      unread: () => s.unread(),
+      claim: (ms) => s.claimThese(ms),
+      complete: (m, r, next) => svc.complete(m, r, next),
+    }, {
+      cwd: dir,
+      limit: 1,
+      defaultTimeoutS: 30,
+      maxOutputBytes: 1024,
+      env: { PATH: "/usr/bin:/bin", BASH_ENV: `${dir}/env.sh` },
+      log: () => {},
+      holdScript: `${dir}/hold.sh`,
+    });
+    svc.onInserted = (ms) => sch.kick(ms);
+    await sch.begin();
+    const cmd = 'greet "$0"; cat; [ "$BASH_ENV" = ' +
+      `"${dir}/env.sh" ] && echo env-kept; ` +
+      'readlink /proc/self/fd/0 </dev/stdin; echo "$BASH_EXECUTION_STRING" | head -c 5';
+    const env = await svc.send("captain@alpha", cmd, null);
+    const rec = await svc.waitResult(env.id, 10_000);
+    await sch.stop();
+    assert.equal(rec.status, "done", new TextDecoder().decode(rec.stderr!));
+    assert.equal(
+      new TextDecoder().decode(rec.stdout!),
+      `hi-bash\nenv-kept\n/dev/null\ngreet`,
+    );
+  });
+  await Deno.remove(dir, { recursive: true });
+});
