@@ -8,14 +8,15 @@
  * there that is not finished as error "interrupted", exactly as for one
  * that was running: a message is never run twice.
  *
- * The file is emptied whenever every id in it has its claim committed.
+ * The file is kept short: once it holds COMPACT_AT lines it is rewritten
+ * with just the ids not yet recorded.
  */
 export class StartJournal {
   private pending = new Set<string>();
   private lines = 0;
   private enc = new TextEncoder();
 
-  private constructor(private file: Deno.FsFile) {}
+  private constructor(private path: string, private file: Deno.FsFile) {}
 
   /** Opens the journal; `noted` are the ids a previous daemon left in it. */
   static async open(
@@ -25,13 +26,8 @@ export class StartJournal {
       if (e instanceof Deno.errors.NotFound) return "";
       throw e;
     });
-    const file = await Deno.open(path, {
-      create: true,
-      append: true,
-      mode: 0o600,
-    });
     const noted = text.split("\n").filter((l) => l !== "");
-    return { journal: new StartJournal(file), noted };
+    return { journal: new StartJournal(path, openAppend(path)), noted };
   }
 
   /** Durably notes that `id` is about to start. */
@@ -45,7 +41,7 @@ export class StartJournal {
   /** The database has recorded `id` as started (or it never will). */
   settled(id: string): void {
     this.pending.delete(id);
-    if (this.pending.size === 0 && this.lines >= 256) this.clear();
+    if (this.lines >= COMPACT_AT) this.compact();
   }
 
   /** Empties the journal (its ids are all recorded in the database). */
@@ -58,4 +54,37 @@ export class StartJournal {
   close(): void {
     this.file.close();
   }
+
+  /**
+   * Rewrites the journal with just the ids still pending (a busy scheduler
+   * always has one): written aside and renamed over, so a crash leaves the
+   * old journal or the new one, never neither.
+   */
+  private compact() {
+    const tmp = `${this.path}.tmp`;
+    const ids = [...this.pending].map((id) => `${id}\n`).join("");
+    const f = Deno.openSync(tmp, {
+      create: true,
+      write: true,
+      truncate: true,
+      mode: 0o600,
+    });
+    try {
+      f.writeSync(this.enc.encode(ids));
+      f.syncDataSync();
+    } finally {
+      f.close();
+    }
+    Deno.renameSync(tmp, this.path);
+    this.file.close();
+    this.file = openAppend(this.path);
+    this.lines = this.pending.size;
+  }
+}
+
+/** Journals longer than this many lines are compacted. */
+const COMPACT_AT = 256;
+
+function openAppend(path: string): Deno.FsFile {
+  return Deno.openSync(path, { create: true, append: true, mode: 0o600 });
 }

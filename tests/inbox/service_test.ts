@@ -320,9 +320,17 @@ Deno.test("start journal: ids noted and not yet recorded are read back by the ne
       [["c", "unread"], ["b", "error"], ["a", "error"]],
     );
     assert.equal((await s.get("b"))?.error, "interrupted");
+    // A busy scheduler always has an id pending: the journal is rewritten
+    // with just those, so it stays short.
+    for (let i = 0; i < 300; i++) {
+      journal.note(`x${i}`);
+      if (i > 0) journal.settled(`x${i - 1}`);
+    }
     journal.close();
-    assert.deepEqual((await StartJournal.open(path)).noted, []);
-    (await StartJournal.open(path)).journal.close();
+    ({ journal, noted } = await StartJournal.open(path));
+    journal.close();
+    assert.ok(noted.length < 300 && noted.includes("x299"), `${noted.length}`);
+    assert.ok(!noted.includes("x0"));
   });
   await Deno.remove(dir, { recursive: true });
 });
