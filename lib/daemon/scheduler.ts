@@ -9,6 +9,13 @@
  * is one update by id rather than a scan and a read. The database stays the
  * truth: a claim only takes a message that is still unread, so one read,
  * done or deleted by hand meanwhile is skipped.
+ *
+ * The hand-over from one message to the next is kept short, since with one
+ * at a time it bounds the throughput: the next message's bash is started
+ * while the current one runs and waits for "go" (hold); with a start
+ * journal, the slot passes after one fsynced append instead of a database
+ * commit, and the database records the finish and the start just after
+ * (messages someone handles by hand meanwhile start only through a claim).
  */
 import type { FinishArgs } from "../inbox/store.ts";
 import type { StartJournal } from "./start_journal.ts";
@@ -267,13 +274,14 @@ export class Scheduler {
         at: new Date().toISOString(),
         ...(ahead ? { started } : {}),
       };
-      // This message's slot goes to the next one in the same transaction.
+      // This message's slot goes to the next one: in the transaction that
+      // records this finish, or (start journal) at once.
       const take = this.stopped ? null : this.unread.shift() ?? null;
       const journal = this.o.journal;
       if (take && journal && !this.withheld.delete(take.id)) {
-        // Or at once, noted in the start journal: the database records this
-        // finish just after, and the next one's start with its finish (or,
-        // should it run longer than CLAIM_AFTER_MS, a claim then).
+        // The database records this finish just after, and the next one's
+        // start with its own finish (or, should it run longer than
+        // CLAIM_AFTER_MS, a claim then).
         journal.note(take.id);
         this.start(take, true);
         try {
