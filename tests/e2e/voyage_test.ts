@@ -158,13 +158,26 @@ Deno.test("a ship destroyed mid-task: another ship finishes its task", async () 
 Deno.test("two tasks editing the same line: one lands, the other fails naming the file, its work kept", async () => {
   await using fleet = await localFleet();
   const home = fleet.home;
-  const id = await sailOk(home, [
-    `${root}/examples/plans/conflict`,
-    "--agent",
-    "shell",
-    "--ships",
-    "2",
-  ]);
+  // examples/plans/conflict, with a barrier: each of the two edits waits
+  // until the other has started, so they run side by side on the two ships
+  // even when one ship is slow to start (else one ship may do both in turn,
+  // the second on top of the first, and nothing conflicts).
+  const barrier = `${home}/barrier`;
+  await Deno.mkdir(barrier);
+  const edit = (me: string, other: string, text: string) =>
+    `test -f greeting.txt && touch ${barrier}/${me} && ` +
+    `for _ in $(seq 600); do [ -e ${barrier}/${other} ] && break; sleep 0.1; done && ` +
+    `printf '${text}\\n' > greeting.txt`;
+  const plan = await writePlan(`${home}/plan`, [
+    { id: "1", command: "printf 'hello\\n' > greeting.txt" },
+    { id: "2", command: edit("2", "3", "hello, world"), blockedBy: ["1"] },
+    { id: "3", command: edit("3", "2", "bonjour, le monde"), blockedBy: ["1"] },
+  ], {
+    verify: await Deno.readTextFile(
+      `${root}/examples/plans/conflict/verify.sh`,
+    ),
+  });
+  const id = await sailOk(home, [plan, "--agent", "shell", "--ships", "2"]);
   const s = await waitVoyage(home, id);
   assert.equal(s.voyage.state, "failed");
   const ts = await voyageTasks(home, id);
