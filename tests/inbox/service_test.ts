@@ -4,7 +4,11 @@
  * and the scheduler's arrival order.
  */
 import assert from "node:assert/strict";
-import { HOLD_SCRIPT, Scheduler } from "../../lib/daemon/scheduler.ts";
+import {
+  CLAIM_AFTER_MS,
+  HOLD_SCRIPT,
+  Scheduler,
+} from "../../lib/daemon/scheduler.ts";
 import { StartJournal } from "../../lib/daemon/start_journal.ts";
 import {
   DELIVERED_DELAY_MS,
@@ -367,6 +371,52 @@ Deno.test("scheduler: a command runs as bash -c with stdin at /dev/null and the 
       new TextDecoder().decode(rec.stdout!),
       `hi-bash\nenv-kept\n/dev/null\ngreet`,
     );
+  });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("scheduler with a start journal: a message handed its slot ahead of the database shows running there once it runs past CLAIM_AFTER_MS", async () => {
+  const dir = await Deno.makeTempDir();
+  await withStore(async (s) => {
+    const svc = new InboxService(s, captain("alpha"));
+    await Deno.writeTextFile(`${dir}/hold.sh`, HOLD_SCRIPT);
+    const { journal } = await StartJournal.open(`${dir}/started.log`);
+    const sch = new Scheduler({
+      unread: () => s.unread(),
+      claim: (ms) => s.claimThese(ms),
+      complete: (m, r, next) => svc.complete(m, r, next),
+    }, {
+      cwd: dir,
+      limit: 1,
+      defaultTimeoutS: 30,
+      maxOutputBytes: 1024,
+      env: { PATH: "/usr/bin:/bin" },
+      log: () => {},
+      holdScript: `${dir}/hold.sh`,
+      journal,
+    });
+    await sch.begin();
+    // From another machine, so the result leaves by the outbox.
+    const a = envelope("a", "captain@beta", "captain@alpha");
+    const b = envelope("b", "captain@beta", "captain@alpha");
+    await s.insert({ ...a, command: "sleep 0.3" });
+    await s.insert({ ...b, command: "sleep 1.5" });
+    sch.kick(await s.unread());
+    await sleep(300 + CLAIM_AFTER_MS + 400);
+    assert.equal((await s.get("a"))?.status, "done");
+    const running = (await s.get("b"))!;
+    assert.equal(running.status, "running");
+    assert.ok(running.started_at! >= (await s.get("a"))!.finished_at!);
+    while ((await s.get("b"))?.status !== "done") await sleep(50);
+    const done = (await s.get("b"))!;
+    assert.equal(
+      done.started_at,
+      running.started_at,
+      "one start, recorded once",
+    );
+    assert.deepEqual((await s.queuedOutbox()).map((o) => o.id), ["a", "b"]);
+    await sch.stop();
+    journal.close();
   });
   await Deno.remove(dir, { recursive: true });
 });
