@@ -6,6 +6,7 @@
  */
 import { OhcError, UsageError } from "../errors.ts";
 import { InboxService } from "../inbox/service.ts";
+import { illegalTransition } from "../inbox/ops.ts";
 import { openStore } from "../inbox/store.ts";
 import { recordToWire } from "../inbox/types.ts";
 import type { LinkManager } from "../link/flagship.ts";
@@ -183,12 +184,8 @@ export async function runDaemon(): Promise<number> {
       const id = argString(args, "id");
       const status = argString(args, "status") as "pending" | "done" | "error";
       if (!scheduler.handling(id)) {
-        throw new UsageError(
-          `cannot ${
-            status === "pending" ? "read (claim)" : `mark ${status}`
-          } message ${id}: it is running`,
-          "the scheduler is running it; wait for it to finish",
-        );
+        const e = illegalTransition(id, status, "running", "manual");
+        throw new UsageError(e.message, e.hint);
       }
       let ok: boolean;
       try {

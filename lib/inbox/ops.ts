@@ -90,7 +90,8 @@ export type FinishArgs = FinishInput & {
 
 /** One message of completeMany. */
 export interface Finished {
-  id: string;
+  /** The message as it was started. */
+  running: Message;
   result: FinishArgs;
   /** Where its result goes next (the row is then its outbox entry). */
   resultHop: string | null;
@@ -153,7 +154,7 @@ export interface InboxOps {
    * still unread there), without claims, in one statement; the ids that
    * finished (not those deleted or handled meanwhile).
    */
-  completeMany(items: Finished[]): Promise<Set<string>>;
+  completeMany(items: Finished[]): Promise<Message[]>;
   /**
    * Every running message, and every unread one of `started` (the start
    * journal's), becomes error "interrupted". Returns how many.
@@ -424,7 +425,7 @@ export class SqlInboxOps implements InboxOps {
     if (finished) return finished;
     const status = await this.#statusOf(id);
     if (status === null) return null;
-    throw illegal(id, result.status, status, "finish");
+    throw illegalTransition(id, result.status, status, "finish");
   }
 
   async complete(id: string, result: FinishArgs, opts: {
@@ -486,10 +487,11 @@ export class SqlInboxOps implements InboxOps {
     }
     return {
       finished: finished
-        ? {
-          ...(opts.running ?? (await this.#withoutOutput(id))!),
-          ...outcome,
-        }
+        ? finishedMessage(
+          opts.running ?? (await this.#withoutOutput(id))!,
+          result,
+          outcome,
+        )
         : null,
       claimed: claimed && next
         ? { ...next, status: "running", started_at: at }
@@ -497,25 +499,29 @@ export class SqlInboxOps implements InboxOps {
     };
   }
 
-  async completeMany(items: Finished[]): Promise<Set<string>> {
-    if (items.length === 0) return new Set();
+  async completeMany(items: Finished[]): Promise<Message[]> {
+    if (items.length === 0) return [];
     const now = this.#iso();
-    const rows = items.map(({ id, result, resultHop }) => {
-      const o = outcomeOf(result, this.maxOutputBytes, now);
-      return [
-        id,
-        o.status,
-        o.exit_code === null ? null : String(o.exit_code),
-        bytesToBase64(o.stdout),
-        bytesToBase64(o.stderr),
-        String(o.stdout_truncated),
-        String(o.stderr_truncated),
-        o.error,
-        o.finished_at,
-        result.started ?? null,
-        resultHop,
-      ];
-    });
+    const done = items.map(({ running, result }) =>
+      finishedMessage(
+        running,
+        result,
+        outcomeOf(result, this.maxOutputBytes, now),
+      )
+    );
+    const rows = done.map((m, i) => [
+      m.id,
+      m.status,
+      m.exit_code === null ? null : String(m.exit_code),
+      bytesToBase64(m.stdout!),
+      bytesToBase64(m.stderr!),
+      String(m.stdout_truncated),
+      String(m.stderr_truncated),
+      m.error,
+      m.finished_at,
+      m.started_at,
+      items[i].resultHop,
+    ]);
     // One UPDATE joined to the rows as lists costs about what one single-row
     // UPDATE does here (~5 ms), whatever their number.
     const cols = [
@@ -544,19 +550,15 @@ export class SqlInboxOps implements InboxOps {
        WHERE inbox.id = v.id AND inbox.status IN ('running', 'unread')`,
       cols.map((_, i) => rows.map((r) => r[i])),
     );
-    if (changed === items.length) return new Set(items.map((i) => i.id));
+    if (changed === items.length) return done;
     // Some were deleted or handled meanwhile: which finished, then?
     const back = await this.q(
-      `SELECT id, status, finished_at FROM inbox
+      `SELECT id, finished_at FROM inbox
        WHERE id IN (SELECT unnest($1::VARCHAR[]))`,
-      [items.map((i) => i.id)],
+      [done.map((m) => m.id)],
     );
-    const fin = new Map(rows.map((r) => [r[0], r[8]]));
-    return new Set(
-      back.filter((r) => fin.get(str(r.id)) === r.finished_at).map((r) =>
-        str(r.id)
-      ),
-    );
+    const fin = new Map(back.map((r) => [str(r.id), r.finished_at]));
+    return done.filter((m) => fin.get(m.id) === m.finished_at);
   }
 
   async queueResult(id: string, hop: string): Promise<boolean> {
@@ -609,7 +611,7 @@ export class SqlInboxOps implements InboxOps {
     if (rows.length) return true;
     const current = await this.#statusOf(id);
     if (current === null) return false;
-    throw illegal(id, status, current, "manual");
+    throw illegalTransition(id, status, current, "manual");
   }
 
   async #statusOf(id: string): Promise<MessageStatus | null> {
@@ -847,8 +849,21 @@ export class SqlInboxOps implements InboxOps {
   }
 }
 
+/** `running` as it finished with `outcome` (and started, if not recorded). */
+function finishedMessage(
+  running: Message,
+  result: FinishArgs,
+  outcome: ReturnType<typeof outcomeOf>,
+): Message {
+  return {
+    ...running,
+    started_at: running.started_at ?? result.started ?? null,
+    ...outcome,
+  };
+}
+
 /** The columns a message finishing with `result` gets, outputs bounded. */
-export function outcomeOf(result: FinishArgs, max: number, now: string) {
+function outcomeOf(result: FinishArgs, max: number, now: string) {
   const out = bound(result.stdout, max);
   const err = bound(result.stderr, max);
   return {
@@ -908,7 +923,8 @@ function validateEnvelope(msg: NewMessage, now: string): Envelope {
   };
 }
 
-function illegal(
+/** The refusal of a transition from `current` (manual: as the CLI says it). */
+export function illegalTransition(
   id: string,
   target: MessageStatus,
   current: MessageStatus,

@@ -9,7 +9,6 @@
  */
 import { OhcError, UsageError } from "../errors.ts";
 import type { Identity } from "../state/identity.ts";
-import { outcomeOf } from "./ops.ts";
 import type { FinishArgs, InboxOps, InboxStore } from "./store.ts";
 import {
   type Envelope,
@@ -29,6 +28,16 @@ export type LinkEntry =
   | { kind: "result"; id: string; recipient: string; payload: ResultWire };
 
 export type EntryKey = { kind: "message" | "result"; id: string };
+
+/** An outbox entry as it travels: without the ship it is carried to. */
+export function linkEntryOf(o: NewOutboxEntry): LinkEntry {
+  return {
+    kind: o.kind ?? "message",
+    id: o.id,
+    recipient: o.recipient,
+    payload: o.payload,
+  } as LinkEntry;
+}
 
 /** An entry's identity on a link: kind and id. */
 export const entryKey = (e: { kind?: string; id: string }): string =>
@@ -196,9 +205,11 @@ export class InboxService {
   }
 
   /**
-   * The scheduler's step: stores the outcome of `m` (running), queues its
-   * result and claims `next` if still unread, in one statement (and one
-   * commit) when the result leaves this machine.
+   * The scheduler's step: stores the outcome of `m`, queues its result and
+   * claims `next` if still unread, in one statement when the result leaves
+   * this machine. Without a `next` (the start journal handed the slot over
+   * already), outcomes that arrive while one is stored share the next
+   * statement (#drainFinishing).
    */
   async complete(
     m: Message,
@@ -241,11 +252,11 @@ export class InboxService {
     try {
       while (this.#finishing.length > 0) {
         const batch = this.#finishing.splice(0, this.#finishing.length);
-        let done: Set<string>;
+        let done: Message[];
         try {
           done = await this.store.completeMany(
             batch.map((f) => ({
-              id: f.m.id,
+              running: f.m,
               result: f.result,
               resultHop: f.hop,
             })),
@@ -254,21 +265,12 @@ export class InboxService {
           for (const f of batch) f.reject(e);
           continue;
         }
-        for (const f of batch) {
-          const res = done.has(f.m.id) && resultOf({
-            ...f.m,
-            started_at: f.m.started_at ?? f.result.started ?? null,
-            ...outcomeOf(
-              f.result,
-              this.store.maxOutputBytes,
-              new Date().toISOString(),
-            ),
-          });
-          if (res && f.hop) {
-            this.onQueued(f.hop, [resultEntry(f.m.sender, res)]);
-          }
-          f.resolve();
+        const hops = new Map(batch.map((f) => [f.m.id, f.hop]));
+        for (const m of done) {
+          const hop = hops.get(m.id);
+          if (hop) this.onQueued(hop, [resultEntry(m.sender, resultOf(m)!)]);
         }
+        for (const f of batch) f.resolve();
       }
     } finally {
       this.#draining = false;
@@ -344,22 +346,14 @@ export class InboxService {
   async #enqueueOnward(tx: InboxOps, entries: NewOutboxEntry[], after: After) {
     // Those already queued are on their way already.
     for (const o of await tx.enqueueMany(entries)) {
-      const { ship, ...entry } = o;
-      after.queue(ship, { kind: "message", ...entry } as LinkEntry);
+      after.queue(o.ship, linkEntryOf(o));
     }
   }
 
   /** What is queued for `ship`, oldest first: a new link session sends it. */
   async queuedFor(ship: string): Promise<LinkEntry[]> {
     await this.flushDelivered();
-    return (await this.store.queuedOutbox(ship)).map((o) =>
-      ({
-        kind: o.kind,
-        id: o.id,
-        recipient: o.recipient,
-        payload: o.payload,
-      }) as LinkEntry
-    );
+    return (await this.store.queuedOutbox(ship)).map(linkEntryOf);
   }
 
   /**

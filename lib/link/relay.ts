@@ -18,6 +18,7 @@ import {
   entryKey,
   type InboxService,
   type LinkEntry,
+  linkEntryOf,
   type Passer,
 } from "../inbox/service.ts";
 import type { NewOutboxEntry } from "../inbox/types.ts";
@@ -79,7 +80,8 @@ export class Relay implements Passer {
     const storing: string[] = [];
     for (const [ship, entries] of byShip) {
       if (
-        !this.storing.get(ship) && this.links.offer(ship, entries.map(wire))
+        !this.storing.get(ship) &&
+        this.links.offer(ship, entries.map(linkEntryOf))
       ) {
         const held = this.held.get(ship) ?? new Map<string, Held>();
         this.held.set(ship, held);
@@ -188,10 +190,4 @@ export class Relay implements Passer {
     if (n > 0) this.storing.set(ship, n);
     else this.storing.delete(ship);
   }
-}
-
-/** An outbox entry as it travels (without the next ship). */
-function wire(o: NewOutboxEntry): LinkEntry {
-  const { ship: _ship, ...entry } = o;
-  return { kind: "message", ...entry } as LinkEntry;
 }
