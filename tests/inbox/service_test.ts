@@ -8,6 +8,7 @@ import {
   CLAIM_AFTER_MS,
   HOLD_SCRIPT,
   Scheduler,
+  type SchedulerOptions,
 } from "../../lib/daemon/scheduler.ts";
 import { StartJournal } from "../../lib/daemon/start_journal.ts";
 import {
@@ -18,20 +19,41 @@ import {
 } from "../../lib/inbox/service.ts";
 import { type InboxStore, openStore } from "../../lib/inbox/store.ts";
 import type { Message } from "../../lib/inbox/types.ts";
-import { envelope } from "../helpers/inbox.ts";
+import { captain, commodore, envelope } from "../helpers/inbox.ts";
 import { Intake } from "../../lib/link/intake.ts";
 import { OutboxPusher } from "../../lib/link/outbox_pusher.ts";
-import type { Identity } from "../../lib/state/identity.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const captain = (name: string) =>
-  ({ role: "captain", name, flagship: "flag" }) as Identity;
-const commodore = {
-  role: "commodore",
-  name: "flag",
-  flagship: "flag",
-} as Identity;
+/** A scheduler on `s` through `svc`, wired as the daemon wires one. */
+async function schedulerFor(
+  s: InboxStore,
+  svc: InboxService,
+  dir: string,
+  opts: Partial<SchedulerOptions> & { finished?: (id: string) => void } = {},
+): Promise<Scheduler> {
+  const holdScript = `${dir}/hold.sh`;
+  await Deno.writeTextFile(holdScript, HOLD_SCRIPT);
+  const { finished, ...o } = opts;
+  return new Scheduler({
+    unread: () => s.unread(),
+    claim: (ms) => s.claimThese(ms),
+    complete: async (m, r, next) => {
+      const claimed = await svc.complete(m, r, next);
+      finished?.(m.id);
+      return claimed;
+    },
+  }, {
+    cwd: dir,
+    limit: 1,
+    defaultTimeoutS: 30,
+    maxOutputBytes: 1024,
+    env: { PATH: "/usr/bin:/bin" },
+    log: () => {},
+    holdScript,
+    ...o,
+  });
+}
 
 const msgEntry = (id: string, from: string, to: string): LinkEntry => ({
   kind: "message",
@@ -220,8 +242,6 @@ Deno.test("intake: a failure to store ends the session and acknowledges nothing 
 async function schedulerOrder(withJournal: boolean) {
   const dir = await Deno.makeTempDir();
   const { journal } = await StartJournal.open(`${dir}/started.log`);
-  const holdScript = `${dir}/hold.sh`;
-  await Deno.writeTextFile(holdScript, HOLD_SCRIPT);
   const noted: string[] = [];
   await withStore(async (s) => {
     const svc = new InboxService(s, captain("alpha"));
@@ -233,22 +253,8 @@ async function schedulerOrder(withJournal: boolean) {
     await s.insert(env("before2"));
     const results: string[] = [];
     svc.onQueued = () => {};
-    const sch = new Scheduler({
-      unread: () => s.unread(),
-      claim: (ms) => s.claimThese(ms),
-      complete: async (m, r, next) => {
-        const claimed = await svc.complete(m, r, next);
-        results.push(m.id);
-        return claimed;
-      },
-    }, {
-      cwd: dir,
-      limit: 1,
-      defaultTimeoutS: 30,
-      maxOutputBytes: 1024,
-      env: { PATH: "/usr/bin:/bin" },
-      log: () => {},
-      holdScript,
+    const sch = await schedulerFor(s, svc, dir, {
+      finished: (id) => results.push(id),
       journal: withJournal
         ? {
           note: (id) => {
@@ -343,20 +349,9 @@ Deno.test("scheduler: a command runs as bash -c with stdin at /dev/null and the 
   const dir = await Deno.makeTempDir();
   await withStore(async (s) => {
     const svc = new InboxService(s, captain("alpha"));
-    await Deno.writeTextFile(`${dir}/hold.sh`, HOLD_SCRIPT);
     await Deno.writeTextFile(`${dir}/env.sh`, "greet() { echo hi-$1; }\n");
-    const sch = new Scheduler({
-      unread: () => s.unread(),
-      claim: (ms) => s.claimThese(ms),
-      complete: (m, r, next) => svc.complete(m, r, next),
-    }, {
-      cwd: dir,
-      limit: 1,
-      defaultTimeoutS: 30,
-      maxOutputBytes: 1024,
+    const sch = await schedulerFor(s, svc, dir, {
       env: { PATH: "/usr/bin:/bin", BASH_ENV: `${dir}/env.sh` },
-      log: () => {},
-      holdScript: `${dir}/hold.sh`,
     });
     svc.onInserted = (ms) => sch.kick(ms);
     await sch.begin();
@@ -379,22 +374,8 @@ Deno.test("scheduler with a start journal: a message handed its slot ahead of th
   const dir = await Deno.makeTempDir();
   await withStore(async (s) => {
     const svc = new InboxService(s, captain("alpha"));
-    await Deno.writeTextFile(`${dir}/hold.sh`, HOLD_SCRIPT);
     const { journal } = await StartJournal.open(`${dir}/started.log`);
-    const sch = new Scheduler({
-      unread: () => s.unread(),
-      claim: (ms) => s.claimThese(ms),
-      complete: (m, r, next) => svc.complete(m, r, next),
-    }, {
-      cwd: dir,
-      limit: 1,
-      defaultTimeoutS: 30,
-      maxOutputBytes: 1024,
-      env: { PATH: "/usr/bin:/bin" },
-      log: () => {},
-      holdScript: `${dir}/hold.sh`,
-      journal,
-    });
+    const sch = await schedulerFor(s, svc, dir, { journal });
     await sch.begin();
     // From another machine, so the result leaves by the outbox.
     const a = envelope("a", "captain@beta", "captain@alpha");

@@ -11,16 +11,9 @@ import {
 } from "../../lib/inbox/service.ts";
 import { type InboxStore, openStore } from "../../lib/inbox/store.ts";
 import { Relay, type RelayLinks } from "../../lib/link/relay.ts";
-import type { Identity } from "../../lib/state/identity.ts";
-import { envelope } from "../helpers/inbox.ts";
+import { commodore, envelope } from "../helpers/inbox.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const commodore = {
-  role: "commodore",
-  name: "flag",
-  flagship: "flag",
-} as Identity;
 
 const msg = (id: string, from: string, to: string): LinkEntry => ({
   kind: "message",
