@@ -62,7 +62,7 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-/** Every operation of InboxOps, each run alone in its own transaction. */
+/** Every operation of InboxOps, each run alone (how: OPS, at the end). */
 export interface InboxStore extends InboxOps {
   readonly path: string;
   readonly maxOutputBytes: number;
