@@ -1,9 +1,13 @@
 /**
  * ohcommodore: parse arguments, find this machine's role, dispatch. No logic
- * lives here. `--version` and the machine-to-machine entry points skip the
- * command parser, since they run on every hop.
+ * lives here. `--version` and the machine-to-machine entry points (`_rpc`,
+ * and the daemon's own processes) skip the command parser: they run on every
+ * hop and every VM start, and the parser's imports cost more than Deno's start.
  */
 import { VERSION } from "./lib/version.ts";
+
+/** What the supervisor (or systemd) starts: `daemon run`, `daemon supervise`. */
+const DAEMON_ENTRY = new Set(["run", "supervise"]);
 
 async function main(args: string[]): Promise<number> {
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
@@ -14,6 +18,10 @@ async function main(args: string[]): Promise<number> {
     const { serveStdio } = await import("./lib/rpc/server.ts");
     const { handlersForRole } = await import("./roles/mod.ts");
     return await serveStdio(handlersForRole);
+  }
+  if (args.length === 2 && args[0] === "daemon" && DAEMON_ENTRY.has(args[1])) {
+    const { daemonEntry } = await import("./lib/daemon/entry.ts");
+    return await daemonEntry(args[1] as "run" | "supervise");
   }
   const { runCli } = await import("./lib/cli/run.ts");
   return await runCli(args);

@@ -1,7 +1,6 @@
 import { CommanderError } from "@commander-js/extra-typings";
-import { OhcError, UsageError } from "../errors.ts";
+import { reportFailure } from "./failure.ts";
 import { buildProgram, type Exit } from "./program.ts";
-import { err } from "./render.ts";
 
 /**
  * Runs the CLI and turns every failure into one line on stderr: exit 2 for
@@ -28,16 +27,6 @@ export async function runCli(args: string[]): Promise<number> {
       ) return 0;
       return 2;
     }
-    if (e instanceof UsageError) {
-      err(`error: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof OhcError) {
-      err(`error: ${e.message}`);
-      if (e.hint) err(`hint: ${e.hint}`);
-      return e.exitCode;
-    }
-    err(`error: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
+    return reportFailure(e);
   }
 }

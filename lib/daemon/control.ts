@@ -70,14 +70,19 @@ export async function daemonState(home = paths.home()): Promise<DaemonState> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Polls cond every 10 ms. A check is a connect to a Unix socket or a
+ * signal 0, some microseconds; a longer step only adds its own wait to
+ * every daemon start (up to 200 ms, which every ship create paid).
+ */
 async function waitFor(
   cond: () => Promise<boolean>,
   timeoutMs: number,
 ): Promise<boolean> {
   const end = Date.now() + timeoutMs;
-  for (let d = 20; Date.now() < end; d = Math.min(d * 2, 200)) {
+  while (Date.now() < end) {
     if (await cond()) return true;
-    await sleep(d);
+    await sleep(10);
   }
   return await cond();
 }

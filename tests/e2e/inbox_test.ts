@@ -496,6 +496,25 @@ Deno.test("daemon status/stop/start/restart on a ship; commands that need it sta
   const laptop = await ohc(home, ["daemon", "status"]);
   assert.equal(laptop.code, 2);
   assert.match(laptop.stderr, /ship exec/);
+  // The daemon's own processes skip the command parser (main.ts), and
+  // refuse the laptop the same way: one line, exit 2, nothing written.
+  const laptopRun = `${home}/.ohcommodore/run`;
+  await Deno.remove(laptopRun, { recursive: true }).catch(() => {});
+  for (const verb of ["run", "supervise"]) {
+    const r = await ohc(home, ["daemon", verb]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr,
+      `error: 'daemon ${verb}' runs on the flagship or a ship; from here: ohcommodore ship exec <ship> -- ohcommodore daemon ${verb}\n`,
+    );
+    assert.equal(r.stdout, "");
+    const help = await ohc(home, ["daemon", verb, "--help"]);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, new RegExp(`^Usage: ohcommodore daemon ${verb}`));
+  }
+  await assert.rejects(Deno.stat(laptopRun), Deno.errors.NotFound);
+  // On a ship, the supervisor's `daemon run` is that entry: it is up.
+  assert.equal(daemonProcesses(vmHome(home, "alpha"), "run").length, 1);
 });
 
 /** `ohcommodore daemon <verb>` processes whose HOME is `home`. */

@@ -251,13 +251,12 @@ export function registerDaemon(program: Command): void {
     "the per-machine daemon that owns the inbox database (flagship and ships)",
   );
   const onVm = async (what: string) => {
-    const id = await readIdentity();
-    if (!id) {
-      throw new UsageError(
-        `'daemon ${what}' runs on the flagship or a ship; from here: ohcommodore ship exec <ship> -- ohcommodore daemon ${what}`,
-      );
-    }
+    await (await import("../../daemon/entry.ts")).requireVm(what);
     return await import("../../daemon/control.ts");
+  };
+  const daemonProcess = async (verb: "run" | "supervise") => {
+    const { runDaemonProcess } = await import("../../daemon/entry.ts");
+    await runDaemonProcess(verb);
   };
 
   cmd.command("status")
@@ -305,15 +304,8 @@ export function registerDaemon(program: Command): void {
   );
   cmd.command("run", { hidden: true })
     .description("run the daemon in the foreground (the supervisor does this)")
-    .action(async () => {
-      await onVm("run");
-      const { runDaemon } = await import("../../daemon/daemon.ts");
-      await runDaemon();
-    });
+    .action(() => daemonProcess("run"));
   cmd.command("supervise", { hidden: true })
     .description("keep the daemon running (started by 'daemon start')")
-    .action(async () => {
-      const c = await onVm("supervise");
-      await c.supervise();
-    });
+    .action(() => daemonProcess("supervise"));
 }
