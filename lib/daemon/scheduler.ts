@@ -17,6 +17,7 @@
  * commit, and the database records the finish and the start just after
  * (messages someone handles by hand meanwhile start only through a claim).
  */
+import { concatBytes } from "../bytes.ts";
 import type { FinishArgs } from "../inbox/store.ts";
 import type { StartJournal } from "./start_journal.ts";
 import type { Message } from "../inbox/types.ts";
@@ -361,12 +362,5 @@ async function capture(
       n += part.length;
     }
   }
-  if (parts.length === 1) return { bytes: parts[0], truncated };
-  const bytes = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
-  return { bytes, truncated };
+  return { bytes: concatBytes(parts), truncated };
 }

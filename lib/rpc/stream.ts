@@ -1,3 +1,4 @@
+import { concatBytes } from "../bytes.ts";
 import { fromErrorInfo, OhcError, toErrorInfo, UsageError } from "../errors.ts";
 import { readLines } from "../lines.ts";
 import {
@@ -163,7 +164,7 @@ export async function splitFirstLine(
     }
     chunks.push(value);
   }
-  const first = new TextDecoder().decode(concat(chunks));
+  const first = new TextDecoder().decode(concatBytes(chunks));
   const rest = new ReadableStream<Uint8Array>({
     start(c) {
       if (leftover && leftover.length) c.enqueue(leftover);
@@ -178,16 +179,6 @@ export async function splitFirstLine(
     },
   });
   return { first, rest };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 export function argString(

@@ -22,6 +22,7 @@
  * cannot hold both `refs/heads/voyage/<id>` and a ref below it (the files
  * backend stores refs as paths, and one can't be a file and a directory).
  */
+import { concatBytes } from "../bytes.ts";
 import { join, resolve } from "node:path";
 import { OhcError, UsageError } from "../errors.ts";
 import { gitCredentialArgs } from "../git.ts";
@@ -1300,15 +1301,7 @@ class BoundedOutput {
   }
 
   text(): string {
-    const join = (parts: Uint8Array[]) => {
-      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const p of parts) {
-        all.set(p, at);
-        at += p.length;
-      }
-      return decoder.decode(all);
-    };
+    const join = (parts: Uint8Array[]) => decoder.decode(concatBytes(parts));
     const gap = this.#dropped
       ? `\n[... ${this.#dropped} bytes of output omitted ...]\n`
       : "";

@@ -1,4 +1,5 @@
 /** `voyage ...` and `sail`: plans of dependent tasks sailed by many ships. */
+import { concatBytes } from "../../bytes.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { Option } from "@commander-js/extra-typings";
 import { UsageError } from "../../errors.ts";
@@ -323,13 +324,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
       const dir = o.dir ?? r.id;
       const file = await Deno.makeTempFile({ suffix: ".bundle" });
       try {
-        const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-        let off = 0;
-        for (const c of chunks) {
-          all.set(c, off);
-          off += c.length;
-        }
-        await Deno.writeFile(file, all);
+        await Deno.writeFile(file, concatBytes(chunks));
         const { cloneVoyage } = await import("../../voyage/git.ts");
         const c = await cloneVoyage({ bare: file, branch: r.branch, dir });
         out(`Cloned ${r.branch} into ${c.dir} (at ${c.tip.slice(0, 12)}).`);
