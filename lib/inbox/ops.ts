@@ -680,32 +680,17 @@ export class SqlInboxOps implements InboxOps {
   }
 
   async queuedOutbox(ship?: string): Promise<OutboxEntry[]> {
-    const [p, hop, resultHop] = ship === undefined
-      ? [[], "", ""]
-      : [[ship], "AND ship = $1", "AND result_hop = $1"];
-    const outbox = await this.q(
-      `SELECT ${OUTBOX_COLS} FROM outbox WHERE state = 'queued' ${hop}
-       ORDER BY seq`,
-      p,
-    );
-    const sent = await this.q(
-      `SELECT ${SENT_COLS}, hop FROM sent
-       WHERE hop IS NOT NULL AND delivered_at IS NULL ${
-        hop.replace("ship", "hop")
-      }
-       ORDER BY seq`,
-      p,
-    );
-    const results = await this.q(
-      `SELECT ${MSG_COLS}, result_hop FROM inbox
-       WHERE result_hop IS NOT NULL AND result_delivered_at IS NULL ${resultHop}
-       ORDER BY seq`,
-      p,
-    );
+    // One after the other: statements on one connection do not overlap.
+    const rows = async (q: keyof typeof QUEUES) =>
+      await this.q(
+        `SELECT ${QUEUES[q].cols} FROM ${QUEUES[q].table}
+         WHERE ${queuedWhere(q, ship)} ORDER BY seq`,
+        ship === undefined ? [] : [ship],
+      );
     return [
-      ...outbox.map(toOutbox),
-      ...sent.map(sentAsOutbox),
-      ...results.map(resultAsOutbox),
+      ...(await rows("outbox")).map(toOutbox),
+      ...(await rows("sent")).map(sentAsOutbox),
+      ...(await rows("results")).map(resultAsOutbox),
     ];
   }
 
@@ -752,19 +737,12 @@ export class SqlInboxOps implements InboxOps {
   }
 
   async countQueued(ship?: string): Promise<number> {
-    const [p, and] = ship === undefined ? [[], ""] : [[ship], "AND {} = $1"];
+    const counts = (["outbox", "sent", "results"] as const).map((q) =>
+      `(SELECT count(*) FROM ${QUEUES[q].table} WHERE ${queuedWhere(q, ship)})`
+    );
     const rows = await this.q(
-      `SELECT
-         (SELECT count(*) FROM outbox WHERE state = 'queued' ${
-        and.replace("{}", "ship")
-      })
-       + (SELECT count(*) FROM sent WHERE hop IS NOT NULL
-            AND delivered_at IS NULL ${and.replace("{}", "hop")})
-       + (SELECT count(*) FROM inbox WHERE result_hop IS NOT NULL
-            AND result_delivered_at IS NULL ${
-        and.replace("{}", "result_hop")
-      }) AS n`,
-      p,
+      `SELECT ${counts.join(" + ")} AS n`,
+      ship === undefined ? [] : [ship],
     );
     return num(rows[0].n);
   }
@@ -847,6 +825,38 @@ export class SqlInboxOps implements InboxOps {
       );
     return rows.map(toSent);
   }
+}
+
+/**
+ * Where entries wait to leave this machine (see the header): what each
+ * table's queued rows are, the column naming the machine they go to next,
+ * and what a listing reads.
+ */
+const QUEUES = {
+  outbox: {
+    table: "outbox",
+    queued: "state = 'queued'",
+    next: "ship",
+    cols: OUTBOX_COLS,
+  },
+  sent: {
+    table: "sent",
+    queued: "hop IS NOT NULL AND delivered_at IS NULL",
+    next: "hop",
+    cols: `${SENT_COLS}, hop`,
+  },
+  results: {
+    table: "inbox",
+    queued: "result_hop IS NOT NULL AND result_delivered_at IS NULL",
+    next: "result_hop",
+    cols: `${MSG_COLS}, result_hop`,
+  },
+} as const;
+
+/** The queued rows of one of QUEUES, for `ship` ($1) if given. */
+function queuedWhere(q: keyof typeof QUEUES, ship?: string): string {
+  const { queued, next } = QUEUES[q];
+  return ship === undefined ? queued : `${queued} AND ${next} = $1`;
 }
 
 /** `running` as it finished with `outcome` (and started, if not recorded). */

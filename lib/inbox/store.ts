@@ -328,10 +328,7 @@ class DuckInboxStore {
     fn: (tx: InboxOps) => Promise<T>,
     opts: { writesOnce?: boolean } = {},
   ): Promise<T> {
-    return this.#serial(
-      () => fn(this.#ops),
-      opts.writesOnce ? "autocommit" : "tx",
-    );
+    return this.run(fn, opts.writesOnce ? "autocommit" : "tx");
   }
 
   /** One of the store's own operations (OPS, below). */

@@ -70,12 +70,7 @@ export class Relay implements Passer {
     onward: NewOutboxEntry[],
     from: string,
   ): { passed: Set<string>; stored: () => void } {
-    const byShip = new Map<string, NewOutboxEntry[]>();
-    for (const o of onward) {
-      const list = byShip.get(o.ship) ?? [];
-      list.push(o);
-      byShip.set(o.ship, list);
-    }
+    const byShip = Map.groupBy(onward, (o) => o.ship);
     const passed = new Set<string>();
     const storing: string[] = [];
     for (const [ship, entries] of byShip) {
@@ -115,19 +110,14 @@ export class Relay implements Passer {
     const held = this.held.get(ship);
     if (!held) return keys;
     const stored: EntryKey[] = [];
-    const back = new Map<string, EntryKey[]>();
+    const passedOn: { from: string; key: EntryKey }[] = [];
     for (const k of keys) {
       const h = held.get(entryKey(k));
-      if (!h) {
-        stored.push(k);
-        continue;
-      }
+      if (h) passedOn.push({ from: h.from, key: k });
+      else stored.push(k);
       held.delete(entryKey(k));
-      const list = back.get(h.from) ?? [];
-      list.push(k);
-      back.set(h.from, list);
     }
-    for (const [from, list] of back) this.links.ack(from, list);
+    this.ackSenders(passedOn);
     return stored;
   }
 
@@ -176,13 +166,17 @@ export class Relay implements Passer {
     } finally {
       this.unstoring(ship);
     }
-    const back = new Map<string, EntryKey[]>();
-    for (const h of items) {
-      const list = back.get(h.from) ?? [];
-      list.push({ kind: h.entry.kind ?? "message", id: h.entry.id });
-      back.set(h.from, list);
+    this.ackSenders(items.map((h) => ({
+      from: h.from,
+      key: { kind: h.entry.kind ?? "message", id: h.entry.id },
+    })));
+  }
+
+  /** Acknowledges each key to the ship it came from, one ack per ship. */
+  private ackSenders(items: { from: string; key: EntryKey }[]) {
+    for (const [from, list] of Map.groupBy(items, (i) => i.from)) {
+      this.links.ack(from, list.map((i) => i.key));
     }
-    for (const [from, list] of back) this.links.ack(from, list);
   }
 
   private unstoring(ship: string) {
