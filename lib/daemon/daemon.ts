@@ -77,6 +77,11 @@ export async function runDaemon(): Promise<number> {
     log,
   });
   service.onInserted = (msgs) => scheduler.kick(msgs);
+  const pausedMarker = paths.daemonPaused(home);
+  if (await Deno.stat(pausedMarker).then(() => true, () => false)) {
+    scheduler.pause();
+    log("the scheduler is paused ('daemon resume' starts it)");
+  }
 
   let links: LinkManager | null = null;
   let shipEnd: ShipLinkEnd | null = null;
@@ -114,11 +119,27 @@ export async function runDaemon(): Promise<number> {
       started_at: started,
       identity: service.me,
       busy: scheduler.busy,
+      paused: scheduler.isPaused,
       counts: await store.counts(),
       queued: await service.flushDelivered().then(() => store.countQueued()),
       // Entries the flagship passed on that the next ship has not stored yet.
       relaying: links?.relay.inFlight ?? 0,
     }),
+    // The marker is written first: a pause survives a restart (maintenance).
+    "daemon.pause": async () => {
+      await Deno.writeTextFile(pausedMarker, new Date().toISOString() + "\n");
+      scheduler.pause();
+      log("scheduler paused");
+      return { paused: true, running: scheduler.busy };
+    },
+    "daemon.resume": async () => {
+      await Deno.remove(pausedMarker).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+      scheduler.resume();
+      log("scheduler resumed");
+      return { paused: false, running: scheduler.busy };
+    },
     "inbox.identity": () => Promise.resolve(service.me),
     "inbox.send": async ({ args }) => {
       const timeout = args.timeout_s;

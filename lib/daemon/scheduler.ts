@@ -110,6 +110,8 @@ export class Scheduler {
   /** Until begin() has loaded the older unread messages, nothing runs. */
   private begun = false;
   private stopped = false;
+  /** Held by `daemon pause`: nothing new starts; running ones finish. */
+  private paused = false;
 
   constructor(private queue: SchedulerQueue, private o: SchedulerOptions) {}
 
@@ -126,7 +128,7 @@ export class Scheduler {
   /** Messages were stored (in arrival order): run what can run. */
   kick(msgs: Message[] = []): void {
     this.unread.push(...msgs);
-    if (this.stopped || !this.begun) return;
+    if (this.stopped || !this.begun || this.paused) return;
     this.prepareNext();
     if (this.pumping) {
       this.again = true;
@@ -146,6 +148,22 @@ export class Scheduler {
     return this.running.size;
   }
 
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Starts nothing more until resume(); what runs goes on to its end. */
+  pause(): void {
+    this.paused = true;
+    if (this.prepared) this.discard(this.prepared);
+    this.prepared = null;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.kick();
+  }
+
   /**
    * A person is about to change or delete message `id` by hand: from now
    * on it starts only through a committed claim, which sees the change.
@@ -158,7 +176,7 @@ export class Scheduler {
   }
 
   private async pump(): Promise<void> {
-    while (!this.stopped && this.unread.length > 0) {
+    while (!this.stopped && !this.paused && this.unread.length > 0) {
       const room = this.o.limit - this.running.size;
       if (room <= 0) return;
       const take = this.unread.splice(0, room);
@@ -213,7 +231,9 @@ export class Scheduler {
 
   /** While messages run, the shell for the next in line waits ready. */
   private prepareNext(): void {
-    if (this.prepared || this.stopped || this.running.size === 0) return;
+    if (
+      this.prepared || this.stopped || this.paused || this.running.size === 0
+    ) return;
     const next = this.unread[0];
     if (next) this.prepared = this.hold(next);
   }
@@ -277,7 +297,9 @@ export class Scheduler {
       };
       // This message's slot goes to the next one: in the transaction that
       // records this finish, or (start journal) at once.
-      const take = this.stopped ? null : this.unread.shift() ?? null;
+      const take = this.stopped || this.paused
+        ? null
+        : this.unread.shift() ?? null;
       const journal = this.o.journal;
       if (take && journal && !this.withheld.delete(take.id)) {
         // The database records this finish just after, and the next one's

@@ -21,6 +21,8 @@ export const paths = {
   runDir: (h = home()) => `${h}/.ohcommodore/run`,
   daemonPid: (h = home()) => `${h}/.ohcommodore/run/daemon.pid`,
   daemonLock: (h = home()) => `${h}/.ohcommodore/run/daemon.lock`,
+  /** Present while the scheduler is held by `daemon pause` (kept over restarts). */
+  daemonPaused: (h = home()) => `${h}/.ohcommodore/run/paused`,
   daemonLog: (h = home()) => `${h}/.ohcommodore/daemon.log`,
   daemonSocket: (h = home()) => socketPath(h, "daemon.sock"),
   tmuxSocket: (h = home()) => socketPath(h, "tmux.sock"),

@@ -124,8 +124,9 @@ Deno.test("seed 001's examples, from a ship and from the laptop", async () => {
       ),
   );
 
-  // Manual handling: keep the scheduler busy so messages stay unread.
-  await ohcOk(home, ["inbox", "send", "commodore", "sleep 3"]);
+  // Manual handling: the flagship's scheduler is held, so messages stay
+  // unread until a person handles them.
+  await ohcOk(vmHome(home, "flagship"), ["daemon", "pause"]);
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) {
     ids.push(
@@ -166,6 +167,47 @@ Deno.test("seed 001's examples, from a ship and from the laptop", async () => {
   // A done message is not claimed again; an unknown id is a usage error.
   assert.equal((await ohc(home, ["inbox", "read", ids[0]])).code, 2);
   assert.equal((await ohc(home, ["inbox", "done", "no-such-id"])).code, 2);
+  await ohcOk(vmHome(home, "flagship"), ["daemon", "resume"]);
+});
+
+Deno.test("daemon pause holds the scheduler over a restart; resume runs what waited", async () => {
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
+  const paused = await onVm(home, "alpha", ["daemon", "pause"]);
+  assert.equal(paused.code, 0, paused.stderr);
+  assert.match(paused.stdout, /^paused: nothing new starts/);
+  const id = sentId(
+    await ohcOk(home, ["inbox", "send", "captain@alpha", "echo ran"]),
+  );
+  // It arrives, and stays unread: nothing starts while paused...
+  await until(
+    "the message reached alpha",
+    async () => (await listOn(home, "alpha")).messages.find((m) => m.id === id),
+  );
+  const st = JSON.parse(
+    (await onVm(home, "alpha", ["daemon", "status", "--json"])).stdout,
+  );
+  assert.equal(st.paused, true);
+  assert.match(
+    (await onVm(home, "alpha", ["daemon", "status"])).stdout,
+    /the scheduler is paused/,
+  );
+  // ...not even after a restart (maintenance outlives it).
+  assert.equal((await onVm(home, "alpha", ["daemon", "restart"])).code, 0);
+  const after = (await listOn(home, "alpha")).messages.find((m) => m.id === id);
+  assert.equal(after?.status, "unread");
+  const resumed = await onVm(home, "alpha", ["daemon", "resume", "--json"]);
+  assert.deepEqual(JSON.parse(resumed.stdout), { paused: false, running: 0 });
+  const done = await until(
+    "alpha ran it after resume",
+    async () =>
+      (await listOn(home, "alpha", "done")).messages.find((m) => m.id === id),
+  );
+  assert.equal(done.exit_code, 0);
+  // On the laptop it is refused like the other daemon verbs.
+  const laptop = await ohc(home, ["daemon", "pause"]);
+  assert.equal(laptop.code, 2);
+  assert.equal(laptop.stderr.trim().split("\n").length, 1, laptop.stderr);
 });
 
 Deno.test("bad input: recipients, statuses, timeouts, arguments", async () => {

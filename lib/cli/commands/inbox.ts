@@ -276,6 +276,9 @@ export function registerDaemon(program: Command): void {
           ? `running (pid ${st.pid ?? "?"}, ${st.supervisor ?? "unsupervised"})`
           : "stopped",
       );
+      if (info?.paused) {
+        out("the scheduler is paused: 'ohcommodore daemon resume' starts it");
+      }
       if (info) out(JSON.stringify(info));
       if (!st.running) {
         throw new OhcError(
@@ -302,6 +305,31 @@ export function registerDaemon(program: Command): void {
       out(`running (pid ${st.pid ?? "?"})`);
     },
   );
+  const hold = (verb: "pause" | "resume") => async (o: { json?: true }) => {
+    await onVm(verb);
+    const { daemonCall } = await import("../../daemon/client.ts");
+    const r = await daemonCall<{ paused: boolean; running: number }>(
+      `daemon.${verb}`,
+    );
+    if (o.json) return printJson(r);
+    out(
+      r.paused
+        ? `paused: nothing new starts${
+          r.running ? ` (${r.running} running finish first)` : ""
+        }; 'ohcommodore daemon resume' goes on`
+        : "resumed",
+    );
+  };
+  cmd.command("pause")
+    .description(
+      "hold the scheduler: unread messages wait, running ones finish (kept over restarts)",
+    )
+    .option("--json", "machine-readable output")
+    .action(hold("pause"));
+  cmd.command("resume")
+    .description("let a paused scheduler run messages again")
+    .option("--json", "machine-readable output")
+    .action(hold("resume"));
   cmd.command("run", { hidden: true })
     .description("run the daemon in the foreground (the supervisor does this)")
     .action(() => daemonProcess("run"));
