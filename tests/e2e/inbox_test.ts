@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type CliResult, localFleet, ohc, ohcOk } from "../helpers/cli.ts";
+import { until } from "../helpers/wait.ts";
 
 const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const vmHome = (home: string, vm: string) => `${home}/.ohcommodore/local/${vm}`;
@@ -39,20 +40,6 @@ async function listOn(
   const r = vm ? await onVm(home, vm, args) : await ohc(home, args);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const sentId = (r: CliResult) => {
@@ -371,7 +358,7 @@ async function sendersRace(killTarget: boolean) {
       );
       return terminal.length === sent.length ? l : undefined;
     },
-    400_000,
+    { timeoutMs: 400_000 },
   );
   const byId = new Map(final.messages.map((m) => [m.id, m]));
   for (const id of sent) assert.ok(byId.has(id), `message ${id} was lost`);

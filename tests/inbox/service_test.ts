@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import {
-  CLAIM_AFTER_MS,
   HOLD_SCRIPT,
   Scheduler,
   type SchedulerOptions,
@@ -22,8 +21,7 @@ import type { Message } from "../../lib/inbox/types.ts";
 import { captain, commodore, envelope } from "../helpers/inbox.ts";
 import { Intake } from "../../lib/link/intake.ts";
 import { OutboxPusher } from "../../lib/link/outbox_pusher.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { until } from "../helpers/wait.ts";
 
 /** A scheduler on `s` through `svc`, wired as the daemon wires one. */
 async function schedulerFor(
@@ -178,7 +176,7 @@ Deno.test("pusher: what is queued goes first, entries offered meanwhile follow, 
     await pusher.start();
     pusher.offer([msgEntry("l1", "captain@alpha", "captain@b")]);
     pusher.offer([msgEntry("l2", "captain@alpha", "captain@b")]);
-    await sleep(10);
+    await until("the second push", () => sent.length >= 2);
     assert.deepEqual(sent, [["q1", "q2", "early"], ["l1", "l2"]]);
   });
 });
@@ -195,8 +193,12 @@ Deno.test("acknowledged entries are marked delivered in one batch, and before a 
     svc.delivered([{ kind: "message", id: "a" }]);
     svc.delivered([{ kind: "message", id: "b" }]);
     assert.equal(await s.countQueued(), 3); // not yet
-    await sleep(DELIVERED_DELAY_MS + 100);
-    assert.equal(await s.countQueued(), 1);
+    const marked = Date.now();
+    await until(
+      "a and b marked delivered",
+      async () => await s.countQueued() === 1,
+    );
+    assert.ok(Date.now() - marked >= DELIVERED_DELAY_MS - 5, "gathered");
     svc.delivered([{ kind: "message", id: "c" }]);
     assert.deepEqual(await svc.queuedFor("flag"), []); // flushed first
   });
@@ -220,7 +222,7 @@ Deno.test("intake: entries arriving while a batch is stored go into the next one
     intake.add([msgEntry(id, "a@a", "captain@b")]);
   }
   release();
-  await sleep(10);
+  await until("all four acknowledged", () => acks.flat().length === 4);
   assert.deepEqual(batches, [["1"], ["2", "3", "4"]]);
   assert.deepEqual(acks.flat().map((k) => k.id), ["1", "2", "3", "4"]);
 });
@@ -234,7 +236,7 @@ Deno.test("intake: a failure to store ends the session and acknowledges nothing 
     (e) => failed = e.message,
   );
   intake.add([msgEntry("1", "a@a", "captain@b")]);
-  await sleep(10);
+  await until("the failure", () => failed !== "");
   assert.equal(failed, "disk full");
   assert.deepEqual(acks, []);
 });
@@ -276,8 +278,10 @@ async function schedulerOrder(withJournal: boolean) {
     // Taken for manual handling, as the daemon does it.
     assert.ok(sch.handling("n3"));
     await s.setStatus("n3", "pending");
-    while (results.length < 5) await sleep(20);
-    await sleep(100);
+    await until(
+      "five finishes recorded",
+      async () => (await s.list({ status: "done" })).length === 5,
+    );
     await sch.stop();
     const order = (await Deno.readTextFile(`${dir}/order.txt`)).trim().split(
       "\n",
@@ -380,16 +384,27 @@ Deno.test("scheduler with a start journal: a message handed its slot ahead of th
     // From another machine, so the result leaves by the outbox.
     const a = envelope("a", "captain@beta", "captain@alpha");
     const b = envelope("b", "captain@beta", "captain@alpha");
-    await s.insert({ ...a, command: "sleep 0.3" });
-    await s.insert({ ...b, command: "sleep 1.5" });
+    const gate = `${dir}/gate`;
+    await s.insert({ ...a, command: "sleep 0.1" });
+    await s.insert({
+      ...b,
+      command: `while [ ! -e ${gate} ]; do sleep 0.02; done`,
+    });
     sch.kick(await s.unread());
-    await sleep(300 + CLAIM_AFTER_MS + 400);
+    const running = await until(
+      "b recorded as running while it runs",
+      async () => {
+        const m = await s.get("b");
+        return m?.status === "running" ? m : null;
+      },
+    );
     assert.equal((await s.get("a"))?.status, "done");
-    const running = (await s.get("b"))!;
-    assert.equal(running.status, "running");
     assert.ok(running.started_at! >= (await s.get("a"))!.finished_at!);
-    while ((await s.get("b"))?.status !== "done") await sleep(50);
-    const done = (await s.get("b"))!;
+    await Deno.writeTextFile(gate, "");
+    const done = await until("b done", async () => {
+      const m = await s.get("b");
+      return m?.status === "done" ? m : null;
+    });
     assert.equal(
       done.started_at,
       running.started_at,

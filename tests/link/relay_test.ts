@@ -12,8 +12,7 @@ import {
 import { type InboxStore, openStore } from "../../lib/inbox/store.ts";
 import { Relay, type RelayLinks } from "../../lib/link/relay.ts";
 import { commodore, envelope } from "../helpers/inbox.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { until } from "../helpers/wait.ts";
 
 const msg = (id: string, from: string, to: string): LinkEntry => ({
   kind: "message",
@@ -112,7 +111,10 @@ Deno.test("relay: a link that drops leaves what it did not acknowledge stored at
     relay.acked("beta", [{ kind: "message", id: "a1" }]);
     wire.up.delete("beta");
     relay.down("beta");
-    await sleep(50);
+    await until(
+      "g1 acknowledged to gamma",
+      () => wire.ackedTo("gamma").length > 0,
+    );
     assert.deepEqual(await queuedIds(store, "beta"), ["g1"]);
     assert.deepEqual(wire.ackedTo("gamma"), ["g1"]);
     assert.deepEqual(wire.ackedTo("alpha"), ["a1"]);
@@ -125,7 +127,10 @@ Deno.test("relay: an entry the next ship leaves unacknowledged too long is store
     wire.up.add("beta");
     await svc.accept([msg("m1", "alpha", "beta")], "alpha");
     assert.deepEqual(wire.ackedTo("alpha"), []);
-    await sleep(250);
+    await until(
+      "m1 stored and acknowledged after beta's silence",
+      () => wire.ackedTo("alpha").length > 0,
+    );
     assert.deepEqual(await queuedIds(store, "beta"), ["m1"]);
     assert.deepEqual(wire.ackedTo("alpha"), ["m1"]);
     assert.equal(relay.inFlight, 0);
