@@ -12,6 +12,7 @@ import { recordToWire } from "../inbox/types.ts";
 import type { LinkManager } from "../link/flagship.ts";
 import { ShipLinkEnd } from "../link/ship.ts";
 import { argString, type RpcHandlers, serveOne } from "../rpc/stream.ts";
+import { resolveShortId } from "../short_id.ts";
 import { readFleet } from "../state/fleet.ts";
 import { readIdentity } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
@@ -111,6 +112,14 @@ export async function runDaemon(): Promise<number> {
   };
   await syncLinks();
 
+  /** The message a (possibly short) id names in this machine's inbox. */
+  const inboxId = (args: Record<string, unknown>) =>
+    resolveShortId(
+      argString(args, "id"),
+      (p, n) => store.idsStartingWith("inbox", p, n),
+      "message",
+    );
+
   const started = new Date().toISOString();
   const handlers: RpcHandlers = {
     "daemon.status": async () => ({
@@ -194,7 +203,14 @@ export async function runDaemon(): Promise<number> {
       };
     },
     "inbox.show": async ({ args }) => {
-      const id = argString(args, "id");
+      const id = await resolveShortId(
+        argString(args, "id"),
+        async (p, n) => [
+          ...await store.idsStartingWith("inbox", p, n),
+          ...await store.idsStartingWith("sent", p, n),
+        ],
+        "message",
+      );
       const m = await store.get(id);
       if (m) return { kind: "inbox", record: recordToWire(m) };
       const s = await store.getSent(id);
@@ -202,7 +218,7 @@ export async function runDaemon(): Promise<number> {
       throw new UsageError(`no message ${id}`);
     },
     "inbox.set": async ({ args }) => {
-      const id = argString(args, "id");
+      const id = await inboxId(args);
       const status = argString(args, "status") as "pending" | "done" | "error";
       if (!scheduler.handling(id)) {
         const e = illegalTransition(id, status, "running", "manual");
@@ -225,7 +241,7 @@ export async function runDaemon(): Promise<number> {
       return m ? recordToWire(m) : null;
     },
     "inbox.delete": async ({ args }) => {
-      const id = argString(args, "id");
+      const id = await inboxId(args);
       scheduler.handling(id); // a running one may go too, as before
       if (!(await store.delete(id))) throw new UsageError(`no message ${id}`);
       return { deleted: id };

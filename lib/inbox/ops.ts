@@ -209,6 +209,15 @@ export interface InboxOps {
   getSent(id: string): Promise<SentRecord | null>;
   /** Newest first. */
   listSent(opts?: { limit?: number }): Promise<SentRecord[]>;
+  /**
+   * Ids in `table` that start with `prefix` (at most `limit`), so people can
+   * type the short ids `inbox list` shows.
+   */
+  idsStartingWith(
+    table: "inbox" | "sent",
+    prefix: string,
+    limit: number,
+  ): Promise<string[]>;
 }
 
 /** Which statuses a manual transition may start from. */
@@ -813,6 +822,18 @@ export class SqlInboxOps implements InboxOps {
       id,
     ]);
     return rows.length ? toSent(rows[0]) : null;
+  }
+
+  async idsStartingWith(
+    table: "inbox" | "sent",
+    prefix: string,
+    limit: number,
+  ): Promise<string[]> {
+    const rows = await this.q(
+      `SELECT id FROM ${table} WHERE starts_with(id, $1) ORDER BY id LIMIT $2`,
+      [prefix, limit],
+    );
+    return rows.map((r) => str(r.id));
   }
 
   async listSent(opts: { limit?: number } = {}): Promise<SentRecord[]> {

@@ -109,6 +109,16 @@ export class InboxService {
     return this.roster?.has(ship) ? ship : null;
   }
 
+  /**
+   * Bare `commodore` is the flagship from anywhere in the fleet: on a ship
+   * it means commodore@<flagship>, the address the flagship routes.
+   */
+  canonical(recipient: string): string {
+    return recipient === "commodore"
+      ? `commodore@${this.self.flagship}`
+      : recipient;
+  }
+
   validateRecipient(recipient: string): void {
     if (!RECIPIENT_RE.test(recipient)) {
       throw new UsageError(
@@ -116,6 +126,7 @@ export class InboxService {
       );
     }
     if (this.isMine(recipient)) return;
+    recipient = this.canonical(recipient);
     if (recipient.startsWith("commodore@")) {
       if (recipient !== `commodore@${this.self.flagship}`) {
         throw new UsageError(
@@ -140,6 +151,7 @@ export class InboxService {
   ): Promise<Envelope> {
     const id = givenId ?? crypto.randomUUID();
     this.validateRecipient(recipient);
+    recipient = this.canonical(recipient);
     const env: Envelope = {
       id,
       sender: this.me,

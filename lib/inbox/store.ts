@@ -389,6 +389,7 @@ const OPS: Readonly<Record<keyof InboxOps, OpMode>> = {
   recordResult: "autocommit",
   getSent: "autocommit",
   listSent: "autocommit",
+  idsStartingWith: "autocommit",
 };
 for (const [name, mode] of Object.entries(OPS) as [keyof InboxOps, OpMode][]) {
   Object.defineProperty(DuckInboxStore.prototype, name, {

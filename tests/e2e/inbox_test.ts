@@ -81,6 +81,15 @@ Deno.test("seed 001's examples, from a ship and from the laptop", async () => {
     await Deno.readTextFile(`${vmHome(home, "beta")}/cargo.txt`),
     "cargo test\n",
   );
+  // Ship to the commodore by its bare name, as the help offers it.
+  const bare = sentId(
+    await onVm(home, "alpha", ["inbox", "send", "commodore", "echo bare"]),
+  );
+  await until(
+    "the flagship ran the bare-named one",
+    async () =>
+      (await listOn(home, null, "done")).messages.find((m) => m.id === bare),
+  );
   // Ship to the commodore, by full name.
   const toCommodore = sentId(
     await onVm(home, "alpha", [
@@ -127,28 +136,40 @@ Deno.test("seed 001's examples, from a ship and from the laptop", async () => {
     assert.ok(unread.includes(id), `${id} should be unread`);
   }
 
-  const read = await ohcOk(home, ["inbox", "read", ids[0]]);
+  // The 8-character ids `inbox list` shows work, and so does any unique
+  // prefix of 4 or more; the answers name the whole id.
+  const read = await ohcOk(home, ["inbox", "read", ids[0].slice(0, 8)]);
   assert.equal(JSON.parse(read.stdout).status, "pending");
-  assert.match(
-    (await ohcOk(home, ["inbox", "done", ids[0]])).stdout,
-    /^Marked done: /,
+  assert.equal(
+    (await ohcOk(home, ["inbox", "done", ids[0].slice(0, 6)])).stdout,
+    `Marked done: ${ids[0]}\n`,
   );
   await ohcOk(home, ["inbox", "read", ids[1]]);
-  assert.match(
-    (await ohcOk(home, ["inbox", "error", ids[1], "could not do it"])).stdout,
-    /^Marked error: /,
+  assert.equal(
+    (await ohcOk(home, [
+      "inbox",
+      "error",
+      ids[1].slice(0, 8),
+      "could not do it",
+    ]))
+      .stdout,
+    `Marked error: ${ids[1]}\n`,
   );
-  assert.match(
-    (await ohcOk(home, ["inbox", "delete", ids[2]])).stdout,
-    /^Deleted: /,
+  assert.equal(
+    (await ohcOk(home, ["inbox", "delete", ids[2].slice(0, 8)])).stdout,
+    `Deleted: ${ids[2]}\n`,
   );
+  const tooShort = await ohc(home, ["inbox", "show", ids[1].slice(0, 3)]);
+  assert.equal(tooShort.code, 2);
+  assert.match(tooShort.stderr, /4 characters or more/);
 
   const all = (await listOn(home, null)).messages;
   assert.equal(all.find((m) => m.id === ids[0])?.status, "done");
   assert.equal(all.find((m) => m.id === ids[1])?.status, "error");
   assert.equal(all.find((m) => m.id === ids[2]), undefined);
   const shown = JSON.parse(
-    (await ohcOk(home, ["inbox", "show", ids[1], "--json"])).stdout,
+    (await ohcOk(home, ["inbox", "show", ids[1].slice(0, 8), "--json"]))
+      .stdout,
   );
   assert.equal(shown.record.error, "could not do it");
   // A done message is not claimed again; an unknown id is a usage error.

@@ -15,6 +15,9 @@ import { readIdentity } from "../../state/identity.ts";
 import { age, out, printJson, table } from "../render.ts";
 import type { Exit } from "../program.ts";
 
+const ID_HELP =
+  "a message id, or a unique prefix of 4 or more characters (as inbox list shows)";
+
 type InboxCall = <T>(
   op: string,
   args?: Record<string, unknown>,
@@ -178,7 +181,7 @@ export function registerInbox(program: Command, exit: Exit): void {
 
   cmd.command("show")
     .description("everything about one message, output included")
-    .argument("<id>")
+    .argument("<id>", ID_HELP)
     .option("--json", "machine-readable output")
     .action(async (id, o) => {
       const r = await (await inbox())<
@@ -206,7 +209,7 @@ export function registerInbox(program: Command, exit: Exit): void {
   ) =>
     cmd.command(name)
       .description(desc)
-      .argument("<id>")
+      .argument("<id>", ID_HELP)
       .option("--json", "machine-readable output")
       .action(async (id, o) => {
         const m = await (await inbox())<WireRecord<Message>>("inbox.set", {
@@ -214,7 +217,7 @@ export function registerInbox(program: Command, exit: Exit): void {
           status,
         });
         if (o.json || status === "pending") printJson(m);
-        else out(`${label}: ${id}`);
+        else out(`${label}: ${m?.id ?? id}`);
       });
   setter(
     "read",
@@ -226,23 +229,25 @@ export function registerInbox(program: Command, exit: Exit): void {
 
   cmd.command("error")
     .description("mark a message failed, with a reason")
-    .argument("<id>")
+    .argument("<id>", ID_HELP)
     .argument("<message>")
     .action(async (id, message) => {
-      await (await inbox())("inbox.set", {
+      const m = await (await inbox())<WireRecord<Message>>("inbox.set", {
         id,
         status: "error",
         error: message,
       });
-      out(`Marked error: ${id}`);
+      out(`Marked error: ${m?.id ?? id}`);
     });
 
   cmd.command("delete")
     .description("delete a message")
-    .argument("<id>")
+    .argument("<id>", ID_HELP)
     .action(async (id) => {
-      await (await inbox())("inbox.delete", { id });
-      out(`Deleted: ${id}`);
+      const r = await (await inbox())<{ deleted: string }>("inbox.delete", {
+        id,
+      });
+      out(`Deleted: ${r.deleted}`);
     });
 }
 
