@@ -14,6 +14,7 @@ import { validateName } from "../validate.ts";
 import { registerDaemon, registerInbox } from "./commands/inbox.ts";
 import { registerVoyage } from "./commands/voyage.ts";
 import { registerDoctor } from "./commands/doctor.ts";
+import { rememberNames } from "./completion_cache.ts";
 import { ProgressView } from "./progress_view.ts";
 import {
   err,
@@ -148,6 +149,7 @@ export function buildProgram(exit: Exit): Command {
     .option("--json", "machine-readable output")
     .action(async (o) => {
       const s = await (await fleet("fleet status")).status();
+      await rememberNames("ships", s.ships.map((x) => x.name));
       if (o.json) printJson(s);
       else out(renderStatus(s));
       if (s.flagship.status === "down") exit.code = 1;
@@ -309,6 +311,7 @@ export function buildProgram(exit: Exit): Command {
     .option("--json", "machine-readable output")
     .action(async (o) => {
       const ships = await (await fleet("ship list")).listShips();
+      await rememberNames("ships", ships.map((x) => x.name));
       if (o.json) printJson(ships);
       else if (ships.length === 0) out("No ships.");
       else out(table(["NAME", "REPO", "STATUS", "AGE"], shipRows(ships)));
@@ -385,6 +388,29 @@ export function buildProgram(exit: Exit): Command {
 
   registerVoyage(program, exit);
   registerDoctor(program, exit);
+
+  program.command("completion")
+    .description(
+      "print a shell completion script: commands, flags, and the ship names\n" +
+        "and voyage ids the last 'fleet status' or 'voyage list' saw.\n" +
+        'bash: eval "$(ohcommodore completion bash)" (in ~/.bashrc)\n' +
+        'zsh:  eval "$(ohcommodore completion zsh)" (in ~/.zshrc)\n' +
+        "fish: ohcommodore completion fish | source",
+    )
+    .argument("<shell>", "bash, zsh or fish")
+    .action(async (shell) => {
+      const { completionScript, SHELLS } = await import("./completion.ts");
+      if (!(SHELLS as readonly string[]).includes(shell)) {
+        throw new UsageError(
+          `unknown shell "${shell}": one of ${SHELLS.join(", ")}`,
+        );
+      }
+      Deno.stdout.writeSync(
+        new TextEncoder().encode(
+          completionScript(program, shell as (typeof SHELLS)[number]),
+        ),
+      );
+    });
 
   return program;
 }

@@ -1,5 +1,6 @@
 /** `voyage ...` and `sail`: plans of dependent tasks sailed by many ships. */
 import { concatBytes } from "../../bytes.ts";
+import { rememberNames } from "../completion_cache.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { Option } from "@commander-js/extra-typings";
 import { UsageError } from "../../errors.ts";
@@ -209,6 +210,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
         "voyage list",
         "voyage.list",
       );
+      await rememberNames("voyages", all.map((s) => s.voyage.id));
       if (o.json) return printJson(all);
       if (all.length === 0) return out("No voyages.");
       out(table(

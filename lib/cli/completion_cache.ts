@@ -1,0 +1,22 @@
+/**
+ * The ship names and voyage ids shell completion offers: written, one per
+ * line, by the commands that list them anyway, so a TAB reads a file
+ * instead of asking the flagship.
+ */
+import { writeFileAtomic } from "../state/atomic.ts";
+import { paths } from "../state/paths.ts";
+
+export type CachedKind = "ships" | "voyages";
+
+/** Home-relative, so the completion script can find it under $HOME. */
+export const cacheFile = (kind: CachedKind) => `.ohcommodore/cache/${kind}`;
+
+/** Best effort: completion is a convenience, never a reason to fail. */
+export async function rememberNames(
+  kind: CachedKind,
+  names: string[],
+): Promise<void> {
+  const text = names.length ? names.join("\n") + "\n" : "";
+  await writeFileAtomic(`${paths.home()}/${cacheFile(kind)}`, text, 0o600)
+    .catch(() => {});
+}
