@@ -240,6 +240,9 @@ export function agentCommand(
       // A nested-session marker would make Claude Code refuse to start.
       delete env.CLAUDECODE;
       env.DISABLE_AUTOUPDATER ??= "1";
+      // Claude Code accepts --dangerously-skip-permissions as root only in
+      // what it takes for a sandbox; allowRoot says the ship is one.
+      if (agentUid === 0) env.IS_SANDBOX = "1";
       if (opts.tokenFile !== undefined) {
         delete env.ANTHROPIC_API_KEY;
         delete env.ANTHROPIC_AUTH_TOKEN;
@@ -561,6 +564,12 @@ export interface AgentOutcome {
   reportedFailure?: string;
   /** Token usage as the agent reported it. */
   usage?: Record<string, unknown>;
+  /** Claude: the HTTP status of the API error that ended the run. */
+  apiErrorStatus?: number;
+  /** Claude: `system/api_retry` events seen (the client retrying the API). */
+  apiRetries?: number;
+  /** Claude: the last retry's cause, e.g. "529 overloaded". */
+  lastRetry?: string;
 }
 
 function toLines(input: string | Iterable<string>): Iterable<string> {
@@ -616,6 +625,11 @@ export function parseClaudeStream(
     if (ev.type === "system" && ev.subtype === "init") {
       out.model = str(ev.model) ?? out.model;
       out.sessionId = str(ev.session_id) ?? out.sessionId;
+    } else if (ev.type === "system" && ev.subtype === "api_retry") {
+      out.apiRetries = (out.apiRetries ?? 0) + 1;
+      out.lastRetry = [num(ev.error_status), str(ev.error)].filter((x) =>
+        x !== undefined
+      ).join(" ") || undefined;
     } else if (ev.type === "assistant") {
       const msg = ev.message as JsonObject | undefined;
       const content = Array.isArray(msg?.content) ? msg.content : [];
@@ -635,13 +649,26 @@ export function parseClaudeStream(
       const errors = Array.isArray(ev.errors)
         ? ev.errors.map(String).join("; ")
         : undefined;
-      out.error = out.isError || out.subtype !== "success"
-        ? oneLine(errors || out.result || out.subtype || "error")
+      out.apiErrorStatus = num(ev.api_error_status);
+      const why = errors || out.result || out.subtype || "error";
+      out.error = out.apiErrorStatus !== undefined
+        ? oneLine(
+          `API error ${out.apiErrorStatus}${
+            str(ev.api_error_type) ? ` (${ev.api_error_type})` : ""
+          }: ${why}`,
+        )
+        : out.isError || out.subtype !== "success"
+        ? oneLine(why)
         : undefined;
     }
   }
   if (!sawResult) {
     out.error = "no result from Claude Code: it ended before finishing" +
+      (out.apiRetries
+        ? ` after ${out.apiRetries} API ${
+          out.apiRetries === 1 ? "retry" : "retries"
+        }${out.lastRetry ? ` (last: ${out.lastRetry})` : ""}`
+        : "") +
       (lastText ? ` (last output: ${oneLine(lastText)})` : "");
     return out;
   }

@@ -277,6 +277,12 @@ Deno.test("claude as root: refused before running, unless runAsUser or allowRoot
   );
   const ok = agentCommand("claude", baseOpts({ uid: 0, allowRoot: true }));
   assert.equal(ok.argv[0], "claude");
+  // The real client accepts root only in what it takes for a sandbox.
+  assert.equal(ok.env.IS_SANDBOX, "1");
+  assert.equal(
+    agentCommand("claude", baseOpts({ uid: 1000 })).env.IS_SANDBOX,
+    undefined,
+  );
   // a non-root captain cannot switch users
   assertThrowsCode(
     () => agentCommand("shell", baseOpts({ uid: 1000, runAsUser: "root" })),
