@@ -157,13 +157,14 @@ export function captainHandlers(self: Identity): RpcHandlers {
 }
 
 async function loadModules() {
-  const [git, agents, prompt, tmux] = await Promise.all([
+  const [git, agents, prompt, tmux, rules] = await Promise.all([
     import("../lib/voyage/git.ts"),
     import("../lib/voyage/agents.ts"),
     import("../lib/voyage/prompt.ts"),
     import("../lib/voyage/tmux.ts"),
+    import("../lib/voyage/plan_rules.ts"),
   ]);
-  return { git, agents, prompt, tmux };
+  return { git, agents, prompt, tmux, rules };
 }
 type Modules = Awaited<ReturnType<typeof loadModules>>;
 
@@ -212,8 +213,10 @@ async function runTask(
   progress: (m: string) => void,
   signal: AbortSignal,
 ): Promise<RunTaskResult> {
-  if (!/^[A-Za-z0-9._-]+$/.test(a.task?.id ?? "")) {
-    throw new UsageError("captain.session: bad task id");
+  // The plan's rules (plan_rules.ts), as `voyage check` applied them.
+  const problems = m.rules.taskFieldProblems(a.task ?? {});
+  if (problems.length) {
+    throw new UsageError(`captain.session: bad task: ${problems.join("; ")}`);
   }
   const { git } = m;
   const { agentCommand, parseAgentOutput } = m.agents;
@@ -224,13 +227,14 @@ async function runTask(
   const vdir = `${home}/${shipVoyageDir(a.voyage_id)}`;
   const checkout = `${home}/${shipCheckout(a.voyage_id)}`;
   const id = a.task.id;
+  const slug = m.rules.taskSlug(id);
   await Deno.mkdir(`${vdir}/logs`, { recursive: true });
   await Deno.mkdir(`${vdir}/out`, { recursive: true });
 
   progress("preparing checkout");
   const baseSha = (await sync(m, a)).base;
 
-  const promptFile = `${vdir}/task-${id}.prompt.md`;
+  const promptFile = `${vdir}/task-${slug}.prompt.md`;
   await Deno.writeTextFile(
     promptFile,
     buildPrompt({
@@ -279,14 +283,14 @@ async function runTask(
     allowRoot: Deno.env.get("OHCOMMODORE_CLAUDE_ALLOW_ROOT") === "1",
   });
 
-  const logFile = `${vdir}/logs/task-${id}.log`;
+  const logFile = `${vdir}/logs/task-${slug}.log`;
   progress(`running ${a.agent} agent`);
   const beat = setInterval(() => progress("working"), 2_000);
   let code: number;
   try {
     ({ code } = await runAgent({
       session: "voyage",
-      window: `task-${id}`,
+      window: `task-${slug}`,
       argv: inv.argv,
       env: inv.env,
       cwd: inv.cwd,
@@ -324,7 +328,7 @@ async function runTask(
     subject: a.task.subject,
   });
   if (!commit) return { commit: null, base: baseSha, bundle: null };
-  const bundle = `${shipVoyageDir(a.voyage_id)}/out/task-${id}.bundle`;
+  const bundle = `${shipVoyageDir(a.voyage_id)}/out/task-${slug}.bundle`;
   await git.bundleCommit({
     repo: checkout,
     commit,

@@ -405,11 +405,9 @@ function voyageHandlers(
               { voyage, tasks, ships },
               agentSecrets(secrets),
             ),
+          // A voyage's ships get its code from the flagship: no GH_TOKEN.
           createShip: (name) =>
-            c.createShip({ spec: name }, {
-              secrets: secrets.GH_TOKEN ? { GH_TOKEN: secrets.GH_TOKEN } : {},
-              onProgress,
-            }),
+            c.createShip({ spec: name }, { secrets: {}, onProgress }),
         },
       );
     },

@@ -1,5 +1,6 @@
 import type { FleetStatus, Progress, ShipView } from "../fleet/api.ts";
 import type { ShipRecord } from "../state/fleet.ts";
+import { escapeControls } from "../terminal_text.ts";
 
 const enc = new TextEncoder();
 
@@ -28,8 +29,12 @@ export function age(iso: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
-/** Plain aligned columns, indented like the seeds' tables. */
-export function table(headers: string[], rows: string[][]): string {
+/**
+ * Plain aligned columns, indented like the seeds' tables. Cells are shown
+ * with control characters escaped (they often hold users' text).
+ */
+export function table(headers: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map((c) => escapeControls(c ?? "")));
   const widths = headers.map((h, i) =>
     Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length))
   );

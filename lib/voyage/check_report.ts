@@ -7,6 +7,7 @@
 import type { Analysis } from "./dag.ts";
 import type { Plan, PlanProblem } from "./plan.ts";
 import { displayPath } from "./plan.ts";
+import { escapeControls as safe } from "../terminal_text.ts";
 
 /** The JSON form of `voyage check --json`. Keys follow ocaptain's dag_analyzer where they overlap. */
 export interface CheckJson {
@@ -79,8 +80,10 @@ export function formatCheck(plan: Plan, analysis: Analysis): string {
   const idWidth = Math.max(...plan.tasks.map((t) => t.id.length), 1);
   const out: string[] = [];
 
-  out.push(`Plan ${plan.dir}${plan.name ? ` (${plan.name})` : ""}`);
-  out.push(`  repo:      ${plan.repo}`);
+  out.push(
+    `Plan ${safe(plan.dir)}${plan.name ? ` (${safe(plan.name)})` : ""}`,
+  );
+  out.push(`  repo:      ${safe(plan.repo)}`);
   if (plan.objective !== "") {
     out.push(`  objective: ${oneLine(plan.objective, 100)}`);
   }
@@ -89,7 +92,7 @@ export function formatCheck(plan: Plan, analysis: Analysis): string {
   analysis.levels.forEach((level, i) => {
     out.push(`Level ${i} (${plural(level.length, "task")})`);
     for (const id of level) {
-      out.push(`  ${id.padStart(idWidth)}  ${subjects.get(id) ?? ""}`);
+      out.push(`  ${id.padStart(idWidth)}  ${safe(subjects.get(id) ?? "")}`);
     }
   });
   out.push("");
@@ -132,7 +135,7 @@ export function formatCheck(plan: Plan, analysis: Analysis): string {
     out.push("");
     out.push(`Warnings (${warnings.length}):`);
     for (const w of warnings) {
-      out.push(`  ${displayPath(plan.dir, w.file)}: ${w.message}`);
+      out.push(`  ${safe(displayPath(plan.dir, w.file))}: ${safe(w.message)}`);
     }
   }
   out.push("");
@@ -170,6 +173,6 @@ export function checkJson(plan: Plan, analysis: Analysis): CheckJson {
 }
 
 function oneLine(text: string, max: number): string {
-  const s = text.replace(/\s+/g, " ").trim();
+  const s = safe(text.replace(/\s+/g, " ").trim());
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }

@@ -29,6 +29,7 @@ import type {
 } from "../../roles/captain.ts";
 import { INLINE_BUNDLE_MAX, shipVoyageDir } from "../../roles/captain.ts";
 import type { FinishOutcome, Task, Voyage, VoyageQueue } from "./queue.ts";
+import { taskSlug } from "./plan_rules.ts";
 import { CaptainSession } from "./session.ts";
 
 export interface DriverDeps {
@@ -326,7 +327,7 @@ export class VoyageDriver {
         };
       }
       await Deno.mkdir(work, { recursive: true });
-      const local = `${work}/task-${task.id}-${
+      const local = `${work}/task-${taskSlug(task.id)}-${
         crypto.randomUUID().slice(0, 8)
       }.bundle`;
       await Deno.writeFile(

@@ -14,11 +14,11 @@
  *
  * Layout in the bare repo `<voyageDir>/repo.git`:
  *   refs/heads/voyage/<id>                  the voyage branch (HEAD points here)
- *   refs/heads/voyage/<id>-task-<n>[-k]     a task's work that could not land
+ *   refs/heads/voyage/<id>-task-<slug>[-k]  a task's work that could not land
  *   refs/ohcommodore/base                   where the voyage branch started
  *   refs/ohcommodore/incoming/<task>-<rand> a task commit while it is landing
  *
- * Side branches are `voyage/<id>-task-<n>`, not `voyage/<id>/task-<n>`: git
+ * Side branches are `voyage/<id>-task-<slug>`, not `voyage/<id>/task-<slug>`: git
  * cannot hold both `refs/heads/voyage/<id>` and a ref below it (the files
  * backend stores refs as paths, and one can't be a file and a directory).
  */
@@ -27,6 +27,7 @@ import { join, resolve } from "node:path";
 import { OhcError, UsageError } from "../errors.ts";
 import { gitCredentialArgs } from "../git.ts";
 import { withLock } from "../state/atomic.ts";
+import { taskIdProblem, taskSlug } from "./plan_rules.ts";
 
 export const GIT_NAME = "ohcommodore";
 export const GIT_EMAIL = "ohcommodore@localhost";
@@ -82,10 +83,21 @@ export function voyageBranch(voyageId: string): string {
   return `voyage/${voyageId}`;
 }
 
-/** `voyage/<id>-task-<n>`: where a task's work is kept when it can't land. */
+/** A task id as plan_rules.ts defines it; its slug names refs and files. */
+function checkTaskId(id: string): string {
+  const problem = typeof id === "string" ? taskIdProblem(id) : "is not text";
+  if (problem) {
+    throw new UsageError(`invalid task id ${JSON.stringify(id)}: ${problem}`);
+  }
+  return taskSlug(id);
+}
+
+/**
+ * `voyage/<id>-task-<slug>`: where a task's work is kept when it can't
+ * land (the slug of task `1.1` is `1_2e1`, see plan_rules.ts).
+ */
 export function taskSideBranch(branch: string, taskId: string): string {
-  checkId("task id", taskId);
-  return `${branch}-task-${taskId}`;
+  return `${branch}-task-${checkTaskId(taskId)}`;
 }
 
 function checkBranch(branch: string): void {
@@ -586,7 +598,7 @@ function cleanSubject(subject: string): string {
 }
 
 export function taskCommitMessage(taskId: string, subject: string): string {
-  checkId("task id", taskId);
+  checkTaskId(taskId);
   const s = cleanSubject(subject);
   return `task ${taskId}${s ? `: ${s}` : ""}\n\nVoyage-Task: ${taskId}\n`;
 }
@@ -668,7 +680,7 @@ export interface IntegrateOptions {
  * branch ref moves by compare-and-swap (`update-ref <ref> <new> <old>`).
  * If the ref moved meanwhile, it replays onto the new tip and tries again.
  * On a conflict nothing moves and the original commit is kept on
- * `voyage/<id>-task-<n>` (the conflicting files are returned).
+ * `voyage/<id>-task-<slug>` (the conflicting files are returned).
  *
  * Concurrency: fetching and preparing (a worktree when one is needed) run
  * in parallel; "read tip, replay, CAS" holds an exclusive flock on
@@ -683,13 +695,13 @@ export async function integrateTask(
   opts: IntegrateOptions,
 ): Promise<IntegrateResult> {
   checkBranch(opts.branch);
-  checkId("task id", opts.taskId);
+  const slug = checkTaskId(opts.taskId);
   checkCommit(opts.commit);
   const bare = resolve(opts.bare);
   const ref = `refs/heads/${opts.branch}`;
   const commit = opts.commit;
   const maxAttempts = Math.max(1, opts.maxAttempts ?? 64);
-  const incoming = `${INCOMING}/${opts.taskId}-${rand()}`;
+  const incoming = `${INCOMING}/${slug}-${rand()}`;
   const park = async () => {
     const side = await keepOnSideBranch(bare, opts.branch, opts.taskId, commit);
     keep = false;
@@ -914,7 +926,7 @@ async function deleteRefsUnder(repo: string, prefix: string): Promise<void> {
 }
 
 /**
- * Keeps `commit` on `voyage/<id>-task-<n>`; if that branch already holds
+ * Keeps `commit` on `voyage/<id>-task-<slug>`; if that branch already holds
  * other work, on `-2`, `-3`, ... (created with "must not exist", so two
  * savers never overwrite each other).
  */
@@ -1078,7 +1090,7 @@ async function addWorktree(
   await Deno.mkdir(scratch, { recursive: true });
   const path = await Deno.makeTempDir({
     dir: resolve(scratch),
-    prefix: `task-${taskId}-`,
+    prefix: `task-${taskSlug(taskId)}-`,
   });
   await worktreeAdmin(
     bare,

@@ -10,7 +10,12 @@
  * `loadPlan` reads everything, collects every problem it finds (not just the
  * first) and throws them together as one PlanError, a UsageError: a bad plan
  * is bad input and is reported before any VM exists. Pure file reading; no
- * network, no VMs.
+ * network, no VMs. Only regular files inside the plan directory are read
+ * (a symbolic link may point elsewhere in the plan, not out of it; a FIFO
+ * or device is refused unopened), each within its size limit
+ * (plan_rules.ts), and what was read is kept (`Plan.files`): `sail` sends
+ * exactly that, and the flagship checks it again with `parsePlan` before it
+ * writes anything.
  */
 
 import {
@@ -19,7 +24,18 @@ import {
   printParseErrorCode,
 } from "jsonc-parser";
 import { UsageError } from "../errors.ts";
+import { escapeControls } from "../terminal_text.ts";
 import { compareIds, findCycles, formatCycle } from "./dag.ts";
+import {
+  byteLength,
+  LIMITS,
+  MAX_SHIPS,
+  TASK_FILE_RE,
+  taskFieldProblems,
+} from "./plan_rules.ts";
+
+/** A plan's files by relative path ("voyage.json", "tasks/3.json"): what `sail` sends. */
+export type PlanFiles = Record<string, string>;
 
 export type TaskStatus = "pending" | "in_progress" | "completed";
 export const TASK_STATUSES: readonly TaskStatus[] = [
@@ -112,6 +128,8 @@ export interface Plan {
   tasks: PlanTask[];
   /** Things worth fixing that do not stop a voyage. */
   warnings: PlanProblem[];
+  /** Every file read, as read (what `sail` sends to the flagship). */
+  files: PlanFiles;
 }
 
 export interface LoadPlanOptions {
@@ -134,8 +152,9 @@ export class PlanError extends UsageError {
 }
 
 function renderProblems(dir: string, problems: PlanProblem[]): string {
+  // Ids and names come from the plan: shown with control characters escaped.
   const lines = problems.map((p) =>
-    `${displayPath(dir, p.file)}: ${p.message}`
+    escapeControls(`${displayPath(dir, p.file)}: ${p.message}`)
   );
   if (lines.length === 1) return `invalid plan: ${lines[0]}`;
   return `invalid plan ${dir}: ${lines.length} problems\n` +
@@ -173,25 +192,89 @@ class Collector {
   warn(file: string, message: string): void {
     this.warnings.push({ file, message });
   }
+  has(file: string): boolean {
+    return this.errors.some((e) => e.file === file);
+  }
 }
 
-/** Reads a text file; records a problem and returns null if it cannot. */
-async function readText(
-  path: string,
+/**
+ * Reads `file` (plan-relative) if it is a regular file inside the plan of
+ * at most `max` bytes; else records why not and returns null. Nothing that
+ * is not a regular file is opened (a FIFO would block the read).
+ */
+async function readPlanFile(
+  root: string,
   file: string,
+  max: number,
   c: Collector,
 ): Promise<string | null> {
+  const target = await insidePlan(root, file, c);
+  if (target === null) return null;
+  let st: Deno.FileInfo;
   try {
-    const text = await Deno.readTextFile(path);
-    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+    st = await Deno.stat(target);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) c.error(file, "missing");
-    else if (e instanceof Deno.errors.IsADirectory) {
-      c.error(file, "is a directory, not a file");
-    } else c.error(file, `cannot be read: ${(e as Error).message}`);
+    c.error(file, `cannot be read: ${(e as Error).message}`);
+    return null;
+  }
+  if (st.isDirectory) {
+    c.error(file, "is a directory, not a file");
+    return null;
+  }
+  if (!st.isFile) {
+    c.error(file, "is not a regular file (a FIFO, socket or device)");
+    return null;
+  }
+  if (st.size > max) {
+    c.error(file, `is ${st.size} bytes; at most ${max}`);
+    return null;
+  }
+  try {
+    const bytes = await Deno.readFile(target);
+    if (bytes.length > max) {
+      c.error(file, `is ${bytes.length} bytes; at most ${max}`);
+      return null;
+    }
+    return new TextDecoder().decode(bytes);
+  } catch (e) {
+    c.error(file, `cannot be read: ${(e as Error).message}`);
     return null;
   }
 }
+
+/**
+ * The real path of plan-relative `file`, when it (after any symbolic
+ * links) lies inside the plan directory `root` (itself a real path); else
+ * records why and returns null.
+ */
+async function insidePlan(
+  root: string,
+  file: string,
+  c: Collector,
+): Promise<string | null> {
+  let real: string;
+  try {
+    real = await Deno.realPath(`${root}/${file}`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      // A dangling link is missing too, but say where it points.
+      const link = await Deno.readLink(`${root}/${file}`).catch(() => null);
+      c.error(
+        file,
+        link === null ? "missing" : "is a symbolic link to nothing",
+      );
+    } else c.error(file, `cannot be read: ${(e as Error).message}`);
+    return null;
+  }
+  if (!real.startsWith(root === "/" ? "/" : `${root}/`)) {
+    c.error(file, "is a symbolic link leading outside the plan directory");
+    return null;
+  }
+  return real;
+}
+
+/** Drops a byte-order mark. */
+const unBom = (t: string) => t.charCodeAt(0) === 0xfeff ? t.slice(1) : t;
 
 /**
  * Parses strict JSON. On failure records "bad JSON at line L, column C:
@@ -241,10 +324,7 @@ export async function loadPlan(
 ): Promise<Plan> {
   const path = absolute(dir);
   const c = new Collector();
-  const fail = (): never => {
-    throw new PlanError(dir, c.errors);
-  };
-
+  let root: string;
   try {
     const st = await Deno.stat(path);
     if (!st.isDirectory) {
@@ -252,32 +332,159 @@ export async function loadPlan(
         "",
         "is not a directory (a plan is a directory with voyage.json, spec.md, verify.sh and tasks/)",
       );
-      fail();
+      throw new PlanError(dir, c.errors);
     }
+    root = await Deno.realPath(path);
   } catch (e) {
     if (e instanceof PlanError) throw e;
     c.error("", "plan directory not found");
-    fail();
+    throw new PlanError(dir, c.errors);
   }
+  const files = await readPlanDir(root, c);
+  return checkPlan(dir, path, files, options, c);
+}
+
+/**
+ * Validates a plan given as its files (what `sail` sends), with the same
+ * rules as `loadPlan`; `dir` names it in messages and resolves a relative
+ * `repo`.
+ */
+export function parsePlan(
+  dir: string,
+  files: PlanFiles,
+  options: LoadPlanOptions = {},
+): Plan {
+  const c = new Collector();
+  let total = 0;
+  for (const [name, text] of Object.entries(files)) {
+    if (typeof text !== "string") {
+      c.error(name, "must be text");
+      continue;
+    }
+    const n = byteLength(text);
+    total += n;
+    const max = name.startsWith("tasks/") ? LIMITS.taskFile : LIMITS.file;
+    if (n > max) c.error(name, `is ${n} bytes; at most ${max}`);
+    if (
+      !["voyage.json", "spec.md", "verify.sh"].includes(name) &&
+      !(name.startsWith("tasks/") && TASK_FILE_RE.test(name.slice(6)))
+    ) {
+      c.error(name, "is not a file a plan holds");
+    }
+  }
+  if (total > LIMITS.total) {
+    c.error("", `holds ${total} bytes; at most ${LIMITS.total}`);
+  }
+  if (!Object.keys(files).some((f) => f.startsWith("tasks/"))) {
+    c.error("tasks", "no tasks: the directory holds no *.json files");
+  }
+  return checkPlan(dir, absolute(dir), files, options, c);
+}
+
+/**
+ * Reads what a plan holds: voyage.json, spec.md, verify.sh and
+ * tasks/*.json, each a regular file inside `root` within its limit.
+ * Records what is wrong in `c`.
+ */
+async function readPlanDir(root: string, c: Collector): Promise<PlanFiles> {
+  const files: PlanFiles = {};
+  let total = 0;
+  const take = async (file: string, max: number) => {
+    const text = await readPlanFile(root, file, max, c);
+    if (text === null) return;
+    total += byteLength(text);
+    files[file] = unBom(text);
+  };
+  await take("voyage.json", LIMITS.file);
+  await take("spec.md", LIMITS.file);
+  await take("verify.sh", LIMITS.file);
+
+  const names: string[] = [];
+  const tasksDir = await insidePlan(root, "tasks", c);
+  if (tasksDir === null) {
+    if (c.has("tasks") && c.errors.at(-1)?.message === "missing") {
+      c.errors.pop();
+      c.error(
+        "tasks",
+        "missing: a plan needs a tasks/ directory with one JSON file per task",
+      );
+    }
+    return files;
+  }
+  try {
+    for await (const e of Deno.readDir(tasksDir)) {
+      if (!e.name.endsWith(".json") || e.isDirectory) continue;
+      if (!TASK_FILE_RE.test(e.name)) {
+        c.error(
+          `tasks/${JSON.stringify(e.name).slice(1, -1)}`,
+          "task file names use letters, digits, '.', '_' and '-' (at most 100), not starting with '.' or '-'",
+        );
+        continue;
+      }
+      names.push(e.name);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotADirectory) {
+      c.error("tasks", "must be a directory with one JSON file per task");
+    } else c.error("tasks", `cannot be read: ${(e as Error).message}`);
+    return files;
+  }
+  if (names.length === 0) {
+    if (!c.has("tasks") && !c.errors.some((e) => e.file.startsWith("tasks/"))) {
+      c.error("tasks", "no tasks: the directory holds no *.json files");
+    }
+    return files;
+  }
+  if (names.length > LIMITS.tasks) {
+    c.error("tasks", `holds ${names.length} tasks; at most ${LIMITS.tasks}`);
+    return files;
+  }
+  for (const name of names) {
+    await take(`tasks/${name}`, LIMITS.taskFile);
+    if (total > LIMITS.total) {
+      c.error("", `holds more than ${LIMITS.total} bytes`);
+      break;
+    }
+  }
+  return files;
+}
+
+/** Checks a plan's files; throws PlanError with every problem in `c`. */
+function checkPlan(
+  dir: string,
+  path: string,
+  files: PlanFiles,
+  options: LoadPlanOptions,
+  c: Collector,
+): Plan {
+  const fail = (): never => {
+    throw new PlanError(dir, c.errors);
+  };
+  const text = (file: string): string | null => {
+    const t = files[file];
+    if (typeof t === "string") return t;
+    if (!c.has(file)) c.error(file, "missing");
+    return null;
+  };
 
   // voyage.json
   let voyage: VoyageFile | null = null;
-  const voyageText = await readText(`${path}/voyage.json`, "voyage.json", c);
+  const voyageText = text("voyage.json");
   if (voyageText !== null) {
     const v = parseJson(voyageText, "voyage.json", c);
     if (v !== undefined) voyage = checkVoyage(v, options, c);
   }
 
   // spec.md and verify.sh
-  const spec = await readText(`${path}/spec.md`, "spec.md", c);
+  const spec = text("spec.md");
   if (spec !== null && spec.trim() === "") c.warn("spec.md", "is empty");
-  const verify = await readText(`${path}/verify.sh`, "verify.sh", c);
+  const verify = text("verify.sh");
   if (verify !== null && verify.trim() === "") {
     c.warn("verify.sh", "is empty, so the voyage is never really verified");
   }
 
   // tasks/*.json
-  const tasks = await readTasks(path, c);
+  const tasks = readTasks(files, c);
   if (tasks !== null) linkTasks(tasks, c);
 
   if (c.errors.length > 0) fail();
@@ -299,6 +506,7 @@ export async function loadPlan(
     verify: verify!,
     tasks: tasks!,
     warnings: c.warnings,
+    files,
   };
 }
 
@@ -339,6 +547,12 @@ function checkVoyage(
       }`,
     );
     ok = false;
+  } else if (v.recommended_ships > MAX_SHIPS) {
+    c.error(
+      f,
+      `"recommended_ships" is ${v.recommended_ships}; a voyage sails with at most ${MAX_SHIPS} ships`,
+    );
+    ok = false;
   }
   for (const key of ["name", "created"]) {
     if (v[key] !== undefined && typeof v[key] !== "string") {
@@ -367,42 +581,17 @@ interface RawTask extends PlanTask {
   preassigned: boolean;
 }
 
-async function readTasks(
-  path: string,
-  c: Collector,
-): Promise<RawTask[] | null> {
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(`${path}/tasks`)) {
-      if (e.name.endsWith(".json") && !e.isDirectory) names.push(e.name);
-    }
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      c.error(
-        "tasks",
-        "missing: a plan needs a tasks/ directory with one JSON file per task",
-      );
-    } else if (e instanceof Deno.errors.NotADirectory) {
-      c.error("tasks", "must be a directory with one JSON file per task");
-    } else c.error("tasks", `cannot be read: ${(e as Error).message}`);
-    return null;
-  }
-  if (names.length === 0) {
-    c.error("tasks", "no tasks: the directory holds no *.json files");
-    return null;
-  }
+function readTasks(files: PlanFiles, c: Collector): RawTask[] | null {
+  const names = Object.keys(files).filter((f) => f.startsWith("tasks/"))
+    .map((f) => f.slice("tasks/".length));
+  if (names.length === 0) return null;
   names.sort((a, b) => compareIds(a.slice(0, -5), b.slice(0, -5)));
 
   const tasks: RawTask[] = [];
-  let allRead = true;
+  let allRead = !c.errors.some((e) => e.file.startsWith("tasks"));
   for (const name of names) {
     const file = `tasks/${name}`;
-    const text = await readText(`${path}/${file}`, file, c);
-    if (text === null) {
-      allRead = false;
-      continue;
-    }
-    const v = parseJson(text, file, c);
+    const v = parseJson(files[file], file, c);
     if (v === undefined) {
       allRead = false;
       continue;
@@ -529,6 +718,17 @@ function checkTask(v: unknown, file: string, c: Collector): RawTask | null {
   const ownBlocks = checkIdList(v, "blocks", file, c);
 
   if (c.errors.length > before) return null;
+  const command = ownCommand ?? metaCommand;
+  for (
+    const p of taskFieldProblems({
+      id: id!,
+      subject: heading!,
+      description,
+      acceptance,
+      command,
+    })
+  ) c.error(file, p);
+  if (c.errors.length > before) return null;
 
   // Warnings: worth a look, never fatal.
   const stem = file.slice("tasks/".length, -".json".length);
@@ -570,7 +770,6 @@ function checkTask(v: unknown, file: string, c: Collector): RawTask | null {
     preassigned: typeof preassigned === "string" && preassigned !== "",
   };
   if (activeForm !== undefined) t.activeForm = activeForm;
-  const command = ownCommand ?? metaCommand;
   if (command !== undefined) t.command = command;
   if (acceptance !== undefined) t.acceptance = acceptance;
   if (owner !== undefined) t.owner = owner;

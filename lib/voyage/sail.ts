@@ -10,11 +10,9 @@ import { paths } from "../state/paths.ts";
 import { parseRepoArg } from "../validate.ts";
 import { type AgentKind, validateAgentChoice } from "./agents.ts";
 import { analyze } from "./dag.ts";
-import { EMPTY_REPO, loadPlan } from "./plan.ts";
+import { EMPTY_REPO, parsePlan, type Plan, type PlanFiles } from "./plan.ts";
+import { MAX_SHIPS } from "./plan_rules.ts";
 import type { NewTask } from "./queue.ts";
-
-/** A plan as it travels: its files by relative path. */
-export type PlanFiles = Record<string, string>;
 
 export interface SailRequest {
   files: PlanFiles;
@@ -31,38 +29,13 @@ export interface SailResult {
   branch: string;
 }
 
-/** Reads a plan directory into PlanFiles (what `sail` sends). */
-export async function readPlanFiles(dir: string): Promise<PlanFiles> {
-  const files: PlanFiles = {};
-  for (const name of ["voyage.json", "spec.md", "verify.sh"]) {
-    try {
-      files[name] = await Deno.readTextFile(`${dir}/${name}`);
-    } catch { /* loadPlan reports what is missing */ }
-  }
-  try {
-    for await (const e of Deno.readDir(`${dir}/tasks`)) {
-      if (e.isFile && e.name.endsWith(".json")) {
-        files[`tasks/${e.name}`] = await Deno.readTextFile(
-          `${dir}/tasks/${e.name}`,
-        );
-      }
-    }
-  } catch { /* no tasks dir: loadPlan says so */ }
-  return files;
-}
-
+/** Writes files that parsePlan accepted (so their names are a plan's). */
 async function writePlanFiles(dir: string, files: PlanFiles) {
   await Deno.mkdir(`${dir}/tasks`, { recursive: true });
   for (const [name, text] of Object.entries(files)) {
-    if (
-      !/^(voyage\.json|spec\.md|verify\.sh|tasks\/[A-Za-z0-9._-]+\.json)$/.test(
-        name,
-      )
-    ) {
-      throw new UsageError(`unexpected plan file ${name}`);
-    }
     await Deno.writeTextFile(`${dir}/${name}`, text, {
       mode: name === "verify.sh" ? 0o755 : 0o644,
+      createNew: true,
     });
   }
 }
@@ -73,25 +46,26 @@ function newVoyageId(): string {
   return "v" + [...bytes].map((b) => alphabet[b % 36]).join("");
 }
 
+export interface SailDeps {
+  createShip: (name: string) => Promise<unknown>;
+  register: (
+    v: Record<string, unknown>,
+    tasks: NewTask[],
+    ships: string[],
+  ) => Promise<void>;
+  onProgress: Progress;
+  /** Clones a private GitHub repo; kept only while cloning. */
+  ghToken?: string;
+}
+
 export async function sail(
   req: SailRequest,
-  deps: {
-    createShip: (name: string) => Promise<unknown>;
-    register: (
-      v: Record<string, unknown>,
-      tasks: NewTask[],
-      ships: string[],
-    ) => Promise<void>;
-    onProgress: Progress;
-    /** Clones a private GitHub repo; kept only while cloning. */
-    ghToken?: string;
-  },
+  deps: SailDeps,
 ): Promise<SailResult> {
   const id = newVoyageId();
-  const root = `${paths.dir()}/voyages/${id}`;
-  const planDir = `${root}/plan`;
-  await writePlanFiles(planDir, req.files);
-  const plan = await loadPlan(planDir, { repo: req.repo });
+  // Everything is checked before anything is written: a refused sail
+  // leaves nothing behind.
+  const plan = parsePlan("the plan", req.files ?? {}, { repo: req.repo });
   validateAgentChoice(req.agent, {
     tasks: plan.tasks.map((t) => ({
       id: t.id,
@@ -100,11 +74,46 @@ export async function sail(
     })),
     agentCommand: req.agent_command,
   });
-  const analysis = analyze(plan.tasks);
-  const count = req.ships ?? plan.recommendedShips ?? analysis.recommendedShips;
-  if (!Number.isInteger(count) || count < 1 || count > 100) {
-    throw new UsageError(`--ships must be between 1 and 100, not ${count}`);
+  if (
+    req.ships !== undefined &&
+    (!Number.isInteger(req.ships) || req.ships < 1 || req.ships > MAX_SHIPS)
+  ) {
+    throw new UsageError(
+      `--ships must be between 1 and ${MAX_SHIPS}, not ${req.ships}`,
+    );
   }
+  const count = req.ships ?? plan.recommendedShips ??
+    analyze(plan.tasks).recommendedShips;
+  const root = `${paths.dir()}/voyages/${id}`;
+  let registered = false;
+  try {
+    return await launch(id, root, plan, req, count, {
+      ...deps,
+      register: async (...a) => {
+        await deps.register(...a);
+        registered = true;
+      },
+    });
+  } catch (e) {
+    // Until the queue holds it, nothing refers to the voyage's folder.
+    if (!registered) {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    }
+    throw e;
+  }
+}
+
+/** Stores a checked plan, makes its repository, registers it, provisions. */
+async function launch(
+  id: string,
+  root: string,
+  plan: Plan,
+  req: SailRequest,
+  count: number,
+  deps: SailDeps,
+): Promise<SailResult> {
+  const planDir = `${root}/plan`;
+  await writePlanFiles(planDir, plan.files);
 
   deps.onProgress(`creating the voyage repository (${plan.repo})`, id);
   const git = await import("./git.ts");

@@ -829,11 +829,12 @@ Deno.test("integrateTask: from a file:// URL; unrelated history is refused, work
     assert.equal(await g(r.bare, "rev-parse", "voyage/u-task-2"), x);
     assert.equal(await g(r.bare, "rev-parse", r.branch), c);
     assert.equal(await refsUnder(r.bare, "refs/ohcommodore/incoming"), "");
-    // Bad arguments are usage errors before anything is fetched.
+    // Bad arguments are usage errors before anything is fetched. (An id
+    // like "../x" is fine: refs and files take its slug.)
     await assert.rejects(
       integrateTask({
         ...r,
-        taskId: "../x",
+        taskId: "x\ny",
         source: ship,
         commit: c,
         worktreeDir: `${dir}/wt`,

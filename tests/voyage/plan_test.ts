@@ -468,3 +468,34 @@ async function copyPlan(src: string): Promise<string> {
   }
   return dir;
 }
+
+Deno.test("task slugs: plain ids stay, others escape, never two ids to one slug", async () => {
+  const { taskSlug, taskIdProblem } = await import(
+    "../../lib/voyage/plan_rules.ts"
+  );
+  assert.equal(taskSlug("12"), "12");
+  assert.equal(taskSlug("fix-login"), "fix-login");
+  assert.equal(taskSlug("1.1"), "1_2e1");
+  assert.equal(taskSlug("a/b"), "a_2fb");
+  assert.equal(taskSlug("a_2fb"), "a_5f2fb");
+  assert.equal(taskSlug("é"), "_c3_a9");
+  const ids = ["1.1", "1_2e1", "1-1", "a.lock", "a_2elock", "-x", "x-", "../x"];
+  assert.equal(new Set(ids.map(taskSlug)).size, ids.length);
+  for (const id of ids) assert.match(taskSlug(id), /^[A-Za-z0-9_-]+$/);
+  assert.equal(taskIdProblem("x\ny"), "contains a control character");
+  assert.match(taskIdProblem("ж".repeat(30)) ?? "", /too long once made/);
+});
+
+Deno.test("parsePlan: the files a sail sends, checked as loadPlan checks a directory", async () => {
+  const { parsePlan } = await import("../../lib/voyage/plan.ts");
+  const demo = await loadPlan(example("demo"));
+  assert.equal(parsePlan("p", demo.files).tasks.length, demo.tasks.length);
+  assert.throws(
+    () => parsePlan("p", { ...demo.files, "../x.json": "{}" }),
+    /\.\.\/x\.json: is not a file a plan holds/,
+  );
+  assert.throws(
+    () => parsePlan("p", { "voyage.json": demo.files["voyage.json"] }),
+    /no tasks[\s\S]*spec\.md: missing/,
+  );
+});

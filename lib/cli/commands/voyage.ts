@@ -4,6 +4,7 @@ import { rememberNames } from "../completion_cache.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { Option } from "@commander-js/extra-typings";
 import { UsageError } from "../../errors.ts";
+import { escapeControls } from "../../terminal_text.ts";
 import type { RpcEvent } from "../../rpc/protocol.ts";
 import type { Task } from "../../voyage/queue.ts";
 import type { VoyageStatus } from "../../voyage/ops.ts";
@@ -38,7 +39,7 @@ export function renderVoyage(s: VoyageStatus): string {
   const v = s.voyage;
   const c = s.counts;
   const lines = [
-    `VOYAGE ${v.id}${v.name ? ` (${v.name})` : ""}: ${v.state}`,
+    `VOYAGE ${v.id}${v.name ? ` (${escapeControls(v.name)})` : ""}: ${v.state}`,
     `  repo: ${v.repo ?? "-"}  branch: ${v.branch}  agent: ${v.agent}  age: ${
       age(v.created_at)
     }`,
@@ -106,9 +107,14 @@ export function registerVoyage(program: Command, exit: Exit): void {
           const { validateAgentChoice } = await import(
             "../../voyage/agents.ts"
           );
-          const { readPlanFiles } = await import("../../voyage/sail.ts");
           const { parseRepoArg } = await import("../../validate.ts");
+          const { MAX_SHIPS } = await import("../../voyage/plan_rules.ts");
           const ships = positiveInt("--ships", o.ships);
+          if (ships !== undefined && ships > MAX_SHIPS) {
+            throw new UsageError(
+              `--ships must be between 1 and ${MAX_SHIPS}, not ${ships}`,
+            );
+          }
           // Everything about the plan is checked here, before any VM exists.
           const plan = await loadPlan(dir, { repo: o.repo });
           validateAgentChoice(o.agent, {
@@ -120,6 +126,10 @@ export function registerVoyage(program: Command, exit: Exit): void {
             agentCommand: o.agentCommand,
           });
           let repo = o.repo ?? plan.repo;
+          // GH_TOKEN goes only where a repository needs it: the flagship's
+          // clone of a remote repository (ships get the code from the
+          // flagship).
+          let needsToken = false;
           if (repo !== "empty") {
             const spec = parseRepoArg(repo);
             if (spec.kind === "none") {
@@ -128,17 +138,23 @@ export function registerVoyage(program: Command, exit: Exit): void {
               );
             }
             if (spec.kind === "path") repo = spec.path;
+            if (spec.kind === "url") needsToken = true;
             if (spec.kind === "github") {
               // As for ship create: the token must read it, before any VM.
               const { requireRepoAccess } = await import("../../github.ts");
               await requireRepoAccess([spec], Deno.env.get("GH_TOKEN"));
               // The flagship clones what the laptop resolved (its GitHub base).
               repo = spec.url;
+              needsToken = true;
             }
           }
           const secrets: Record<string, string> = {};
           for (
-            const k of ["GH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "CODEX_API_KEY"]
+            const k of [
+              ...(needsToken ? ["GH_TOKEN"] : []),
+              "CLAUDE_CODE_OAUTH_TOKEN",
+              "CODEX_API_KEY",
+            ]
           ) {
             const v = Deno.env.get(k);
             if (v) secrets[k] = v;
@@ -147,7 +163,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
             "voyage sail",
             "voyage.sail",
             {
-              files: await readPlanFiles(plan.path),
+              files: plan.files,
               ships,
               repo,
               agent: o.agent,
