@@ -71,8 +71,16 @@ Deno.test("ids with dots, slashes, a leading dash or .lock check, sail and land;
   const check = await ohcOk(home, ["voyage", "check", plan]);
   assert.ok(!/[\r]/.test(check.stdout) && !check.stdout.includes("\x1b"));
   assert.match(check.stdout, /task 1\.1\\x1b\[31m red\\r\\nsecond line$/m);
-  const id = await sailOk(home, [plan, "--agent", "shell", "--ships", "2"]);
+  // A repo-less voyage: GH_TOKEN goes nowhere.
+  const token = "ghp_never_copied_0123456789";
+  const id = await sailOk(home, [plan, "--agent", "shell", "--ships", "2"], {
+    GH_TOKEN: token,
+  });
   const s = await waitVoyage(home, id);
+  const grep = await new Deno.Command("grep", {
+    args: ["-rl", token, `${home}/.ohcommodore`],
+  }).output();
+  assert.equal(new TextDecoder().decode(grep.stdout), "");
   const ts = await voyageTasks(home, id);
   assert.equal(s.voyage.state, "verified", JSON.stringify(ts));
   assert.deepEqual(
