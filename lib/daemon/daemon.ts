@@ -8,7 +8,7 @@ import { OhcError, UsageError } from "../errors.ts";
 import { InboxService } from "../inbox/service.ts";
 import { illegalTransition } from "../inbox/ops.ts";
 import { openStore } from "../inbox/store.ts";
-import { recordToWire } from "../inbox/types.ts";
+import { MAX_TIMEOUT_S, recordToWire } from "../inbox/types.ts";
 import type { LinkManager } from "../link/flagship.ts";
 import { ShipLinkEnd } from "../link/ship.ts";
 import { argString, type RpcHandlers, serveOne } from "../rpc/stream.ts";
@@ -17,6 +17,11 @@ import { readFleet } from "../state/fleet.ts";
 import { readIdentity } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
 import { VERSION } from "../version.ts";
+import {
+  cgroupNameFor,
+  commandCgroups,
+  sweepStaleCgroups,
+} from "./containment.ts";
 import { HOLD_SCRIPT, Scheduler } from "./scheduler.ts";
 import { StartJournal } from "./start_journal.ts";
 
@@ -58,6 +63,14 @@ export async function runDaemon(): Promise<number> {
   const holdScript = `${paths.runDir(home)}/hold.sh`;
   await Deno.writeTextFile(holdScript, HOLD_SCRIPT, { mode: 0o600 });
   const cwd = self.repo_dir ? `${home}/${self.repo_dir}` : home;
+  // OHCOMMODORE_NO_CGROUP=1: contain commands by their marker only.
+  const cgroups = Deno.env.get("OHCOMMODORE_NO_CGROUP") === "1"
+    ? null
+    : commandCgroups(cgroupNameFor(home));
+  if (cgroups) {
+    const stale = await sweepStaleCgroups(cgroups);
+    if (stale) log(`ended what ${stale} interrupted message(s) left running`);
+  }
   const scheduler = new Scheduler({
     unread: () => store.unread(),
     claim: (msgs) => store.claimThese(msgs),
@@ -69,6 +82,7 @@ export async function runDaemon(): Promise<number> {
     maxOutputBytes: store.maxOutputBytes,
     journal,
     holdScript,
+    cgroups,
     env: {
       ...Deno.env.toObject(),
       PATH: `${home}/.ohcommodore/bin:${
@@ -154,9 +168,12 @@ export async function runDaemon(): Promise<number> {
       const timeout = args.timeout_s;
       if (
         timeout !== undefined && timeout !== null &&
-        (typeof timeout !== "number" || !(timeout > 0))
+        (typeof timeout !== "number" || !(timeout > 0) ||
+          timeout > MAX_TIMEOUT_S)
       ) {
-        throw new UsageError("--timeout must be a positive number of seconds");
+        throw new UsageError(
+          `--timeout must be a positive number of seconds, at most ${MAX_TIMEOUT_S}`,
+        );
       }
       return await service.send(
         argString(args, "recipient"),
@@ -282,6 +299,8 @@ export async function runDaemon(): Promise<number> {
     await store.close();
     journal.close();
     await Deno.remove(sock).catch(() => {});
+    // Empty by now (each command's cgroup goes when it ends): leave no litter.
+    if (cgroups) await Deno.remove(cgroups).catch(() => {});
     lock.close();
     Deno.exit(0);
   };

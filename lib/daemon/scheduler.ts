@@ -19,8 +19,9 @@
  */
 import { concatBytes } from "../bytes.ts";
 import type { FinishArgs } from "../inbox/store.ts";
+import { contain, type Containment } from "./containment.ts";
 import type { StartJournal } from "./start_journal.ts";
-import type { Message } from "../inbox/types.ts";
+import { MAX_TIMEOUT_S, type Message } from "../inbox/types.ts";
 
 /** Where the scheduler takes messages from and leaves their outcomes. */
 export interface SchedulerQueue {
@@ -46,6 +47,11 @@ export interface SchedulerOptions {
   maxOutputBytes: number;
   /** Environment for commands. */
   env: Record<string, string>;
+  /**
+   * The cgroup v2 directory for this daemon's commands (containment.ts
+   * commandCgroups), or null/absent to contain them by their marker.
+   */
+  cgroups?: string | null;
   /** A file holding HOLD_SCRIPT (see hold). */
   holdScript: string;
   /**
@@ -61,7 +67,17 @@ export interface SchedulerOptions {
 interface Held {
   m: Message;
   child: Deno.ChildProcess;
+  /** Holds everything the command starts (containment.ts). */
+  box: Containment;
 }
+
+/** After SIGTERM, what is left of a timed-out command gets SIGKILL. */
+const KILL_AFTER_MS = 2_000;
+/**
+ * After SIGKILL, output is read this much longer: a process that escaped
+ * every kill may hold the pipes, and the inbox must move on.
+ */
+const READ_AFTER_KILL_MS = 1_000;
 
 /**
  * How long a message started ahead of the database may run before it is
@@ -219,14 +235,15 @@ export class Scheduler {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    return { m, child };
+    // While it waits for "go", nothing runs yet: contain it now.
+    return { m, child, box: contain(m.id, child.pid, this.o.cgroups ?? null) };
   }
 
   private discard(h: Held): void {
     h.child.stdin.close().catch(() => {});
     h.child.stdout.cancel().catch(() => {});
     h.child.stderr.cancel().catch(() => {});
-    void h.child.status; // reaped
+    void h.child.status.then(() => h.box.end()); // reaped
   }
 
   /** While messages run, the shell for the next in line waits ready. */
@@ -249,9 +266,12 @@ export class Scheduler {
 
   /** `ahead`: started before the database records it (start journal). */
   private start(m: Message, ahead = false): void {
-    const timeoutS = m.timeout_s ?? this.o.defaultTimeoutS;
+    const timeoutS = Math.min(
+      m.timeout_s ?? this.o.defaultTimeoutS,
+      MAX_TIMEOUT_S,
+    );
     const started = new Date().toISOString();
-    const { child } = this.shellFor(m);
+    const { child, box } = this.shellFor(m);
     const go = child.stdin.getWriter();
     // The next shell starts once this one is released: starting a process
     // blocks the event loop for a millisecond or more.
@@ -259,24 +279,33 @@ export class Scheduler {
       this.prepareNext()
     );
     let killedFor: string | null = null;
+    const stopReading = new AbortController();
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    // Everything the command started: TERM, then KILL, then its output is
+    // read no longer (containment.ts).
     const kill = (reason: string) => {
       if (killedFor) return;
       killedFor = reason;
-      signal(child.pid, "SIGTERM");
-      setTimeout(() => signal(child.pid, "SIGKILL"), 2_000);
+      box.kill("SIGTERM");
+      timers.push(setTimeout(() => {
+        box.kill("SIGKILL");
+        timers.push(
+          setTimeout(() => stopReading.abort(), READ_AFTER_KILL_MS),
+        );
+      }, KILL_AFTER_MS));
     };
-    const timer = setTimeout(
+    timers.push(setTimeout(
       () => kill(`timed out after ${timeoutS}s`),
       timeoutS * 1000,
-    );
+    ));
     const done = (async () => {
       const [out, err, status] = await Promise.all([
-        capture(child.stdout, this.o.maxOutputBytes),
-        capture(child.stderr, this.o.maxOutputBytes),
+        capture(child.stdout, this.o.maxOutputBytes, stopReading.signal),
+        capture(child.stderr, this.o.maxOutputBytes, stopReading.signal),
         child.status,
       ]);
-      clearTimeout(timer);
-      signal(child.pid, "SIGKILL"); // leftovers of the group, if any
+      for (const t of timers) clearTimeout(t);
+      box.end(); // leftovers of the group (and cgroup), if any
       const ok = status.code === 0 && !killedFor;
       const error = killedFor ??
         (ok
@@ -361,21 +390,27 @@ export class Scheduler {
   }
 }
 
-function signal(pid: number, sig: Deno.Signal) {
-  try {
-    Deno.kill(-pid, sig);
-  } catch { /* the group is gone */ }
-}
-
-/** Keeps the first `max` bytes and drains the rest. */
+/**
+ * Keeps the first `max` bytes and drains the rest, until the stream ends
+ * or `stop` aborts.
+ */
 async function capture(
   stream: ReadableStream<Uint8Array>,
   max: number,
+  stop: AbortSignal,
 ): Promise<{ bytes: Uint8Array; truncated: boolean }> {
   const parts: Uint8Array[] = [];
   let n = 0;
   let truncated = false;
-  for await (const chunk of stream) {
+  const reader = stream.getReader();
+  const onStop = () => void reader.cancel().catch(() => {});
+  stop.addEventListener("abort", onStop, { once: true });
+  while (true) {
+    const { value: chunk, done } = await reader.read().catch(() => ({
+      value: undefined,
+      done: true,
+    }));
+    if (done || !chunk) break;
     const room = max - n;
     if (chunk.length > room) truncated = true;
     if (room > 0) {
@@ -384,5 +419,6 @@ async function capture(
       n += part.length;
     }
   }
+  stop.removeEventListener("abort", onStop);
   return { bytes: concatBytes(parts), truncated };
 }

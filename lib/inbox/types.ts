@@ -16,6 +16,12 @@ export const MESSAGE_STATUSES: readonly MessageStatus[] = [
   "error",
 ];
 
+/**
+ * The longest message timeout, in seconds: what a timer holds (2^31 - 1
+ * ms); a longer one would fire at once.
+ */
+export const MAX_TIMEOUT_S = Math.floor((2 ** 31 - 1) / 1000);
+
 /** How a message ends. */
 export type FinalStatus = "done" | "error";
 

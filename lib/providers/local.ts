@@ -42,8 +42,10 @@ export class LocalProvider implements Provider {
   async destroy(name: string): Promise<void> {
     // A process that was still writing there can refill the folder while it
     // is removed; stop again and retry until it is gone.
+    const { removeCommandCgroups } = await import("../daemon/containment.ts");
     for (let attempt = 0;; attempt++) {
       await stopVmProcesses(this.dir(name));
+      await removeCommandCgroups(this.dir(name));
       try {
         await Deno.remove(this.dir(name), { recursive: true });
         return;

@@ -4,11 +4,12 @@
  */
 import type { Command } from "@commander-js/extra-typings";
 import { OhcError, UsageError } from "../../errors.ts";
-import type {
-  Envelope,
-  Message,
-  SentRecord,
-  WireRecord,
+import {
+  type Envelope,
+  MAX_TIMEOUT_S,
+  type Message,
+  type SentRecord,
+  type WireRecord,
 } from "../../inbox/types.ts";
 import type { CallOptions } from "../../rpc/stream.ts";
 import { readIdentity } from "../../state/identity.ts";
@@ -68,7 +69,8 @@ export function registerInbox(program: Command, exit: Exit): void {
     .argument("<command>", "one argument: quote it")
     .option(
       "--timeout <seconds>",
-      "kill the command after this long (default 300)",
+      "kill the command and everything it started after this long\n" +
+        "(default 300, at most 2147483)",
     )
     .option(
       "--wait",
@@ -82,6 +84,11 @@ export function registerInbox(program: Command, exit: Exit): void {
         if (!Number.isFinite(timeout) || timeout <= 0) {
           throw new UsageError(
             `--timeout must be a positive number of seconds, not "${o.timeout}"`,
+          );
+        }
+        if (timeout > MAX_TIMEOUT_S) {
+          throw new UsageError(
+            `--timeout must be at most ${MAX_TIMEOUT_S} seconds (about 24 days), not ${o.timeout}`,
           );
         }
       }
