@@ -17,6 +17,8 @@ export class UsageError extends Error {
 /** A failure while acting, with a stable code for scripts and a hint for people. */
 export class OhcError extends Error {
   readonly exitCode: number = 1;
+  /** Facts for programs (e.g. a failed task's agent cost); travels with the error. */
+  data?: Record<string, unknown>;
   constructor(readonly code: string, message: string, readonly hint?: string) {
     super(message);
     this.name = "OhcError";
@@ -29,16 +31,19 @@ export interface ErrorInfo {
   message: string;
   hint?: string;
   exit_code: number;
+  data?: Record<string, unknown>;
 }
 
 export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof UsageError || err instanceof OhcError) {
-    return {
+    const info: ErrorInfo = {
       code: err.code,
       message: err.message,
       hint: err.hint,
       exit_code: err.exitCode,
     };
+    if (err instanceof OhcError && err.data) info.data = err.data;
+    return info;
   }
   const message = err instanceof Error ? err.message : String(err);
   return { code: "internal", message, exit_code: 1 };
@@ -47,5 +52,7 @@ export function toErrorInfo(err: unknown): ErrorInfo {
 /** Rebuilds an error that crossed a machine boundary, keeping its kind. */
 export function fromErrorInfo(info: ErrorInfo): UsageError | OhcError {
   if (info.exit_code === 2) return new UsageError(info.message, info.hint);
-  return new OhcError(info.code, info.message, info.hint);
+  const e = new OhcError(info.code, info.message, info.hint);
+  if (info.data) e.data = info.data;
+  return e;
 }

@@ -24,6 +24,7 @@ import type { RpcHandlers } from "../lib/rpc/server.ts";
 import { writeFileAtomic } from "../lib/state/atomic.ts";
 import type { Identity } from "../lib/state/identity.ts";
 import { paths } from "../lib/state/paths.ts";
+import type { AgentRunStats } from "../lib/voyage/queue.ts";
 
 /** Which voyage tip to check out, and how to get it. */
 export interface BaseArgs {
@@ -46,6 +47,8 @@ export interface RunTaskArgs extends BaseArgs {
   objective: string;
   agent: "claude" | "codex" | "shell" | "custom";
   agent_command: string | null;
+  /** claude/codex `--model` (`sail --model`). */
+  model?: string | null;
   task: {
     id: string;
     subject: string;
@@ -68,6 +71,8 @@ export interface RunTaskResult {
   bundle: string | null;
   /** The same bundle, base64, when it is small enough to ride in the reply. */
   bundle_data?: string;
+  /** What claude/codex reported of the run (cost, usage); a failed task's error carries it as `data.agent`. */
+  agent?: AgentRunStats | null;
 }
 
 /** Bundles up to this size travel inside the JSON lines, not as files. */
@@ -157,14 +162,17 @@ export function captainHandlers(self: Identity): RpcHandlers {
 }
 
 async function loadModules() {
-  const [git, agents, prompt, tmux, rules] = await Promise.all([
-    import("../lib/voyage/git.ts"),
-    import("../lib/voyage/agents.ts"),
-    import("../lib/voyage/prompt.ts"),
-    import("../lib/voyage/tmux.ts"),
-    import("../lib/voyage/plan_rules.ts"),
-  ]);
-  return { git, agents, prompt, tmux, rules };
+  const [git, agents, prompt, tmux, rules, agentUser, agentEnv] = await Promise
+    .all([
+      import("../lib/voyage/git.ts"),
+      import("../lib/voyage/agents.ts"),
+      import("../lib/voyage/prompt.ts"),
+      import("../lib/voyage/tmux.ts"),
+      import("../lib/voyage/plan_rules.ts"),
+      import("../lib/voyage/agent_user.ts"),
+      import("../lib/voyage/agent_env.ts"),
+    ]);
+  return { git, agents, prompt, tmux, rules, agentUser, agentEnv };
 }
 type Modules = Awaited<ReturnType<typeof loadModules>>;
 
@@ -219,7 +227,7 @@ async function runTask(
     throw new UsageError(`captain.session: bad task: ${problems.join("; ")}`);
   }
   const { git } = m;
-  const { agentCommand, parseAgentOutput } = m.agents;
+  const { agentCommand, agentRunStats, parseAgentOutput } = m.agents;
   const { buildPrompt } = m.prompt;
   const { runTask: runAgent } = m.tmux;
 
@@ -233,6 +241,12 @@ async function runTask(
 
   progress("preparing checkout");
   const baseSha = (await sync(m, a)).base;
+  // A root captain runs claude as an unprivileged user (see agent_user.ts),
+  // in the checkout's real path outside this HOME.
+  const asAgent = await m.agentUser.prepareAgentRun(a.agent, {
+    checkout,
+    home,
+  });
 
   const promptFile = `${vdir}/task-${slug}.prompt.md`;
   await Deno.writeTextFile(
@@ -247,17 +261,17 @@ async function runTask(
       },
       voyageId: a.voyage_id,
       ship: self.name,
-      repoDir: checkout,
+      repoDir: asAgent.checkout,
     }),
   );
-  let tokenFile: string | undefined;
-  if (secrets.CLAUDE_CODE_OAUTH_TOKEN) {
-    tokenFile = `${paths.secrets(home)}/claude_token`;
-    await writeFileAtomic(tokenFile, secrets.CLAUDE_CODE_OAUTH_TOKEN);
+  // The agent's allow-listed variables (credentials, endpoints, models),
+  // in a 0600 file the captain reads into the agent's environment only.
+  let envFile: string | undefined;
+  const agentVars = m.agentEnv.onlyAgentEnv(secrets);
+  if (Object.keys(agentVars).length > 0) {
+    envFile = `${paths.secrets(home)}/voyage-${a.voyage_id}.agent.json`;
+    await writeFileAtomic(envFile, JSON.stringify(agentVars));
   }
-  // A root captain runs claude as an unprivileged user (see agent_user.ts).
-  const { prepareAgentRun } = await import("../lib/voyage/agent_user.ts");
-  const asAgent = await prepareAgentRun(a.agent, { checkout, home, tokenFile });
   const inv = agentCommand(a.agent, {
     voyageId: a.voyage_id,
     ship: self.name,
@@ -268,8 +282,9 @@ async function runTask(
       command: a.task.command ?? undefined,
     },
     promptFile,
-    checkout,
+    checkout: asAgent.checkout,
     agentCommand: a.agent_command ?? undefined,
+    model: a.model ?? undefined,
     env: {
       HOME: home,
       PATH: `${home}/.ohcommodore/bin:${
@@ -278,7 +293,7 @@ async function runTask(
       LANG: Deno.env.get("LANG") ?? "C.UTF-8",
       ...asAgent.env,
     },
-    tokenFile,
+    envFile,
     runAsUser: asAgent.runAsUser,
     allowRoot: Deno.env.get("OHCOMMODORE_CLAUDE_ALLOW_ROOT") === "1",
   });
@@ -302,24 +317,29 @@ async function runTask(
   } finally {
     clearInterval(beat);
   }
-  if (code !== 0) {
-    throw new OhcError(
-      "agent_failed",
-      `the ${a.agent} agent exited with ${code} on task ${id}`,
-    );
-  }
-  // Claude and Codex exit 0 even when they gave up; their stream says so.
+  // Claude and Codex exit 0 even when they gave up, and 1 after an API
+  // error; their stream says which, and what the run cost.
   const outcome = parseAgentOutput(
     a.agent,
     await Deno.readTextFile(logFile).catch(() => ""),
   );
-  if (outcome && !outcome.ok) {
-    throw new OhcError(
+  const stats = outcome ? agentRunStats(outcome) : null;
+  const why = outcome?.reportedFailure ?? outcome?.error;
+  if (outcome && !outcome.ok && (code === 0 || why)) {
+    const e = new OhcError(
       "agent_failed",
-      `the ${a.agent} agent did not finish task ${id}: ${
-        outcome.reportedFailure ?? outcome.error ?? "no result"
-      }`,
+      `the ${a.agent} agent did not finish task ${id}: ${why ?? "no result"}`,
     );
+    e.data = { agent: stats };
+    throw e;
+  }
+  if (code !== 0) {
+    const e = new OhcError(
+      "agent_failed",
+      `the ${a.agent} agent exited with ${code} on task ${id}`,
+    );
+    if (stats) e.data = { agent: stats };
+    throw e;
   }
   progress("committing");
   const { commit } = await git.commitTask({
@@ -327,7 +347,9 @@ async function runTask(
     taskId: id,
     subject: a.task.subject,
   });
-  if (!commit) return { commit: null, base: baseSha, bundle: null };
+  if (!commit) {
+    return { commit: null, base: baseSha, bundle: null, agent: stats };
+  }
   const bundle = `${shipVoyageDir(a.voyage_id)}/out/task-${slug}.bundle`;
   await git.bundleCommit({
     repo: checkout,
@@ -338,7 +360,13 @@ async function runTask(
   });
   const bytes = await Deno.readFile(`${home}/${bundle}`);
   if (bytes.length > INLINE_BUNDLE_MAX) {
-    return { commit, base: baseSha, bundle };
+    return { commit, base: baseSha, bundle, agent: stats };
   }
-  return { commit, base: baseSha, bundle, bundle_data: bytesToBase64(bytes) };
+  return {
+    commit,
+    base: baseSha,
+    bundle,
+    bundle_data: bytesToBase64(bytes),
+    agent: stats,
+  };
 }

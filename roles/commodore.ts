@@ -393,6 +393,8 @@ function voyageHandlers(
   return {
     "voyage.sail": async ({ args, secrets, emit }) => {
       const { sail } = await import("../lib/voyage/sail.ts");
+      // What agents need on ships; nothing else is kept with the voyage.
+      const { onlyAgentEnv } = await import("../lib/voyage/agent_env.ts");
       const onProgress = progress(emit);
       return await sail(
         args as unknown as import("../lib/voyage/sail.ts").SailRequest,
@@ -403,7 +405,7 @@ function voyageHandlers(
             daemon(
               "voyage.create",
               { voyage, tasks, ships },
-              agentSecrets(secrets),
+              onlyAgentEnv(secrets),
             ),
           // A voyage's ships get its code from the flagship: no GH_TOKEN.
           createShip: (name) =>
@@ -440,6 +442,7 @@ function voyageHandlers(
         voyage: v.id,
         ships: ships.map((s) => ({ name: s.name, t: c.provider.transport(s) })),
         follow: args.follow === true,
+        raw: args.raw === true,
         signal,
         emit: (line) =>
           emit({
@@ -473,13 +476,4 @@ function voyageHandlers(
       return { id: v.id, branch: v.branch };
     },
   };
-}
-
-/** What agents may need on ships; nothing else is kept with the voyage. */
-function agentSecrets(s: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of ["CLAUDE_CODE_OAUTH_TOKEN", "CODEX_API_KEY"]) {
-    if (s[k]) out[k] = s[k];
-  }
-  return out;
 }

@@ -222,6 +222,33 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE sent_v3 RENAME TO sent`,
     ],
   },
+  {
+    version: 4,
+    name: "voyage model; task_attempts: each attempt's outcome, cost and usage",
+    // voyages has no nextval() default, so ADD COLUMN replays from the WAL
+    // (see version 3).
+    statements: [
+      `ALTER TABLE voyages ADD COLUMN model VARCHAR`,
+      `CREATE TABLE task_attempts (
+        voyage_id   VARCHAR NOT NULL,
+        task_id     VARCHAR NOT NULL,
+        attempt     INTEGER NOT NULL,
+        ship        VARCHAR,
+        started_at  VARCHAR,
+        finished_at VARCHAR NOT NULL,
+        outcome     VARCHAR NOT NULL,
+        error       VARCHAR,
+        cost_usd    DOUBLE,
+        usage       VARCHAR,
+        model       VARCHAR,
+        turns       INTEGER,
+        duration_ms BIGINT,
+        session_id  VARCHAR,
+        api_retries INTEGER,
+        PRIMARY KEY (voyage_id, task_id, attempt)
+      )`,
+    ],
+  },
 ];
 
 /** The version this code writes and understands. */

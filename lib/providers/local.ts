@@ -1,6 +1,7 @@
 import { OhcError } from "../errors.ts";
 import { paths } from "../state/paths.ts";
 import { LocalTransport } from "../transport/local.ts";
+import { agentWorkDir, removeAgentWork } from "../voyage/agent_workdir.ts";
 import type { Provider, VmRecord } from "./types.ts";
 
 /** Marks a folder as a local VM; `list()` reads it back. */
@@ -48,6 +49,7 @@ export class LocalProvider implements Provider {
       await removeCommandCgroups(this.dir(name));
       try {
         await Deno.remove(this.dir(name), { recursive: true });
+        await removeAgentWork(this.dir(name));
         return;
       } catch (e) {
         if (e instanceof Deno.errors.NotFound) return;
@@ -90,10 +92,12 @@ export class LocalProvider implements Provider {
 /**
  * Destroying a real VM ends everything on it; a local VM's processes are
  * found by their pidfiles (daemon), their tmux server, and (where /proc
- * exists) by running with HOME or cwd inside the VM's folder.
+ * exists) by running with HOME or cwd inside the VM's folder, or inside
+ * the checkouts its agent user works in (agent_workdir.ts).
  */
 async function stopVmProcesses(home: string): Promise<void> {
   await stopPidfiles(home);
+  const work = await agentWorkDir(home);
   // A process killed in one round may have forked before it died (a captain
   // starting a tmux server, which daemonizes): look again until none is left.
   for (let round = 0; round < 5; round++) {
@@ -102,7 +106,7 @@ async function stopVmProcesses(home: string): Promise<void> {
       stdout: "null",
       stderr: "null",
     }).output().catch(() => {});
-    const left = await processesIn(home);
+    const left = await processesIn(home, work);
     if (left.length === 0) return;
     for (const pid of left) {
       try {
@@ -113,8 +117,8 @@ async function stopVmProcesses(home: string): Promise<void> {
   }
 }
 
-/** Pids of processes whose HOME or cwd is inside `home` (Linux /proc). */
-async function processesIn(home: string): Promise<number[]> {
+/** Pids of processes whose HOME or cwd is inside `home`, or cwd inside `work` (Linux /proc). */
+async function processesIn(home: string, work: string): Promise<number[]> {
   const out: number[] = [];
   try {
     for await (const e of Deno.readDir("/proc")) {
@@ -125,6 +129,7 @@ async function processesIn(home: string): Promise<number[]> {
         const env = await Deno.readTextFile(`/proc/${pid}/environ`);
         if (
           cwd === home || cwd.startsWith(`${home}/`) ||
+          cwd === work || cwd.startsWith(`${work}/`) ||
           env.split("\0").includes(`HOME=${home}`)
         ) out.push(pid);
       } catch { /* gone, or not ours to read */ }

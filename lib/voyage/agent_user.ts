@@ -25,12 +25,17 @@
  *   (read-only) git gets `safe.directory=<checkout>` through
  *   `GIT_CONFIG_*` in its environment, which git treats as command-line
  *   config, so nothing is written in the agent's home as root;
- * - the agent must be able to reach the checkout: the captain's HOME gets
- *   o+x (pass through, not list) when it lacks it; a directory above HOME
- *   that blocks the agent is an error naming it;
- * - the Claude token file is chowned to the agent user, mode 0600.
+ * - the agent must reach the checkout without passing through the captain's
+ *   HOME (a local VM's HOME is inside the laptop user's 0700 home, which
+ *   must stay closed): the checkout moves to a root-owned place outside it
+ *   (agent_workdir.ts) and `~/voyage-<id>` becomes a link there; the agent
+ *   works in the real path. A directory on that path the agent cannot pass
+ *   is an error naming it; nothing is opened up;
+ * - the agent's credentials stay the captain's (0600 files it reads to set
+ *   the agent's environment); the agent user gets none of its files.
  */
 import { OhcError } from "../errors.ts";
+import { AGENT_WORK_ROOT, agentWorkDir } from "./agent_workdir.ts";
 import {
   type AgentKind,
   type AgentUser,
@@ -63,16 +68,18 @@ export interface AgentRunPrep {
   runAsUser?: string;
   /** Added to the agent's environment. */
   env: Record<string, string>;
+  /** Where the agent works: the checkout, or its real path once moved. */
+  checkout: string;
 }
 
 /**
- * Gets the checkout, the token file and the agent's user ready for one
- * run of `kind` (call it after the checkout is prepared, before the agent
- * starts). Returns what agentCommand needs.
+ * Gets the checkout and the agent's user ready for one run of `kind`
+ * (call it after the checkout is prepared, before the prompt is written and
+ * the agent starts). Returns what agentCommand needs.
  */
 export async function prepareAgentRun(
   kind: AgentKind,
-  o: { checkout: string; home: string; tokenFile?: string },
+  o: { checkout: string; home: string },
 ): Promise<AgentRunPrep> {
   const uid = Deno.uid() ?? -1;
   const name = agentUserName(kind, { uid, env: (k) => Deno.env.get(k) });
@@ -81,24 +88,75 @@ export async function prepareAgentRun(
     if (kind === "claude" && name === undefined) {
       await prepareClaudeHome(o.home, { trust: [o.checkout] });
     }
-    return { runAsUser: name, env: {} };
+    return { runAsUser: name, env: {}, checkout: o.checkout };
   }
   const user = await ensureAgentUser(name);
-  if (user.uid === 0) return { runAsUser: name, env: {} };
-  await reachable(o.checkout, user, o.home);
-  await shareCheckout(o.checkout, user);
-  if (o.tokenFile) {
-    await Deno.chown(o.tokenFile, user.uid, user.gid);
-    await Deno.chmod(o.tokenFile, 0o600);
+  if (user.uid === 0) {
+    return { runAsUser: name, env: {}, checkout: o.checkout };
   }
+  const checkout = await moveOutOfHome(o.checkout, o.home);
+  await reachable(checkout, user);
+  await shareCheckout(checkout, user);
   return {
     runAsUser: user.name,
     env: {
       GIT_CONFIG_COUNT: "1",
       GIT_CONFIG_KEY_0: "safe.directory",
-      GIT_CONFIG_VALUE_0: o.checkout,
+      GIT_CONFIG_VALUE_0: checkout,
     },
+    checkout,
   };
+}
+
+/**
+ * The checkout's real path outside the captain's HOME (agent_workdir.ts),
+ * moving it there and leaving a link the first time. Every directory the
+ * move creates is root's, mode 0711; one that another user could change
+ * is refused.
+ */
+async function moveOutOfHome(checkout: string, home: string): Promise<string> {
+  if ((await Deno.lstat(checkout)).isSymlink) {
+    return await Deno.realPath(checkout);
+  }
+  const parent = await agentWorkDir(home);
+  const top = AGENT_WORK_ROOT.slice(0, AGENT_WORK_ROOT.lastIndexOf("/"));
+  for (const dir of [top, AGENT_WORK_ROOT, parent]) {
+    await Deno.mkdir(dir).catch((e) => {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    });
+    const info = await Deno.lstat(dir);
+    if (info.isDirectory && info.uid === 0) await Deno.chmod(dir, 0o711);
+    if (!info.isDirectory || info.uid !== 0) {
+      throw new OhcError(
+        "agent_user",
+        `${dir} must be a directory of root's that no one else can change, to hold the agent's checkouts`,
+      );
+    }
+  }
+  const real = `${parent}/${checkout.split("/").pop()}`;
+  await Deno.remove(real, { recursive: true }).catch(() => {});
+  try {
+    await Deno.rename(checkout, real);
+  } catch {
+    // Another file system: copy, then remove.
+    const cp = await new Deno.Command("cp", {
+      args: ["-a", "--", checkout, real],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!cp.success) {
+      throw new OhcError(
+        "agent_user",
+        `cannot move ${checkout} to ${real} for the agent user: ${
+          new TextDecoder().decode(cp.stderr).trim()
+        }`,
+      );
+    }
+    await Deno.remove(checkout, { recursive: true });
+  }
+  await Deno.symlink(real, checkout);
+  return real;
 }
 
 /**
@@ -170,15 +228,8 @@ export function canSearch(info: Deno.FileInfo, user: AgentUser): boolean {
   return (m & 0o001) !== 0;
 }
 
-/**
- * Makes every directory above the checkout passable for the user (see
- * top); changes nothing when one above HOME blocks it.
- */
-async function reachable(
-  checkout: string,
-  user: AgentUser,
-  home: string,
-): Promise<void> {
+/** Fails naming every directory above the checkout the user cannot pass. */
+async function reachable(checkout: string, user: AgentUser): Promise<void> {
   const parts = checkout.split("/").filter(Boolean);
   const blocked: { dir: string; mode: number }[] = [];
   for (let i = 0; i < parts.length; i++) {
@@ -188,21 +239,18 @@ async function reachable(
       blocked.push({ dir, mode: (info.mode ?? 0) & 0o7777 });
     }
   }
-  const self = home.replace(/\/+$/, "");
-  const others = blocked.filter((b) => b.dir !== self);
-  if (others.length > 0) {
+  if (blocked.length > 0) {
     const oct = (m: number) => (m & 0o777).toString(8).padStart(4, "0");
     throw new OhcError(
       "agent_user",
       `the agent user ${user.name} cannot reach ${checkout}: ${
-        others.map((b) => `${b.dir} (mode ${oct(b.mode)})`).join(", ")
-      } ${others.length === 1 ? "is" : "are"} not searchable for it`,
+        blocked.map((b) => `${b.dir} (mode ${oct(b.mode)})`).join(", ")
+      } ${blocked.length === 1 ? "is" : "are"} not searchable for it`,
       `chmod o+x ${
-        others.map((b) => b.dir).join(" ")
+        blocked.map((b) => b.dir).join(" ")
       }, or set OHCOMMODORE_AGENT_USER to a user that can reach it`,
     );
   }
-  for (const b of blocked) await Deno.chmod(b.dir, b.mode | 0o001);
 }
 
 /** The work tree to the agent, the top directory and `.git` kept (see top). */

@@ -49,7 +49,9 @@
 
 import { OhcError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../state/atomic.ts";
+import { AGENT_ENV_NAMES, isAgentSecret } from "./agent_env.ts";
 import { FAILURE_MARKER } from "./prompt.ts";
+import type { AgentRunStats } from "./queue.ts";
 
 export type AgentKind = "claude" | "codex" | "shell" | "custom";
 export const AGENT_KINDS: readonly AgentKind[] = [
@@ -137,6 +139,12 @@ export interface AgentOptions {
   tokenFile?: string;
   /** codex: a 0600 file holding an API key; becomes CODEX_API_KEY. */
   codexKeyFile?: string;
+  /**
+   * A 0600 JSON file of the agent's allow-listed variables (agent_env.ts:
+   * credentials, endpoints, models), set in its environment; the secrets
+   * among them are listed in `secretEnv`. Read like a token file.
+   */
+  envFile?: string;
   /** The claude executable (default "claude", found on the env's PATH). */
   claudeBin?: string;
   /** The codex executable (default "codex"). */
@@ -296,6 +304,13 @@ export function agentCommand(
       throw new UsageError(`unknown agent "${kind as string}"`);
   }
 
+  if (opts.envFile !== undefined && (kind === "claude" || kind === "codex")) {
+    const vars = readSecretEnvFile(opts.envFile);
+    for (const [k, v] of Object.entries(vars)) {
+      env[k] = v;
+      if (isAgentSecret(k) && !secretEnv.includes(k)) secretEnv.push(k);
+    }
+  }
   for (const [k, v] of Object.entries(ohcEnv(opts))) env[k] = v;
   if (user) {
     env.HOME = opts.home ?? user.home;
@@ -377,6 +392,43 @@ export function readSecretFile(path: string, what: string): string {
     );
   }
   return value;
+}
+
+/**
+ * Reads a JSON object of variables from a file only its owner may read
+ * (the same checks as `readSecretFile`); names outside the agent
+ * allow-list are refused, never shown with their values.
+ */
+export function readSecretEnvFile(path: string): Record<string, string> {
+  const text = readSecretFile(path, "the agent environment");
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new OhcError(
+      "secret_invalid",
+      `the agent environment file ${path} is not JSON`,
+    );
+  }
+  if (!isObject(v)) {
+    throw new OhcError(
+      "secret_invalid",
+      `the agent environment file ${path} does not hold an object`,
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (!AGENT_ENV_NAMES.includes(k) || typeof val !== "string") {
+      throw new OhcError(
+        "secret_invalid",
+        `the agent environment file ${path} holds ${
+          JSON.stringify(k)
+        }, which is not an allowed agent variable`,
+      );
+    }
+    out[k] = val;
+  }
+  return out;
 }
 
 /** Looks a user up (name or uid) with getent, else /etc/passwd. */
@@ -739,6 +791,19 @@ export function parseCodexStream(
     out.ok = true;
   }
   return out;
+}
+
+/** What the flagship keeps of a run with the task's attempt (cost, usage, ...). */
+export function agentRunStats(o: AgentOutcome): AgentRunStats {
+  return {
+    cost_usd: o.costUsd ?? null,
+    usage: o.usage ?? null,
+    model: o.model ?? null,
+    turns: o.turns ?? null,
+    duration_ms: o.durationMs ?? null,
+    session_id: o.sessionId ?? null,
+    api_retries: o.apiRetries ?? null,
+  };
 }
 
 /**

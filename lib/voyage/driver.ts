@@ -292,6 +292,7 @@ export class VoyageDriver {
         objective: v.objective,
         agent: v.agent as RunTaskArgs["agent"],
         agent_command: v.agent_command,
+        model: v.model,
         task: {
           id: task.id,
           subject: task.subject,
@@ -322,7 +323,7 @@ export class VoyageDriver {
       st.known = [res.base];
       if (!res.commit || !res.bundle) {
         return {
-          outcome: { ok: true, commit: null },
+          outcome: { ok: true, commit: null, agent: res.agent },
           note: `task ${task.id}: done (no changes)`,
         };
       }
@@ -350,7 +351,7 @@ export class VoyageDriver {
       st.known = [res.base, res.commit];
       if (landed.ok) {
         return {
-          outcome: { ok: true, commit: landed.tip },
+          outcome: { ok: true, commit: landed.tip, agent: res.agent },
           note: `task ${task.id}: done, landed at ${landed.tip.slice(0, 12)}`,
         };
       }
@@ -364,6 +365,7 @@ export class VoyageDriver {
           conflict: landed.conflict,
           side_branch: landed.sideBranch,
           commit: res.commit,
+          agent: res.agent,
         },
         note: `task ${task.id}: conflict in ${landed.conflict.join(", ")}`,
       };
@@ -375,8 +377,13 @@ export class VoyageDriver {
         );
         return "lost";
       }
+      const data = e instanceof OhcError ? e.data : undefined;
       return {
-        outcome: { ok: false, error: err.message },
+        outcome: {
+          ok: false,
+          error: err.message,
+          agent: (data?.agent ?? null) as FinishOutcome["agent"],
+        },
         note: `task ${task.id}: failed: ${err.message}`,
       };
     }

@@ -2,11 +2,13 @@
  * `voyage logs`: each task's agent output lives on the ship that ran it
  * (`~/.ohcommodore/voyages/<id>/logs/task-<n>.log`); the flagship reads them
  * over the transport and prefixes each line with ship and task. --follow
- * polls for growth once a second.
+ * polls for growth once a second. Claude's stream-json lines are rendered
+ * for people (agent_log.ts) unless `raw`.
  */
 import type { Transport } from "../transport/types.ts";
 import { run } from "../transport/run.ts";
 import { shipVoyageDir } from "../../roles/captain.ts";
+import { renderAgentLine } from "./agent_log.ts";
 
 /** Prints `<name> <size>` for each log, then nothing else. */
 const LIST =
@@ -18,9 +20,15 @@ export async function voyageLogs(o: {
   voyage: string;
   ships: { name: string; t: Transport }[];
   follow: boolean;
+  /** The lines as the agents wrote them (no rendering). */
+  raw?: boolean;
   signal: AbortSignal;
   emit: (line: string) => void;
 }): Promise<void> {
+  const show = (tag: string, line: string) => {
+    const r = o.raw ? line : renderAgentLine(line);
+    if (r !== null) o.emit(`${tag} ${r}`);
+  };
   const dir = `${shipVoyageDir(o.voyage)}/logs`;
   const offsets = new Map<string, number>();
   const partial = new Map<string, string>();
@@ -55,7 +63,7 @@ export async function voyageLogs(o: {
         const lines = text.split("\n");
         partial.set(key, lines.pop() ?? "");
         const tag = `[${s.name} ${f.name.replace(/\.log$/, "")}]`;
-        for (const line of lines) o.emit(`${tag} ${line}`);
+        for (const line of lines) show(tag, line);
       }
     }
   };
@@ -67,7 +75,7 @@ export async function voyageLogs(o: {
   for (const [key, rest] of partial) {
     if (rest) {
       const [ship, file] = key.split("/");
-      o.emit(`[${ship} ${file.replace(/\.log$/, "")}] ${rest}`);
+      show(`[${ship} ${file.replace(/\.log$/, "")}]`, rest);
     }
   }
 }

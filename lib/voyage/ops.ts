@@ -123,7 +123,7 @@ export async function voyageOps(deps: {
           `invalid status "${st}": one of pending, running, done, failed`,
         );
       }
-      return { voyage: v.id, tasks: await queue.tasks(v.id, st) };
+      return { voyage: v.id, tasks: await queue.tasksWithRuns(v.id, st) };
     },
     "voyage.events": async ({ args }) =>
       await queue.events((await pick(args.id)).id),

@@ -28,6 +28,8 @@ export interface Voyage {
   repo: string | null;
   agent: string;
   agent_command: string | null;
+  /** `sail --model`, for claude and codex; null: the agent's default. */
+  model: string | null;
   objective: string;
   max_attempts: number;
   lease_s: number;
@@ -74,6 +76,39 @@ export interface TaskEvent {
   at: string;
 }
 
+/** One attempt at a task, as `voyage tasks --json` shows it in `runs`. */
+export interface TaskRun {
+  attempt: number;
+  ship: string | null;
+  started_at: string | null;
+  finished_at: string;
+  /** done, failed, retry (failed, tried again), lost (lease ran out). */
+  outcome: string;
+  error: string | null;
+  /** What the agent reported for the run (claude: its result event). */
+  cost_usd: number | null;
+  usage: Record<string, unknown> | null;
+  model: string | null;
+  turns: number | null;
+  duration_ms: number | null;
+  session_id: string | null;
+  api_retries: number | null;
+}
+
+/** A task with its attempts (`voyage tasks --json`). */
+export type TaskWithRuns = Task & { runs: TaskRun[] };
+
+/** What a ship reports of an agent's run (agents.ts `agentRunStats`). */
+export interface AgentRunStats {
+  cost_usd: number | null;
+  usage: Record<string, unknown> | null;
+  model: string | null;
+  turns: number | null;
+  duration_ms: number | null;
+  session_id: string | null;
+  api_retries: number | null;
+}
+
 export type NewTask = Pick<
   Task,
   "id" | "subject" | "description" | "acceptance" | "command" | "blocked_by"
@@ -87,12 +122,14 @@ export interface FinishOutcome {
   side_branch?: string;
   /** A failure that retrying cannot fix (e.g. a merge conflict). */
   final?: boolean;
+  /** What the agent reported (cost, usage, ...), kept with the attempt. */
+  agent?: AgentRunStats | null;
 }
 
 const TASK_COLS =
   "voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status, ship, attempts, lease_until, started_at, finished_at, commit_sha, error, conflict, side_branch";
 const VOYAGE_COLS =
-  "id, name, state, plan_dir, bare, branch, repo, agent, agent_command, objective, max_attempts, lease_s, created_at, finished_at, verify_code, verify_output";
+  "id, name, state, plan_dir, bare, branch, repo, agent, agent_command, objective, max_attempts, lease_s, created_at, finished_at, verify_code, verify_output, model";
 
 export class VoyageQueue {
   constructor(
@@ -120,10 +157,12 @@ export class VoyageQueue {
   }
 
   create(
-    v: Omit<
-      Voyage,
-      "created_at" | "finished_at" | "verify_code" | "verify_output"
-    >,
+    v:
+      & Omit<
+        Voyage,
+        "created_at" | "finished_at" | "verify_code" | "verify_output" | "model"
+      >
+      & { model?: string | null },
     tasks: NewTask[],
     ships: string[],
   ): Promise<void> {
@@ -132,7 +171,7 @@ export class VoyageQueue {
         throw new UsageError(`voyage ${v.id} already exists`);
       }
       await q(
-        `INSERT INTO voyages (${VOYAGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL)`,
+        `INSERT INTO voyages (${VOYAGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14)`,
         [
           v.id,
           v.name,
@@ -147,6 +186,7 @@ export class VoyageQueue {
           v.max_attempts,
           v.lease_s,
           this.iso(),
+          v.model ?? null,
         ],
       );
       let ord = 0;
@@ -290,6 +330,10 @@ export class VoyageQueue {
     )).map(toTask);
     for (const t of stale) {
       const failed = t.attempts >= v.max_attempts;
+      await this.recordAttempt(q, v.id, t, {
+        outcome: "lost",
+        error: `ship ${t.ship} stopped heartbeating`,
+      });
       await q(
         `UPDATE tasks SET status = $3, ship = NULL, lease_until = NULL, error = $4,
            finished_at = CASE WHEN $3 = 'failed' THEN $5 ELSE NULL END
@@ -401,6 +445,11 @@ export class VoyageQueue {
         o.side_branch ?? null,
       ],
     );
+    await this.recordAttempt(q, voyage, t, {
+      outcome: status === "pending" ? "retry" : status,
+      error: o.error ?? null,
+      agent: o.agent ?? null,
+    });
     await q(
       `UPDATE voyage_ships SET state = 'idle', current_task = NULL, task_started_at = NULL, last_heartbeat = $3
        WHERE voyage_id = $1 AND ship = $2`,
@@ -418,6 +467,61 @@ export class VoyageQueue {
       detail,
     );
     return true;
+  }
+
+  /** One row per attempt, once it has ended (a retried claim replaces none). */
+  private async recordAttempt(
+    q: Query,
+    voyage: string,
+    t: Task,
+    r: { outcome: string; error: string | null; agent?: AgentRunStats | null },
+  ) {
+    const a = r.agent ?? null;
+    await q(
+      `INSERT OR REPLACE INTO task_attempts (voyage_id, task_id, attempt, ship, started_at, finished_at,
+         outcome, error, cost_usd, usage, model, turns, duration_ms, session_id, api_retries)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+      [
+        voyage,
+        t.id,
+        t.attempts,
+        t.ship,
+        t.started_at,
+        this.iso(),
+        r.outcome,
+        r.error,
+        a?.cost_usd ?? null,
+        a?.usage ? JSON.stringify(a.usage) : null,
+        a?.model ?? null,
+        a?.turns ?? null,
+        a?.duration_ms ?? null,
+        a?.session_id ?? null,
+        a?.api_retries ?? null,
+      ],
+    );
+  }
+
+  /** The voyage's tasks, each with its ended attempts (`voyage tasks --json`). */
+  tasksWithRuns(voyage: string, status?: TaskStatus): Promise<TaskWithRuns[]> {
+    return this.store.transaction(async (q) => {
+      const tasks = (await q(
+        status
+          ? `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 AND status = $2 ORDER BY ord`
+          : `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 ORDER BY ord`,
+        status ? [voyage, status] : [voyage],
+      )).map(toTask);
+      const runs = Map.groupBy(
+        await q(
+          `SELECT * FROM task_attempts WHERE voyage_id = $1 ORDER BY task_id, attempt`,
+          [voyage],
+        ),
+        (r) => str(r.task_id),
+      );
+      return tasks.map((t) => ({
+        ...t,
+        runs: (runs.get(t.id) ?? []).map(toRun),
+      }));
+    });
   }
 
   get(voyage: string): Promise<Voyage | null> {
@@ -526,6 +630,24 @@ function toTask(r: Row): Task {
   };
 }
 
+function toRun(r: Row): TaskRun {
+  return {
+    attempt: num(r.attempt),
+    ship: strOrNull(r.ship),
+    started_at: strOrNull(r.started_at),
+    finished_at: str(r.finished_at),
+    outcome: str(r.outcome),
+    error: strOrNull(r.error),
+    cost_usd: numOrNull(r.cost_usd),
+    usage: r.usage === null ? null : JSON.parse(str(r.usage)),
+    model: strOrNull(r.model),
+    turns: numOrNull(r.turns),
+    duration_ms: numOrNull(r.duration_ms),
+    session_id: strOrNull(r.session_id),
+    api_retries: numOrNull(r.api_retries),
+  };
+}
+
 function toVoyage(r: Row): Voyage {
   return {
     id: str(r.id),
@@ -537,6 +659,7 @@ function toVoyage(r: Row): Voyage {
     repo: strOrNull(r.repo),
     agent: str(r.agent),
     agent_command: strOrNull(r.agent_command),
+    model: strOrNull(r.model),
     objective: str(r.objective),
     max_attempts: num(r.max_attempts),
     lease_s: num(r.lease_s),

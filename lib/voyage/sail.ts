@@ -8,6 +8,7 @@ import type { Progress } from "../fleet/api.ts";
 import { withTokenFile } from "../git.ts";
 import { paths } from "../state/paths.ts";
 import { parseRepoArg } from "../validate.ts";
+import { checkModel } from "./agent_env.ts";
 import { type AgentKind, validateAgentChoice } from "./agents.ts";
 import { analyze } from "./dag.ts";
 import { EMPTY_REPO, parsePlan, type Plan, type PlanFiles } from "./plan.ts";
@@ -20,6 +21,8 @@ export interface SailRequest {
   repo?: string;
   agent: AgentKind;
   agent_command?: string;
+  /** claude/codex `--model`. */
+  model?: string;
 }
 
 export interface SailResult {
@@ -74,6 +77,7 @@ export async function sail(
     })),
     agentCommand: req.agent_command,
   });
+  checkModel(req.agent, req.model);
   if (
     req.ships !== undefined &&
     (!Number.isInteger(req.ships) || req.ships < 1 || req.ships > MAX_SHIPS)
@@ -144,6 +148,7 @@ async function launch(
       repo: plan.repo,
       agent: req.agent,
       agent_command: req.agent_command ?? null,
+      model: req.model ?? null,
       objective: plan.objective,
       max_attempts: Number(Deno.env.get("OHCOMMODORE_TASK_ATTEMPTS") ?? 3),
       lease_s: Number(Deno.env.get("OHCOMMODORE_TASK_LEASE") ?? 60),

@@ -11,8 +11,8 @@
  *
  How: the window runs `bash <rundir>/run.sh`, a small wrapper
  *
- *     <clear the environment>; . <envfile>; rm <envfile>
- *     cd <cwd>; <argv> < <stdin> 2>&1 | tee -a <log>
+ *     <clear the environment>; cd <cwd>
+ *     ( . <envfile>; rm <envfile>; <argv> ) < <stdin> 2>&1 | tee -a <log>
  *     echo ${PIPESTATUS[0]} > <exitfile>; exec sleep <linger>
  *
  * built with `quoteArgv`, so nothing in argv is ever re-parsed. The wrapper
@@ -22,8 +22,10 @@
  * polling every 50 ms where that is unavailable) and checks every second
  * that the window still exists. Environment values never
  * appear in any argv (not in tmux's, not in the wrapper's): they are written
- * to a 0600 file in the 0700 run dir, sourced by the wrapper and deleted at
- * once; the run dir is removed when the command has ended.
+ * to a 0600 file in the 0700 run dir, sourced in the command's own subshell
+ * and deleted at once (so only the command and its children hold them, never
+ * the wrapper, tee or the lingering sleep); the run dir is removed when the
+ * command has ended.
  *
  * Semantics shared with `runDirect` (the fallback without tmux):
  * - `env` is the whole environment of the command; nothing is inherited
@@ -388,8 +390,6 @@ function wrapperScript(o: {
     `done_with() { printf '%s\\n' "$1" > "$d/exit"; }`,
     // The pane inherits the tmux server's environment; start from nothing.
     `for v in $(compgen -e); do case $v in TERM|TMUX|TMUX_PANE) ;; *) unset "$v" 2>/dev/null ;; esac; done`,
-    `if ! . "$d/env"; then say "[ohc] $w: cannot read the environment file"; done_with 127; exit 127; fi`,
-    `${q(rm)} -f -- "$d/env"`,
     // Ctrl-C or SIGTERM ends the command; the wrapper lives to record it.
     `trap : INT TERM`,
     `if ! cd -- ${q(o.cwd)}; then say "[ohc] $w: cannot cd to "${
@@ -398,7 +398,13 @@ function wrapperScript(o: {
     `say "$(printf '[ohc] %s started ${ts}: %s' "$w" -1 ${
       q(summary(o.argv))
     })"`,
-    `${quoteArgv(o.argv)} < ${q(o.stdin)} 2>&1 | ${q(tee)} -a -- "$log"`,
+    // The environment (secrets included) is read in the command's own
+    // subshell, so the wrapper, tee and the lingering sleep never hold it.
+    `( if ! . "$d/env"; then printf '[ohc] %s: cannot read the environment file\n' "$w"; exit 127; fi; ${
+      q(rm)
+    } -f -- "$d/env"; ${quoteArgv(o.argv)} ) < ${q(o.stdin)} 2>&1 | ${
+      q(tee)
+    } -a -- "$log"`,
     `c=\${PIPESTATUS[0]}`,
     `say "$(printf '[ohc] %s exit %s ${ts}' "$w" "$c" -1)"`,
     `done_with "$c"`,

@@ -3,17 +3,24 @@
  * Claude Code (which, like the real one, refuses
  * --dangerously-skip-permissions as root): with no
  * OHCOMMODORE_CLAUDE_ALLOW_ROOT the captain runs it as the system user
- * ohcommodore-agent (created when missing), hands it the work tree but not
- * `.git`, and still commits as root. Needs root; skips with a notice
- * otherwise (CI runs as root).
+ * ohcommodore-agent (created when missing) in a checkout moved out of its
+ * HOME, hands it the work tree but not `.git`, and still commits as root;
+ * the agent's token is in the agent's environment only. Needs root; skips
+ * with a notice otherwise (CI runs as root). The real client on the same
+ * path: voyage_claude_test.ts.
  */
 import assert from "node:assert/strict";
 import { findExecutable, resolveUser } from "../../lib/voyage/agents.ts";
 import { DEFAULT_AGENT_USER } from "../../lib/voyage/agent_user.ts";
+import {
+  AGENT_WORK_ROOT,
+  agentWorkDir,
+} from "../../lib/voyage/agent_workdir.ts";
 import { ohcOk, scratchHome, teardown } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
 import { skipCheck } from "../helpers/prereq.ts";
-import { filesContaining } from "../helpers/secrets.ts";
+import { filesContaining, processesWithEnv } from "../helpers/secrets.ts";
+import { until } from "../helpers/wait.ts";
 import { sailOk, voyageTasks, waitVoyage } from "../helpers/voyage.ts";
 
 const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -33,14 +40,12 @@ const skip = skipCheck(
 const TOKEN = "sk-ant-oat-agent-user-test-0123456789";
 
 /**
- * A scratch home the agent user can pass through, the fake claude where it
- * can run it, and a record file it can append to.
+ * A scratch home (0700), the fake claude where the agent user can run it,
+ * and a record file it can append to.
  */
-async function setup(open: boolean) {
+async function setup() {
   const home = await scratchHome();
-  if (open) await Deno.chmod(home, 0o711);
-  const bin = `${home}/bin`;
-  await Deno.mkdir(bin, { mode: 0o755 });
+  const bin = await Deno.makeTempDir({ prefix: "ohc-agent-bin-" });
   await Deno.chmod(bin, 0o755);
   await Deno.copyFile(`${root}/tests/fakes/claude`, `${bin}/fake-claude`);
   await Deno.chmod(`${bin}/fake-claude`, 0o755);
@@ -58,20 +63,26 @@ async function setup(open: boolean) {
     OHCOMMODORE_TASK_ATTEMPTS: "1",
     PATH: `${bin}:${Deno.env.get("PATH")}`,
   };
-  return { home, record, env };
+  return {
+    home,
+    bin,
+    record,
+    env,
+    [Symbol.asyncDispose]: () => Deno.remove(bin, { recursive: true }),
+  };
 }
 
 Deno.test({
   name:
-    "claude under a root captain runs as ohcommodore-agent: the work tree is its, .git is not, the captain commits",
+    "claude under a root captain runs as ohcommodore-agent, outside the 0700 home: the work tree is its, .git is not, the captain commits",
   ignore: skip() !== null,
   async fn() {
-    const { home, record, env } = await setup(true);
+    // The local VMs sit in the 0700 scratch home (as in root's own 0700
+    // home), which the agent user must neither pass nor be let into.
+    await using st = await setup();
+    const { home, record, env } = st;
     await using _ = { [Symbol.asyncDispose]: () => teardown(home) };
-    const vms = `${home}/vms`;
-    await Deno.mkdir(vms, { mode: 0o711 });
-    await Deno.chmod(vms, 0o711);
-    await ohcOk(home, ["init", "--provider", "local", "--root", vms], { env });
+    await ohcOk(home, ["init", "--provider", "local"], { env });
 
     const plan = await writePlan(`${home}/plan`, [
       { id: "1", command: "unused" },
@@ -104,11 +115,16 @@ Deno.test({
     await ohcOk(home, ["voyage", "clone", id, "-d", `${home}/result`]);
     assert.equal(await Deno.readTextFile(`${home}/result/two.txt`), "two\n");
 
-    // Both runs were the agent user's, in its own home.
+    // Both runs were the agent user's, in its own home, in the checkout's
+    // real path outside the ship's HOME (~/voyage-<id> links there).
     const agent = resolveUser(DEFAULT_AGENT_USER);
     assert.notEqual(agent.uid, 0);
-    const ship = `${vms}/${id}-1`;
-    const checkout = `${ship}/voyage-${id}`;
+    const ship = `${home}/.ohcommodore/local/${id}-1`;
+    const link = `${ship}/voyage-${id}`;
+    assert.ok((await Deno.lstat(link)).isSymlink);
+    const checkout = await Deno.realPath(link);
+    assert.equal(checkout, `${await agentWorkDir(ship)}/voyage-${id}`);
+    assert.ok(checkout.startsWith(`${AGENT_WORK_ROOT}/`));
     const runs = (await Deno.readTextFile(record)).trim().split("\n");
     assert.equal(runs.length, 2, runs.join("\n"));
     for (const run of runs) {
@@ -120,7 +136,8 @@ Deno.test({
     );
     assert.equal(onboarding.hasCompletedOnboarding, true);
 
-    // The tree is the agent's; the top directory and .git the captain's.
+    // The tree is the agent's; the top directory and .git the captain's,
+    // and so is every directory above them.
     const top = await Deno.stat(checkout);
     assert.equal(top.uid, 0);
     assert.equal(top.gid, agent.gid);
@@ -128,48 +145,83 @@ Deno.test({
     assert.equal((await Deno.stat(`${checkout}/.git`)).uid, 0);
     assert.equal((await Deno.stat(`${checkout}/two.txt`)).uid, agent.uid);
     assert.equal(await exists(`${checkout}/.git/owned`), false);
-
-    // The token file is the agent user's, 0600; no other file is readable.
-    const tokenFile = `${ship}/.ohcommodore/secrets/claude_token`;
-    const info = await Deno.stat(tokenFile);
-    assert.equal(info.uid, agent.uid);
-    assert.equal(info.mode! & 0o777, 0o600);
-    for (const h of await filesContaining(home, TOKEN)) {
-      assert.equal(h.mode, 0o600, h.path);
+    for (const d of [await agentWorkDir(ship), AGENT_WORK_ROOT]) {
+      const info = await Deno.stat(d);
+      assert.equal(info.uid, 0, d);
+      assert.equal(info.mode! & 0o777, 0o711, d);
     }
+
+    // Nothing of the home was opened up, not even the ship's own HOME.
+    for (
+      const d of [
+        home,
+        `${home}/.ohcommodore`,
+        `${home}/.ohcommodore/local`,
+        ship,
+      ]
+    ) {
+      assert.equal((await Deno.stat(d)).mode! & 0o777, 0o700, d);
+    }
+
+    // The token is in the captain's 0600 files only; the agent has none.
+    const hits = await filesContaining(home, TOKEN);
+    assert.ok(hits.length > 0);
+    for (const h of hits) {
+      assert.equal(h.mode, 0o600, h.path);
+      assert.equal((await Deno.stat(h.path)).uid, 0, h.path);
+    }
+    assert.deepEqual(await filesContaining(agent.home, TOKEN), []);
+
+    // Sinking the fleet removes the checkouts outside it too.
+    await ohcOk(home, ["fleet", "sink", "--force"]);
+    assert.equal(await exists(await agentWorkDir(ship)), false);
   },
 });
 
 Deno.test({
   name:
-    "claude under a root captain: a directory the agent user cannot pass fails the task naming it",
+    "the agent's token is in the agent's environment only: not in the runner's wrapper, tee, lingering sleep or tmux server",
   ignore: skip() !== null,
   async fn() {
-    // The local VMs sit in the 0700 scratch home, which the captain must not open.
-    const { home, env } = await setup(false);
+    await using st = await setup();
+    const { home, bin, env } = st;
     await using _ = { [Symbol.asyncDispose]: () => teardown(home) };
     await ohcOk(home, ["init", "--provider", "local"], { env });
+    const gate = `${bin}/gate`;
     const plan = await writePlan(`${home}/plan`, [{ id: "1", command: "x" }], {
       ships: 1,
     });
+    const t1 = JSON.parse(await Deno.readTextFile(`${plan}/tasks/1.json`));
+    t1.description =
+      `FAKE: while [ ! -e ${gate} ]; do sleep 0.05; done; echo one > one.txt`;
+    await Deno.writeTextFile(`${plan}/tasks/1.json`, JSON.stringify(t1));
     const id = await sailOk(home, [plan, "--agent", "claude"], {
       ...env,
       CLAUDE_CODE_OAUTH_TOKEN: TOKEN,
     });
-    const s = await waitVoyage(home, id);
-    assert.equal(s.voyage.state, "failed");
-    const [t] = await voyageTasks(home, id);
-    assert.equal(t.status, "failed");
-    assert.match(
-      t.error ?? "",
-      new RegExp(
-        `^the agent user ${DEFAULT_AGENT_USER} cannot reach \\S+: ${home} \\(mode 0700\\), ${home}/.ohcommodore \\(mode 0700\\), ${home}/.ohcommodore/local \\(mode 0700\\) are not searchable for it$`,
-      ),
+
+    // While the agent works: who holds the token?
+    const holders = await until(
+      "the agent to run with its token",
+      () => {
+        const p = processesWithEnv(TOKEN);
+        return p.some((x) => x.cmdline.includes("fake-claude")) && p;
+      },
+      { timeoutMs: 60_000 },
     );
-    // Nothing was opened up: not even the ship's own home.
-    assert.equal((await Deno.stat(home)).mode! & 0o777, 0o700);
-    const ship = `${home}/.ohcommodore/local/${id}-1`;
-    assert.equal((await Deno.stat(ship)).mode! & 0o777, 0o700);
+    for (const p of holders) {
+      assert.doesNotMatch(
+        p.cmdline,
+        /^(\S*\/)?(tee|tmux|sleep \d+$)|run\.sh/,
+        p.cmdline,
+      );
+    }
+    await Deno.writeTextFile(gate, "");
+    const s = await waitVoyage(home, id);
+    assert.equal(s.voyage.state, "verified");
+    // The task's window lingers (its wrapper, tee gone, sleep 30): none of
+    // it, nor anything else on the machine, holds the token now.
+    assert.deepEqual(processesWithEnv(TOKEN), []);
   },
 });
 

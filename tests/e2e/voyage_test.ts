@@ -212,6 +212,23 @@ Deno.test("bad plans exit 2 before any VM exists", async () => {
     [[`${root}/examples/plans/demo`, "--agent", "custom"], /--agent-command/],
     [[`${root}/examples/plans/demo`, "--ships", "0"], /--ships/],
     [[`${home}/nope`], /not found/],
+    // The agent's credential is checked before any VM exists.
+    [
+      [`${root}/examples/plans/demo`],
+      /^error: the claude agent needs a credential: set CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_API_KEY/m,
+    ],
+    [
+      [`${root}/examples/plans/demo`, "--agent", "codex"],
+      /the codex agent needs a credential: set CODEX_API_KEY or OPENAI_API_KEY/,
+    ],
+    [
+      [`${root}/examples/plans/demo`, "--agent", "shell", "--model", "opus"],
+      /--model is for the claude and codex agents \(the agent is shell\)/,
+    ],
+    [
+      [`${root}/examples/plans/demo`, "--model", "-x"],
+      /--model "-x" is not a model name/,
+    ],
   ];
   for (const [args, re] of cases) {
     const r: CliResult = await ohc(home, ["voyage", "sail", ...args]);
@@ -228,15 +245,11 @@ Deno.test("bad plans exit 2 before any VM exists", async () => {
 Deno.test("the claude agent (fake Claude Code): token from a 0600 file, stream outcome decides", async () => {
   const home = await scratchHome();
   await using _ = { [Symbol.asyncDispose]: () => teardown(home) };
-  // The fake refuses root like the real one; this wrapper lifts that for
-  // the test machine, where everything runs as root.
+  // The fake refuses root like the real one, unless IS_SANDBOX=1, which
+  // OHCOMMODORE_CLAUDE_ALLOW_ROOT=1 sets for it (everything runs as root here).
   const bin = `${home}/fakebin`;
   await Deno.mkdir(bin);
-  await Deno.writeTextFile(
-    `${bin}/claude`,
-    `#!/bin/sh\nFAKE_CLAUDE_ALLOW_ROOT=1 exec "${root}/tests/fakes/claude" "$@"\n`,
-    { mode: 0o755 },
-  );
+  await Deno.symlink(`${root}/tests/fakes/claude`, `${bin}/claude`);
   const token = "sk-ant-oat-test-token-0123456789";
   const plan = await writePlan(`${home}/plan`, [
     { id: "1", command: "unused" },

@@ -86,3 +86,23 @@ function indexOf(hay: Uint8Array, needle: Uint8Array): number {
   }
   return -1;
 }
+
+/** Processes (host-wide) whose environment holds `needle`, with their command lines. */
+export function processesWithEnv(
+  needle: string,
+): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const env = Deno.readTextFileSync(`/proc/${e.name}/environ`);
+      if (!env.includes(needle)) continue;
+      out.push({
+        pid: Number(e.name),
+        cmdline: Deno.readTextFileSync(`/proc/${e.name}/cmdline`)
+          .replaceAll("\0", " ").trim(),
+      });
+    } catch { /* gone, or a kernel thread */ }
+  }
+  return out;
+}

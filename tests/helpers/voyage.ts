@@ -18,6 +18,19 @@ export interface TaskRow {
   conflict: string[] | null;
   side_branch: string | null;
   error: string | null;
+  commit_sha: string | null;
+  /** Each ended attempt, with what the agent reported (cost, usage). */
+  runs: {
+    attempt: number;
+    ship: string | null;
+    outcome: string;
+    error: string | null;
+    cost_usd: number | null;
+    usage: Record<string, unknown> | null;
+    model: string | null;
+    turns: number | null;
+    api_retries: number | null;
+  }[];
 }
 
 /** Runs the CLI for a fleet (any provider); throws unless it exits 0. */

@@ -172,3 +172,53 @@ Deno.test("of the tasks one landing releases, the one on the longest chain goes 
     assert.equal((await q.claim("v5", "b"))?.id, "2"); // ties: plan order
   });
 });
+
+Deno.test("each ended attempt is kept with the agent's cost and usage: retried, lost to the lease, done", async () => {
+  await withQueue(async (q, clock) => {
+    await q.create({ ...voyage("v9", 60, 3), model: "sonnet" }, [task("1")], [
+      "a",
+      "b",
+    ]);
+    assert.equal((await q.get("v9"))?.model, "sonnet");
+    const stats = (cost: number) => ({
+      cost_usd: cost,
+      usage: { input_tokens: 2000, output_tokens: 500 },
+      model: "claude-sonnet-5",
+      turns: 1,
+      duration_ms: 900,
+      session_id: `s-${cost}`,
+      api_retries: 2,
+    });
+    await q.claim("v9", "a");
+    await q.finish("v9", "1", "a", {
+      ok: false,
+      error: "API error 529",
+      agent: stats(0),
+    });
+    await q.claim("v9", "b");
+    clock.t += 61_000; // b stops heartbeating
+    const third = await q.claim("v9", "a");
+    assert.equal(third?.attempts, 3);
+    await q.finish("v9", "1", "a", {
+      ok: true,
+      commit: "c",
+      agent: stats(0.018),
+    });
+    const [t] = await q.tasksWithRuns("v9");
+    assert.equal(t.status, "done");
+    assert.deepEqual(
+      t.runs.map((r) => [r.attempt, r.ship, r.outcome, r.cost_usd]),
+      [[1, "a", "retry", 0], [2, "b", "lost", null], [3, "a", "done", 0.018]],
+    );
+    assert.equal(t.runs[0].error, "API error 529");
+    assert.equal(t.runs[1].error, "ship b stopped heartbeating");
+    assert.deepEqual(t.runs[2].usage, {
+      input_tokens: 2000,
+      output_tokens: 500,
+    });
+    assert.equal(t.runs[2].model, "claude-sonnet-5");
+    assert.equal(t.runs[2].api_retries, 2);
+    assert.equal(t.runs[2].session_id, "s-0.018");
+    assert.deepEqual(await q.tasksWithRuns("v9", "pending"), []);
+  });
+});

@@ -91,6 +91,10 @@ export function registerVoyage(program: Command, exit: Exit): void {
         "--agent-command <cmd>",
         "with --agent custom: run this in the checkout for each task",
       )
+      .option(
+        "--model <model>",
+        "with --agent claude or codex: the model every task uses (claude: an alias such as sonnet, or a full name)",
+      )
       .option("--json", "print {id, ships, tasks, branch}")
       .action(
         async (
@@ -100,6 +104,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
             repo?: string;
             agent: typeof AGENTS[number];
             agentCommand?: string;
+            model?: string;
             json?: boolean;
           },
         ) => {
@@ -115,6 +120,9 @@ export function registerVoyage(program: Command, exit: Exit): void {
               `--ships must be between 1 and ${MAX_SHIPS}, not ${ships}`,
             );
           }
+          const { agentEnvFrom, checkModel, requireAgentCredential } =
+            await import("../../voyage/agent_env.ts");
+          const model = checkModel(o.agent, o.model);
           // Everything about the plan is checked here, before any VM exists.
           const plan = await loadPlan(dir, { repo: o.repo });
           validateAgentChoice(o.agent, {
@@ -148,17 +156,12 @@ export function registerVoyage(program: Command, exit: Exit): void {
               needsToken = true;
             }
           }
-          const secrets: Record<string, string> = {};
-          for (
-            const k of [
-              ...(needsToken ? ["GH_TOKEN"] : []),
-              "CLAUDE_CODE_OAUTH_TOKEN",
-              "CODEX_API_KEY",
-            ]
-          ) {
-            const v = Deno.env.get(k);
-            if (v) secrets[k] = v;
-          }
+          // The agent's allow-listed environment travels with the secrets.
+          const agentEnv = agentEnvFrom(o.agent, (k) => Deno.env.get(k));
+          requireAgentCredential(o.agent, agentEnv);
+          const secrets: Record<string, string> = { ...agentEnv };
+          const gh = needsToken ? Deno.env.get("GH_TOKEN") : undefined;
+          if (gh) secrets.GH_TOKEN = gh;
           const r = await flagshipCall<SailResult>(
             "voyage sail",
             "voyage.sail",
@@ -168,6 +171,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
               repo,
               agent: o.agent,
               agent_command: o.agentCommand,
+              model,
             },
             { secrets, ...progressEvents },
           );
@@ -279,6 +283,10 @@ export function registerVoyage(program: Command, exit: Exit): void {
     .argument("[id]", "voyage id (default: the only active one)")
     .option("--ship <ship>", "only this ship")
     .option("--follow", "keep printing as tasks write")
+    .option(
+      "--raw",
+      "the lines as the agents wrote them (Claude Code's stream-json), not rendered",
+    )
     .option("--grep <re>", "only lines matching this regular expression")
     .option("--tail <n>", "only the last n lines (without --follow)")
     .action(async (id, o) => {
@@ -308,6 +316,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
         id,
         ship: o.ship,
         follow: !!o.follow,
+        raw: !!o.raw,
       }, {
         onEvent: (e) => {
           const b = decodeOutput(e);
