@@ -82,10 +82,16 @@ export const INLINE_BUNDLE_MAX = 4 << 20;
 export const shipVoyageDir = (id: string) => `.ohcommodore/voyages/${id}`;
 export const shipCheckout = (id: string) => `voyage-${id}`;
 
+/** `check`: the ship's pre-flight before its first task (the agent's program is there). */
+export interface CheckArgs {
+  voyage_id: string;
+  agent: RunTaskArgs["agent"];
+}
+
 export interface SessionRequest {
   n: number;
-  op: "sync" | "task";
-  args: BaseArgs | RunTaskArgs;
+  op: "sync" | "task" | "check";
+  args: BaseArgs | RunTaskArgs | CheckArgs;
 }
 
 function checkVoyageId(id: unknown): string {
@@ -136,8 +142,15 @@ export function captainHandlers(self: Identity): RpcHandlers {
           if (a?.voyage_id !== voyage) {
             throw new UsageError("captain.session: request for another voyage");
           }
-          const data = req.op === "sync"
-            ? await sync(mods, a)
+          const data = req.op === "check"
+            ? {
+              program: mods.agents.requireAgentProgram(
+                (a as CheckArgs).agent,
+                { ship: self.name, path: agentPath(paths.home()) },
+              ) ?? null,
+            }
+            : req.op === "sync"
+            ? await sync(mods, a as BaseArgs)
             : req.op === "task"
             ? await runTask(
               mods,
@@ -159,6 +172,11 @@ export function captainHandlers(self: Identity): RpcHandlers {
       }
     },
   };
+}
+
+/** The PATH an agent gets: the installed program first, then the captain's. */
+function agentPath(home: string): string {
+  return `${home}/.ohcommodore/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
 }
 
 async function loadModules() {
@@ -287,9 +305,7 @@ async function runTask(
     model: a.model ?? undefined,
     env: {
       HOME: home,
-      PATH: `${home}/.ohcommodore/bin:${
-        Deno.env.get("PATH") ?? "/usr/bin:/bin"
-      }`,
+      PATH: agentPath(home),
       LANG: Deno.env.get("LANG") ?? "C.UTF-8",
       ...asAgent.env,
     },

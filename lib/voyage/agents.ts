@@ -194,6 +194,34 @@ export interface AgentUser {
   home: string;
 }
 
+/** The program an agent kind needs on a ship (claude, codex); none for shell and custom. */
+export function agentProgram(kind: AgentKind): string | undefined {
+  return kind === "claude" || kind === "codex" ? kind : undefined;
+}
+
+/**
+ * A ship's pre-flight, before it claims a task: the agent's program is on
+ * the PATH the agent gets (`path`). Throws `agent_missing` naming it.
+ */
+export function requireAgentProgram(
+  kind: AgentKind,
+  o: { ship: string; path: string },
+): string | undefined {
+  const program = agentProgram(kind);
+  if (!program) return undefined;
+  const found = findExecutable(program, o.path);
+  if (!found) {
+    throw new OhcError(
+      "agent_missing",
+      `ship ${o.ship} has no ${program} executable on its PATH (${o.path})`,
+      program === "claude"
+        ? "install Claude Code on the ships (npm install -g @anthropic-ai/claude-code, or a cloudinit INIT_PATH hook), or choose another --agent"
+        : "install the Codex CLI on the ships (npm install -g @openai/codex), or choose another --agent",
+    );
+  }
+  return found;
+}
+
 /** Builds the invocation for one task. Throws OhcError/UsageError; runs nothing. */
 export function agentCommand(
   kind: AgentKind,
@@ -488,10 +516,13 @@ function setprivPrefix(user: AgentUser): string[] {
   ];
 }
 
-/** Finds an executable on PATH and the usual system directories. */
-export function findExecutable(name: string): string | undefined {
+/** Finds an executable on PATH (default: this process's) and the usual system directories. */
+export function findExecutable(
+  name: string,
+  path = Deno.env.get("PATH") ?? "",
+): string | undefined {
   const dirs = [
-    ...(Deno.env.get("PATH") ?? "").split(":"),
+    ...path.split(":"),
     "/usr/local/bin",
     "/usr/bin",
     "/bin",

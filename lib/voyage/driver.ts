@@ -125,6 +125,7 @@ export class VoyageDriver {
     let claimed: { task: Task | null } | null = null;
     let seen = this.changes;
     try {
+      if (!(await this.preflight(v!, ship, st, log))) return;
       while (true) {
         let task: Task | null;
         if (claimed) {
@@ -242,6 +243,39 @@ export class VoyageDriver {
       st.known = [];
       const full = await this.baseFor(v, t, st);
       return await send({ ...common, ...full.base });
+    }
+  }
+
+  /**
+   * Before its first claim: the ship has the agent's program. A ship that
+   * lacks it fails the voyage at once, with one reason, instead of failing
+   * every task it would claim. Anything else (unreachable, a ship too old
+   * to know `check`) is left to the tasks.
+   */
+  private async preflight(
+    v: Voyage,
+    ship: ShipRecord,
+    st: ShipState,
+    log: (m: string) => void,
+  ): Promise<boolean> {
+    if (v.agent !== "claude" && v.agent !== "codex") return true;
+    try {
+      const s = this.session(v, this.d.provider.transport(ship), st);
+      const r = await s.request<{ program: string | null }>("check", {
+        voyage_id: v.id,
+        agent: v.agent,
+      });
+      log(`pre-flight: ${v.agent} is ${r.program}`);
+      return true;
+    } catch (e) {
+      if (!(e instanceof OhcError && e.code === "agent_missing")) {
+        log(`pre-flight could not run: ${(e as Error).message}`);
+        return true;
+      }
+      log(`pre-flight failed: ${e.message}`);
+      await this.d.queue.failVoyage(v.id, e.message);
+      this.wake();
+      return false;
     }
   }
 

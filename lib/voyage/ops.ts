@@ -22,6 +22,8 @@ const secretsFile = (id: string) => `${paths.secrets()}/voyage-${id}.json`;
 
 export interface VoyageStatus {
   voyage: Voyage;
+  /** Why it failed before its tasks ran (a ship without the agent), else null. */
+  reason: string | null;
   counts: Record<TaskStatus, number>;
   ships: {
     ship: string;
@@ -98,7 +100,9 @@ export async function voyageOps(deps: {
       stale: s.state === "working" && !!s.last_heartbeat &&
         now - Date.parse(s.last_heartbeat) > HEARTBEAT_STALE_MS,
     }));
-    return { voyage: (await queue.get(v.id))!, counts, ships };
+    const cur = (await queue.get(v.id))!;
+    const reason = cur.state === "failed" ? await queue.reason(v.id) : null;
+    return { voyage: cur, reason, counts, ships };
   };
 
   return {

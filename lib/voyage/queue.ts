@@ -248,6 +248,42 @@ export class VoyageQueue {
     });
   }
 
+  /**
+   * The voyage cannot sail (a ship lacks its agent): it fails at once with
+   * `reason`, and so does every task not yet running (no attempt made).
+   * Only a running voyage changes; the reason is the `voyage failed`
+   * event's detail (`reason()`).
+   */
+  failVoyage(id: string, reason: string): Promise<boolean> {
+    return this.store.transaction(async (q) => {
+      const v = await this.voyageIn(q, id);
+      if (v.state !== "running") return false;
+      const now = this.iso();
+      await q(
+        `UPDATE voyages SET state = 'failed', finished_at = $2 WHERE id = $1`,
+        [id, now],
+      );
+      await q(
+        `UPDATE tasks SET status = 'failed', error = $2, finished_at = $3
+         WHERE voyage_id = $1 AND status = 'pending'`,
+        [id, `not started: ${reason}`, now],
+      );
+      await this.event(q, id, null, null, "voyage failed", reason);
+      return true;
+    });
+  }
+
+  /** Why the voyage failed without running its tasks (failVoyage), if it did. */
+  reason(id: string): Promise<string | null> {
+    return this.store.transaction(async (q) => {
+      const r = await q(
+        `SELECT detail FROM task_events WHERE voyage_id = $1 AND event = 'voyage failed' AND detail IS NOT NULL ORDER BY seq DESC LIMIT 1`,
+        [id],
+      );
+      return r.length ? strOrNull(r[0].detail) : null;
+    });
+  }
+
   setShipState(voyage: string, ship: string, state: string): Promise<void> {
     return this.store.transaction(async (q) => {
       await q(

@@ -321,3 +321,33 @@ Deno.test("voyage sink stops a voyage and destroys its ships; it asks first", as
   );
   assert.deepEqual(left.map((x: { name: string }) => x.name), ["keeper"]);
 });
+
+Deno.test("a ship without the agent's program fails the voyage at once, with one reason, before any task runs", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  // No claude on this machine's PATH (the real client is not on it).
+  const id = await sailOk(home, [
+    `${root}/examples/plans/demo`,
+    "--agent",
+    "claude",
+    "--ships",
+    "2",
+  ], { ANTHROPIC_API_KEY: "sk-ant-unused" });
+  const wait = await ohc(home, ["voyage", "status", id, "--wait"]);
+  assert.equal(wait.code, 1);
+  assert.match(wait.stdout, /: failed$/m);
+  assert.match(
+    wait.stdout,
+    /^ {2}reason: ship \S+ has no claude executable on its PATH \(/m,
+  );
+  const tasks = await voyageTasks(home, id);
+  assert.equal(tasks.length, 6);
+  for (const t of tasks) {
+    assert.equal(t.status, "failed");
+    assert.equal(t.attempts, 0, "no task was tried");
+    assert.match(
+      t.error ?? "",
+      /^not started: ship \S+ has no claude executable on its PATH/,
+    );
+  }
+});

@@ -19,6 +19,7 @@ import {
   parseCodexStream,
   prepareClaudeHome,
   readSecretFile,
+  requireAgentProgram,
   resolveUser,
   validateAgentChoice,
 } from "../../lib/voyage/agents.ts";
@@ -810,4 +811,64 @@ Deno.test("custom and shell adapters: OHC_* reach the command, exit code is the 
   const r2 = await runDirect({ ...shell, logFile: s.logFile });
   assert.equal(r2.code, 5);
   assert.match(await Deno.readTextFile(s.logFile), /\nfrom-shell\n/);
+});
+
+Deno.test("envFile: the allow-listed variables into the agent's environment, secrets marked; anything else refused", async () => {
+  const vars = {
+    ANTHROPIC_API_KEY: "sk-ant-api-1",
+    ANTHROPIC_BASE_URL: "http://gw.example:8080",
+    ANTHROPIC_CUSTOM_HEADERS: "X-A: 1\nX-B: 2",
+    OPENAI_API_KEY: "sk-openai-1",
+  };
+  const file = await tempTokenFile(0o600, JSON.stringify(vars));
+  const inv = agentCommand("claude", baseOpts({ envFile: file }));
+  assert.equal(inv.env.ANTHROPIC_API_KEY, "sk-ant-api-1");
+  assert.equal(inv.env.ANTHROPIC_BASE_URL, "http://gw.example:8080");
+  assert.equal(inv.env.ANTHROPIC_CUSTOM_HEADERS, "X-A: 1\nX-B: 2");
+  assert.deepEqual(inv.secretEnv.sort(), [
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "OPENAI_API_KEY",
+  ]);
+  assert.ok(!inv.argv.some((a) => a.includes("sk-")));
+  // Only claude and codex get it.
+  const sh = agentCommand(
+    "shell",
+    baseOpts({ envFile: file, task: { ...task, command: "true" } }),
+  );
+  assert.equal(sh.env.ANTHROPIC_API_KEY, undefined);
+  // A file others can read, or a name outside the list, is refused.
+  const open = await tempTokenFile(0o644, JSON.stringify(vars));
+  assertThrowsCode(
+    () => agentCommand("claude", baseOpts({ envFile: open })),
+    "secret_perms",
+  );
+  const bad = await tempTokenFile(
+    0o600,
+    JSON.stringify({ LD_PRELOAD: "/tmp/x.so" }),
+  );
+  assertThrowsCode(
+    () => agentCommand("claude", baseOpts({ envFile: bad })),
+    "secret_invalid",
+    /"LD_PRELOAD", which is not an allowed agent variable/,
+  );
+});
+
+Deno.test("requireAgentProgram: the ship's pre-flight finds the agent's program on the agent's PATH, or names what is missing", async () => {
+  const dir = await tempDir("ohc-bin-");
+  await Deno.writeTextFile(`${dir}/claude`, "#!/bin/sh\n", { mode: 0o755 });
+  await Deno.chmod(`${dir}/claude`, 0o755);
+  assert.equal(
+    requireAgentProgram("claude", { ship: "s1", path: `/x:${dir}` }),
+    `${dir}/claude`,
+  );
+  assert.equal(
+    requireAgentProgram("shell", { ship: "s1", path: "/nonexistent" }),
+    undefined,
+  );
+  assertThrowsCode(
+    () => requireAgentProgram("codex", { ship: "s1", path: "/nonexistent" }),
+    "agent_missing",
+    /^ship s1 has no codex executable on its PATH \(\/nonexistent\)$/,
+  );
 });

@@ -45,6 +45,7 @@ export function renderVoyage(s: VoyageStatus): string {
     }`,
     `  tasks: ${c.done} done, ${c.running} running, ${c.pending} pending, ${c.failed} failed`,
   ];
+  if (s.reason) lines.push(`  reason: ${s.reason}`);
   if (v.verify_code !== null) {
     lines.push(
       `  verify: ${
