@@ -116,6 +116,14 @@ async function main(args: string[]): Promise<number> {
     console.log(bin);
     return 0;
   }
+  if (cmd === "check") {
+    if (rest.length > 0) {
+      console.error("usage: deno task agents:check");
+      return 2;
+    }
+    const { check } = await import("./agents_check.ts");
+    return await check({ newestVersion, installClaudeCode, versionOf });
+  }
   console.error("usage: deno run -A scripts/agents.ts install|check");
   return 2;
 }
