@@ -12,6 +12,26 @@ Deno.test("doctor: tools and tokens, then each VM's version; a wrong binary fail
   );
   assert.ok(fresh.checks.some((c) => c.name === "duckdb" && c.ok));
   assert.ok(fresh.checks.some((c) => c.name === "GH_TOKEN"));
+  assert.ok(
+    fresh.checks.some((c) =>
+      c.name === "claude credential" && !c.ok &&
+      /CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_API_KEY/.test(c.detail)
+    ),
+  );
+  const keyed: Doctor = JSON.parse(
+    (await ohcOk(await scratchHome(), ["doctor", "--json"], {
+      env: {
+        ANTHROPIC_API_KEY: "sk-ant-doctor",
+        ANTHROPIC_BASE_URL: "http://gw",
+      },
+    })).stdout,
+  );
+  const cred = keyed.checks.find((c) => c.name === "claude credential");
+  assert.equal(cred?.ok, true);
+  assert.equal(
+    cred?.detail,
+    "set (agent environment: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL)",
+  );
 
   await using fleet = await localFleet("alpha");
   const home = fleet.home;

@@ -211,6 +211,13 @@ Deno.test({
     }
     assert.equal(t3.status, "done", t3.error ?? "");
     assert.equal(t3.runs[0].api_retries, 1);
+    // With OHCOMMODORE_CLAUDE_ALLOW_ROOT=1 the real client ran as the root
+    // captain itself (IS_SANDBOX=1), in the ship's own checkout.
+    const cwds = new Set(api.turns().map((t) => t.cwd));
+    assert.deepEqual(
+      [...cwds].map((c) => c?.startsWith(`${f.home}/.ohcommodore/local/`)),
+      [...cwds].map(() => true),
+    );
 
     // voyage logs: the client's retries as progress lines, its results.
     const logs = (await ohcOk(f.home, ["voyage", "logs", id])).stdout;

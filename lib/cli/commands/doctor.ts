@@ -75,20 +75,32 @@ export function registerDoctor(program: Command, exit: Exit): void {
           detail: `does not load: ${(e as Error).message}`,
         });
       }
-      for (
-        const [k, why] of [["GH_TOKEN", "needed for owner/repo ships"], [
-          "CLAUDE_CODE_OAUTH_TOKEN",
-          "needed for --agent claude",
-        ]]
-      ) {
-        const set = !!Deno.env.get(k);
-        add({
-          name: k,
-          ok: set,
-          warn: true,
-          detail: set ? "set" : `not set (${why})`,
-        });
+      const gh = !!Deno.env.get("GH_TOKEN");
+      add({
+        name: "GH_TOKEN",
+        ok: gh,
+        warn: true,
+        detail: gh ? "set" : "not set (needed for owner/repo ships)",
+      });
+      // The credential sail asks for with --agent claude (agent_env.ts).
+      const { agentEnvFrom, requireAgentCredential } = await import(
+        "../../voyage/agent_env.ts"
+      );
+      const claudeEnv = agentEnvFrom("claude", (k) => Deno.env.get(k));
+      let claudeOk = true;
+      try {
+        requireAgentCredential("claude", claudeEnv);
+      } catch {
+        claudeOk = false;
       }
+      add({
+        name: "claude credential",
+        ok: claudeOk,
+        warn: true,
+        detail: claudeOk
+          ? `set (agent environment: ${Object.keys(claudeEnv).join(", ")})`
+          : "not set (CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_API_KEY, needed for --agent claude)",
+      });
 
       const id = await readIdentity();
       const config = id ? null : await readConfig().catch(() => null);
