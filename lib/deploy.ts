@@ -1,6 +1,6 @@
 import { OhcError } from "./errors.ts";
 import { remotePaths } from "./state/paths.ts";
-import { remoteBin, run, upload } from "./transport/run.ts";
+import { lostConnection, remoteBin, run, upload } from "./transport/run.ts";
 import type { Transport } from "./transport/types.ts";
 import { VERSION } from "./version.ts";
 
@@ -41,7 +41,7 @@ export async function deploy(t: Transport): Promise<void> {
     );
   }
   await upload(t, bytes, remotePaths.bin, "755");
-  const res = await run(t, remoteBin("--version"));
+  const res = await runRetryingLost(t, remoteBin("--version"));
   if (res.code !== 0 || !res.stdout.includes(VERSION)) {
     throw new OhcError(
       "deploy_failed",
@@ -53,9 +53,18 @@ export async function deploy(t: Transport): Promise<void> {
   }
 }
 
+/** `run` again while only the connection was lost (idempotent steps). */
+async function runRetryingLost(t: Transport, argv: string[]) {
+  for (let i = 1;; i++) {
+    const r = await run(t, argv);
+    if (i >= 3 || !lostConnection(r.code, r.stderr)) return r;
+    await new Promise((res) => setTimeout(res, 500 * i));
+  }
+}
+
 /** Starts (or confirms) the daemon on a machine that has its identity. */
 export async function startRemoteDaemon(t: Transport): Promise<void> {
-  const res = await run(t, remoteBin("daemon", "start"));
+  const res = await runRetryingLost(t, remoteBin("daemon", "start"));
   if (res.code !== 0) {
     throw new OhcError(
       "daemon_start",

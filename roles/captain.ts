@@ -152,13 +152,8 @@ export function captainHandlers(self: Identity): RpcHandlers {
             : req.op === "sync"
             ? await sync(mods, a as BaseArgs)
             : req.op === "task"
-            ? await runTask(
-              mods,
-              self,
-              a as RunTaskArgs,
-              secrets,
-              progress,
-              stop,
+            ? await mods.hold.during(() =>
+              runTask(mods, self, a as RunTaskArgs, secrets, progress, stop)
             )
             : (() => {
               throw new UsageError(
@@ -190,7 +185,10 @@ async function loadModules() {
       import("../lib/voyage/agent_user.ts"),
       import("../lib/voyage/agent_env.ts"),
     ]);
-  return { git, agents, prompt, tmux, rules, agentUser, agentEnv };
+  // On a sprite, a task holds it awake while it runs (nothing elsewhere).
+  const hold = new (await import("../lib/providers/sprites_runtime.ts"))
+    .SpriteHold(`ohcommodore-task-${Deno.pid}`);
+  return { git, agents, prompt, tmux, rules, agentUser, agentEnv, hold };
 }
 type Modules = Awaited<ReturnType<typeof loadModules>>;
 

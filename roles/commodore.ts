@@ -20,11 +20,11 @@ import type {
 import type { LinkStatus } from "../lib/link/flagship.ts";
 import { providerFor } from "../lib/providers/mod.ts";
 import type { Provider, VmRecord } from "../lib/providers/types.ts";
-import { call } from "../lib/rpc/client.ts";
+import { call, lostCall } from "../lib/rpc/client.ts";
 import { argString, type RpcHandlers } from "../lib/rpc/server.ts";
 import { readFleet, type ShipRecord, updateFleet } from "../lib/state/fleet.ts";
 import type { Identity } from "../lib/state/identity.ts";
-import { withBinPath } from "../lib/transport/run.ts";
+import { retryLost, withBinPath } from "../lib/transport/run.ts";
 import {
   nameFromRepo,
   parseRepoArg,
@@ -92,12 +92,15 @@ export class Commodore implements FleetApi {
     }
     const repo = repoLabel(spec);
     const repoDir = repoName && spec.kind !== "none" ? repoName : null;
+    const limit = await this.provider.runningLimit?.();
 
-    // Reserve the name first, so two concurrent creates cannot both take it.
+    // Reserve the name first, so two concurrent creates cannot both take it
+    // (and, with the reservations counted, cannot both take the last slot).
     await updateFleet((f) => {
       if (f.ships[name]) {
         throw new UsageError(`a ship named "${name}" already exists`);
       }
+      overLimit(limit, Object.keys(f.ships).length, 1, name);
       f.ships[name] = {
         name,
         repo,
@@ -140,10 +143,16 @@ export class Commodore implements FleetApi {
           : null,
       };
       onProgress("setting up captain", name);
-      await call(t, "vm.setup", { ...setup }, {
-        secrets: secrets.GH_TOKEN ? { GH_TOKEN: secrets.GH_TOKEN } : {},
-        onEvent: (e) => e.type === "progress" && onProgress(e.message, name),
-      });
+      // Idempotent: made again when only its connection was lost.
+      await retryLost(
+        () =>
+          call(t, "vm.setup", { ...setup }, {
+            secrets: secrets.GH_TOKEN ? { GH_TOKEN: secrets.GH_TOKEN } : {},
+            onEvent: (e) =>
+              e.type === "progress" && onProgress(e.message, name),
+          }),
+        lostCall,
+      );
       onProgress("starting daemon", name);
       await startRemoteDaemon(t);
       const created = vm;
@@ -166,6 +175,19 @@ export class Commodore implements FleetApi {
       }).catch(() => {});
       throw e;
     }
+  }
+
+  /** Refuses `adding` more ships than the plan runs at once. */
+  async checkCapacity(adding: number): Promise<void> {
+    const limit = await this.provider.runningLimit?.();
+    if (limit === undefined) return;
+    const ships = Object.keys((await readFleet()).ships).length;
+    overLimit(
+      limit,
+      ships,
+      adding,
+      adding === 1 ? "another ship" : `${adding} more ships`,
+    );
   }
 
   /** The laptop's settings for this ship, else those it gave at init. */
@@ -269,6 +291,25 @@ export class Commodore implements FleetApi {
   }
 }
 
+/**
+ * Refuses, before anything is created, a fleet that needs more VMs at once
+ * than the plan runs: a voyage needs the flagship and every ship running.
+ */
+function overLimit(
+  limit: number | undefined,
+  ships: number,
+  adding: number,
+  what: string,
+): void {
+  if (limit === undefined || 1 + ships + adding <= limit) return;
+  throw new UsageError(
+    `cannot create ${what}: the sprites plan runs at most ${limit} sprites at once (running_limit ${limit}), and the flagship and ${ships} ship${
+      ships === 1 ? "" : "s"
+    } already make ${1 + ships}`,
+    "destroy a ship, or move to a plan that runs more sprites at once",
+  );
+}
+
 /** The daemon's links, or none when it is not running. */
 async function linkStatus(): Promise<LinkStatus[]> {
   const { connectDaemon, daemonCall } = await import("../lib/daemon/client.ts");
@@ -357,6 +398,13 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
         },
         { secrets, onProgress: progress(emit) },
       ),
+    "fleet.capacity": ({ args }) => {
+      const n = args.adding;
+      if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
+        throw new UsageError("fleet.capacity needs adding: a positive integer");
+      }
+      return c.checkCapacity(n);
+    },
     "ship.destroy": ({ args, emit }) =>
       c.destroyShip(argString(args, "name"), progress(emit)),
     "fleet.sink": ({ emit }) => c.sink(progress(emit)),
@@ -407,6 +455,7 @@ function voyageHandlers(
               { voyage, tasks, ships },
               onlyAgentEnv(secrets),
             ),
+          checkCapacity: (n) => c.checkCapacity(n),
           // A voyage's ships get its code from the flagship: no GH_TOKEN.
           createShip: (name) =>
             c.createShip({ spec: name }, { secrets: {}, onProgress }),

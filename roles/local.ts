@@ -14,14 +14,16 @@ import type {
 } from "../lib/fleet/api.ts";
 import { ExeDevProvider } from "../lib/providers/exedev.ts";
 import { providerFor } from "../lib/providers/mod.ts";
+import { SpritesProvider } from "../lib/providers/sprites.ts";
+import { DEFAULT_API_URL } from "../lib/providers/sprites_api.ts";
 import type { ProviderSettings } from "../lib/providers/types.ts";
-import { call } from "../lib/rpc/client.ts";
+import { call, lostCall } from "../lib/rpc/client.ts";
 import type { RpcEvent } from "../lib/rpc/protocol.ts";
 import { type Config, readConfig, writeConfig } from "../lib/state/config.ts";
 import type { ShipRecord } from "../lib/state/fleet.ts";
 import type { Identity } from "../lib/state/identity.ts";
 import { paths } from "../lib/state/paths.ts";
-import { remoteBin } from "../lib/transport/run.ts";
+import { remoteBin, retryLost } from "../lib/transport/run.ts";
 import type { Transport } from "../lib/transport/types.ts";
 import { validateName } from "../lib/validate.ts";
 import type { SetupArgs } from "./vm.ts";
@@ -94,6 +96,11 @@ export class RemoteFleet implements FleetApi {
       o.secrets,
     );
   }
+  async checkCapacity(adding: number): Promise<void> {
+    // Only sprites' plans have a limit: others pay no round trip.
+    if (this.config.flagship.provider.kind !== "sprites") return;
+    await this.call("fleet.capacity", { adding });
+  }
   destroyShip(name: string, onProgress: Progress) {
     return this.call<ShipRecord>("ship.destroy", { name }, onProgress);
   }
@@ -146,7 +153,19 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
       `already initialized (${paths.config()}); run 'ohcommodore fleet sink --scuttle' first to start over`,
     );
   }
-  const provider = providerFor(o.provider);
+  // The flagship drives the provider from now on: it gets the sprites
+  // token (exe.dev gets a key of its own, registered below), and the org
+  // and API it is for are kept in the fleet's settings.
+  const sprites = o.provider.kind === "sprites"
+    ? await spritesLogin(o.provider)
+    : null;
+  if (sprites) o = { ...o, provider: sprites.settings };
+  const provider = sprites
+    ? new SpritesProvider(sprites.settings, { token: sprites.token })
+    : providerFor(o.provider);
+  if (sprites) {
+    o.onProgress(`using the sprites token from ${sprites.source}`, o.name);
+  }
   if (provider instanceof ExeDevProvider) {
     o.onProgress("checking your exe.dev account", o.name);
     await provider.whoami(); // an unregistered key fails here, before any VM
@@ -169,18 +188,13 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     };
     o.onProgress("setting up commodore", o.name);
     const setup: SetupArgs = { identity, bootstrap: o.bootstrap };
-    // The flagship drives the provider from now on: give it the sprite
-    // CLI's token (exe.dev gets a key of its own, registered below).
-    const token = Deno.env.get("SPRITE_TOKEN");
-    const { public_key } = await call<{ public_key: string | null }>(
-      t,
-      "vm.setup",
-      { ...setup },
-      {
-        secrets: o.provider.kind === "sprites" && token
-          ? { SPRITE_TOKEN: token }
-          : {},
-      },
+    // Idempotent: made again when only its connection was lost.
+    const { public_key } = await retryLost(
+      () =>
+        call<{ public_key: string | null }>(t, "vm.setup", { ...setup }, {
+          secrets: sprites ? { SPRITE_TOKEN: sprites.token } : {},
+        }),
+      lostCall,
     );
     if (public_key && provider instanceof ExeDevProvider) {
       o.onProgress("registering the flagship's key with exe.dev", o.name);
@@ -203,6 +217,36 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     await provider.destroy(o.name).catch(() => {});
     throw e;
   }
+}
+
+/**
+ * The sprites token for init, before any VM exists: $SPRITE_TOKEN or the
+ * `sprite` CLI's login, with the org and API it is for.
+ */
+async function spritesLogin(
+  s: Extract<ProviderSettings, { kind: "sprites" }>,
+): Promise<{ settings: typeof s; token: string; source: string }> {
+  const { findSpriteToken, NO_TOKEN_HINT } = await import(
+    "../lib/providers/sprites_token.ts"
+  );
+  const found = await findSpriteToken({ org: s.org });
+  if (!found) {
+    throw new OhcError(
+      "sprites_no_token",
+      `no sprites token found${s.org ? ` for org ${s.org}` : ""}`,
+      NO_TOKEN_HINT,
+    );
+  }
+  const org = s.org ?? found.org;
+  return {
+    settings: {
+      kind: "sprites",
+      ...(org ? { org } : {}),
+      ...(found.url !== DEFAULT_API_URL ? { api_url: found.url } : {}),
+    },
+    token: found.token,
+    source: found.source,
+  };
 }
 
 /** Destroys the flagship VM and forgets it. */

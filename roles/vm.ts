@@ -29,71 +29,84 @@ export const vmHandlers: RpcHandlers = {
     version: VERSION,
   }),
 
-  "vm.setup": async ({ args, secrets, emit }) => {
-    const home = paths.home();
-    const wanted = parseIdentity(args.identity, "setup request");
-    const current = await readIdentity(home);
-    if (
-      current &&
-      (current.role !== wanted.role || current.name !== wanted.name)
-    ) {
-      throw new OhcError(
-        "already_setup",
-        `this machine is already ${current.role} "${current.name}"`,
-        "destroy it first, or choose another name",
-      );
-    }
-    if (secrets.SPRITE_TOKEN && wanted.role === "commodore") {
-      await writeFileAtomic(
-        `${paths.secrets(home)}/sprite_token`,
-        secrets.SPRITE_TOKEN,
-      );
-    }
-    let tokenFile: string | null = null;
-    if (secrets.GH_TOKEN) {
-      tokenFile = `${paths.secrets(home)}/gh_token`;
-      await writeFileAtomic(tokenFile, secrets.GH_TOKEN);
-    }
-    const bootstrap = args.bootstrap as Bootstrap | null | undefined;
-    if (bootstrap) {
-      emit({ type: "progress", message: "running cloudinit/init.sh" });
-      await runBootstrap({
-        home,
-        bootstrap,
-        role: wanted.role,
-        targetRepo: wanted.repo ?? null,
-        tokenFile,
-        offlineByDefault: wanted.provider.kind === "local",
-        onLine: (line) => {
-          if (/^==> (step \S+ failed|init\.sh finished)/.test(line)) {
-            emit({ type: "progress", message: line.slice(4) });
-          }
-        },
-      });
-    }
-    const clone = args.clone as SetupArgs["clone"];
-    if (clone) {
-      if (!/^[A-Za-z0-9._-]+$/.test(clone.dir) || clone.dir.startsWith(".")) {
-        throw new UsageError(`bad checkout directory "${clone.dir}"`);
-      }
-      await cloneRepo(home, clone.url, clone.dir, emit);
-    }
-    // The flagship holds the one key that reaches the provider account and
-    // the ships; it is made here, on the flagship, and never leaves it (the
-    // laptop registers its public half). Ships get no key at all.
-    let publicKey: string | null = null;
-    if (wanted.role === "commodore" && wanted.provider.kind === "exedev") {
-      const { ensureKey } = await import("../lib/providers/ssh_keys.ts");
-      publicKey = (await ensureKey(home, { name: wanted.name })).publicKey;
-    }
-    // The flagship passes the laptop's bootstrap settings on to its ships.
-    if (wanted.role === "commodore" && bootstrap) {
-      await writeJsonAtomic(paths.bootstrap(home), bootstrap);
-    }
-    await writeJsonAtomic(paths.identity(home), wanted);
-    return { identity: wanted, public_key: publicKey };
+  "vm.setup": async (ctx) => {
+    const wanted = parseIdentity(ctx.args.identity, "setup request");
+    if (wanted.provider.kind !== "sprites") return await setup(ctx, wanted);
+    // cloudinit and a clone can be quiet for longer than a sprite waits
+    // before it pauses (which would stop them): hold it meanwhile.
+    const { SpriteHold } = await import("../lib/providers/sprites_runtime.ts");
+    return await new SpriteHold("ohcommodore-setup").during(() =>
+      setup(ctx, wanted)
+    );
   },
 };
+
+async function setup(
+  { args, secrets, emit }: Parameters<RpcHandlers[string]>[0],
+  wanted: Identity,
+): Promise<{ identity: Identity; public_key: string | null }> {
+  const home = paths.home();
+  const current = await readIdentity(home);
+  if (
+    current &&
+    (current.role !== wanted.role || current.name !== wanted.name)
+  ) {
+    throw new OhcError(
+      "already_setup",
+      `this machine is already ${current.role} "${current.name}"`,
+      "destroy it first, or choose another name",
+    );
+  }
+  if (secrets.SPRITE_TOKEN && wanted.role === "commodore") {
+    await writeFileAtomic(
+      `${paths.secrets(home)}/sprite_token`,
+      secrets.SPRITE_TOKEN,
+    );
+  }
+  let tokenFile: string | null = null;
+  if (secrets.GH_TOKEN) {
+    tokenFile = `${paths.secrets(home)}/gh_token`;
+    await writeFileAtomic(tokenFile, secrets.GH_TOKEN);
+  }
+  const bootstrap = args.bootstrap as Bootstrap | null | undefined;
+  if (bootstrap) {
+    emit({ type: "progress", message: "running cloudinit/init.sh" });
+    await runBootstrap({
+      home,
+      bootstrap,
+      role: wanted.role,
+      targetRepo: wanted.repo ?? null,
+      tokenFile,
+      offlineByDefault: wanted.provider.kind === "local",
+      onLine: (line) => {
+        if (/^==> (step \S+ failed|init\.sh finished)/.test(line)) {
+          emit({ type: "progress", message: line.slice(4) });
+        }
+      },
+    });
+  }
+  const clone = args.clone as SetupArgs["clone"];
+  if (clone) {
+    if (!/^[A-Za-z0-9._-]+$/.test(clone.dir) || clone.dir.startsWith(".")) {
+      throw new UsageError(`bad checkout directory "${clone.dir}"`);
+    }
+    await cloneRepo(home, clone.url, clone.dir, emit);
+  }
+  // The flagship holds the one key that reaches the provider account and
+  // the ships; it is made here, on the flagship, and never leaves it (the
+  // laptop registers its public half). Ships get no key at all.
+  let publicKey: string | null = null;
+  if (wanted.role === "commodore" && wanted.provider.kind === "exedev") {
+    const { ensureKey } = await import("../lib/providers/ssh_keys.ts");
+    publicKey = (await ensureKey(home, { name: wanted.name })).publicKey;
+  }
+  // The flagship passes the laptop's bootstrap settings on to its ships.
+  if (wanted.role === "commodore" && bootstrap) {
+    await writeJsonAtomic(paths.bootstrap(home), bootstrap);
+  }
+  await writeJsonAtomic(paths.identity(home), wanted);
+  return { identity: wanted, public_key: publicKey };
+}
 
 async function cloneRepo(
   home: string,

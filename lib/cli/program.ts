@@ -244,6 +244,7 @@ export function buildProgram(exit: Exit): Command {
       const { bootstrapFromEnv } = await import("../bootstrap.ts");
       const bootstrap = await bootstrapFromEnv();
       const f = await fleet("ship create");
+      await f.checkCapacity(specs.length);
       const view = new ProgressView(specs);
       const results = await Promise.allSettled(
         specs.map((spec, i) =>

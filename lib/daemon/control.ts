@@ -1,12 +1,20 @@
 /**
  * Starting, stopping and supervising the daemon. Where systemd runs, a user
- * unit with Restart=always does the supervising; elsewhere (containers,
- * sprites, local VMs) `daemon supervise`, started in its own session, writes
- * a pidfile, runs `daemon run` and restarts it when it dies.
+ * unit with Restart=always does the supervising. On a sprite the daemon is a
+ * sprite service: the runtime starts it at boot, restarts it when it dies
+ * and after a cold wake (which kills whatever `sprite exec` started), and
+ * `stop` is sticky. Elsewhere (containers, local VMs) `daemon supervise`,
+ * started in its own session, writes a pidfile, runs `daemon run` and
+ * restarts it when it dies.
  */
 import { OhcError } from "../errors.ts";
 import { withLock } from "../state/atomic.ts";
 import { paths } from "../state/paths.ts";
+import {
+  onSprite,
+  serviceState,
+  spriteEnvRun,
+} from "../providers/sprites_runtime.ts";
 import { connectDaemon } from "./client.ts";
 
 /** The program to run for the daemon: this same ohcommodore. */
@@ -21,7 +29,7 @@ export interface DaemonState {
   running: boolean;
   answering: boolean;
   pid: number | null;
-  supervisor: "systemd" | "pidfile" | null;
+  supervisor: "systemd" | "sprite" | "pidfile" | null;
   socket: string;
   log: string;
 }
@@ -35,10 +43,23 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The supervisor the pidfile names, if it still runs. After a reboot (a
+ * sprite's cold wake) the pid may belong to some other process now: where
+ * /proc shows command lines, only a `daemon supervise` counts, else
+ * ensureDaemon would wait on a stranger and never start one.
+ */
 async function readPid(home: string): Promise<number | null> {
   try {
     const pid = Number((await Deno.readTextFile(paths.daemonPid(home))).trim());
-    return Number.isInteger(pid) && pid > 1 && alive(pid) ? pid : null;
+    if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return null;
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(
+      () => null,
+    );
+    if (cmdline !== null && !cmdline.split("\0").includes("supervise")) {
+      return null;
+    }
+    return pid;
   } catch {
     return null;
   }
@@ -52,13 +73,17 @@ async function answering(home: string): Promise<boolean> {
 }
 
 export async function daemonState(home = paths.home()): Promise<DaemonState> {
-  const pid = await readPid(home);
+  const service = await spriteService();
+  let pid = await readPid(home);
   const ok = await answering(home);
+  if (service?.status === "running") pid = service.pid ?? null;
   return {
     running: pid !== null || ok,
     answering: ok,
     pid,
-    supervisor: pid !== null
+    supervisor: service?.status === "running"
+      ? "sprite"
+      : pid !== null
       ? "pidfile"
       : (await systemdUnitActive())
       ? "systemd"
@@ -136,6 +161,8 @@ async function startSupervised(
   }
   if (await useSystemd()) {
     await systemctl("start", UNIT);
+  } else if (await startSpriteService(home)) {
+    // the sprite runtime supervises it
   } else if ((await readPid(home)) === null) {
     // setsid -f: its own session, so it outlives this command and the
     // SSH connection; stdio to the log so nobody waits on its output.
@@ -168,6 +195,11 @@ export async function stopDaemon(home = paths.home()): Promise<boolean> {
   );
   if (await systemdUnitActive()) {
     await systemctl("stop", UNIT);
+    return true;
+  }
+  if ((await spriteService())?.status === "running") {
+    await spriteEnvRun(["services", "stop", SERVICE]);
+    await waitFor(async () => !(await answering(home)), 10_000);
     return true;
   }
   const pid = await readPid(home);
@@ -230,6 +262,49 @@ export async function supervise(home = paths.home()): Promise<number> {
 
 function log(msg: string) {
   console.error(`${new Date().toISOString()} supervise: ${msg}`);
+}
+
+// The sprite service, where a sprite runtime is (sprites_runtime.ts).
+const SERVICE = "ohcommodore";
+
+async function spriteService(): Promise<
+  { status: string; pid?: number } | null
+> {
+  if (!(await onSprite())) return null;
+  return await serviceState(SERVICE);
+}
+
+/**
+ * Makes the daemon a sprite service (or starts the one there is); false
+ * when this is no sprite. Its output goes to the daemon's log, as the
+ * supervisor's does.
+ */
+async function startSpriteService(home: string): Promise<boolean> {
+  if (!(await onSprite())) return false;
+  const bin = selfBinary(home);
+  const logFile = paths.daemonLog(home);
+  if (bin.includes(",") || logFile.includes(",")) return false; // --args splits on commas
+  const created = await spriteEnvRun([
+    "services",
+    "create",
+    SERVICE,
+    "--cmd",
+    "/bin/sh",
+    "--args",
+    ["-c", 'exec "$0" daemon run >>"$1" 2>&1', bin, logFile].join(","),
+    "--no-stream",
+  ]);
+  if (created.code === 0) return true;
+  const started = await spriteEnvRun(["services", "start", SERVICE]);
+  if (started.code !== 0) {
+    throw new OhcError(
+      "daemon_start",
+      `cannot start the daemon's sprite service: ${
+        (started.stderr || created.stderr).trim().split("\n")[0]
+      }`,
+    );
+  }
+  return true;
 }
 
 // systemd user units, where a user manager runs.

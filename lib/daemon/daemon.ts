@@ -22,6 +22,7 @@ import {
   commandCgroups,
   sweepStaleCgroups,
 } from "./containment.ts";
+import { keepAwake } from "./awake.ts";
 import { HOLD_SCRIPT, Scheduler } from "./scheduler.ts";
 import { StartJournal } from "./start_journal.ts";
 
@@ -91,7 +92,19 @@ export async function runDaemon(): Promise<number> {
     },
     log,
   });
-  service.onInserted = (msgs) => scheduler.kick(msgs);
+  // On a sprite: held awake while work is in flight (awake.ts).
+  let waiting = 0;
+  const awake = await keepAwake({
+    self,
+    store,
+    running: () => scheduler.busy,
+    waiting: () => waiting,
+    log,
+  });
+  service.onInserted = (msgs) => {
+    scheduler.kick(msgs);
+    awake?.poke();
+  };
   const pausedMarker = paths.daemonPaused(home);
   if (await Deno.stat(pausedMarker).then(() => true, () => false)) {
     scheduler.pause();
@@ -175,20 +188,29 @@ export async function runDaemon(): Promise<number> {
           `--timeout must be a positive number of seconds, at most ${MAX_TIMEOUT_S}`,
         );
       }
-      return await service.send(
+      const sent = await service.send(
         argString(args, "recipient"),
         argString(args, "command"),
         (timeout as number | null | undefined) ?? null,
       );
+      awake?.poke();
+      return sent;
     },
-    "inbox.wait": async ({ args, signal }) =>
-      recordToWire(
-        await service.waitResult(
-          argString(args, "id"),
-          Number(args.timeout_ms ?? 3_600_000),
-          signal,
-        ),
-      ),
+    "inbox.wait": async ({ args, signal }) => {
+      waiting++;
+      awake?.poke();
+      try {
+        return recordToWire(
+          await service.waitResult(
+            argString(args, "id"),
+            Number(args.timeout_ms ?? 3_600_000),
+            signal,
+          ),
+        );
+      } finally {
+        waiting--;
+      }
+    },
     "inbox.list": async ({ args }) => {
       const status = args.status as string | undefined;
       if (
@@ -276,6 +298,15 @@ export async function runDaemon(): Promise<number> {
       return links?.status() ?? [];
     },
     ...voyageHandlers,
+    ...(voyageHandlers["voyage.create"]
+      ? {
+        "voyage.create": async (ctx) => {
+          const r = await voyageHandlers["voyage.create"](ctx);
+          awake?.poke();
+          return r;
+        },
+      }
+      : {}),
   };
 
   const sock = paths.daemonSocket(home);
@@ -295,6 +326,7 @@ export async function runDaemon(): Promise<number> {
     } catch { /* closed */ }
     links?.stop();
     await scheduler.stop("interrupted: the daemon stopped");
+    await awake?.stop().catch(() => {});
     await service.flushDelivered().catch(() => {});
     await store.close();
     journal.close();

@@ -14,6 +14,11 @@ export interface FleetApi {
     req: CreateShipRequest,
     opts: { secrets: Record<string, string>; onProgress: Progress },
   ): Promise<ShipRecord>;
+  /**
+   * Refuses, before anything is made, `adding` more ships than the
+   * provider's plan runs at once (the flagship and every ship count).
+   */
+  checkCapacity(adding: number): Promise<void>;
   destroyShip(nameOrPrefix: string, onProgress: Progress): Promise<ShipRecord>;
   sink(onProgress: Progress): Promise<SinkResult>;
   recover(onProgress: Progress): Promise<ShipRecord[]>;

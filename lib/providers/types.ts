@@ -1,6 +1,6 @@
 import type { Transport } from "../transport/types.ts";
 
-/** VM statuses, as exe.dev reports them (sprites' cold/warm map to running). */
+/** VM statuses, as exe.dev reports them (sprites' cold/warm/suspended map to running). */
 export type VmStatus =
   | "pending"
   | "running"
@@ -41,10 +41,10 @@ export type ProviderSettings =
   }
   | {
     kind: "sprites";
-    /** The sprites organization (`-o`); else $SPRITE_ORG or $SPRITES_ORG. */
+    /** The sprites organization the token is for (--org, $SPRITE_ORG, or the CLI's selection). */
     org?: string;
-    /** The `sprite` CLI to run; default `sprite` on PATH. */
-    sprite_bin?: string;
+    /** The HTTP API, when not https://api.sprites.dev ($SPRITES_API_URL at init). */
+    api_url?: string;
   };
 
 export interface Provider {
@@ -58,4 +58,9 @@ export interface Provider {
   destroy(name: string): Promise<void>;
   list(): Promise<VmRecord[]>;
   transport(vm: Pick<VmRecord, "name" | "ssh_dest">): Transport;
+  /**
+   * How many VMs the account runs at once, where the provider says
+   * (sprites' plans); undefined means no known limit.
+   */
+  runningLimit?(): Promise<number | undefined>;
 }

@@ -1,5 +1,5 @@
 import { OhcError } from "../errors.ts";
-import { remoteBin } from "../transport/run.ts";
+import { lostConnection, remoteBin } from "../transport/run.ts";
 import type { Transport } from "../transport/types.ts";
 import { type CallOptions, exchange, unwrap } from "./stream.ts";
 export type { CallOptions } from "./stream.ts";
@@ -30,4 +30,14 @@ export async function call<T = unknown>(
     `no answer from ${t.dest} (exit ${status.code})${err ? `: ${err}` : ""}`,
     "check that the machine is up: ohcommodore fleet status",
   );
+}
+
+/**
+ * Whether a call failed only because its connection was lost before any
+ * answer (exit 255 and what transports say then): an idempotent call (such
+ * as `vm.setup`) may be made again.
+ */
+export function lostCall(e: unknown): boolean {
+  return e instanceof OhcError && e.code === "unreachable" &&
+    /\(exit 255\)/.test(e.message) && lostConnection(255, e.message);
 }

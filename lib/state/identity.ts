@@ -62,7 +62,7 @@ export function parseProviderSettings(
       return {
         kind,
         org: optionalString(o, "org", file),
-        sprite_bin: optionalString(o, "sprite_bin", file),
+        api_url: optionalString(o, "api_url", file),
       };
     default:
       throw new TypeError(`unknown provider kind "${kind}"`);

@@ -11,6 +11,38 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Whether a command's connection was lost, not the command failing: exit
+ * 255 with what ssh or the sprites transport say then (a reset, a TLS
+ * handshake that timed out, "sprites.dev: connection to …"). For an
+ * idempotent step, worth another try.
+ */
+export function lostConnection(code: number, stderr: string): boolean {
+  return code === 255 &&
+    /sprites\.dev: connection to|connection (reset|closed|timed out|refused|lost)|kex_exchange|broken pipe|handshake/i
+      .test(stderr);
+}
+
+/**
+ * Runs an idempotent step again (up to `tries` times, with a short
+ * backoff) while it fails only because its connection was lost: `lost`
+ * tells from the error.
+ */
+export async function retryLost<T>(
+  fn: () => Promise<T>,
+  lost: (e: unknown) => boolean,
+  tries = 3,
+): Promise<T> {
+  for (let i = 1;; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= tries || !lost(e)) throw e;
+      await new Promise((r) => setTimeout(r, 500 * i));
+    }
+  }
+}
+
 /** Runs argv to completion, collecting its output as text. */
 export async function run(
   t: Transport,
@@ -64,18 +96,26 @@ const UPLOAD_SCRIPT = [
   'mv -f -- "$t" "$1"',
 ].join("; ");
 
-/** Uploads bytes to a path on the machine (atomic; mode e.g. "600"). */
+/**
+ * Uploads bytes to a path on the machine (atomic; mode e.g. "600"). Being
+ * atomic, it is tried again when only its connection was lost.
+ */
 export async function upload(
   t: Transport,
   data: Uint8Array | string,
   remotePath: string,
   mode: string,
 ): Promise<void> {
-  const res = await run(
-    t,
-    ["sh", "-c", UPLOAD_SCRIPT, "upload", remotePath, mode],
-    { stdin: data },
-  );
+  let res: RunResult;
+  for (let i = 1;; i++) {
+    res = await run(
+      t,
+      ["sh", "-c", UPLOAD_SCRIPT, "upload", remotePath, mode],
+      { stdin: data },
+    );
+    if (i >= 3 || !lostConnection(res.code, res.stderr)) break;
+    await new Promise((r) => setTimeout(r, 500 * i));
+  }
   if (res.code !== 0) {
     throw new Error(
       `upload to ${t.dest}:${remotePath} failed: ${

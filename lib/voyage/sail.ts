@@ -57,6 +57,8 @@ export interface SailDeps {
     ships: string[],
   ) => Promise<void>;
   onProgress: Progress;
+  /** Refuses `count` more ships than the provider runs at once. */
+  checkCapacity?: (count: number) => Promise<void>;
   /** Clones a private GitHub repo; kept only while cloning. */
   ghToken?: string;
 }
@@ -88,6 +90,7 @@ export async function sail(
   }
   const count = req.ships ?? plan.recommendedShips ??
     analyze(plan.tasks).recommendedShips;
+  await deps.checkCapacity?.(count);
   const root = `${paths.dir()}/voyages/${id}`;
   let registered = false;
   try {

@@ -1,7 +1,8 @@
 /**
  * Tests of the test emulators themselves: the exe.dev lobby's parsing and
  * answers (pure, in memory), the exe.dev emulator through real OpenSSH
- * (root + sshd), the fake `sprite` CLI and the fake GitHub.
+ * (root + sshd) and the fake GitHub. The fake sprites.dev has its own
+ * file (fake_sprites_test.ts).
  */
 
 import assert from "node:assert/strict";
@@ -31,7 +32,6 @@ import {
   vmNameError,
 } from "./emulators/exedev/parse.ts";
 import { fingerprint, parseAuthorizedKey } from "./emulators/exedev/keys.ts";
-import { startFakeSprites } from "./emulators/sprite.ts";
 import { startFakeGitHub } from "./emulators/github.ts";
 import { makeClientKey } from "../helpers/sshd.ts";
 
@@ -786,137 +786,6 @@ Deno.test({
       assert.deepEqual(left, [], "no emulator process left after stop()");
     }
   },
-});
-
-// ------------------------------------------------------------------ sprite
-
-async function sprite(
-  env: Record<string, string>,
-  args: string[],
-  opts: { stdin?: string; cwd?: string } = {},
-): Promise<Ran> {
-  const child = new Deno.Command("sprite", {
-    args,
-    env,
-    cwd: opts.cwd,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
-
-Deno.test("fake sprite CLI: create, list, exec, destroy round trip", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "fake-sprite-" });
-  const sprites = await startFakeSprites({ dir: `${tmp}/state` });
-  const env = sprites.env;
-  try {
-    const noSkip = await sprite(env, ["create", "ship-a"]);
-    assert.equal(noSkip.code, 1, "without --skip-console create must fail");
-    assert.match(noSkip.stderr, /--skip-console/);
-    assert.equal(
-      (await sprite(env, ["create", "-skip-console", "ship-b"])).code,
-      0,
-    );
-    assert.equal(
-      (await sprite(env, ["create", "--skip-console", "ship-b"])).code,
-      1,
-    );
-    assert.equal((await sprite(env, ["list"])).stdout, "ship-a\nship-b\n");
-    assert.equal(
-      (await sprite(env, ["ls", "-prefix", "ship-b"])).stdout,
-      "ship-b\n",
-    );
-    const api = JSON.parse(
-      (await sprite(env, ["api", "/v1/sprites?prefix=ship-"])).stdout,
-    );
-    assert.deepEqual(api.sprites.map((s: { name: string }) => s.name), [
-      "ship-a",
-      "ship-b",
-    ]);
-    assert.equal(api.has_more, false);
-    assert.equal(api.next_continuation_token, null);
-
-    await Deno.writeTextFile(`${tmp}/up.txt`, "uploaded\n");
-    const r = await sprite(env, [
-      "exec",
-      "-s",
-      "ship-b",
-      "--file",
-      `${tmp}/up.txt:/home/sprite/dir/up.txt`,
-      "--env",
-      "A=1,B=two",
-      "--",
-      "bash",
-      "-c",
-      'read x; echo "in:$x"; echo "$A $B"; cat dir/up.txt; [ "$HOME" = "$PWD" ] && echo home; echo err >&2; exit 9',
-    ], { stdin: "piped-in\n" });
-    assert.equal(r.code, 9);
-    assert.equal(r.stdout, "in:piped-in\n1 two\nuploaded\nhome\n");
-    assert.equal(r.stderr, "err\n");
-    assert.equal(
-      await Deno.readTextFile(`${sprites.home("ship-b")}/dir/up.txt`),
-      "uploaded\n",
-    );
-    const missing = await sprite(env, [
-      "exec",
-      "-s",
-      "ship-b",
-      "--",
-      "no-such-program-x",
-    ]);
-    assert.equal(missing.code, 127);
-    const dir = await sprite(env, [
-      "x",
-      "-s",
-      "ship-b",
-      "--dir",
-      "/home/sprite/dir",
-      "pwd",
-    ]);
-    assert.equal(dir.stdout, `${sprites.home("ship-b")}/dir\n`);
-    assert.equal(
-      (await sprite(env, ["exec", "-s", "nope", "--", "true"])).code,
-      1,
-    );
-
-    // A background process started in a sprite dies when it is destroyed.
-    await sprite(env, [
-      "exec",
-      "-s",
-      "ship-b",
-      "--",
-      "sh",
-      "-c",
-      "setsid sleep 4321 >/dev/null 2>&1 < /dev/null &",
-    ]);
-    const noForce = await sprite(env, ["destroy", "ship-b"]);
-    assert.equal(noForce.code, 1, "destroy without --force must not go ahead");
-    assert.deepEqual(await sprites.list(), ["ship-a", "ship-b"]);
-    const yes = await sprite(env, ["destroy", "-s", "ship-b"], {
-      stdin: "y\n",
-    });
-    assert.equal(yes.code, 0);
-    assert.equal((await sprite(env, ["destroy", "--force", "ship-a"])).code, 0);
-    assert.deepEqual(await sprites.list(), []);
-    const sleepers = new Deno.Command("pgrep", { args: ["-f", "sleep 4321"] })
-      .outputSync();
-    assert.equal(sleepers.code, 1, "destroy killed the sprite's processes");
-    assert.equal((await sprite(env, ["frobnicate"])).code, 2);
-  } finally {
-    await sprites.stop();
-    await Deno.remove(tmp, { recursive: true });
-  }
 });
 
 // ------------------------------------------------------------------ github

@@ -1,193 +1,47 @@
 /**
  * Real fleets on sprites.dev, end to end: the real CLI (dev artifact) on a
- * laptop HOME and the fake `sprite` CLI (tests/e2e/emulators/sprite.ts) on
- * PATH. The flagship is itself a sprite and creates the ships by running
- * `sprite` inside its own `sprite exec` sessions.
+ * laptop HOME logged in as `sprite login` leaves it, and the fake
+ * sprites.dev (tests/e2e/emulators/sprite.ts) on loopback. Nobody has a
+ * `sprite` CLI: the laptop and the flagship speak the HTTP API, and inside
+ * a sprite there are only the base image's tools (and the binary we
+ * upload). The flagship gets its token from `init`, in a 0600 file.
  *
- * On sprites.dev that needs the `sprite` CLI installed and logged in on the
- * flagship sprite. ohcommodore does not set that up (nothing in `init`
- * installs or authenticates the CLI there), so this test provides it the
- * way the fake allows: the fake's PATH reaches exec sessions, and
- * FAKE_SPRITE_PASS_ENV passes its state directory and org into them (what
- * `~/.sprites/sprites.json` would be on a real sprite). Without it the
- * flagship's `sprite create` fails with "FAKE_SPRITE_DIR is not set".
+ * The first test holds the fake to the service's terms: sprites pause
+ * after 5 s without activity and lose every process after 10 s.
  */
 import assert from "node:assert/strict";
 import { type FakeSprites, startFakeSprites } from "./emulators/sprite.ts";
+import { processesOf } from "./emulators/sprite/procs.ts";
 import type { FleetStatus } from "../../lib/fleet/api.ts";
 import { exists, ohc, ohcOk } from "../helpers/cli.ts";
-import {
-  DEMO_SAIL,
-  sailOk,
-  voyageTasks,
-  waitVoyage,
-} from "../helpers/voyage.ts";
+import { writePlan } from "../helpers/plans.ts";
+import { voyageTasks } from "../helpers/voyage.ts";
+import { until } from "../helpers/wait.ts";
 
-const SHIPS = ["alpha", "bravo", "cargo"];
-const ORG = "test-org";
-const MARKER = "FAKE_SPRITE_SANDBOX";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Processes started inside any sprite under `dir` (by their environment). */
-function sandboxed(dir: string): number[] {
-  const out: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const env = Deno.readTextFileSync(`/proc/${e.name}/environ`);
-      if (env.split("\0").some((kv) => kv.startsWith(`${MARKER}=${dir}/`))) {
-        out.push(Number(e.name));
-      }
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
-Deno.test("sprites: init, ship create of 3 in one command, status, exec, ssh, recover, destroy, sink --scuttle", async () => {
+async function fleetOn(
+  opts: Omit<Parameters<typeof startFakeSprites>[0], "dir">,
+  fn: (f: {
+    s: FakeSprites;
+    home: string;
+    tmp: string;
+    run: (args: string[]) => ReturnType<typeof ohc>;
+    ok: (args: string[]) => ReturnType<typeof ohc>;
+  }) => Promise<void>,
+): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "ohc-spr-" });
   const home = `${tmp}/laptop`;
   await Deno.mkdir(home);
-  const s: FakeSprites = await startFakeSprites({
-    dir: `${tmp}/sprites`,
-    org: ORG,
-  });
-  const env = {
-    ...s.env,
-    OHC_OFFLINE: "1",
-    FAKE_SPRITE_PASS_ENV:
-      "FAKE_SPRITE_DIR,FAKE_SPRITE_DENO,FAKE_SPRITE_ORG,FAKE_SPRITE_PASS_ENV",
-  };
+  const s = await startFakeSprites({ dir: `${tmp}/sprites`, ...opts });
+  await s.login(home);
+  // Only cloudinit's "no network here"; the rest comes from the login.
+  const env = { OHC_OFFLINE: "1" };
   const run = (args: string[]) => ohc(home, args, { env });
   const ok = (args: string[]) => ohcOk(home, args, { env });
-  const status = async () =>
-    JSON.parse((await ok(["fleet", "status", "--json"])).stdout) as FleetStatus;
-  const assertNoStrays = async () => {
-    const st = await status();
-    const known = new Set([st.flagship.name, ...st.ships.map((x) => x.name)]);
-    const strays = (await s.list()).filter((n) => !known.has(n));
-    assert.deepEqual(strays, [], "sprites ohcommodore does not know of");
-  };
-  const waitLinksUp = async (ships: string[]) => {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const st = await status();
-      if (
-        ships.every((n) =>
-          st.ships.find((x) => x.name === n)?.link.state === "up"
-        )
-      ) return st;
-      assert.ok(
-        Date.now() < deadline,
-        `links not up: ${JSON.stringify(st.ships.map((x) => x.link))}`,
-      );
-      await sleep(250);
-    }
-  };
   try {
-    const init = await ok(["init", "--provider", "sprites", "--org", ORG]);
-    assert.match(init.stdout, /Flagship ready: flagship/);
-    const config = JSON.parse(
-      await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
-    );
-    assert.deepEqual(config.flagship.provider, { kind: "sprites", org: ORG });
-    assert.deepEqual(await s.list(), ["flagship"]);
-
-    // Three ships in one command, created by the flagship with `sprite`.
-    const created = await ok(["ship", "create", ...SHIPS]);
-    for (const n of SHIPS) {
-      assert.match(created.stdout, new RegExp(`ready: ${n}`));
-    }
-    assert.deepEqual(await s.list(), [...SHIPS, "flagship"]);
-    await assertNoStrays();
-
-    const st = await waitLinksUp(SHIPS);
-    assert.equal(st.flagship.provider, "sprites");
-    assert.deepEqual(st.ships.map((x) => x.name), SHIPS);
-    for (const x of st.ships) {
-      assert.equal(x.status, "running");
-      assert.equal(x.ssh_dest, x.name);
-      assert.ok(x.link.last_heartbeat);
-    }
-    assert.match((await ok(["fleet", "status"])).stdout, /LINK/);
-
-    // ship exec: each ship is its own sprite with its own home.
-    for (const n of SHIPS) {
-      const r = await ok([
-        "ship",
-        "exec",
-        n,
-        "--",
-        "sh",
-        "-c",
-        "echo $HOME; echo $SPRITE_NAME",
-      ]);
-      assert.equal(r.stdout, `${s.home(n)}\n${n}\n`);
-    }
-    const three = await run([
-      "ship",
-      "exec",
-      "alpha",
-      "--",
-      "sh",
-      "-c",
-      "exit 3",
-    ]);
-    assert.equal(three.code, 3);
-
-    // ship ssh, non-interactive.
-    const ssh = await ok([
-      "ship",
-      "ssh",
-      "bravo",
-      "--",
-      "sh",
-      "-c",
-      "echo $SPRITE_NAME",
-    ]);
-    assert.equal(ssh.stdout.trim(), "bravo");
-    const seven = await run([
-      "ship",
-      "ssh",
-      "bravo",
-      "--",
-      "sh",
-      "-c",
-      "exit 7",
-    ]);
-    assert.equal(seven.code, 7);
-
-    // fleet recover after losing the registry.
-    await Deno.remove(`${s.home("flagship")}/.ohcommodore/fleet.json`);
-    assert.deepEqual((await status()).ships, []);
-    const rec = await ok(["fleet", "recover", "--json"]);
-    assert.deepEqual(
-      JSON.parse(rec.stdout).map((x: { name: string }) => x.name),
-      SHIPS,
-    );
-    await waitLinksUp(SHIPS);
-    await assertNoStrays();
-
-    // ship destroy (a unique prefix).
-    assert.match(
-      (await ok(["ship", "destroy", "car"])).stdout,
-      /Destroyed cargo/,
-    );
-    assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
-    assert.deepEqual((await status()).ships.map((x) => x.name), [
-      "alpha",
-      "bravo",
-    ]);
-    await assertNoStrays();
-
-    // sink --scuttle: no sprite and no process of one is left.
-    const sunk = await ok(["fleet", "sink", "--scuttle", "--force"]);
-    assert.match(sunk.stdout, /Sunk 2 ship\(s\)\. Flagship scuttled\./);
-    assert.deepEqual(await s.list(), []);
-    assert.equal(await exists(`${home}/.ohcommodore/config.json`), false);
-    for (let i = 0; sandboxed(s.dir).length > 0; i++) {
-      assert.ok(i < 40, `processes left in sprites: ${sandboxed(s.dir)}`);
-      await sleep(50);
-    }
+    await fn({ s, home, tmp, run, ok });
+  } catch (e) {
+    console.error(await s.log());
+    throw e;
   } finally {
     if (await exists(`${home}/.ohcommodore/config.json`)) {
       await run(["fleet", "sink", "--scuttle", "--force"]);
@@ -195,38 +49,197 @@ Deno.test("sprites: init, ship create of 3 in one command, status, exec, ssh, re
     await s.stop();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+}
+
+const spriteState = async (s: FakeSprites, name: string) =>
+  (await s.state()).find((x) => x.name === name);
+
+Deno.test("sprites on real terms (pause after 5 s, cold after 10 s): init, 2 ships, a voyage of 20 s tasks, inbox to a cold ship, the running limit", async () => {
+  await fleetOn({ idleS: 5, coldS: 10 }, async ({ s, home, run, ok, tmp }) => {
+    const init = await ok(["init", "--provider", "sprites"]);
+    assert.match(init.stdout, /Flagship ready: flagship/);
+    assert.match(init.stderr, /sprites token from ~\/\.sprites\/sprites\.json/);
+    const config = JSON.parse(
+      await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
+    );
+    assert.deepEqual(config.flagship.provider, {
+      kind: "sprites",
+      org: s.org,
+      api_url: s.url,
+    });
+    // The flagship's token: a 0600 file; its daemon: a sprite service.
+    const tokenFile = `${s.home("flagship")}/.ohcommodore/secrets/sprite_token`;
+    assert.equal(await Deno.readTextFile(tokenFile), s.token());
+    assert.equal((await Deno.stat(tokenFile)).mode! & 0o777, 0o600);
+    const flagship = (await spriteState(s, "flagship"))!;
+    assert.deepEqual(flagship.services.map((x) => x.name), ["ohcommodore"]);
+
+    const created = await ok(["ship", "create", "alpha", "bravo"]);
+    assert.match(created.stdout, /Ship ready: alpha/);
+    assert.match(created.stdout, /Ship ready: bravo/);
+    assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
+    // Inside a ship: the base image's tools and our binary, no `sprite`.
+    const inside = await ok([
+      "ship",
+      "exec",
+      "alpha",
+      "--",
+      "sh",
+      "-c",
+      'command -v sprite || echo "no sprite CLI"; echo "$PATH"',
+    ]);
+    assert.equal(
+      inside.stdout,
+      `no sprite CLI\n${s.home("alpha")}/.ohcommodore/bin:${s.dir}/base/bin\n`,
+    );
+
+    // A voyage of 3 tasks of 20 s on 3 new ships. Nothing from the laptop
+    // touches the fleet meanwhile: the flagship holds itself awake while
+    // the voyage sails, and pauses once it is over.
+    const plan = await writePlan(
+      `${tmp}/plan`,
+      ["1", "2", "3"].map((id) => ({
+        id,
+        command: `sleep 20 && echo ${id} > out-${id}.txt`,
+      })),
+      {
+        ships: 3,
+        verify:
+          '#!/bin/bash\nset -e\nfor i in 1 2 3; do test "$(cat out-$i.txt)" = $i; done\n',
+      },
+    );
+    const id = JSON.parse(
+      (await ok(["voyage", "sail", plan, "--agent", "shell", "--json"])).stdout,
+    ).id;
+    let held = false;
+    await until("the voyage over and the flagship paused", async () => {
+      const f = await spriteState(s, "flagship");
+      if (f?.tasks.includes("ohcommodore-daemon")) held = true;
+      return f?.status !== "running";
+    }, { timeoutMs: 180_000, everyMs: 250 });
+    assert.ok(held, "the flagship held itself awake during the voyage");
+    const st = JSON.parse(
+      (await ok(["voyage", "status", id, "--json"])).stdout,
+    );
+    assert.equal(st.voyage.state, "verified", JSON.stringify(st));
+    const tasks = await voyageTasks(ok, id);
+    assert.deepEqual(tasks.map((t) => [t.id, t.status, t.attempts]), [
+      ["1", "done", 1],
+      ["2", "done", 1],
+      ["3", "done", 1],
+    ]);
+
+    // Idle, the whole fleet pauses and goes cold; a message to a cold ship
+    // wakes the flagship and the ship (their daemons are services) and
+    // runs, its result coming back to the waiting laptop.
+    await until("alpha and the flagship cold", async () => {
+      const st = await s.state();
+      return ["alpha", "flagship"].every((n) =>
+        st.find((x) => x.name === n)?.status === "cold"
+      );
+    }, { timeoutMs: 60_000, everyMs: 250 });
+    assert.deepEqual(processesOf(`${s.dir}/sprites/alpha`), []);
+    const sent = await ok([
+      "inbox",
+      "send",
+      "--wait",
+      "captain@alpha",
+      'echo "hi from $(basename "$PWD")"',
+    ]);
+    assert.equal(sent.stdout, "hi from home\n");
+
+    // The plan runs 3 sprites at once: the flagship and 2 ships take them
+    // all, so a third ship is refused before anything is made.
+    await ok(["voyage", "sink", id, "--force"]);
+    assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
+    await s.knobs({ runningLimit: 3 });
+    const third = await run(["ship", "create", "charlie"]);
+    assert.equal(third.code, 2, third.stderr);
+    assert.equal(
+      third.stderr,
+      "error: cannot create another ship: the sprites plan runs at most 3 sprites at once (running_limit 3), and the flagship and 2 ships already make 3\n",
+    );
+    assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
+    const ships = JSON.parse((await ok(["fleet", "status", "--json"])).stdout)
+      .ships.map((x: { name: string }) => x.name);
+    assert.deepEqual(ships, ["alpha", "bravo"]);
+  });
 });
 
-Deno.test("sprites: the demo voyage sails on 2 ships over sprite exec, verifies, and clones to the laptop", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "ohc-spr-" });
-  const home = `${tmp}/laptop`;
-  await Deno.mkdir(home);
-  const s = await startFakeSprites({ dir: `${tmp}/sprites`, org: ORG });
-  const env = {
-    ...s.env,
-    OHC_OFFLINE: "1",
-    FAKE_SPRITE_PASS_ENV:
-      "FAKE_SPRITE_DIR,FAKE_SPRITE_DENO,FAKE_SPRITE_ORG,FAKE_SPRITE_PASS_ENV",
-  };
-  const ok = (args: string[]) => ohcOk(home, args, { env });
-  const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-  try {
-    await ok(["init", "--provider", "sprites", "--org", ORG]);
-    const id = await sailOk(ok, DEMO_SAIL(root, 2));
-    assert.equal((await waitVoyage(ok, id, 180_000)).voyage.state, "verified");
-    const tasks = await voyageTasks(ok, id);
-    assert.equal(tasks.filter((t) => t.status === "done").length, 6);
-    const sprites = await s.list();
-    for (const t of tasks) assert.ok(sprites.includes(t.ship!), t.ship!);
-    await ok(["voyage", "clone", id, "-d", `${tmp}/result`]);
-    assert.match(
-      await Deno.readTextFile(`${tmp}/result/REPORT.md`),
-      /^# Fleet report/,
-    );
-  } finally {
-    if (await exists(`${home}/.ohcommodore/config.json`)) {
-      await ohc(home, ["fleet", "sink", "--scuttle", "--force"], { env });
+Deno.test("sprites: init, ship create of 3 in one command, status, exec, ssh, destroy, sink --scuttle, with cut connections on the way", async () => {
+  // Each sprite's first upload, version check and setup call is cut as it
+  // opens (a reset connection): deploy, upload and setup make them again.
+  await fleetOn({
+    dropExecs: 3,
+    dropMatch: "^sh -c set -e; umask 077|--version$|_rpc$",
+    failConnects: 1,
+  }, async ({ s, home, run, ok }) => {
+    const SHIPS = ["alpha", "bravo", "cargo"];
+    const status = async () =>
+      JSON.parse(
+        (await ok(["fleet", "status", "--json"])).stdout,
+      ) as FleetStatus;
+    await ok(["init", "--provider", "sprites"]);
+    const created = await ok(["ship", "create", ...SHIPS]);
+    for (const n of SHIPS) {
+      assert.match(created.stdout, new RegExp(`ready: ${n}`));
     }
+    assert.deepEqual(await s.list(), [...SHIPS, "flagship"]);
+    const cuts = (await s.log()).match(/exec cut on purpose/g) ?? [];
+    assert.equal(cuts.length, 12, "3 cuts on each of 4 sprites");
+
+    const st = await until("links up", async () => {
+      const st = await status();
+      return SHIPS.every((n) =>
+        st.ships.find((x) => x.name === n)?.link.state === "up"
+      ) && st;
+    });
+    assert.equal(st.flagship.provider, "sprites");
+    for (const x of st.ships) {
+      assert.equal(x.status, "running");
+      assert.equal(x.ssh_dest, x.name);
+    }
+    for (const n of SHIPS) {
+      const r = await ok(["ship", "exec", n, "--", "sh", "-c", "echo $HOME"]);
+      assert.equal(r.stdout, `${s.home(n)}\n`);
+    }
+    assert.equal(
+      (await run(["ship", "exec", "alpha", "--", "sh", "-c", "exit 3"])).code,
+      3,
+    );
+    const ssh = await ok(["ship", "ssh", "bravo", "--", "sh", "-c", "echo ok"]);
+    assert.equal(ssh.stdout.trim(), "ok");
+    assert.equal(
+      (await run(["ship", "ssh", "bravo", "--", "sh", "-c", "exit 7"])).code,
+      7,
+    );
+    assert.match(
+      (await ok(["ship", "destroy", "cargo"])).stdout,
+      /Destroyed cargo/,
+    );
+    assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
+    const sunk = await ok(["fleet", "sink", "--scuttle", "--force"]);
+    assert.match(sunk.stdout, /Sunk 2 ship\(s\)\. Flagship scuttled\./);
+    assert.deepEqual(await s.list(), []);
+    assert.equal(await exists(`${home}/.ohcommodore/config.json`), false);
+  });
+});
+
+Deno.test("sprites: init without a token anywhere stops before any sprite exists", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "ohc-spr-" });
+  const s = await startFakeSprites({ dir: `${tmp}/sprites` });
+  try {
+    const r = await ohc(tmp, ["init", "--provider", "sprites"], {
+      env: { SPRITES_API_URL: s.url },
+    });
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      "error: no sprites token found\nhint: log in with `sprite login` (or `sprite auth setup --token ...`), or set SPRITE_TOKEN\n",
+    );
+    assert.deepEqual(await s.list(), []);
+    assert.equal(await exists(`${tmp}/.ohcommodore/config.json`), false);
+  } finally {
     await s.stop();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }

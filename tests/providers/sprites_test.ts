@@ -1,25 +1,42 @@
 /**
- * The sprites provider and the `sprite exec` transport, driven through the
- * fake `sprite` CLI (tests/e2e/emulators/sprite.ts): real processes, a real
- * CLI binary on disk, nothing mocked in ohcommodore. Needs no root.
+ * The sprites provider, its HTTP API client and exec transport, the token
+ * lookup and the in-sprite runtime (services, holds), driven against the
+ * fake sprites.dev (tests/e2e/emulators/sprite.ts): real processes and a
+ * real HTTP server, nothing mocked in ohcommodore. Needs no root.
  */
 import assert from "node:assert/strict";
 import {
-  parseSpriteList,
   parseSpriteStatus,
   spriteNameError,
   SpritesProvider,
 } from "../../lib/providers/sprites.ts";
 import { providerFor } from "../../lib/providers/mod.ts";
+import {
+  findSpriteToken,
+  orgOfToken,
+} from "../../lib/providers/sprites_token.ts";
 import { OhcError, UsageError } from "../../lib/errors.ts";
-import { run, upload, writeAll } from "../../lib/transport/run.ts";
-import { SpriteTransport } from "../../lib/transport/sprite.ts";
-import { type FakeSprites, startFakeSprites } from "../e2e/emulators/sprite.ts";
+import {
+  lostConnection,
+  run,
+  upload,
+  writeAll,
+} from "../../lib/transport/run.ts";
+import { LOST, SpriteTransport } from "../../lib/transport/sprite.ts";
+import {
+  type FakeSprites,
+  type FakeSpritesOptions,
+  startFakeSprites,
+} from "../e2e/emulators/sprite.ts";
+import { until } from "../helpers/wait.ts";
+import { processesOf } from "../e2e/emulators/sprite/procs.ts";
+
+const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 // ------------------------------------------------------------------ pure
 
-Deno.test("sprites: status mapping (cold/warm/running are running)", () => {
-  for (const s of ["cold", "warm", "running", "COLD"]) {
+Deno.test("sprites: statuses (cold, warm, suspended and running all take work)", () => {
+  for (const s of ["cold", "warm", "suspended", "running", "COLD"]) {
     assert.equal(parseSpriteStatus(s), "running", s);
   }
   assert.equal(parseSpriteStatus("creating"), "pending");
@@ -28,79 +45,154 @@ Deno.test("sprites: status mapping (cold/warm/running are running)", () => {
   assert.equal(parseSpriteStatus(undefined), "unknown");
 });
 
-Deno.test("sprites: both `sprite list` text formats parse", () => {
-  // One name per line (what ocaptain parses).
-  assert.deepEqual(parseSpriteList("ship-a\nship-b\n\n"), [
-    { name: "ship-a" },
-    { name: "ship-b" },
-  ]);
-  // A header line, then whitespace columns `name status id`.
-  assert.deepEqual(
-    parseSpriteList(
-      "NAME      STATUS   ID\nship-a    warm     sprite-1\nship-b    cold     sprite-2\n",
-    ),
-    [{ name: "ship-a", status: "warm" }, { name: "ship-b", status: "cold" }],
-  );
-  assert.deepEqual(parseSpriteList(""), []);
-  assert.deepEqual(parseSpriteList("NAME STATUS\n"), []);
-});
-
-Deno.test("sprites: names, argv of exec, providerFor", () => {
+Deno.test("sprites: names, token orgs, lost connections, providerFor", () => {
   assert.equal(spriteNameError("ship-a"), null);
   for (const bad of ["", "-o", "Ship", "a b", "a_b", "ship-"]) {
     assert.notEqual(spriteNameError(bad), null, bad);
   }
-  const t = new SpriteTransport({ name: "ship-a", org: "acme" });
-  assert.deepEqual(t.commandArgs(["echo", "a b", "--x"]), [
-    "exec",
-    "-o",
-    "acme",
-    "-s",
-    "ship-a",
-    "--",
-    "echo",
-    "a b",
-    "--x",
-  ]);
-  assert.deepEqual(
-    new SpriteTransport({ name: "s1" }).commandArgs(["a"], true),
-    [
-      "exec",
-      "-s",
-      "s1",
-      "--tty",
-      "--",
-      "a",
-    ],
+  assert.equal(orgOfToken("acme/org-1/tok-1/secret"), "acme");
+  assert.equal(orgOfToken("plain-token"), undefined);
+  assert.equal(lostConnection(255, `${LOST} x was lost`), true);
+  assert.equal(
+    lostConnection(255, "ssh: connect: Connection reset by peer"),
+    true,
   );
-  assert.throws(() => new SpriteTransport({ name: "-x" }), /invalid sprite/);
-  assert.throws(
-    () => new SpriteTransport({ name: "a", org: "--evil" }),
-    /invalid sprite org/,
-  );
+  assert.equal(lostConnection(1, `${LOST} x was lost`), false);
+  assert.equal(lostConnection(255, "my command failed"), false);
   const p = providerFor({ kind: "sprites", org: "acme" });
   assert.ok(p instanceof SpritesProvider);
   assert.equal((p as SpritesProvider).org, "acme");
+  assert.equal((p as SpritesProvider).api.url, "https://api.sprites.dev");
 });
 
-// ------------------------------------------------------------------ fake CLI
+// ------------------------------------------------------------------ token
+
+async function tokenHome(files: Record<string, unknown>): Promise<string> {
+  const home = await Deno.makeTempDir({ prefix: "ohc-sprites-token-" });
+  for (const [path, v] of Object.entries(files)) {
+    const full = `${home}/${path}`;
+    await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(
+      full,
+      typeof v === "string" ? v : JSON.stringify(v),
+    );
+  }
+  return home;
+}
+
+Deno.test("sprites token: $SPRITE_TOKEN, else the CLI's login file, its keyrings, else none", async () => {
+  const url = "https://api.sprites.dev";
+  // 1. The environment wins; its org comes from the token.
+  const env1 = await findSpriteToken({
+    env: { SPRITE_TOKEN: "acme/o/t/secret-1", HOME: "/nonexistent" },
+  });
+  assert.deepEqual(env1, {
+    token: "acme/o/t/secret-1",
+    org: "acme",
+    url,
+    source: "$SPRITE_TOKEN",
+  });
+  // 2. The login file with the keyring disabled: the token in it.
+  const file = await tokenHome({
+    ".sprites/sprites.json": {
+      version: "1",
+      current_selection: { url: "http://127.0.0.1:9/", org: "acme" },
+      urls: {
+        "http://127.0.0.1:9": {
+          orgs: {
+            acme: { name: "acme", api_token: "acme/o/t/secret-2" },
+            other: { name: "other", api_token: "other/o/t/secret-3" },
+          },
+        },
+      },
+    },
+  });
+  const f = await findSpriteToken({ env: { HOME: file } });
+  assert.deepEqual(f, {
+    token: "acme/o/t/secret-2",
+    org: "acme",
+    url: "http://127.0.0.1:9",
+    source: "~/.sprites/sprites.json",
+  });
+  assert.equal(
+    (await findSpriteToken({ env: { HOME: file, SPRITE_ORG: "other" } }))
+      ?.token,
+    "other/o/t/secret-3",
+  );
+  assert.equal(
+    await findSpriteToken({ env: { HOME: file }, org: "nobody" }),
+    null,
+  );
+  // 3. The newer layout: a per-user file, a keyring_key, the file keyring
+  // (go-keyring's base64 marker unwrapped); then the OS keyring.
+  const key = "sprites:org:https://api.sprites.dev:acme";
+  const tree = {
+    ".sprites/sprites.json": {
+      current_selection: { url, org: "acme" },
+      current_user: "u1",
+      users: [{ id: "u1", config_path: "USERFILE" }],
+    },
+    ".sprites/users/u1-custom.json": {
+      urls: { [url]: { orgs: { acme: { keyring_key: key } } } },
+    },
+  };
+  const kr = await tokenHome(tree);
+  const sprites = `${kr}/.sprites/sprites.json`;
+  await Deno.writeTextFile(
+    sprites,
+    (await Deno.readTextFile(sprites)).replace(
+      "USERFILE",
+      `${kr}/.sprites/users/u1-custom.json`,
+    ),
+  );
+  const asked: string[] = [];
+  const viaOs = await findSpriteToken({
+    env: { HOME: kr },
+    keyring: (service, account) => {
+      asked.push(`${service} ${account}`);
+      return Promise.resolve(
+        service === "sprites-cli:u1" && account === key
+          ? "acme/o/t/secret-4\n"
+          : null,
+      );
+    },
+  });
+  assert.equal(viaOs?.token, "acme/o/t/secret-4");
+  assert.equal(viaOs?.source, "the sprite CLI's keyring");
+  assert.equal(asked[0], `sprites-cli:u1 ${key}`);
+  const item = `${kr}/.sprites/keyring/sprites-cli-u1/${
+    key.replaceAll(":", "-")
+  }`;
+  await Deno.mkdir(item.slice(0, item.lastIndexOf("/")), { recursive: true });
+  await Deno.writeTextFile(
+    item,
+    `go-keyring-base64:${btoa("acme/o/t/secret-5")}`,
+  );
+  const viaFile = await findSpriteToken({
+    env: { HOME: kr },
+    keyring: () => Promise.reject(new Error("not asked")),
+  });
+  assert.equal(viaFile?.token, "acme/o/t/secret-5");
+  // 4. Nothing anywhere.
+  assert.equal(await findSpriteToken({ env: { HOME: "/nonexistent" } }), null);
+  for (const h of [file, kr]) await Deno.remove(h, { recursive: true });
+});
+
+// ------------------------------------------------------------------ fake
 
 async function withSprites(
-  fn: (s: FakeSprites, p: SpritesProvider, tmp: string) => Promise<void>,
-  org = "test-org",
+  fn: (s: FakeSprites, p: SpritesProvider) => Promise<void>,
+  opts: Omit<FakeSpritesOptions, "dir"> = {},
 ): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "ohc-sprites-" });
-  const sprites = await startFakeSprites({ dir: `${tmp}/sprites`, org });
+  const sprites = await startFakeSprites({ dir: `${tmp}/sprites`, ...opts });
   const provider = new SpritesProvider(
-    { kind: "sprites", org, sprite_bin: `${sprites.binDir}/sprite` },
-    { env: sprites.env, readyTimeoutMs: 20_000 },
+    { kind: "sprites", org: sprites.org, api_url: sprites.url },
+    { token: sprites.token(), readyTimeoutMs: 20_000, retryForMs: 20_000 },
   );
   try {
-    await fn(sprites, provider, tmp);
+    await fn(sprites, provider);
   } finally {
-    for (const name of await sprites.list().catch(() => [])) {
-      await provider.destroy(name).catch(() => {});
-    }
     await sprites.stop();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
@@ -112,17 +204,7 @@ async function sh(t: SpriteTransport, argv: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
-async function rejectsWith(
-  p: Promise<unknown>,
-  check: (e: unknown) => boolean,
-): Promise<void> {
-  await assert.rejects(p, (e) => {
-    assert.ok(check(e), `unexpected error: ${(e as Error)?.stack ?? e}`);
-    return true;
-  });
-}
-
-Deno.test("sprites provider over the fake sprite CLI: create, exec, list, destroy", async (t) => {
+Deno.test("sprites provider over the HTTP API: create, exec, upload, list, destroy", async (t) => {
   await withSprites(async (sprites, provider) => {
     const names = ["ship-alpha", "ship-bravo", "ship-charlie"];
 
@@ -139,10 +221,8 @@ Deno.test("sprites provider over the fake sprite CLI: create, exec, list, destro
           { name: vm.name, dest: vm.ssh_dest, status: vm.status },
           { name: names[i], dest: names[i], status: "running" },
         );
-        assert.equal(vm.provider, "sprites");
         const tr = provider.transport(vm);
         assert.equal(tr.dest, vm.name);
-        assert.equal(await sh(tr, ["printenv", "SPRITE_NAME"]), vm.name);
         const home = await sh(tr, ["sh", "-c", 'echo "$HOME"']);
         assert.equal(home, sprites.home(vm.name));
         homes.add(home);
@@ -151,18 +231,24 @@ Deno.test("sprites provider over the fake sprite CLI: create, exec, list, destro
       assert.ok(progress.some((m) => /ready/.test(m)));
     });
 
-    await t.step("list shows them as running (API JSON)", async () => {
+    await t.step("list (all pages) and the plan's limits", async () => {
       const vms = await provider.list();
       assert.deepEqual(vms.map((v) => v.name), names);
       for (const vm of vms) {
         assert.equal(vm.status, "running");
-        assert.equal(vm.ssh_dest, vm.name);
         assert.equal(vm.data?.org_slug, "test-org");
       }
+      assert.deepEqual(await provider.limits(), {
+        running: undefined,
+        warm: undefined,
+      });
+      await sprites.knobs({ runningLimit: 10, warmLimit: 20 });
+      assert.deepEqual(await provider.limits(), { running: 10, warm: 20 });
+      assert.equal(await provider.runningLimit(), 10);
     });
 
     await t.step(
-      "exec: argv words stay words, stdin passes, exit codes",
+      "exec: argv words stay words, stdin, exit codes, a long-lived child",
       async () => {
         const tr = provider.transport({
           name: "ship-alpha",
@@ -183,22 +269,40 @@ Deno.test("sprites provider over the fake sprite CLI: create, exec, list, destro
         assert.deepEqual([cat.code, cat.stdout], [7, "through stdin\n"]);
         const missing = await run(tr, ["no-such-program-xyz"]);
         assert.equal(missing.code, 127);
-        // A long-lived child with stdin open: written, read back, closed.
         const child = tr.spawn(["sh", "-c", "read x; echo got:$x"], {
           stdin: "piped",
         });
         await writeAll(child.stdin, "ping\n");
         assert.equal(await new Response(child.stdout).text(), "got:ping\n");
         assert.equal((await child.status).code, 0);
-        // Interactive (stdio inherited; without a terminal, no --tty).
-        assert.equal(
-          await tr.interactive(["sh", "-c", "exit 3"], { tty: true }),
-          3,
-        );
+        // 5 MiB through stdin and back (frames, and no more in flight than
+        // the socket takes).
+        const big = new Uint8Array(5 << 20).map((_, i) => i % 251);
+        const echoed = tr.spawn(["cat"], { stdin: "piped" });
+        void writeAll(echoed.stdin, big);
+        const back = await new Response(echoed.stdout).bytes();
+        assert.equal(back.length, big.length);
+        assert.deepEqual(back.subarray(-100), big.subarray(-100));
+        // Killed: the far side's process group goes with the session.
+        const sleeper = tr.spawn(["sh", "-c", "echo up; exec sleep 60"]);
+        const reader = sleeper.stdout.getReader();
+        await reader.read();
+        sleeper.kill("SIGTERM");
+        assert.equal((await sleeper.status).signal, "SIGTERM");
+        const sleeping = () =>
+          processesOf(`${sprites.dir}/sprites/ship-alpha`).filter((p) => {
+            try {
+              return Deno.readTextFileSync(`/proc/${p}/cmdline`) ===
+                "sleep\x0060\x00";
+            } catch {
+              return false; // gone
+            }
+          });
+        await until("the sleeper gone", () => sleeping().length === 0);
       },
     );
 
-    await t.step("upload() over sprite exec", async () => {
+    await t.step("upload() over exec", async () => {
       const tr = provider.transport({
         name: "ship-bravo",
         ssh_dest: "ship-bravo",
@@ -210,16 +314,13 @@ Deno.test("sprites provider over the fake sprite CLI: create, exec, list, destro
     });
 
     await t.step("a taken name, a bad name", async () => {
-      await rejectsWith(
+      await assert.rejects(
         provider.create("ship-alpha"),
         (e) =>
           e instanceof OhcError && e.code === "name_taken" &&
           e.message === 'VM name "ship-alpha" is not available',
       );
-      await rejectsWith(
-        provider.create("Bad_Name"),
-        (e) => e instanceof UsageError,
-      );
+      await assert.rejects(provider.create("Bad_Name"), UsageError);
       assert.equal((await sprites.list()).length, 3);
     });
 
@@ -232,91 +333,112 @@ Deno.test("sprites provider over the fake sprite CLI: create, exec, list, destro
   });
 });
 
-Deno.test("sprites: list falls back to `sprite list` text when the API is not there", async () => {
-  await withSprites(async (sprites, _p, tmp) => {
-    // A wrapper CLI whose `api` fails like an old CLI without that command.
-    const bin = `${tmp}/bin`;
-    await Deno.mkdir(bin);
-    await Deno.writeTextFile(
-      `${bin}/sprite`,
-      `#!/bin/sh\nif [ "$1" = api ]; then echo 'Error: unknown command "api" for "sprite"' >&2; exit 2; fi\nexec ${sprites.binDir}/sprite "$@"\n`,
-    );
-    await Deno.chmod(`${bin}/sprite`, 0o755);
-    const p = new SpritesProvider(
-      { kind: "sprites", org: "test-org", sprite_bin: `${bin}/sprite` },
-      { env: sprites.env },
-    );
-    await p.create("ship-kilo");
-    const vms = await p.list();
-    assert.deepEqual(vms.map((v) => [v.name, v.status, v.ssh_dest]), [
-      ["ship-kilo", "running", "ship-kilo"],
-    ]);
-    await p.destroy("ship-kilo");
-    assert.deepEqual(await p.list(), []);
-  });
-});
-
-Deno.test("sprites: the org comes from settings, else SPRITE_ORG / SPRITES_ORG", async () => {
-  await withSprites(async (sprites) => {
-    const fromEnv = new SpritesProvider(
-      { kind: "sprites", sprite_bin: `${sprites.binDir}/sprite` },
-      { env: { ...sprites.env, SPRITES_ORG: "other-org" } },
-    );
-    assert.equal(fromEnv.org, "other-org");
-    await fromEnv.create("ship-lima");
-    // Created in other-org: the test-org provider cannot exec there.
-    const tr = new SpriteTransport({
-      name: "ship-lima",
-      org: "test-org",
-      spriteBin: `${sprites.binDir}/sprite`,
-      env: sprites.env,
-    });
-    const r = await run(tr, ["true"]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /not found/);
+Deno.test("sprites: rate-limited creations are retried; failed handshakes too; cut uploads are made again", async () => {
+  await withSprites(async (sprites, provider) => {
+    // Two creations per 2 s: the third waits for the window, then works.
+    await Promise.all(["r1", "r2", "r3"].map((n) => provider.create(n)));
+    assert.deepEqual(await sprites.list(), ["r1", "r2", "r3"]);
+    assert.match(await sprites.log(), /create r\d: rate limited/);
+    // Each sprite's first handshake failed (502) and its first session was
+    // cut: create's readiness probe and the transport rode over both.
+    assert.match(await sprites.log(), /exec handshake failed on purpose/);
+    await sprites.knobs({ dropExecs: 2 });
+    await provider.create("r5"); // sessions 1 and 2 cut, 3 answered
+    const tr = provider.transport({ name: "r5", ssh_dest: "r5" });
+    await sprites.knobs({ dropExecs: 5 }); // sessions 4 and 5 cut
+    const cut = await run(tr, ["sleep", "5"]);
+    assert.equal(cut.code, 255);
+    assert.ok(cut.stderr.startsWith(`${LOST} r5 was lost`), cut.stderr);
+    await upload(tr, "twice\n", "up.txt", "644"); // one cut, then made
     assert.equal(
-      await sh(
-        fromEnv.transport({ name: "ship-lima", ssh_dest: "ship-lima" }),
-        [
-          "printenv",
-          "SPRITE_NAME",
-        ],
-      ),
-      "ship-lima",
+      await Deno.readTextFile(`${sprites.home("r5")}/up.txt`),
+      "twice\n",
     );
-    await fromEnv.destroy("ship-lima");
-    assert.deepEqual(await sprites.list(), []);
-  });
+  }, { createRate: { n: 2, windowS: 2 }, failConnects: 1, dropExecs: 1 });
 });
 
-Deno.test("sprites: a missing CLI is one clear error", async () => {
-  const p = new SpritesProvider({
-    kind: "sprites",
-    sprite_bin: "/nonexistent/sprite",
-  });
-  await rejectsWith(
-    p.list(),
-    (e) =>
-      e instanceof OhcError && e.code === "sprite_cli_missing" &&
-      /sprites\.dev\/install\.sh/.test(e.hint ?? ""),
-  );
+Deno.test("sprites: over the plan's running limit, one line naming it (not retried)", async () => {
+  await withSprites(async (sprites, provider) => {
+    await provider.create("l1");
+    await provider.create("l2");
+    await fetch(`${sprites.url}/v1/sprites`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${sprites.token()}` },
+      body: JSON.stringify({ name: "l3" }),
+    }).then((r) => r.body?.cancel());
+    const started = Date.now();
+    const r = await run(provider.transport({ name: "l3", ssh_dest: "l3" }), [
+      "true",
+    ]);
+    assert.equal(r.code, 255);
+    assert.match(
+      r.stderr,
+      /sprites\.dev runs at most 2 sprites at once on this plan \(concurrent_sprite_limit_exceeded, 2 running\)/,
+    );
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+    assert.ok(Date.now() - started < 10_000, "not retried for long");
+    // A create that cannot wake its sprite gives up and removes it.
+    await assert.rejects(
+      provider.create("l4"),
+      /did not answer.*runs at most 2 sprites.*it was destroyed/,
+    );
+    assert.deepEqual(await sprites.list(), ["l1", "l2", "l3"]);
+  }, { runningLimit: 2 });
 });
 
-Deno.test("sprites: 8 parallel creates vs 1 (fake CLI, no delay knob)", async () => {
-  await withSprites(async (_s, provider) => {
-    const t1 = performance.now();
-    await provider.create("bench-one");
-    const one = performance.now() - t1;
-    await provider.destroy("bench-one");
-    const names = Array.from({ length: 8 }, (_, i) => `bench-${i + 1}`);
-    const t8 = performance.now();
-    await Promise.all(names.map((n) => provider.create(n)));
-    const eight = performance.now() - t8;
-    await Promise.all(names.map((n) => provider.destroy(n)));
-    console.log(
-      `sprites create: 1 ${(one / 1000).toFixed(2)} s, 8 in parallel ${
-        (eight / 1000).toFixed(2)
-      } s, ratio ${(eight / one).toFixed(2)}`,
+Deno.test("sprites: no token anywhere is one clear error", async () => {
+  const home = await Deno.makeTempDir();
+  const keys = ["HOME", "SPRITE_TOKEN", "SPRITES_TOKEN"];
+  const saved = keys.map((k) => Deno.env.get(k));
+  Deno.env.set("HOME", home);
+  Deno.env.delete("SPRITE_TOKEN");
+  Deno.env.delete("SPRITES_TOKEN");
+  try {
+    const p = providerFor({ kind: "sprites" });
+    await assert.rejects(
+      p.list(),
+      (e) =>
+        e instanceof OhcError && e.code === "sprites_no_token" &&
+        /sprite login/.test(e.hint ?? ""),
     );
-  });
+  } finally {
+    keys.forEach((k, i) => {
+      if (saved[i] !== undefined) Deno.env.set(k, saved[i]);
+    });
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("sprites runtime: ohcommodore's hold through sprite-env holds a sprite; released, it pauses", async () => {
+  await withSprites(async (sprites, provider) => {
+    await provider.create("rt");
+    const tr = provider.transport({ name: "rt", ssh_dest: "rt" });
+    const state = async () =>
+      (await sprites.state()).find((x) => x.name === "rt")!;
+    // ohcommodore's own SpriteHold, run inside the sprite: held until its
+    // stdin closes.
+    const mod = `${root}/lib/providers/sprites_runtime.ts`;
+    const holder = tr.spawn([
+      "deno",
+      "eval",
+      `import { SpriteHold } from "file://${mod}";
+       const h = new SpriteHold("t1");
+       await h.set(true);
+       console.log("held");
+       await new Response(Deno.stdin.readable).text();
+       await h.set(false);`,
+    ], { stdin: "piped" });
+    const lines = holder.stdout.getReader();
+    assert.equal(
+      new TextDecoder().decode((await lines.read()).value),
+      "held\n",
+    );
+    assert.deepEqual((await state()).tasks, ["t1"]);
+    await holder.stdin.close();
+    assert.equal((await holder.status).code, 0);
+    assert.deepEqual((await state()).tasks, []);
+    await until("a pause", async () => (await state()).status === "cold", {
+      timeoutMs: 20_000,
+    });
+  }, { idleS: 1, coldS: 2 });
 });

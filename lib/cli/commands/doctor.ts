@@ -129,16 +129,42 @@ export function registerDoctor(program: Command, exit: Exit): void {
             });
           }
         }
-        if (provider.kind === "sprites") {
-          const sprite = await tool(provider.sprite_bin ?? "sprite", [
-            "--version",
-          ]);
+        if (provider.kind === "sprites" && !id) {
+          // The laptop's token (the flagship has its own 0600 copy), and
+          // what the plan allows.
+          const { findSpriteToken, NO_TOKEN_HINT } = await import(
+            "../../providers/sprites_token.ts"
+          );
+          const found = await findSpriteToken({ org: provider.org });
           add({
-            name: "sprite CLI",
-            ok: sprite !== null,
-            detail: sprite ??
-              "not found: curl https://sprites.dev/install.sh | bash",
+            name: "sprites token",
+            ok: found !== null,
+            detail: found ? `from ${found.source}` : `none: ${NO_TOKEN_HINT}`,
           });
+          if (found) {
+            try {
+              const { SpritesProvider } = await import(
+                "../../providers/sprites.ts"
+              );
+              const l = await new SpritesProvider(provider, {
+                token: found.token,
+                retryForMs: 10_000,
+              }).limits();
+              add({
+                name: "sprites plan",
+                ok: true,
+                detail: `runs ${l.running ?? "?"} sprites at once, keeps ${
+                  l.warm ?? "?"
+                } warm`,
+              });
+            } catch (e) {
+              add({
+                name: "sprites plan",
+                ok: false,
+                detail: (e as Error).message,
+              });
+            }
+          }
         }
         try {
           const v = await flagshipCall<

@@ -1,55 +1,191 @@
 /**
- * The fake `sprite` CLI (sprite/sprite.ts) for tests: an executable named
- * `sprite` in `binDir`, driven by environment variables. Needs no root.
+ * The fake sprites.dev (sprite/server.ts) for tests: its HTTP API on
+ * loopback, a CLI login for a user's HOME, and a look at its sprites.
+ * Needs no root.
  *
  * ```ts
- * const sprites = await startFakeSprites({ dir: `${tmp}/sprites` });
- * await new Deno.Command("sprite", {
- *   args: ["create", "--skip-console", "ship-a"],
- *   env: sprites.env,
- * }).output();
- * // …
- * await sprites.stop(); // kills processes still running in any sprite
+ * const sprites = await startFakeSprites({ dir: `${tmp}/sprites`, idleS: 5 });
+ * await sprites.login(laptopHome);       // as `sprite login` would
+ * // … ohcommodore init --provider sprites …
+ * await sprites.stop();                  // kills every sprite's processes
  * ```
+ *
+ * Inside a sprite, PATH holds only the base image's tools: `sprite-env`
+ * and the host's system tools (by symlink), never a `sprite` CLI; HOME is
+ * the sprite's own; nothing else of the host's environment goes in. The
+ * dev artifact still runs there because it names the host's deno and this
+ * checkout by absolute path (a real sprite has Deno installed, but not our
+ * checkout: the release binary holds everything).
  */
 
-import { killSandboxed } from "./sprite/sprite.ts";
+import { processesOf, signalAll } from "./sprite/procs.ts";
 
-export const FAKE_SPRITE_BIN_DIR =
-  new URL("./sprite", import.meta.url).pathname;
+const HERE = new URL("./sprite", import.meta.url).pathname;
+
+export interface FakeSpritesOptions {
+  dir: string;
+  /** The org `login` and `token()` use. Default "test-org". */
+  org?: string;
+  idleS?: number;
+  coldS?: number;
+  runningLimit?: number;
+  warmLimit?: number;
+  /** Creations per window: `{n: 2, windowS: 3}`. */
+  createRate?: { n: number; windowS: number };
+  /** Per sprite, the first n exec handshakes fail (502). */
+  failConnects?: number;
+  /** Per sprite, the first n exec sessions (matching dropMatch) are cut. */
+  dropExecs?: number;
+  /** A regular expression on the command line (words joined by spaces). */
+  dropMatch?: string;
+}
+
+export interface FakeSpriteState {
+  name: string;
+  organization: string;
+  status: "cold" | "warm" | "running";
+  tasks: string[];
+  sessions: number;
+  services: {
+    name: string;
+    state: { status: string; pid?: number; restart_count: number };
+  }[];
+}
 
 export interface FakeSprites {
   dir: string;
-  /** Directory holding the `sprite` executable: put it first on PATH. */
-  binDir: string;
+  url: string;
+  org: string;
+  /** A valid token for `org` (default: this fake's org). */
+  token(org?: string): string;
   /**
-   * PATH (binDir first), FAKE_SPRITE_DIR, FAKE_SPRITE_DENO, FAKE_SPRITE_ORG:
-   * pass to the program that runs `sprite`.
+   * Writes the `sprite` CLI's login into `home` (~/.sprites/sprites.json,
+   * keyring disabled, the token in the file), selecting this API and org.
    */
-  env: Record<string, string>;
+  login(home: string, org?: string): Promise<void>;
   /** Host path standing in for /home/sprite of sprite `name`. */
   home(name: string): string;
-  /** Names of the existing sprites. */
+  /** Names of the existing sprites (all orgs). */
   list(): Promise<string[]>;
-  /** Kills every process started by `sprite exec` in these sprites. */
+  /** Every sprite's state; asking does not count as activity. */
+  state(): Promise<FakeSpriteState[]>;
+  /** Changes the service's terms (e.g. `{ runningLimit: 3 }`). */
+  knobs(k: Partial<Omit<FakeSpritesOptions, "dir" | "org">>): Promise<void>;
+  /** The server's log (transitions, failures). */
+  log(): Promise<string>;
   stop(): Promise<void>;
 }
 
+/** The base image's PATH: sprite-env plus the system's tools, no `sprite`. */
+async function baseBin(dir: string): Promise<string> {
+  const bin = `${dir}/base/bin`;
+  await Deno.mkdir(bin, { recursive: true });
+  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  await Deno.writeTextFile(
+    `${bin}/sprite-env`,
+    `#!/bin/sh\nDENO_DIR=${q(`${dir}/deno-cache`)} exec ${
+      q(Deno.execPath())
+    } run -A --quiet --no-config --no-lock ${
+      q(`${HERE}/sprite_env.ts`)
+    } "$@"\n`,
+    { mode: 0o755 },
+  );
+  const seen = new Set(["sprite-env", "sprite"]);
+  for (
+    const d of ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+  ) {
+    try {
+      for await (const e of Deno.readDir(d)) {
+        if (seen.has(e.name) || e.isDirectory) continue;
+        seen.add(e.name);
+        await Deno.symlink(`${d}/${e.name}`, `${bin}/${e.name}`);
+      }
+    } catch { /* no such dir */ }
+  }
+  return bin;
+}
+
 export async function startFakeSprites(
-  opts: { dir: string; org?: string },
+  o: FakeSpritesOptions,
 ): Promise<FakeSprites> {
-  const dir = opts.dir.replace(/\/+$/, "");
+  const dir = o.dir.replace(/\/+$/, "");
+  const org = o.org ?? "test-org";
   await Deno.mkdir(`${dir}/sprites`, { recursive: true });
-  const env: Record<string, string> = {
-    PATH: `${FAKE_SPRITE_BIN_DIR}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
-    FAKE_SPRITE_DIR: dir,
-    FAKE_SPRITE_DENO: Deno.execPath(),
-    FAKE_SPRITE_ORG: opts.org ?? "test-org",
-  };
+  const secret = crypto.randomUUID().replaceAll("-", "");
+  const n = (v: number | undefined) => String(v ?? 0);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      "--no-config",
+      "--no-lock",
+      `${HERE}/server.ts`,
+    ],
+    env: {
+      PATH: "/usr/bin:/bin",
+      FAKE_SPRITE_DIR: dir,
+      FAKE_SPRITE_SECRET: secret,
+      FAKE_SPRITE_BASE_PATH: await baseBin(dir),
+      FAKE_SPRITE_IDLE_S: n(o.idleS),
+      FAKE_SPRITE_COLD_S: n(o.coldS),
+      FAKE_SPRITE_RUNNING_LIMIT: n(o.runningLimit),
+      FAKE_SPRITE_WARM_LIMIT: n(o.warmLimit),
+      FAKE_SPRITE_CREATE_RATE: o.createRate
+        ? `${o.createRate.n}/${o.createRate.windowS}`
+        : "",
+      FAKE_SPRITE_FAIL_CONNECTS: n(o.failConnects),
+      FAKE_SPRITE_DROP_EXECS: n(o.dropExecs),
+      FAKE_SPRITE_DROP_MATCH: o.dropMatch ?? "",
+    },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let first = "";
+  while (!first.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the fake sprites server did not start");
+    first += value;
+  }
+  await reader.cancel().catch(() => {});
+  const url: string = JSON.parse(first.split("\n")[0]).url;
+  const token = (x = org) => `${x}/org-${x}/tok-1/${secret}`;
   return {
     dir,
-    binDir: FAKE_SPRITE_BIN_DIR,
-    env,
+    url,
+    org,
+    token,
+    async login(home, x = org) {
+      await Deno.mkdir(`${home}/.sprites`, { recursive: true, mode: 0o700 });
+      await Deno.writeTextFile(
+        `${home}/.sprites/sprites.json`,
+        JSON.stringify(
+          {
+            version: "1",
+            current_selection: { url, org: x },
+            urls: {
+              [url]: {
+                url,
+                orgs: {
+                  [x]: {
+                    name: x,
+                    api_token: token(x),
+                    use_keyring: false,
+                    sprites: {},
+                  },
+                },
+              },
+            },
+          },
+          null,
+          2,
+        ) + "\n",
+        { mode: 0o600 },
+      );
+    },
     home: (name) => `${dir}/sprites/${name}/home`,
     async list() {
       const names: string[] = [];
@@ -58,10 +194,29 @@ export async function startFakeSprites(
       }
       return names.sort();
     },
+    async state() {
+      const r = await fetch(`${url}/_fake/sprites`);
+      return await r.json() as FakeSpriteState[];
+    },
+    async knobs(k) {
+      const r = await fetch(`${url}/_fake/knobs`, {
+        method: "PUT",
+        body: JSON.stringify(k),
+      });
+      if (!r.ok) throw new Error(`knobs: ${await r.text()}`);
+      await r.body?.cancel();
+    },
+    async log() {
+      return await Deno.readTextFile(`${dir}/server.log`).catch(() => "");
+    },
     async stop() {
-      for (let i = 0; i < 3; i++) {
-        if (killSandboxed(`${dir}/sprites/`, true).length === 0) break;
-        await new Promise((r) => setTimeout(r, 50));
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      // Anything left (a process the server did not start) goes too.
+      for await (const e of Deno.readDir(`${dir}/sprites`)) {
+        signalAll(processesOf(`${dir}/sprites/${e.name}`), "SIGKILL");
       }
     },
   };
