@@ -50,11 +50,7 @@ async function freshSsh(f: ExeDevFleet): Promise<void> {
   const out = await new Deno.Command("ssh", {
     args: [
       "-F",
-      f.emu.sshConfig,
-      "-i",
-      p.privatePath,
-      "-o",
-      "IdentitiesOnly=yes",
+      f.userSsh.config,
       "-o",
       "BatchMode=yes",
       "-o",
@@ -67,7 +63,7 @@ async function freshSsh(f: ExeDevFleet): Promise<void> {
       "StrictHostKeyChecking=accept-new",
       "-o",
       "LogLevel=ERROR",
-      `${f.flagship}.exe.xyz`,
+      `${await f.vmName(f.flagship)}.exe.xyz`,
       "true",
     ],
     stdin: "null",

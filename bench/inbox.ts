@@ -166,7 +166,7 @@ async function exeDevFleet(): Promise<Fleet | string> {
     }`;
   }
   return {
-    vmHome: (name) => f.vmHome(name === "flagship" ? f.flagship : name),
+    vmHome: (name) => f.vmHome(name),
     ok: async (args) => (await f.ok(args)).stdout,
     stop: () => f.stop(),
   };

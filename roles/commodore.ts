@@ -22,7 +22,18 @@ import { providerFor } from "../lib/providers/mod.ts";
 import type { Provider, VmRecord } from "../lib/providers/types.ts";
 import { call, lostCall } from "../lib/rpc/client.ts";
 import { argString, type RpcHandlers } from "../lib/rpc/server.ts";
-import { readFleet, type ShipRecord, updateFleet } from "../lib/state/fleet.ts";
+import {
+  readFleet,
+  type ShipRecord,
+  shipVm,
+  updateFleet,
+} from "../lib/state/fleet.ts";
+import {
+  checkVmName,
+  fleetTag,
+  isFleetVm,
+  namesAreGlobal,
+} from "../lib/fleet/naming.ts";
 import type { Identity } from "../lib/state/identity.ts";
 import { retryLost, withBinPath } from "../lib/transport/run.ts";
 import {
@@ -84,6 +95,8 @@ export class Commodore implements FleetApi {
       }
     }
     validateName(name);
+    const kind = this.self.provider.kind;
+    const vmNameOf = checkVmName(kind, this.self.fleet_id, name);
     if (name === this.self.name) {
       throw new UsageError(`"${name}" is the flagship's name; pick another`);
     }
@@ -103,6 +116,7 @@ export class Commodore implements FleetApi {
       overLimit(limit, Object.keys(f.ships).length, 1, name);
       f.ships[name] = {
         name,
+        ...(vmNameOf !== name ? { vm: vmNameOf } : {}),
         repo,
         repo_dir: repoDir,
         ssh_dest: "",
@@ -114,7 +128,10 @@ export class Commodore implements FleetApi {
     let vm: VmRecord | undefined;
     try {
       onProgress("creating VM", name);
-      vm = await this.provider.create(name, {
+      vm = await this.provider.create(vmNameOf, {
+        tags: this.self.fleet_id && namesAreGlobal(kind)
+          ? [fleetTag(this.self.fleet_id)]
+          : [],
         onProgress: (m) => onProgress(m, name),
       });
       const t = this.provider.transport(vm);
@@ -126,6 +143,8 @@ export class Commodore implements FleetApi {
           role: "captain",
           name,
           flagship: this.self.name,
+          fleet_id: this.self.fleet_id ?? null,
+          vm: vmNameOf,
           provider: this.self.provider,
           repo,
           repo_dir: repoDir,
@@ -169,7 +188,7 @@ export class Commodore implements FleetApi {
       return rec;
     } catch (e) {
       // Leave no orphan: the VM goes, and so does the reservation.
-      if (vm) await this.provider.destroy(name).catch(() => {});
+      if (vm) await this.provider.destroy(vm.name).catch(() => {});
       await updateFleet((f) => {
         delete f.ships[name];
       }).catch(() => {});
@@ -200,7 +219,11 @@ export class Commodore implements FleetApi {
   async destroyShip(nameOrPrefix: string, onProgress: Progress) {
     const ship = resolveShip(await this.listShips(), nameOrPrefix);
     onProgress("destroying VM", ship.name);
-    await this.provider.destroy(ship.name);
+    // Through its transport first, so the provider knows its address and
+    // forgets its host key with it.
+    const vm = shipVm(ship);
+    if (vm.ssh_dest) this.provider.transport(vm);
+    await this.provider.destroy(vm.name);
     await updateFleet((f) => {
       delete f.ships[ship.name];
     });
@@ -225,8 +248,11 @@ export class Commodore implements FleetApi {
   }
 
   async recover(onProgress: Progress): Promise<ShipRecord[]> {
+    // Only this fleet's VMs: the account may hold others' (exe.dev).
+    const kind = this.self.provider.kind;
+    const own = this.self.vm ?? this.self.name;
     const vms = (await this.provider.list()).filter((v) =>
-      v.name !== this.self.name
+      v.name !== own && isFleetVm(kind, this.self.fleet_id, v.name)
     );
     const found: ShipRecord[] = [];
     await Promise.all(vms.map(async (vm) => {
@@ -243,6 +269,7 @@ export class Commodore implements FleetApi {
         onProgress("found", vm.name);
         found.push({
           name: identity.name,
+          ...(vm.name !== identity.name ? { vm: vm.name } : {}),
           repo: identity.repo ?? null,
           repo_dir: identity.repo_dir ?? null,
           ssh_dest: vm.ssh_dest,
@@ -265,7 +292,7 @@ export class Commodore implements FleetApi {
     io: Parameters<FleetApi["exec"]>[2],
   ): Promise<number> {
     const ship = resolveShip(await this.listShips(), name, true);
-    const t = this.provider.transport(ship);
+    const t = this.provider.transport(shipVm(ship));
     const child = t.spawn(withBinPath(argv), {
       stdin: io.input ? "piped" : "null",
       stdout: "piped",
@@ -287,7 +314,9 @@ export class Commodore implements FleetApi {
 
   async ssh(name: string, argv: string[], tty: boolean): Promise<number> {
     const ship = resolveShip(await this.listShips(), name, true);
-    return await this.provider.transport(ship).interactive(argv, { tty });
+    return await this.provider.transport(shipVm(ship)).interactive(argv, {
+      tty,
+    });
   }
 }
 
@@ -376,7 +405,7 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
       ships: await Promise.all((await c.listShips()).map(async (s) => {
         try {
           const r = await call<{ version: string }>(
-            c.provider.transport(s),
+            c.provider.transport(shipVm(s)),
             "vm.identity",
           );
           return { name: s.name, version: r.version };
@@ -489,7 +518,10 @@ function voyageHandlers(
       }
       await voyageLogs({
         voyage: v.id,
-        ships: ships.map((s) => ({ name: s.name, t: c.provider.transport(s) })),
+        ships: ships.map((s) => ({
+          name: s.name,
+          t: c.provider.transport(shipVm(s)),
+        })),
         follow: args.follow === true,
         raw: args.raw === true,
         signal,

@@ -13,10 +13,16 @@ import type {
   SinkResult,
 } from "../lib/fleet/api.ts";
 import { ExeDevProvider } from "../lib/providers/exedev.ts";
-import { providerFor } from "../lib/providers/mod.ts";
+import {
+  fleetTag,
+  namesAreGlobal,
+  newFleetId,
+  vmName,
+} from "../lib/fleet/naming.ts";
+import { providerFor, vmProviderSettings } from "../lib/providers/mod.ts";
 import { SpritesProvider } from "../lib/providers/sprites.ts";
 import { DEFAULT_API_URL } from "../lib/providers/sprites_api.ts";
-import type { ProviderSettings } from "../lib/providers/types.ts";
+import type { ProviderSettings, VmRecord } from "../lib/providers/types.ts";
 import { call, lostCall } from "../lib/rpc/client.ts";
 import type { RpcEvent } from "../lib/rpc/protocol.ts";
 import { type Config, readConfig, writeConfig } from "../lib/state/config.ts";
@@ -38,8 +44,16 @@ export async function requireConfig(): Promise<Config> {
   return c;
 }
 
+/** The provider as the laptop reaches it (the user's own ssh for exe.dev). */
+export function laptopProvider(c: Pick<Config, "flagship" | "identity_file">) {
+  return providerFor(c.flagship.provider, { identityFile: c.identity_file });
+}
+
 export function flagshipTransport(c: Config): Transport {
-  return providerFor(c.flagship.provider).transport(c.flagship);
+  return laptopProvider(c).transport({
+    name: c.flagship.vm ?? c.flagship.name,
+    ssh_dest: c.flagship.ssh_dest,
+  });
 }
 
 /** FleetApi over RPC to the flagship. */
@@ -140,9 +154,25 @@ export class RemoteFleet implements FleetApi {
 
 export interface InitOptions {
   provider: ProviderSettings;
+  /** The flagship's name in the fleet. */
   name: string;
+  /**
+   * The user chose the name (`--name`): the VM gets exactly it, no fleet
+   * prefix and no second try when it is taken.
+   */
+  exactVmName?: boolean;
+  /** exedev: offer this key only (`--identity`), not the user's ssh setup. */
+  identityFile?: string;
   bootstrap: Bootstrap;
   onProgress: Progress;
+}
+
+/** Fleet ids drawn before `init` gives up on names the provider refuses. */
+const INIT_TRIES = 5;
+
+/** The provider refused a name because it is someone else's (or reserved). */
+function nameTaken(e: unknown): boolean {
+  return e instanceof OhcError && e.code === "name_taken";
 }
 
 /** Creates the flagship VM, installs ohcommodore and saves config.json. */
@@ -162,7 +192,7 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
   if (sprites) o = { ...o, provider: sprites.settings };
   const provider = sprites
     ? new SpritesProvider(sprites.settings, { token: sprites.token })
-    : providerFor(o.provider);
+    : providerFor(o.provider, { identityFile: o.identityFile });
   if (sprites) {
     o.onProgress(`using the sprites token from ${sprites.source}`, o.name);
   }
@@ -171,9 +201,27 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     await provider.whoami(); // an unregistered key fails here, before any VM
   }
   o.onProgress("creating flagship VM", o.name);
-  const vm = await provider.create(o.name, {
-    onProgress: (m) => o.onProgress(m, o.name),
-  });
+  // Where names are global, a name somebody holds means another fleet id.
+  let fleetId = newFleetId();
+  let vm: VmRecord;
+  for (let attempt = 1;; attempt++) {
+    const name = o.exactVmName
+      ? o.name
+      : vmName(o.provider.kind, fleetId, o.name);
+    try {
+      vm = await provider.create(name, {
+        tags: namesAreGlobal(o.provider.kind) ? [fleetTag(fleetId)] : [],
+        onProgress: (m) => o.onProgress(m, o.name),
+      });
+      break;
+    } catch (e) {
+      const retry = nameTaken(e) && !o.exactVmName &&
+        namesAreGlobal(o.provider.kind) && attempt < INIT_TRIES;
+      if (!retry) throw e;
+      fleetId = newFleetId();
+      o.onProgress(`${name} is taken; trying fleet id ${fleetId}`, o.name);
+    }
+  }
   try {
     const t = provider.transport(vm);
     o.onProgress("installing ohcommodore", o.name);
@@ -182,7 +230,9 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
       role: "commodore",
       name: o.name,
       flagship: o.name,
-      provider: o.provider,
+      fleet_id: fleetId,
+      vm: vm.name,
+      provider: vmProviderSettings(o.provider),
       ssh_dest: vm.ssh_dest,
       created_at: new Date().toISOString(),
     };
@@ -204,17 +254,20 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     await startRemoteDaemon(t);
     const config: Config = {
       version: 1,
+      fleet_id: fleetId,
       flagship: {
         name: o.name,
+        ...(vm.name !== o.name ? { vm: vm.name } : {}),
         ssh_dest: vm.ssh_dest,
         provider: o.provider,
         created_at: identity.created_at,
       },
+      ...(o.identityFile ? { identity_file: o.identityFile } : {}),
     };
     await writeConfig(config);
     return config;
   } catch (e) {
-    await provider.destroy(o.name).catch(() => {});
+    await provider.destroy(vm.name).catch(() => {});
     throw e;
   }
 }
@@ -252,7 +305,7 @@ async function spritesLogin(
 /** Destroys the flagship VM and forgets it. */
 export async function scuttle(c: Config, onProgress: Progress): Promise<void> {
   onProgress("scuttling flagship", c.flagship.name);
-  await providerFor(c.flagship.provider).destroy(c.flagship.name);
+  await laptopProvider(c).destroy(c.flagship.vm ?? c.flagship.name);
   await Deno.remove(paths.config()).catch((e) => {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });

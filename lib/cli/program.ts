@@ -73,7 +73,11 @@ export function buildProgram(exit: Exit): Command {
         .choices(["local", "exedev", "sprites"] as const)
         .default("local" as const),
     )
-    .option("--name <name>", "flagship VM name", "flagship")
+    .option(
+      "--name <name>",
+      "the flagship's name, and exactly its VM's (default: flagship, whose VM is\n" +
+        "named <fleet id>-flagship where VM names are global, as on exe.dev)",
+    )
     .option(
       "--root <dir>",
       "local: folder holding the VMs (default ~/.ohcommodore/local, or $OHCOMMODORE_LOCAL_ROOT)",
@@ -82,6 +86,11 @@ export function buildProgram(exit: Exit): Command {
     .option(
       "--ssh-config <file>",
       "exedev: an OpenSSH config for every connection (or $OHCOMMODORE_SSH_CONFIG)",
+    )
+    .option(
+      "--identity <file>",
+      "exedev: offer only this private key (default: your own ssh setup, as for\n" +
+        "'ssh exe.dev': ~/.ssh/config, the agent, default keys)",
     )
     .option("--org <org>", "sprites: the organization (default $SPRITE_ORG)")
     .option("--json", "print the new config as JSON")
@@ -92,7 +101,8 @@ export function buildProgram(exit: Exit): Command {
           `'init' runs on your own machine, not on this ${r} VM`,
         );
       }
-      validateName(o.name, "flagship name");
+      const name = o.name ?? "flagship";
+      validateName(name, "flagship name");
       const misplaced = (flag: string, value: unknown, kind: string) => {
         if (value !== undefined && o.provider !== kind) {
           throw new UsageError(`${flag} is for --provider ${kind}`);
@@ -101,6 +111,14 @@ export function buildProgram(exit: Exit): Command {
       misplaced("--root", o.root, "local");
       misplaced("--lobby", o.lobby, "exedev");
       misplaced("--ssh-config", o.sshConfig, "exedev");
+      misplaced("--identity", o.identity, "exedev");
+      if (o.identity !== undefined) {
+        try {
+          if (!Deno.statSync(o.identity).isFile) throw new Error();
+        } catch {
+          throw new UsageError(`--identity ${o.identity}: no such file`);
+        }
+      }
       misplaced("--org", o.org, "sprites");
       let provider: ProviderSettings;
       if (o.provider === "local") {
@@ -130,7 +148,11 @@ export function buildProgram(exit: Exit): Command {
       const config = await initFlagship({
         provider,
         bootstrap,
-        name: o.name,
+        name,
+        exactVmName: o.name !== undefined,
+        identityFile: o.identity === undefined
+          ? undefined
+          : absolute(o.identity),
         onProgress: progress,
       });
       if (o.json) printJson(config);

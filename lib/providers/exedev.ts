@@ -41,6 +41,11 @@ export interface ExeDevProviderOptions {
    * generated). E.g. a key already registered on the account.
    */
   identityFile?: string;
+  /**
+   * Offer no key of ours: the user's own OpenSSH setup (config, agent,
+   * default keys) decides, as for their `ssh exe.dev`. The laptop's way.
+   */
+  userSsh?: boolean;
   /** Override known_hosts (default ~/.ohcommodore/ssh/known_hosts). */
   knownHostsFile?: string;
   /** Override the master-socket directory (keep it short). */
@@ -61,6 +66,8 @@ export interface ExeDevCreateOptions {
    * like secrets are refused.
    */
   env?: Record<string, string>;
+  /** exe.dev tags (`new --tag`), e.g. the fleet's. */
+  tags?: string[];
 }
 
 export interface ExeDevKey {
@@ -174,11 +181,23 @@ export function envFlags(env: Record<string, string> = {}): string[] {
 
 const REGISTRATION_TEXT = "Please complete registration";
 
-function notRegistered(lobby: string, keyPath: string, detail?: string) {
+function notRegistered(
+  lobby: string,
+  keyPath: string | undefined,
+  detail?: string,
+) {
+  const why = detail ? ` (${detail})` : "";
+  if (keyPath === undefined) {
+    return new OhcError(
+      "exedev_not_registered",
+      `exe.dev does not know the SSH key your \`ssh ${lobby}\` offers${why}`,
+      `run \`ssh ${lobby}\` in a terminal and finish the sign-up (or register the key there), then try again; or give a key that is registered: --identity FILE`,
+    );
+  }
   return new OhcError(
     "exedev_not_registered",
     `this key is not registered on your exe.dev account: run ssh ${lobby}` +
-      (detail ? ` (${detail})` : ""),
+      why,
     `register ${keyPath}.pub: \`ssh -i ${keyPath} ${lobby}\` and finish the sign-up, or add it with a key that is already registered: \`ssh ${lobby} ssh-key add < ${keyPath}.pub\``,
   );
 }
@@ -206,8 +225,8 @@ export class ExeDevProvider implements Provider {
   readonly sshConfig?: string;
   readonly knownHostsFile: string;
   readonly controlDir: string;
-  /** The private key every ssh call offers. */
-  readonly identityFile: string;
+  /** The private key every ssh call offers; none: the user's setup decides. */
+  readonly identityFile: string | undefined;
   private readonly home: string;
   private readonly ownKey: boolean;
   private readonly opts: ExeDevProviderOptions;
@@ -230,8 +249,10 @@ export class ExeDevProvider implements Provider {
     this.sshConfig = settings.ssh_config;
     this.knownHostsFile = opts.knownHostsFile ?? p.knownHostsFile;
     this.controlDir = opts.controlDir ?? p.controlDir;
-    this.ownKey = opts.identityFile === undefined;
-    this.identityFile = opts.identityFile ?? p.privatePath;
+    this.ownKey = opts.identityFile === undefined && !opts.userSsh;
+    this.identityFile = opts.userSsh
+      ? undefined
+      : opts.identityFile ?? p.privatePath;
   }
 
   /** Generates the home's fleet key on first use (never a given key). */
@@ -306,8 +327,7 @@ export class ExeDevProvider implements Provider {
         `cannot reach the exe.dev lobby: ${
           sshFailureMessage(this.lobbyHost, res.stderr)
         }`,
-        "check your network; the lobby is reached with `ssh " +
-          this.lobbyHost + "`",
+        `check that \`ssh ${this.lobbyHost} whoami\` works from here`,
       );
     }
     if (
@@ -327,7 +347,12 @@ export class ExeDevProvider implements Provider {
 
   /** Maps an error message from `new` to the error people should see. */
   private newError(name: string, msg: string): Error {
-    if (/^VM name ".*" is not available$/.test(msg)) {
+    // Taken by another account, or on exe.dev's list of reserved words:
+    // either way somebody else's, and another name may do.
+    if (
+      /^VM name ".*" is not available$/.test(msg) ||
+      msg === "invalid VM name: this VM name is not available"
+    ) {
       return new OhcError(
         "name_taken",
         `VM name "${name}" is not available`,
@@ -354,7 +379,13 @@ export class ExeDevProvider implements Provider {
     const bad = exeDevNameError(name);
     if (bad !== null) throw new UsageError(`${bad}: ${name}`);
     const progress = opts.onProgress ?? (() => {});
-    const args = ["new", "--json", `--name=${name}`, ...envFlags(opts.env)];
+    const args = [
+      "new",
+      "--json",
+      `--name=${name}`,
+      ...(opts.tags?.length ? [`--tag=${opts.tags.join(",")}`] : []),
+      ...envFlags(opts.env),
+    ];
     progress(`creating ${name} on ${this.lobbyHost}`);
     const res = await this.lobby(args, {
       timeoutMs: Math.max(this.opts.lobbyTimeoutMs ?? 0, 330_000),

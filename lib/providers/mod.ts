@@ -30,17 +30,44 @@ async function spriteToken(org?: string): Promise<string> {
   return found.token;
 }
 
+/** How the user's own machine reaches the provider (config.json). */
+export interface LaptopSsh {
+  /** `init --identity`: offer this key only; else the user's ssh setup. */
+  identityFile?: string;
+}
+
 /**
- * The provider for stored settings. exedev uses this machine's fleet key
- * (~/.ohcommodore/ssh, see ssh_keys.ts); sprites the HTTP API with the
- * token above.
+ * What of the laptop's settings the flagship keeps: an ssh config file is
+ * the laptop's (a VM reaches exe.dev with its own system config and key).
  */
-export function providerFor(s: ProviderSettings): Provider {
+export function vmProviderSettings(s: ProviderSettings): ProviderSettings {
+  if (s.kind !== "exedev") return s;
+  const { ssh_config: _laptops, ...rest } = s;
+  return rest;
+}
+
+/**
+ * The provider for stored settings. On a VM (the flagship), exedev uses the
+ * machine's own fleet key (~/.ohcommodore/ssh, see ssh_keys.ts); on the
+ * laptop (`laptop` given) the user's OpenSSH setup, as `ssh exe.dev` does.
+ * sprites uses the HTTP API with the token above.
+ */
+export function providerFor(
+  s: ProviderSettings,
+  laptop?: LaptopSsh,
+): Provider {
   switch (s.kind) {
     case "local":
       return new LocalProvider(s.root);
     case "exedev":
-      return new ExeDevProvider(s);
+      return new ExeDevProvider(
+        s,
+        laptop === undefined
+          ? {}
+          : laptop.identityFile !== undefined
+          ? { identityFile: laptop.identityFile }
+          : { userSsh: true },
+      );
     case "sprites":
       return new SpritesProvider(s, { token: () => spriteToken(s.org) });
   }

@@ -52,7 +52,11 @@ export interface Provider {
   /** Creates the VM and waits until its transport answers. */
   create(
     name: string,
-    opts?: { onProgress?: (msg: string) => void },
+    opts?: {
+      onProgress?: (msg: string) => void;
+      /** Labels for the VM where the provider has them (exe.dev tags). */
+      tags?: string[];
+    },
   ): Promise<VmRecord>;
   /** Destroys the VM; a VM that does not exist is not an error. */
   destroy(name: string): Promise<void>;

@@ -6,6 +6,8 @@ import { expectObject, optionalString, requireString } from "./schema.ts";
 /** A ship's registry entry. `creating` reserves the name while provisioning. */
 export interface ShipRecord {
   name: string;
+  /** The VM's name at the provider, when not `name` (fleet/naming.ts). */
+  vm?: string;
   repo: string | null;
   repo_dir: string | null;
   ssh_dest: string;
@@ -13,6 +15,12 @@ export interface ShipRecord {
   created_at: string;
   error?: string;
 }
+
+/** The ship's VM as its provider names it. */
+export const shipVm = (s: Pick<ShipRecord, "name" | "vm" | "ssh_dest">) => ({
+  name: s.vm ?? s.name,
+  ssh_dest: s.ssh_dest,
+});
 
 /** `~/.ohcommodore/fleet.json` on the flagship. Rebuildable: `fleet recover`. */
 export interface Fleet {
@@ -45,8 +53,10 @@ export function parseFleet(v: unknown, file: string): Fleet {
     if (!STATUSES.has(status)) {
       throw new TypeError(`ships.${name}.status "${status}" is not a status`);
     }
+    const vm = optionalString(s, "vm", file);
     out.ships[name] = {
       name,
+      ...(vm ? { vm } : {}),
       repo: optionalString(s, "repo", file) ?? null,
       repo_dir: optionalString(s, "repo_dir", file) ?? null,
       ssh_dest: optionalString(s, "ssh_dest", file) ?? "",

@@ -15,6 +15,10 @@ export interface Identity {
   name: string;
   /** The flagship this machine belongs to (its own name for the commodore). */
   flagship: string;
+  /** The fleet's id (fleet/naming.ts); absent in fleets made before ids. */
+  fleet_id?: string | null;
+  /** This machine's VM name at the provider, when not `name`. */
+  vm?: string | null;
   provider: ProviderSettings;
   /** How the laptop reaches this machine (set for the commodore). */
   ssh_dest?: string | null;
@@ -35,6 +39,8 @@ export function parseIdentity(v: unknown, file: string): Identity {
     role,
     name: requireString(o, "name", file),
     flagship: requireString(o, "flagship", file),
+    fleet_id: optionalString(o, "fleet_id", file) ?? null,
+    vm: optionalString(o, "vm", file) ?? null,
     provider: parseProviderSettings(o.provider, file),
     ssh_dest: optionalString(o, "ssh_dest", file) ?? null,
     repo: optionalString(o, "repo", file) ?? null,

@@ -101,7 +101,7 @@ Deno.test("lobby parsing: Go flag rules (-x == --x, --k=v == --k v, flags anywhe
 Deno.test("lobby parsing: VM names (regex, 5-52 chars, reserved)", () => {
   for (
     const ok of [
-      "bloggy",
+      "my-bloggy",
       "ship-1",
       "voyage-abc-ship0",
       "a1234",
@@ -217,37 +217,56 @@ const KEY_A =
 const KEY_B =
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZBhTBFzUGll6h9HwJztsVke3GQPk2/Ky6WB++a14Yz";
 
+Deno.test("lobby (in memory): names are global, so common words belong to other accounts", async () => {
+  const s = new MemStore();
+  for (const name of ["flagship", "alpha", "bravo", "ship-1", "webapp2"]) {
+    assert.deepEqual(await lobby(s, `new --json --name=${name}`), {
+      code: 1,
+      out: `{"error":"VM name \\"${name}\\" is not available"}\n`,
+    });
+  }
+  assert.equal((await lobby(s, "new --json --name=k3x9q2-alpha")).code, 0);
+  assert.equal((await lobby(s, "new --json --name=k3x9q2-flagship")).code, 0);
+  // A knob frees them (or holds just a list).
+  s.knobsValue = { ...s.knobsValue, heldByOthers: ["bravo"] };
+  assert.equal((await lobby(s, "new --json --name=alpha")).code, 0);
+  assert.equal((await lobby(s, "new --json --name=bravo")).code, 1);
+});
+
 Deno.test("lobby (in memory): new/ls/rm JSON shapes and quirks", async () => {
   const s = new MemStore();
-  const created = await lobby(s, "new --json --name=bloggy --tag b,a --tag a");
+  const created = await lobby(
+    s,
+    "new --json --name=my-bloggy --tag b,a --tag a",
+  );
   assert.equal(created.code, 0);
   assert.equal(created.out.split("\n").length, 2, "one JSON line");
   assert.equal(
     created.out,
-    '{"vm_name":"bloggy","tags":["a","b"],"ssh_command":"ssh bloggy.exe.xyz","ssh_dest":"bloggy.exe.xyz","ssh_port":22,"https_url":"https://bloggy.exe.xyz","proxy_port":80,"shelley_url":"https://bloggy.shelley.exe.xyz","vscode_url":"vscode://vscode-remote/ssh-remote+bloggy.exe.xyz/home/exedev?windowId=_blank","xterm_url":"https://bloggy.xterm.exe.xyz"}\n',
+    '{"vm_name":"my-bloggy","tags":["a","b"],"ssh_command":"ssh my-bloggy.exe.xyz","ssh_dest":"my-bloggy.exe.xyz","ssh_port":22,"https_url":"https://my-bloggy.exe.xyz","proxy_port":80,"shelley_url":"https://my-bloggy.shelley.exe.xyz","vscode_url":"vscode://vscode-remote/ssh-remote+my-bloggy.exe.xyz/home/exedev?windowId=_blank","xterm_url":"https://my-bloggy.xterm.exe.xyz"}\n',
   );
   // Flags after the positional, single dash, case-insensitive command.
-  const ls = await lobby(s, "LS bloggy -json");
+  const ls = await lobby(s, "LS my-bloggy -json");
   assert.equal(ls.code, 0);
   const vm = JSON.parse(ls.out).vms[0];
   assert.deepEqual(Object.keys(vm), [...Object.keys(vm)].sort());
-  assert.equal(vm.ssh_dest, "bloggy.exe.xyz");
+  assert.equal(vm.ssh_dest, "my-bloggy.exe.xyz");
   assert.equal(vm.status, "running");
   assert.deepEqual(vm.tags, ["a", "b"]);
 
-  const taken = await lobby(s, "new --json --name bloggy");
+  const taken = await lobby(s, "new --json --name my-bloggy");
   assert.deepEqual(taken, {
     code: 1,
-    out: '{"error":"VM name \\"bloggy\\" is not available"}\n',
+    out: '{"error":"VM name \\"my-bloggy\\" is not available"}\n',
   });
   const badName = await lobby(s, "new --name=Bad_Name");
   assert.deepEqual(badName, { code: 1, out: INVALID_NAME_MESSAGE + "\n" });
 
-  const rm = await lobby(s, "rm --json bloggy.exe.xyz nope");
+  const rm = await lobby(s, "rm --json my-bloggy.exe.xyz nope");
   assert.equal(rm.code, 0);
   assert.deepEqual(rm.out.trim().split("\n").map((l) => JSON.parse(l)), [
     { error: 'VM "nope" not found' },
-    { deleted: ["bloggy"], failed: ["nope"] },
+    { deleted: ["my-bloggy"], failed: ["nope"] },
   ]);
   assert.equal((await lobby(s, "ls --json")).out, '{"vms":[]}\n');
   assert.equal(
@@ -286,8 +305,8 @@ Deno.test("lobby (in memory): errors, help, knobs", async () => {
     out: 'invalid environment variable format "NOEQUALS": must be KEY=VALUE\n',
   });
 
-  s.knobsValue.failCreate = ["doomed"];
-  const failed = await lobby(s, "new --json --name doomed");
+  s.knobsValue.failCreate = ["doomed-vm"];
+  const failed = await lobby(s, "new --json --name doomed-vm");
   assert.deepEqual(failed, {
     code: 1,
     out:
@@ -295,9 +314,9 @@ Deno.test("lobby (in memory): errors, help, knobs", async () => {
   });
   assert.equal(s.state.vms.length, 0, "a failed new leaves no VM");
   s.knobsValue.vmPlusDest = true;
-  const plus = JSON.parse((await lobby(s, "new --json --name plusvm")).out);
-  assert.equal(plus.ssh_dest, "vm+plusvm@vm.exe.xyz");
-  assert.equal(plus.ssh_command, "ssh vm+plusvm@vm.exe.xyz");
+  const plus = JSON.parse((await lobby(s, "new --json --name plus-vm")).out);
+  assert.equal(plus.ssh_dest, "vm+plus-vm@vm.exe.xyz");
+  assert.equal(plus.ssh_command, "ssh vm+plus-vm@vm.exe.xyz");
   // Auto-generated names are valid.
   const auto = JSON.parse((await lobby(s, "new --json")).out);
   assert.equal(vmNameError(auto.vm_name), null);
@@ -375,7 +394,7 @@ Deno.test("lobby (in memory): ssh-key add/list/remove and whoami", async () => {
 
 Deno.test("lobby (in memory): concurrent new never loses an update", async () => {
   const s = new MemStore();
-  const names = Array.from({ length: 12 }, (_, i) => `para-${i}`);
+  const names = Array.from({ length: 12 }, (_, i) => `para-vm-${i}`);
   const results = await Promise.all(
     names.map((n) => lobby(s, `new --json --name ${n}`)),
   );

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { exeDevSkipReason } from "./emulators/exedev.ts";
 import { startFakeGitHub } from "./emulators/github.ts";
 import {
+  closeMasters,
   cmdlineOf,
   exeDevFleet,
   processesMatching,
@@ -16,6 +17,7 @@ import {
 } from "../helpers/exedev_fleet.ts";
 import { exists } from "../helpers/cli.ts";
 import { filesContaining, watchArgv } from "../helpers/secrets.ts";
+import { makeClientKey } from "../helpers/sshd.ts";
 
 const ignore = exeDevSkipReason() !== null;
 /** cloudinit/init.sh: no internet steps (the emulated VMs are this host). */
@@ -41,8 +43,14 @@ Deno.test({
       await Deno.readTextFile(`${f.home}/.ohcommodore/config.json`),
     );
     assert.equal(config.flagship.provider.kind, "exedev");
-    assert.equal(config.flagship.provider.ssh_config, f.emu.sshConfig);
-    assert.deepEqual((await f.emu.listVms()).map((v) => v.name), ["flagship"]);
+    assert.equal(config.flagship.provider.ssh_config, f.userSsh.config);
+    // exe.dev names are global: the fleet's VMs carry its id.
+    const fid = config.fleet_id;
+    assert.match(fid, /^[a-z][a-z0-9]{5}$/);
+    const vm = (n: string) => `${fid}-${n}`;
+    assert.deepEqual((await f.emu.listVms()).map((v) => v.name), [
+      vm("flagship"),
+    ]);
 
     // Three ships, one command, in parallel.
     const created = await f.ok(["ship", "create", ...SHIPS]);
@@ -51,7 +59,7 @@ Deno.test({
     }
     assert.deepEqual(
       (await f.emu.listVms()).map((v) => v.name).sort(),
-      [...SHIPS, "flagship"],
+      [...SHIPS, "flagship"].map(vm),
     );
     await f.assertNoStrays();
 
@@ -62,7 +70,7 @@ Deno.test({
     assert.deepEqual(st.ships.map((s) => s.name), SHIPS);
     for (const s of st.ships) {
       assert.equal(s.status, "running");
-      assert.equal(s.ssh_dest, `${s.name}.exe.xyz`);
+      assert.equal(s.ssh_dest, `${vm(s.name)}.exe.xyz`);
       assert.equal(s.link.state, "up");
       assert.ok(s.link.last_heartbeat, `${s.name} has a heartbeat`);
     }
@@ -81,7 +89,7 @@ Deno.test({
         "-c",
         "echo $HOME; hostname; whoami",
       ]);
-      assert.equal(r.stdout, `/home/exedev\n${s}\nexedev\n`);
+      assert.equal(r.stdout, `/home/exedev\n${vm(s)}\nexedev\n`);
     }
     const bad = await f.run([
       "ship",
@@ -96,7 +104,7 @@ Deno.test({
 
     // ship ssh, non-interactive: the command's output and exit code.
     const ssh = await f.ok(["ship", "ssh", "bravo", "--", "hostname"]);
-    assert.equal(ssh.stdout.trim(), "bravo");
+    assert.equal(ssh.stdout.trim(), vm("bravo"));
     const sshCode = await f.run([
       "ship",
       "ssh",
@@ -127,7 +135,7 @@ Deno.test({
     assert.match(d.stdout, /Destroyed cargo/);
     assert.deepEqual(
       (await f.emu.listVms()).map((v) => v.name).sort(),
-      ["alpha", "bravo", "flagship"],
+      ["alpha", "bravo", "flagship"].map(vm),
     );
     assert.deepEqual((await f.status()).ships.map((s) => s.name), [
       "alpha",
@@ -138,6 +146,164 @@ Deno.test({
     // fleet sink --scuttle --force: nothing left on the account.
     assert.deepEqual(await f.scuttle(), []);
     assert.equal(await exists(`${f.home}/.ohcommodore/config.json`), false);
+  },
+});
+
+Deno.test({
+  name:
+    "exedev on real terms: common words belong to other accounts, only the user's own key is registered, and the fleet touches only its own VMs",
+  ignore,
+  async fn() {
+    await using f = await exeDevFleet({ env: OFFLINE, noInit: true });
+    // Somebody else's VM on the same account: no sweep may touch it.
+    const other = "someone-elses-vm";
+    const made = await new Deno.Command("ssh", {
+      args: [
+        "-F",
+        f.userSsh.config,
+        "exe.dev",
+        "new",
+        "--json",
+        `--name=${other}`,
+      ],
+      stdin: "null",
+      stdout: "piped",
+    }).output();
+    assert.ok(made.success, new TextDecoder().decode(made.stdout));
+
+    // `ssh exe.dev` works for this user (their config and key); that is all.
+    const init = await f.ok([
+      "init",
+      "--provider",
+      "exedev",
+      "--ssh-config",
+      f.userSsh.config,
+    ]);
+    assert.match(init.stdout, /Flagship ready: /);
+    // The laptop made and offered no key of its own.
+    assert.equal(await exists(`${f.home}/.ohcommodore/ssh/id_ed25519`), false);
+    await f.ok(["ship", "create", "alpha", "beta", "gamma"]);
+    const alpha = await f.vmName("alpha");
+    assert.notEqual(alpha, "alpha");
+    const host = await f.ok(["ship", "exec", "alpha", "--", "hostname"]);
+    assert.equal(host.stdout.trim(), alpha);
+    await f.ok(["ship", "destroy", "beta"]);
+    const st = await f.status();
+    assert.deepEqual(st.ships.map((x) => x.name), ["alpha", "gamma"]);
+    assert.equal(st.flagship.name, "flagship");
+    // Each VM carries the fleet's tag, and recover finds only the fleet's.
+    const fid = alpha.slice(0, alpha.indexOf("-"));
+    for (const v of await f.emu.listVms()) {
+      if (v.name === other) continue;
+      assert.deepEqual(v.tags, [`ohcommodore-${fid}`], v.name);
+    }
+    const rec = await f.ok(["fleet", "recover", "--json"]);
+    assert.deepEqual(
+      JSON.parse(rec.stdout).map((x: { name: string }) => x.name),
+      ["alpha", "gamma"],
+    );
+    await f.ok(["fleet", "sink", "--scuttle", "--force"]);
+    assert.deepEqual((await f.emu.listVms()).map((v) => v.name), [other]);
+  },
+});
+
+Deno.test({
+  name:
+    "exedev: init draws another fleet id when a name is taken; --name takes the exact name; a ship name too long for a VM name is exit 2",
+  ignore,
+  async fn() {
+    await using f = await exeDevFleet({ env: OFFLINE, noInit: true });
+    const init = (...more: string[]) =>
+      f.run([
+        "init",
+        "--provider",
+        "exedev",
+        "--ssh-config",
+        f.userSsh.config,
+        ...more,
+      ]);
+    // The first two names init asks for are somebody else's.
+    await f.emu.holdNextNames(2);
+    const ok = await init();
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(
+      (ok.stderr.match(/is taken; trying fleet id [a-z][a-z0-9]{5}/g) ?? [])
+        .length,
+      2,
+      ok.stderr,
+    );
+    const vms = (await f.emu.listVms()).map((v) => v.name);
+    assert.equal(vms.length, 1);
+    assert.equal(vms[0], await f.vmName("flagship"));
+    // A ship name whose VM name would pass 52 characters: exit 2, nothing made.
+    const long = "s".repeat(46);
+    const r = await f.run(["ship", "create", long]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /too long for exedev.*the limit is 52/);
+    assert.equal((await f.emu.listVms()).length, 1);
+    await f.ok(["fleet", "sink", "--scuttle", "--force"]);
+
+    // A user whose `ssh exe.dev` is not registered is told what to run.
+    // (The registered user's master connections would carry it otherwise.)
+    await closeMasters(f.home);
+    const stranger = await makeClientKey(`${f.tmp}/user-ssh`, "stranger");
+    const strangerConfig = `${f.tmp}/user-ssh/stranger.config`;
+    await Deno.writeTextFile(
+      strangerConfig,
+      `Include ${f.emu.sshConfig}\nHost exe.dev *.exe.xyz\n  IdentityFile ${stranger.privatePath}\n`,
+    );
+    const refused = await f.run([
+      "init",
+      "--provider",
+      "exedev",
+      "--ssh-config",
+      strangerConfig,
+    ]);
+    assert.equal(refused.code, 1);
+    assertOneLineError(
+      refused.stderr.split("\n").filter((l) => !l.startsWith("hint")).join(
+        "\n",
+      ),
+      "unregistered init",
+    );
+    assert.match(
+      refused.stderr,
+      /does not know the SSH key your `ssh exe\.dev` offers/,
+    );
+    assert.match(refused.stderr, /run `ssh exe\.dev` in a terminal/);
+    assert.deepEqual(await f.emu.listVms(), []);
+    await closeMasters(f.home);
+    // --identity: that key only, whatever the config offers.
+    const withKey = await f.run([
+      "init",
+      "--provider",
+      "exedev",
+      "--ssh-config",
+      f.emu.sshConfig,
+      "--identity",
+      f.userSsh.key,
+    ]);
+    assert.equal(withKey.code, 0, withKey.stderr);
+    assert.equal(
+      JSON.parse(
+        await Deno.readTextFile(`${f.home}/.ohcommodore/config.json`),
+      ).identity_file,
+      f.userSsh.key,
+    );
+    await f.ok(["fleet", "sink", "--scuttle", "--force"]);
+
+    // --name: exactly that name, and no second try when it is taken.
+    const taken = await init("--name", "flagship");
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, /VM name "flagship" is not available/);
+    assert.equal(await exists(`${f.home}/.ohcommodore/config.json`), false);
+    assert.deepEqual(await f.emu.listVms(), []);
+    const mine = await init("--name", "my-own-flagship");
+    assert.equal(mine.code, 0, mine.stderr);
+    assert.deepEqual((await f.emu.listVms()).map((v) => v.name), [
+      "my-own-flagship",
+    ]);
+    assert.equal((await f.status()).flagship.name, "my-own-flagship");
   },
 });
 
@@ -159,9 +325,14 @@ Deno.test({
 
     // What a compromised agent on alpha would try, with whatever alpha has
     // (~/.ssh, any agent): all refused by authentication.
+    const hosts = [
+      "exe.dev",
+      `${await f.vmName("flagship")}.exe.xyz`,
+      `${await f.vmName("bravo")}.exe.xyz`,
+    ];
     const probe = [
       "echo agent=${SSH_AUTH_SOCK:-none}",
-      "for h in exe.dev flagship.exe.xyz bravo.exe.xyz; do",
+      `for h in ${hosts.join(" ")}; do`,
       "  ssh -o BatchMode=yes -o StrictHostKeyChecking=no \\",
       "    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 $h whoami",
       '  echo "$h exit=$?"',
@@ -170,7 +341,7 @@ Deno.test({
     const r = await f.run(["ship", "exec", "alpha", "--", "sh", "-c", probe]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^agent=none$/m);
-    for (const h of ["exe.dev", "flagship.exe.xyz", "bravo.exe.xyz"]) {
+    for (const h of hosts) {
       assert.match(r.stdout, new RegExp(`^${h} exit=255$`, "m"), r.stdout);
     }
     assert.doesNotMatch(r.stdout, /exedev\n|"email"/);
@@ -184,7 +355,7 @@ Deno.test({
     for (
       const cmd of [
         "ssh -o BatchMode=yes exe.dev whoami",
-        "ssh -o BatchMode=yes flagship.exe.xyz true",
+        `ssh -o BatchMode=yes ${hosts[1]} true`,
       ]
     ) {
       const x = await f.run(["ship", "exec", "alpha", "--", "sh", "-c", cmd]);
@@ -289,7 +460,8 @@ Deno.test({
     await using f = await exeDevFleet({ env: OFFLINE });
     await f.ok(["ship", "create", "alpha"]);
     await f.waitLinksUp(["alpha"]);
-    const vm = (await f.emu.listVms()).find((v) => v.name === "alpha")!;
+    const alphaVm = await f.vmName("alpha");
+    const vm = (await f.emu.listVms()).find((v) => v.name === alphaVm)!;
 
     const marker = `ohc-cut-${crypto.randomUUID().slice(0, 8)}`;
     const started = Date.now();
@@ -345,7 +517,7 @@ Deno.test({
     }
     // And commands work again.
     const again = await f.ok(["ship", "exec", "alpha", "--", "hostname"]);
-    assert.equal(again.stdout.trim(), "alpha");
+    assert.equal(again.stdout.trim(), alphaVm);
     await f.assertNoStrays();
     assert.deepEqual(await f.scuttle(), []);
   },

@@ -53,7 +53,7 @@ Deno.test({
 
     const vms = (await f.emu.listVms()).map((v) => v.name);
     for (const t of tasks) {
-      assert.ok(vms.includes(t.ship!), t.ship!);
+      assert.ok(vms.includes(await f.vmName(t.ship!)), t.ship!);
       assert.equal(t.runs.length, 1);
       assert.equal(t.runs[0].model, CLAUDE_MODEL);
       assert.ok(Math.abs(t.runs[0].cost_usd! - COST_PER_TASK) < 1e-9);

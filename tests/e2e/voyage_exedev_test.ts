@@ -33,7 +33,9 @@ Deno.test({
     assert.ok(tasks.every((t) => t.status === "done" && t.attempts === 1));
     // The ships are emulated exe.dev VMs, and both took work.
     const vms = (await f.emu.listVms()).map((v) => v.name);
-    for (const t of tasks) assert.ok(vms.includes(t.ship!), t.ship!);
+    for (const t of tasks) {
+      assert.ok(vms.includes(await f.vmName(t.ship!)), t.ship!);
+    }
     assert.equal(new Set(tasks.map((t) => t.ship)).size, 2);
 
     const logs = await f.ok(["voyage", "logs", id, "--tail", "50"]);

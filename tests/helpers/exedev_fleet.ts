@@ -21,7 +21,8 @@
 import { runOk } from "./prereq.ts";
 import assert from "node:assert/strict";
 import type { FleetStatus } from "../../lib/fleet/api.ts";
-import { ensureKey, sshKeyPaths } from "../../lib/providers/ssh_keys.ts";
+import { sshKeyPaths } from "../../lib/providers/ssh_keys.ts";
+import { makeClientKey } from "./sshd.ts";
 import {
   type ExeDev,
   type ExeDevOptions,
@@ -149,8 +150,15 @@ export interface ExeDevFleet extends AsyncDisposable {
   emu: ExeDev;
   /** Environment every CLI call gets (OHCOMMODORE_BINARY, …). */
   env: Record<string, string>;
-  /** The flagship VM's name. */
+  /** The flagship's name in the fleet (`fleet status`). */
   flagship: string;
+  /**
+   * The user's own ssh setup: an ssh_config (the emulator's hosts, and the
+   * user's key as IdentityFile) passed as `--ssh-config`, and that key.
+   */
+  userSsh: { config: string; key: string };
+  /** The VM name of a fleet machine ("flagship", "alpha"), from config.json. */
+  vmName(name: string): Promise<string>;
   run(args: string[], opts?: CliOptions): Promise<CliResult>;
   ok(args: string[], opts?: CliOptions): Promise<CliResult>;
   /** `fleet status --json`. */
@@ -175,7 +183,10 @@ export interface ExeDevFleet extends AsyncDisposable {
 
 export interface ExeDevFleetOptions
   extends Partial<Omit<ExeDevOptions, "dir">> {
-  /** Flagship name (default "flagship"). */
+  /**
+   * `init --name` (the flagship's VM gets exactly it); default: none, so
+   * the flagship is "flagship" and its VM `<fleet id>-flagship`.
+   */
   flagship?: string;
   /** More environment for every CLI call. */
   env?: Record<string, string>;
@@ -186,8 +197,10 @@ export interface ExeDevFleetOptions
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A laptop HOME whose fleet key is registered on a fresh emulated exe.dev
- * account, and (unless `noInit`) `init --provider exedev` done.
+ * A laptop HOME whose user has `ssh exe.dev` working with a key of their
+ * own (registered on a fresh emulated exe.dev account, offered through
+ * their ssh config), and (unless `noInit`) `init --provider exedev` done.
+ * Common words are held by other accounts, as on the real service.
  */
 export async function exeDevFleet(
   opts: ExeDevFleetOptions = {},
@@ -195,13 +208,21 @@ export async function exeDevFleet(
   const tmp = await Deno.makeTempDir({ prefix: "ohc-exe-" });
   await Deno.chmod(tmp, 0o755);
   const home = `${tmp}/laptop`;
-  const key = await ensureKey(home, { name: "laptop" });
+  await Deno.mkdir(home);
+  const userDir = `${tmp}/user-ssh`;
+  await Deno.mkdir(userDir, { mode: 0o700 });
+  const key = await makeClientKey(userDir);
   const { flagship: flagshipOpt, env: extraEnv, noInit, ...knobs } = opts;
   const emu = await startExeDev({
     ...knobs,
     dir: `${tmp}/emu`,
     keys: [key.publicKey],
   });
+  const userSsh = { config: `${userDir}/config`, key: key.privatePath };
+  await Deno.writeTextFile(
+    userSsh.config,
+    `Include ${emu.sshConfig}\nHost exe.dev *.exe.xyz\n  IdentityFile ${key.privatePath}\n`,
+  );
   const flagship = flagshipOpt ?? "flagship";
   let f: ExeDevFleet;
   try {
@@ -225,13 +246,21 @@ export async function exeDevFleet(
       emu,
       env,
       flagship,
+      userSsh,
+      async vmName(name) {
+        const c = JSON.parse(
+          await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
+        );
+        if (name === c.flagship.name) return c.flagship.vm ?? name;
+        return c.fleet_id ? `${c.fleet_id}-${name}` : name;
+      },
       run: (args, o) => ohc(home, args, withEnv(o)),
       ok: (args, o) => ohcOk(home, args, withEnv(o)),
       async status() {
         const r = await ohcOk(home, ["fleet", "status", "--json"], withEnv());
         return JSON.parse(r.stdout) as FleetStatus;
       },
-      vmHome: async (name) => (await vmByName(name)).home,
+      vmHome: async (name) => (await vmByName(await f.vmName(name))).home,
       async assertNoStrays() {
         const vms = (await emu.listVms()).map((v) => v.name).sort();
         if (!(await exists(`${home}/.ohcommodore/config.json`))) {
@@ -239,7 +268,11 @@ export async function exeDevFleet(
           return;
         }
         const s = await f.status();
-        const known = new Set([s.flagship.name, ...s.ships.map((x) => x.name)]);
+        const known = new Set(
+          await Promise.all(
+            [s.flagship.name, ...s.ships.map((x) => x.name)].map(f.vmName),
+          ),
+        );
         const strays = vms.filter((v) => !known.has(v));
         assert.deepEqual(strays, [], "VMs ohcommodore does not know of");
       },
@@ -289,10 +322,9 @@ export async function exeDevFleet(
         "init",
         "--provider",
         "exedev",
-        "--name",
-        flagship,
+        ...(flagshipOpt ? ["--name", flagshipOpt] : []),
         "--ssh-config",
-        emu.sshConfig,
+        userSsh.config,
       ]);
     }
   } catch (e) {

@@ -3,6 +3,7 @@
  * to do about each failure. Exit 1 when a check fails.
  */
 import type { Command } from "@commander-js/extra-typings";
+import type { ExeDevProvider } from "../../providers/exedev.ts";
 import { readConfig } from "../../state/config.ts";
 import { readIdentity } from "../../state/identity.ts";
 import { VERSION } from "../../version.ts";
@@ -114,13 +115,20 @@ export function registerDoctor(program: Command, exit: Exit): void {
         });
       } else {
         add({ name: "provider", ok: true, detail: provider.kind });
-        if (provider.kind === "exedev" && !id) {
+        if (provider.kind === "exedev" && config) {
           try {
-            const { ExeDevProvider } = await import(
-              "../../providers/exedev.ts"
-            );
-            const who = await new ExeDevProvider(provider).whoami();
-            add({ name: "exe.dev account", ok: true, detail: who.email });
+            const { laptopProvider } = await import("../../../roles/local.ts");
+            const who = await (laptopProvider(config) as ExeDevProvider)
+              .whoami();
+            add({
+              name: "exe.dev account",
+              ok: true,
+              detail: `${who.email}${
+                config.fleet_id
+                  ? ` (this fleet's VMs: ${config.fleet_id}-*)`
+                  : ""
+              }`,
+            });
           } catch (e) {
             add({
               name: "exe.dev account",

@@ -88,6 +88,11 @@ export interface ExeDev {
   listVms(): Promise<EmulatedVm[]>;
   /** Changes knobs for the commands that come after. */
   setKnobs(knobs: Partial<Knobs>): Promise<void>;
+  /**
+   * The next `n` `new`s, whatever their names, find them held by another
+   * account (`VM name "…" is not available`).
+   */
+  holdNextNames(n: number): Promise<void>;
   /** Lobby sshd log plus the emulator's own error log. */
   log(): string;
   /** Kills every VM and the lobby; waits until they are gone. */
@@ -323,6 +328,11 @@ export async function startExeDev(opts: ExeDevOptions): Promise<ExeDev> {
       }));
     },
     setKnobs: (k) => store.setKnobs(k),
+    async holdNextNames(n: number) {
+      await store.transact((s) => {
+        s.heldNext = n;
+      });
+    },
     log() {
       let own = "";
       try {

@@ -24,6 +24,7 @@ import {
 import { fingerprint, parseAuthorizedKey, sanitizeComment } from "./keys.ts";
 import {
   BOX_HOST,
+  heldByOthers,
   type KeyRecord,
   type Knobs,
   normalizeVmName,
@@ -369,7 +370,9 @@ async function handleNew(cc: Cc): Promise<void> {
     }
     const bad = vmNameError(name);
     if (bad !== null) return { error: bad };
-    if (taken(name)) {
+    const heldNow = (s.heldNext ?? 0) > 0;
+    if (heldNow) s.heldNext!--;
+    if (taken(name) || heldByOthers(knobs, name) || heldNow) {
       return { error: `VM name ${goQuote(name)} is not available` };
     }
     if (s.vms.length >= knobs.maxVms) {

@@ -50,6 +50,8 @@ export interface State {
   nextVmIndex: number;
   keys: KeyRecord[];
   vms: VmRecord[];
+  /** The next this many `new`s find their name held by another account. */
+  heldNext?: number;
 }
 
 /** Behaviour switches, read by the lobby on every command. */
@@ -72,6 +74,20 @@ export interface Knobs {
   maxVms: number;
   /** Environment for sessions on VMs created from now on (sshd SetEnv). */
   vmEnv: Record<string, string>;
+  /**
+   * Names other accounts hold (exe.dev's names are global): `true` holds
+   * every common word, i.e. one word of letters with an optional number
+   * (`flagship`, `alpha`, `ship-1`), as on the real service; a list holds
+   * just those; `false` none.
+   */
+  heldByOthers: boolean | string[];
+}
+
+/** Whether another account holds `name` (see Knobs.heldByOthers). */
+export function heldByOthers(knobs: Knobs, name: string): boolean {
+  const h = knobs.heldByOthers;
+  if (Array.isArray(h)) return h.includes(name);
+  return h && /^[a-z]+(-?[0-9]+)?$/.test(name);
 }
 
 export const DEFAULT_KNOBS: Knobs = {
@@ -83,6 +99,7 @@ export const DEFAULT_KNOBS: Knobs = {
   vmPlusDest: false,
   maxVms: 1000,
   vmEnv: {},
+  heldByOthers: true,
 };
 
 export function emptyState(account?: Partial<Account>): State {
