@@ -1,12 +1,17 @@
 /**
  * A ship: one checkout, its inbox and its agent. For voyages the flagship
  * keeps one `captain.session` open per ship (one `_rpc` process, started
- * once, not per task) and sends requests down it one at a time:
+ * once, not per task) and sends requests down it one at a time
+ * (lib/voyage/captain_protocol.ts has them all):
  *
- *   {"n": 1, "op": "sync", "args": BaseArgs}     bring the checkout to a tip
- *   {"n": 2, "op": "task", "args": RunTaskArgs}  the same, then run the agent
+ *   {"n": 1, "op": "hold"}                      what the checkout holds
+ *   {"n": 2, "op": "check", "args": CheckArgs}   pre-flight: the agent's
+ *                                                program is there
+ *   {"n": 3, "op": "sync", "args": BaseArgs}     bring the checkout to a tip
+ *   {"n": 4, "op": "task", "args": RunTaskArgs}  the same, then run the agent
  *                                                in tmux, commit, and hand
  *                                                back a bundle of the commit
+ *   {"n": 5, "op": "release", "args": TaskKey}   the flagship is done with it
  *
  * Each is answered by one `reply` event with the same `n`; `progress`
  * events with `subject` = n are the ship's heartbeats while it works. The
@@ -14,85 +19,53 @@
  * ship lacks), or with none when the flagship believes the ship has it
  * already; if the ship lacks it (or a thin bundle's prerequisites) the
  * reply is the error `need_base` and nothing ran, so the flagship resends
- * with a full bundle. Closing the session's input ends it; a task still
- * running then is aborted, as when the flagship goes away mid-call.
+ * with a full bundle.
+ *
+ * A task's run belongs to the ship, not to the session: the captain records
+ * it (lib/voyage/ship_hold.ts) before the agent starts, the agent runs in a
+ * tmux window (or its own session) that outlives the session, and the
+ * outcome is recorded when it ends. Closing the session's input ends the
+ * session, not the run; the next session (one at a time per voyage) finds
+ * the run again: `task` for the same run waits for it or returns what it
+ * made, and nothing else runs in the checkout until the flagship releases
+ * it.
  */
 import { OhcError, toErrorInfo, UsageError } from "../lib/errors.ts";
+import { fromErrorInfo } from "../lib/errors.ts";
 import { base64ToBytes, bytesToBase64 } from "../lib/inbox/types.ts";
 import { readLines } from "../lib/lines.ts";
 import type { RpcHandlers } from "../lib/rpc/server.ts";
 import { writeFileAtomic } from "../lib/state/atomic.ts";
 import type { Identity } from "../lib/state/identity.ts";
 import { paths } from "../lib/state/paths.ts";
-import type { AgentRunStats } from "../lib/voyage/queue.ts";
-
-/** Which voyage tip to check out, and how to get it. */
-export interface BaseArgs {
-  voyage_id: string;
-  branch: string;
-  /**
-   * The voyage tip the flagship wants checked out, when it sends no bundle
-   * (with a bundle, the ship takes the branch tip the bundle holds).
-   */
-  tip?: string;
-  /** A bundle holding it, base64 (small bundles ride in the request). */
-  bundle_data?: string;
-  /** Or where it was uploaded to, home-relative (large ones). */
-  bundle_file?: string;
-  /** The bundle leaves out what the flagship believes this ship has. */
-  thin?: boolean;
-}
-
-export interface RunTaskArgs extends BaseArgs {
-  objective: string;
-  agent: "claude" | "codex" | "shell" | "custom";
-  agent_command: string | null;
-  /** claude/codex `--model` (`sail --model`). */
-  model?: string | null;
-  task: {
-    id: string;
-    subject: string;
-    description: string;
-    acceptance: string | null;
-    command: string | null;
-  };
-}
-
-export interface SyncResult {
-  /** The commit the checkout is at now. */
-  base: string;
-}
-
-export interface RunTaskResult {
-  /** The task's commit, or null when it changed nothing. */
-  commit: string | null;
-  base: string;
-  /** Home-relative path of a bundle holding the commit (when there is one). */
-  bundle: string | null;
-  /** The same bundle, base64, when it is small enough to ride in the reply. */
-  bundle_data?: string;
-  /** What claude/codex reported of the run (cost, usage); a failed task's error carries it as `data.agent`. */
-  agent?: AgentRunStats | null;
-}
-
-/** Bundles up to this size travel inside the JSON lines, not as files. */
-export const INLINE_BUNDLE_MAX = 4 << 20;
-
-/** Where a voyage's files live on a ship (home-relative). */
-export const shipVoyageDir = (id: string) => `.ohcommodore/voyages/${id}`;
-export const shipCheckout = (id: string) => `voyage-${id}`;
-
-/** `check`: the ship's pre-flight before its first task (the agent's program is there). */
-export interface CheckArgs {
-  voyage_id: string;
-  agent: RunTaskArgs["agent"];
-}
-
-export interface SessionRequest {
-  n: number;
-  op: "sync" | "task" | "check";
-  args: BaseArgs | RunTaskArgs | CheckArgs;
-}
+import {
+  type BaseArgs,
+  type HoldResult,
+  INLINE_BUNDLE_MAX,
+  type RunTaskArgs,
+  type RunTaskResult,
+  type SessionRequest,
+  shipCheckout,
+  shipVoyageDir,
+  type SyncResult,
+  type TaskKey,
+} from "../lib/voyage/captain_protocol.ts";
+import type { Held } from "../lib/voyage/ship_hold.ts";
+import type { CheckArgs } from "../lib/voyage/captain_protocol.ts";
+import type { Run } from "../lib/voyage/tmux.ts";
+export type {
+  BaseArgs,
+  CheckArgs,
+  RunTaskArgs,
+  RunTaskResult,
+  SessionRequest,
+  SyncResult,
+} from "../lib/voyage/captain_protocol.ts";
+export {
+  INLINE_BUNDLE_MAX,
+  shipCheckout,
+  shipVoyageDir,
+} from "../lib/voyage/captain_protocol.ts";
 
 function checkVoyageId(id: unknown): string {
   if (typeof id !== "string" || !/^[a-z0-9-]+$/.test(id)) {
@@ -107,6 +80,7 @@ export function captainHandlers(self: Identity): RpcHandlers {
       const voyage = checkVoyageId(args.voyage_id);
       // Loaded once per session, not once per task.
       const mods = await loadModules();
+      const vdir = `${paths.home()}/${shipVoyageDir(voyage)}`;
       const closed = new AbortController();
       const stop = AbortSignal.any([signal, closed.signal]);
       const requests: SessionRequest[] = [];
@@ -127,43 +101,63 @@ export function captainHandlers(self: Identity): RpcHandlers {
         closed.abort();
         wake();
       })();
-      while (true) {
-        const req = requests.shift();
-        if (!req) {
-          if (ended) return null;
-          await new Promise<void>((r) => wake = r);
-          wake = () => {};
-          continue;
-        }
-        const progress = (m: string) =>
-          emit({ type: "progress", message: m, subject: String(req.n) });
-        try {
-          const a = req.args;
-          if (a?.voyage_id !== voyage) {
-            throw new UsageError("captain.session: request for another voyage");
+      // One session per voyage at a time; one cut short ends by itself.
+      const lock = await mods.held.lockCaptain(vdir);
+      try {
+        while (true) {
+          const req = requests.shift();
+          if (!req) {
+            if (ended) return null;
+            await new Promise<void>((r) => wake = r);
+            wake = () => {};
+            continue;
           }
-          const data = req.op === "check"
-            ? {
-              program: mods.agents.requireAgentProgram(
-                (a as CheckArgs).agent,
-                { ship: self.name, path: agentPath(paths.home()) },
-              ) ?? null,
-            }
-            : req.op === "sync"
-            ? await sync(mods, a as BaseArgs)
-            : req.op === "task"
-            ? await mods.hold.during(() =>
-              runTask(mods, self, a as RunTaskArgs, secrets, progress, stop)
-            )
-            : (() => {
+          const progress = (m: string) =>
+            emit({ type: "progress", message: m, subject: String(req.n) });
+          try {
+            const a = req.args;
+            if (a?.voyage_id !== voyage) {
               throw new UsageError(
-                `captain.session: unknown request ${req.op}`,
+                "captain.session: request for another voyage",
               );
-            })();
-          emit({ type: "reply", n: req.n, data });
-        } catch (e) {
-          emit({ type: "reply", n: req.n, error: toErrorInfo(e) });
+            }
+            const data = req.op === "hold"
+              ? await holding(mods, vdir)
+              : req.op === "check"
+              ? {
+                program: mods.agents.requireAgentProgram(
+                  (a as CheckArgs).agent,
+                  { ship: self.name, path: agentPath(paths.home()) },
+                ) ?? null,
+              }
+              : req.op === "release"
+              ? { released: await release(mods, vdir, a as TaskKey) }
+              : req.op === "sync"
+              ? await syncFree(mods, vdir, a as BaseArgs)
+              : req.op === "task"
+              ? await mods.hold.during(() =>
+                task(
+                  mods,
+                  self,
+                  vdir,
+                  a as RunTaskArgs,
+                  secrets,
+                  progress,
+                  stop,
+                )
+              )
+              : (() => {
+                throw new UsageError(
+                  `captain.session: unknown request ${req.op}`,
+                );
+              })();
+            emit({ type: "reply", n: req.n, data });
+          } catch (e) {
+            emit({ type: "reply", n: req.n, error: toErrorInfo(e) });
+          }
         }
+      } finally {
+        lock.close();
       }
     },
   };
@@ -175,20 +169,32 @@ function agentPath(home: string): string {
 }
 
 async function loadModules() {
-  const [git, agents, prompt, tmux, rules, agentUser, agentEnv] = await Promise
-    .all([
-      import("../lib/voyage/git.ts"),
-      import("../lib/voyage/agents.ts"),
-      import("../lib/voyage/prompt.ts"),
-      import("../lib/voyage/tmux.ts"),
-      import("../lib/voyage/plan_rules.ts"),
-      import("../lib/voyage/agent_user.ts"),
-      import("../lib/voyage/agent_env.ts"),
-    ]);
+  const [git, agents, prompt, tmux, rules, agentUser, agentEnv, held] =
+    await Promise
+      .all([
+        import("../lib/voyage/git.ts"),
+        import("../lib/voyage/agents.ts"),
+        import("../lib/voyage/prompt.ts"),
+        import("../lib/voyage/tmux.ts"),
+        import("../lib/voyage/plan_rules.ts"),
+        import("../lib/voyage/agent_user.ts"),
+        import("../lib/voyage/agent_env.ts"),
+        import("../lib/voyage/ship_hold.ts"),
+      ]);
   // On a sprite, a task holds it awake while it runs (nothing elsewhere).
   const hold = new (await import("../lib/providers/sprites_runtime.ts"))
     .SpriteHold(`ohcommodore-task-${Deno.pid}`);
-  return { git, agents, prompt, tmux, rules, agentUser, agentEnv, hold };
+  return {
+    git,
+    agents,
+    prompt,
+    tmux,
+    rules,
+    agentUser,
+    agentEnv,
+    held,
+    hold,
+  };
 }
 type Modules = Awaited<ReturnType<typeof loadModules>>;
 
@@ -229,26 +235,155 @@ async function sync(m: Modules, a: BaseArgs): Promise<SyncResult> {
   }
 }
 
-async function runTask(
+/** `hold`: the task run the checkout holds, if any. */
+async function holding(m: Modules, vdir: string): Promise<HoldResult> {
+  const h = await m.held.readHeld(vdir);
+  return {
+    held: h ? { task: h.task, attempt: h.attempt, state: h.state } : null,
+  };
+}
+
+/**
+ * `release`: the flagship is done with this run. A running one is ended;
+ * the record goes, and the checkout is free (the next sync resets it).
+ * False when the checkout holds another run (or none).
+ */
+async function release(m: Modules, vdir: string, k: TaskKey): Promise<boolean> {
+  const h = await m.held.readHeld(vdir);
+  if (!m.held.sameRun(h, k)) return false;
+  if (h!.state === "running") {
+    const run = await m.tmux.readRun(h!.run_dir);
+    if (run) await m.tmux.killRun(run);
+  }
+  await m.held.clearHeld(vdir);
+  await Deno.remove(h!.run_dir, { recursive: true }).catch(() => {});
+  if (h!.result?.bundle) {
+    await Deno.remove(`${paths.home()}/${h!.result.bundle}`).catch(() => {});
+  }
+  return true;
+}
+
+function busy(h: Held): OhcError {
+  return new OhcError(
+    "busy",
+    `the checkout holds task ${h.task} (attempt ${h.attempt}, ${h.state})`,
+    "release it first",
+  );
+}
+
+/** `sync`: only a checkout that holds no task run is touched. */
+async function syncFree(
+  m: Modules,
+  vdir: string,
+  a: BaseArgs,
+): Promise<SyncResult> {
+  if (a.release) await release(m, vdir, a.release);
+  const h = await m.held.readHeld(vdir);
+  if (h) throw busy(h);
+  return await sync(m, a);
+}
+
+/**
+ * `task`: runs the task, or finds the run of it the checkout holds (a
+ * session cut short, a flagship that restarted): waits for it if it still
+ * runs, returns its recorded outcome if it ended. Never a second run in the
+ * checkout while it holds one.
+ */
+async function task(
   m: Modules,
   self: Identity,
+  vdir: string,
   a: RunTaskArgs,
   secrets: Record<string, string>,
   progress: (m: string) => void,
-  signal: AbortSignal,
+  stop: AbortSignal,
 ): Promise<RunTaskResult> {
   // The plan's rules (plan_rules.ts), as `voyage check` applied them.
   const problems = m.rules.taskFieldProblems(a.task ?? {});
+  if (!Number.isInteger(a.attempt) || a.attempt < 1) {
+    problems.push(`"attempt" must be a whole number >= 1`);
+  }
   if (problems.length) {
     throw new UsageError(`captain.session: bad task: ${problems.join("; ")}`);
   }
-  const { git } = m;
-  const { agentCommand, agentRunStats, parseAgentOutput } = m.agents;
-  const { buildPrompt } = m.prompt;
-  const { runTask: runAgent } = m.tmux;
+  const key: TaskKey = { task: a.task.id, attempt: a.attempt };
+  if (a.release && !m.held.sameRun(a.release, key)) {
+    await release(m, vdir, a.release);
+  }
+  let h = await m.held.readHeld(vdir);
+  if (h && !m.held.sameRun(h, key)) throw busy(h);
+  let run: Run | null = null;
+  if (h?.state === "running") {
+    progress("the task is running already: waiting for it");
+    run = await m.tmux.readRun(h.run_dir);
+  }
+  if (!h || (h.state === "running" && !run && !(await started(h)))) {
+    // Not started yet (or the captain died before the agent started).
+    ({ h, run } = await startTask(m, self, vdir, a, secrets, progress));
+  }
+  if (h.state === "finished") return await outcome(h);
+  progress(`running ${a.agent} agent`);
+  const beat = setInterval(() => progress("working"), 2_000);
+  let code: number;
+  try {
+    const r = run ? await m.tmux.waitRun(run, stop) : { code: 129, lost: true }; // started, but its run is unknown
+    if (r.code === undefined) {
+      // The session ended: the run goes on; the next session finds it.
+      throw new OhcError("unreachable", "the session ended");
+    }
+    code = r.code;
+  } finally {
+    clearInterval(beat);
+  }
+  const done = await finishTask(m, h, a, code, progress);
+  await m.held.writeHeld(vdir, done);
+  return await outcome(done);
+}
 
+/**
+ * Whether the wrapper of a held run ever started: it writes its pid first.
+ * A wrapper handed to tmux just before the captain died gets a moment.
+ */
+async function started(h: Held): Promise<boolean> {
+  const has = (f: string) =>
+    Deno.stat(`${h.run_dir}/${f}`).then(() => true, () => false);
+  if (!(await has("run.sh"))) return false;
+  for (let i = 0; i < 40; i++) {
+    if (await has("pid")) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+/**
+ * The recorded outcome: the result (a small bundle read back in to ride in
+ * the reply), or its error thrown again.
+ */
+async function outcome(h: Held): Promise<RunTaskResult> {
+  if (h.error) throw fromErrorInfo(h.error);
+  const r = h.result!;
+  if (!r.bundle) return r;
+  const bytes = await Deno.readFile(`${paths.home()}/${r.bundle}`);
+  return bytes.length > INLINE_BUNDLE_MAX
+    ? r
+    : { ...r, bundle_data: bytesToBase64(bytes) };
+}
+
+/**
+ * Brings the checkout to the tip, records the run (before anything runs),
+ * and starts the agent in its window.
+ */
+async function startTask(
+  m: Modules,
+  self: Identity,
+  vdir: string,
+  a: RunTaskArgs,
+  secrets: Record<string, string>,
+  progress: (m: string) => void,
+): Promise<{ h: Held; run: Run }> {
+  const { agentCommand } = m.agents;
+  const { buildPrompt } = m.prompt;
   const home = paths.home();
-  const vdir = `${home}/${shipVoyageDir(a.voyage_id)}`;
   const checkout = `${home}/${shipCheckout(a.voyage_id)}`;
   const id = a.task.id;
   const slug = m.rules.taskSlug(id);
@@ -312,75 +447,91 @@ async function runTask(
     allowRoot: Deno.env.get("OHCOMMODORE_CLAUDE_ALLOW_ROOT") === "1",
   });
 
-  const logFile = `${vdir}/logs/task-${slug}.log`;
-  progress(`running ${a.agent} agent`);
-  const beat = setInterval(() => progress("working"), 2_000);
-  let code: number;
-  try {
-    ({ code } = await runAgent({
-      session: "voyage",
-      window: `task-${slug}`,
-      argv: inv.argv,
-      env: inv.env,
-      cwd: inv.cwd,
-      stdinFile: inv.stdinFile,
-      logFile,
-      socket: paths.tmuxSocket(home),
-      signal,
-    }));
-  } finally {
-    clearInterval(beat);
-  }
+  const h: Held = {
+    task: id,
+    attempt: a.attempt,
+    state: "running",
+    started_at: new Date().toISOString(),
+    base: baseSha,
+    run_dir: `${vdir}/runs/${slug}-${a.attempt}`,
+    log: `${vdir}/logs/task-${slug}.log`,
+  };
+  // A run dir left by a start that never got going is not a run.
+  await Deno.remove(h.run_dir, { recursive: true }).catch(() => {});
+  await m.held.writeHeld(vdir, h); // before anything runs
+  const run = await m.tmux.startRun({
+    session: "voyage",
+    window: `task-${slug}`,
+    argv: inv.argv,
+    env: inv.env,
+    cwd: inv.cwd,
+    stdinFile: inv.stdinFile,
+    logFile: h.log,
+    socket: paths.tmuxSocket(home),
+    dir: h.run_dir,
+  });
+  return { h, run };
+}
+
+/**
+ * The agent ended with `code`: its outcome, its work committed (stamped
+ * with voyage, task and attempt) and bundled. Safe to do twice.
+ */
+async function finishTask(
+  m: Modules,
+  h: Held,
+  a: RunTaskArgs,
+  code: number,
+  progress: (m: string) => void,
+): Promise<Held> {
+  const home = paths.home();
+  const id = a.task.id;
   // Claude and Codex exit 0 even when they gave up, and 1 after an API
   // error; their stream says which, and what the run cost.
-  const outcome = parseAgentOutput(
+  const parsed = m.agents.parseAgentOutput(
     a.agent,
-    await Deno.readTextFile(logFile).catch(() => ""),
+    await Deno.readTextFile(h.log).catch(() => ""),
   );
-  const stats = outcome ? agentRunStats(outcome) : null;
-  const why = outcome?.reportedFailure ?? outcome?.error;
-  if (outcome && !outcome.ok && (code === 0 || why)) {
-    const e = new OhcError(
-      "agent_failed",
+  const stats = parsed ? m.agents.agentRunStats(parsed) : null;
+  const failed = (message: string): Held => {
+    const e = new OhcError("agent_failed", message);
+    if (stats) e.data = { agent: stats };
+    return { ...h, state: "finished", error: toErrorInfo(e) };
+  };
+  const why = parsed?.reportedFailure ?? parsed?.error;
+  if (parsed && !parsed.ok && (code === 0 || why)) {
+    return failed(
       `the ${a.agent} agent did not finish task ${id}: ${why ?? "no result"}`,
     );
-    e.data = { agent: stats };
-    throw e;
   }
   if (code !== 0) {
-    const e = new OhcError(
-      "agent_failed",
-      `the ${a.agent} agent exited with ${code} on task ${id}`,
-    );
-    if (stats) e.data = { agent: stats };
-    throw e;
+    return failed(`the ${a.agent} agent exited with ${code} on task ${id}`);
   }
   progress("committing");
-  const { commit } = await git.commitTask({
+  const checkout = `${home}/${shipCheckout(a.voyage_id)}`;
+  const { commit } = await m.git.commitTask({
     checkout,
     taskId: id,
     subject: a.task.subject,
+    stamp: { voyage: a.voyage_id, task: id, attempt: a.attempt },
+  });
+  const result = (r: RunTaskResult): Held => ({
+    ...h,
+    state: "finished",
+    result: r,
   });
   if (!commit) {
-    return { commit: null, base: baseSha, bundle: null, agent: stats };
+    return result({ commit: null, base: h.base, bundle: null, agent: stats });
   }
-  const bundle = `${shipVoyageDir(a.voyage_id)}/out/task-${slug}.bundle`;
-  await git.bundleCommit({
+  const bundle = `${shipVoyageDir(a.voyage_id)}/out/task-${
+    m.rules.taskSlug(id)
+  }-${a.attempt}.bundle`;
+  await m.git.bundleCommit({
     repo: checkout,
     commit,
     file: `${home}/${bundle}`,
-    exclude: [baseSha],
+    exclude: [h.base],
     ref: "HEAD", // commitTask's commit is HEAD
   });
-  const bytes = await Deno.readFile(`${home}/${bundle}`);
-  if (bytes.length > INLINE_BUNDLE_MAX) {
-    return { commit, base: baseSha, bundle, agent: stats };
-  }
-  return {
-    commit,
-    base: baseSha,
-    bundle,
-    bundle_data: bytesToBase64(bytes),
-    agent: stats,
-  };
+  return result({ commit, base: h.base, bundle, agent: stats });
 }

@@ -228,6 +228,7 @@ export class Commodore implements FleetApi {
       delete f.ships[ship.name];
     });
     await pokeLinks();
+    await voyageShipsGone([ship.name], "was destroyed");
     return ship;
   }
 
@@ -346,6 +347,22 @@ async function linkStatus(): Promise<LinkStatus[]> {
   if (!conn) return [];
   conn.close();
   return await daemonCall<LinkStatus[]>("link.status").catch(() => []);
+}
+
+/**
+ * Tells the flagship's daemon that ships it sailed voyages with are gone:
+ * their tasks go back to the queue at once, without waiting out a lease,
+ * and a voyage left with no ship is sunk. Without a daemon, the leases
+ * decide when it is back.
+ */
+async function voyageShipsGone(ships: string[], reason: string) {
+  const { connectDaemon, daemonCall } = await import(
+    "../lib/daemon/client.ts"
+  );
+  const conn = await connectDaemon();
+  if (!conn) return;
+  conn.close();
+  await daemonCall("voyage.ships_gone", { ships, reason }).catch(() => {});
 }
 
 /** Tells the flagship's daemon the registry changed (it also notices by itself). */
@@ -487,7 +504,15 @@ function voyageHandlers(
           checkCapacity: (n) => c.checkCapacity(n),
           // A voyage's ships get its code from the flagship: no GH_TOKEN.
           createShip: (name) =>
-            c.createShip({ spec: name }, { secrets: {}, onProgress }),
+            c.createShip({ spec: name }, { secrets: {}, onProgress }).catch(
+              async (e) => {
+                await voyageShipsGone(
+                  [name],
+                  `could not be created: ${(e as Error).message}`,
+                );
+                throw e;
+              },
+            ),
         },
       );
     },

@@ -5,7 +5,16 @@
  * mark the task done. When nothing is left, run verify.sh on the result.
  *
  * Each ship is reached through one long-lived captain session (see
- * session.ts). The driver remembers which commits each ship is known to
+ * session.ts and captain_protocol.ts). A task's run belongs to the ship:
+ * it goes on when the session is cut, and the ship refuses a second task
+ * while its checkout holds one. So every session starts by asking the
+ * ship what it holds (`hold`) and reconciling that with the queue: the run
+ * of a task the queue still gives this ship is resumed (it lands once,
+ * never runs twice), any other is released. A restarted daemon renews the
+ * leases of running tasks and lets no ship claim until every ship's first
+ * answer is in (or it could not be reached).
+ *
+ * The driver remembers which commits each ship is known to
  * have (the tip it last checked out, the commit it last made): a ship that
  * has the current tip (its own task landed as a fast-forward) gets no
  * bundle, one that has an older tip gets a thin bundle of what it lacks,
@@ -21,13 +30,16 @@ import type { Provider } from "../providers/types.ts";
 import type { ShipRecord } from "../state/fleet.ts";
 import { download, upload } from "../transport/run.ts";
 import type { Transport } from "../transport/types.ts";
-import type {
-  BaseArgs,
-  RunTaskArgs,
-  RunTaskResult,
-  SyncResult,
-} from "../../roles/captain.ts";
-import { INLINE_BUNDLE_MAX, shipVoyageDir } from "../../roles/captain.ts";
+import {
+  type BaseArgs,
+  type HoldResult,
+  INLINE_BUNDLE_MAX,
+  type RunTaskArgs,
+  type RunTaskResult,
+  shipVoyageDir,
+  type SyncResult,
+  type TaskKey,
+} from "./captain_protocol.ts";
 import type { FinishOutcome, Task, Voyage, VoyageQueue } from "./queue.ts";
 import { taskSlug } from "./plan_rules.ts";
 import { CaptainSession } from "./session.ts";
@@ -48,6 +60,11 @@ interface ShipState {
   known: string[];
   /** The checkout was prepared while the ship was idle (or that was tried). */
   warmed: boolean;
+  /**
+   * The run the ship holds, finished, whose outcome the queue has: released
+   * with the next request.
+   */
+  holds: TaskKey | null;
 }
 
 /** How a task's base travelled: what the logs say. */
@@ -55,31 +72,77 @@ type BaseSent = "no bundle" | "thin bundle" | "full bundle";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The longest a voyage's claims wait for its ships' first answers. */
+const LEARN_WAIT_MS = 30_000;
+
+/** Settles when `p` does, or after `ms`, whichever is first. */
+function within(p: Promise<unknown>, ms: number): Promise<unknown> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([p, new Promise((r) => t = setTimeout(r, ms))])
+    .finally(() => clearTimeout(t));
+}
+
 export class VoyageDriver {
   private active = new Map<string, Set<string>>();
   private finishing = new Set<string>();
   private wakers = new Set<() => void>();
   /** Counts wake-ups, so a loop that was busy when one came doesn't wait. */
   private changes = 0;
+  /**
+   * Per voyage: settles once every ship's loop has learnt what its ship
+   * holds (or found it unreachable, or not created yet). No claim before.
+   */
+  private learnt = new Map<string, Promise<unknown>>();
 
   constructor(private d: DriverDeps) {}
 
   /** Picks up every voyage that was running when the daemon stopped. */
   async resume(): Promise<void> {
     for (const v of await this.d.queue.list()) {
-      if (v.state === "running") await this.start(v.id);
+      if (v.state === "running") {
+        const n = await this.d.queue.renewLeases(v.id);
+        if (n) this.d.log(`voyage ${v.id}: ${n} running task(s) resumed`);
+        await this.start(v.id);
+      } else if (v.state === "complete") {
+        // verify.sh was running when the daemon stopped: once more.
+        void this.complete(v, true);
+      }
     }
   }
 
   async start(voyage: string): Promise<void> {
-    const ships = (await this.d.queue.ships(voyage)).map((s) => s.ship);
+    const ships = (await this.d.queue.ships(voyage))
+      .filter((s) => s.state !== "gone").map((s) => s.ship);
     const running = this.active.get(voyage) ?? new Set();
     this.active.set(voyage, running);
+    const firsts: Promise<void>[] = [];
     for (const s of ships) {
       if (running.has(s)) continue;
       running.add(s);
-      void this.shipLoop(voyage, s).finally(() => running.delete(s));
+      let learnt!: () => void;
+      firsts.push(new Promise((r) => learnt = r));
+      void this.shipLoop(voyage, s, learnt).finally(() => {
+        learnt();
+        running.delete(s);
+      });
     }
+    // Bounded: a ship that neither answers nor fails holds up no one for
+    // long (claims are safe without it; waiting is only for order).
+    this.learnt.set(
+      voyage,
+      within(
+        Promise.all([this.learnt.get(voyage), ...firsts]),
+        LEARN_WAIT_MS,
+      ),
+    );
+  }
+
+  /**
+   * Ships left the fleet by the flagship's hand: their tasks are back in
+   * the queue already (queue.shipsGone); the others look at once.
+   */
+  shipsGone(): void {
+    this.wake();
   }
 
   /** Something changed (a task finished): idle ships look again. */
@@ -107,28 +170,61 @@ export class VoyageDriver {
     return s && s.status === "running" && s.ssh_dest ? s : null;
   }
 
-  private async shipLoop(voyage: string, name: string): Promise<void> {
+  private async shipLoop(
+    voyage: string,
+    name: string,
+    learnt: () => void,
+  ): Promise<void> {
     const log = (m: string) => this.d.log(`voyage ${voyage} ${name}: ${m}`);
-    // The ship may still be provisioning.
+    // The ship may still be provisioning (then it holds nothing yet).
     let ship: ShipRecord | null = null;
     let v: Voyage | null = null;
     for (let i = 0; !ship; i++) {
       v = await this.d.queue.get(voyage);
       if (!v || v.state !== "running") return;
       ship = await this.shipRecord(name);
-      if (!ship) await sleep(Math.min(250 * 2 ** Math.min(i, 4), 2_000));
+      if (!ship) {
+        learnt();
+        await sleep(Math.min(250 * 2 ** Math.min(i, 4), 2_000));
+      }
       if (i > 1_800) return log("never became ready");
     }
-    await this.d.queue.setShipState(voyage, name, "idle");
-    const st: ShipState = { session: null, known: [], warmed: false };
+    const st: ShipState = {
+      session: null,
+      known: [],
+      warmed: false,
+      holds: null,
+    };
     // The claim made with the last task's outcome, when there was one.
     let claimed: { task: Task | null } | null = null;
     let seen = this.changes;
+    // Every session begins by learning what the ship holds.
+    let relearn = true;
     try {
       if (!(await this.preflight(v!, ship, st, log))) return;
       while (true) {
-        let task: Task | null;
-        if (claimed) {
+        let task: Task | null = null;
+        let resumed = false;
+        if (relearn) {
+          const r = await this.relearn(v!, ship, st, log);
+          learnt();
+          if (r === "lost") {
+            if (!(await this.shipRecord(name))) {
+              await this.d.queue.setShipState(voyage, name, "gone");
+              return log("left the fleet");
+            }
+            v = await this.d.queue.get(voyage);
+            if (!v || v.state !== "running") return;
+            await sleep(2_000);
+            continue;
+          }
+          relearn = false;
+          task = r;
+          resumed = r !== null;
+        }
+        if (task) {
+          claimed = null;
+        } else if (claimed) {
           task = claimed.task;
           claimed = null;
         } else {
@@ -136,6 +232,7 @@ export class VoyageDriver {
             await this.d.queue.setShipState(voyage, name, "gone");
             return log("left the fleet");
           }
+          await this.learnt.get(voyage); // every ship heard from first
           seen = this.changes;
           task = await this.d.queue.claim(voyage, name);
         }
@@ -149,9 +246,10 @@ export class VoyageDriver {
           continue;
         }
         st.warmed = true; // a task prepares the checkout as well
-        const r = await this.runTask(v!, ship, task, log, st);
-        if (r === "lost") {
-          await sleep(2_000);
+        const r = await this.runTask(v!, ship, task, log, st, resumed);
+        if (r === "lost" || r === "busy") {
+          // What does the ship hold now? (It may run the task still.)
+          relearn = true;
           continue;
         }
         // A ship that left the fleet meanwhile takes nothing more.
@@ -169,11 +267,64 @@ export class VoyageDriver {
         } else {
           await this.d.queue.finish(v!.id, task.id, name, r.outcome);
         }
+        st.holds = { task: task.id, attempt: task.attempts };
         log(r.note);
         this.wake(); // only now: the others look after this ship has chosen
       }
     } finally {
       await st.session?.close();
+    }
+  }
+
+  /**
+   * Opens a session and learns what the ship holds; reconciles it with the
+   * queue. The task to resume on this ship (its run held there, or given
+   * to it but never sent), null when it is free, "lost" when it could not
+   * be reached.
+   */
+  private async relearn(
+    v: Voyage,
+    ship: ShipRecord,
+    st: ShipState,
+    log: (m: string) => void,
+  ): Promise<Task | null | "lost"> {
+    const t = this.d.provider.transport(ship);
+    try {
+      const s = this.session(v, t, st);
+      const { held } = await s.request<HoldResult>("hold", {
+        voyage_id: v.id,
+      });
+      st.holds = null;
+      const mine = (await this.d.queue.tasks(v.id, "running")).filter((x) =>
+        x.ship === ship.name
+      );
+      if (held) {
+        const same = mine.find((x) =>
+          x.id === held.task && x.attempts === held.attempt
+        );
+        if (same) {
+          log(
+            `holds task ${held.task} (attempt ${held.attempt}, ${held.state}): resuming it`,
+          );
+          return same;
+        }
+        log(
+          `holds task ${held.task} (attempt ${held.attempt}, ${held.state}), no longer its: releasing it`,
+        );
+        await s.request("release", {
+          voyage_id: v.id,
+          task: held.task,
+          attempt: held.attempt,
+        });
+      }
+      if (mine.length) {
+        log(`task ${mine[0].id} was given to it and never reached it`);
+        return mine[0];
+      }
+      return null;
+    } catch (e) {
+      log(`could not learn what it holds: ${(e as Error).message}`);
+      return "lost";
     }
   }
 
@@ -290,14 +441,16 @@ export class VoyageDriver {
     const t = this.d.provider.transport(ship);
     try {
       const s = this.session(v, t, st);
+      const release = st.holds ?? undefined;
       const r = await this.withBase(
         v,
         t,
         st,
-        (base) => s.request<SyncResult>("sync", base),
+        (base) => s.request<SyncResult>("sync", { ...base, release }),
         log,
         "warm-up",
       );
+      st.holds = null;
       st.known = [r.base];
       log(`warm-up: checkout at ${r.base.slice(0, 12)}`);
     } catch (e) {
@@ -306,8 +459,10 @@ export class VoyageDriver {
   }
 
   /**
-   * Runs one task on the ship and lands its commit: what to record, or
-   * "lost" when the ship could not be reached (its lease decides).
+   * Runs one task on the ship (or, `resumed`, finds its run there again)
+   * and lands its commit: what to record; "lost" when the ship could not
+   * be reached, "busy" when it holds another run (learn again what it
+   * holds).
    */
   private async runTask(
     v: Voyage,
@@ -315,18 +470,25 @@ export class VoyageDriver {
     task: Task,
     log: (m: string) => void,
     st: ShipState,
-  ): Promise<{ outcome: FinishOutcome; note: string } | "lost"> {
+    resumed: boolean,
+  ): Promise<{ outcome: FinishOutcome; note: string } | "lost" | "busy"> {
     const git = await import("./git.ts");
     const t = this.d.provider.transport(ship);
     const work = `${v.plan_dir}/../work`;
     try {
-      log(`task ${task.id}: start (attempt ${task.attempts})`);
+      log(
+        `task ${task.id}: ${
+          resumed ? "resume" : "start"
+        } (attempt ${task.attempts})`,
+      );
       const s = this.session(v, t, st);
+      const stamp = { voyage: v.id, task: task.id, attempt: task.attempts };
       const args: Omit<RunTaskArgs, keyof BaseArgs> = {
         objective: v.objective,
         agent: v.agent as RunTaskArgs["agent"],
         agent_command: v.agent_command,
         model: v.model,
+        attempt: task.attempts,
         task: {
           id: task.id,
           subject: task.subject,
@@ -346,14 +508,26 @@ export class VoyageDriver {
         lastBeat = Date.now();
         void this.d.queue.heartbeat(v.id, ship.name, task.id);
       };
-      const res = await this.withBase(
-        v,
-        t,
-        st,
-        (base) => s.request<RunTaskResult>("task", { ...base, ...args }, beat),
-        log,
-        `task ${task.id}`,
-      );
+      const release = st.holds ?? undefined;
+      let res: RunTaskResult;
+      try {
+        res = await this.withBase(
+          v,
+          t,
+          st,
+          (base) =>
+            s.request<RunTaskResult>(
+              "task",
+              { ...base, ...args, release },
+              beat,
+            ),
+          log,
+          `task ${task.id}`,
+        );
+      } finally {
+        // Released, or the ship now holds this run instead.
+        st.holds = null;
+      }
       st.known = [res.base];
       if (!res.commit || !res.bundle) {
         return {
@@ -371,6 +545,20 @@ export class VoyageDriver {
           ? base64ToBytes(res.bundle_data)
           : await download(t, res.bundle),
       );
+      // A flagship that stopped mid-landing may have landed it already.
+      const before = resumed
+        ? await git.findLanded(v.bare, v.branch, stamp)
+        : null;
+      if (before) {
+        await Deno.remove(local).catch(() => {});
+        st.known = [res.base, res.commit];
+        return {
+          outcome: { ok: true, commit: before },
+          note: `task ${task.id}: done, landed before at ${
+            before.slice(0, 12)
+          }`,
+        };
+      }
       const landed = await git.integrateTask({
         bare: v.bare,
         branch: v.branch,
@@ -378,6 +566,7 @@ export class VoyageDriver {
         source: local,
         commit: res.commit,
         worktreeDir: `${work}/worktrees`,
+        expect: stamp,
       });
       await Deno.remove(local).catch(() => {});
       // The ship holds its commit, now in the bare repo too: the next base
@@ -406,10 +595,12 @@ export class VoyageDriver {
     } catch (e) {
       const err = e as Error;
       if (e instanceof OhcError && e.code === "unreachable") {
-        log(
-          `task ${task.id}: ship unreachable (${err.message}); its lease will expire`,
-        );
+        log(`task ${task.id}: ship unreachable (${err.message})`);
         return "lost";
+      }
+      if (e instanceof OhcError && e.code === "busy") {
+        log(`task ${task.id}: not started: ${err.message}`);
+        return "busy";
       }
       const data = e instanceof OhcError ? e.data : undefined;
       return {

@@ -597,11 +597,48 @@ function cleanSubject(subject: string): string {
   return s.length > 200 ? s.slice(0, 199) + "…" : s;
 }
 
-export function taskCommitMessage(taskId: string, subject: string): string {
+/**
+ * Which run of which task a commit is: its message's trailers
+ * `Voyage: <voyage id>`, `Voyage-Task: <task id>`, `Voyage-Attempt: <n>`.
+ * Landing checks them (a commit is landed only as the task it says it is),
+ * and a flagship that restarted finds what it already landed by them.
+ */
+export interface TaskStamp {
+  voyage: string;
+  task: string;
+  attempt: number;
+}
+
+export function taskCommitMessage(
+  taskId: string,
+  subject: string,
+  stamp?: TaskStamp,
+): string {
   checkTaskId(taskId);
   const s = cleanSubject(subject);
-  return `task ${taskId}${s ? `: ${s}` : ""}\n\nVoyage-Task: ${taskId}\n`;
+  const trailers = stamp
+    ? `Voyage: ${stamp.voyage}\nVoyage-Task: ${taskId}\nVoyage-Attempt: ${stamp.attempt}\n`
+    : `Voyage-Task: ${taskId}\n`;
+  return `task ${taskId}${s ? `: ${s}` : ""}\n\n${trailers}`;
 }
+
+/** The stamp a commit message carries, or null (see TaskStamp). */
+export function stampOf(message: string): TaskStamp | null {
+  const get = (key: string) =>
+    new RegExp(`^${key}: (.*)$`, "m").exec(message)?.[1];
+  const voyage = get("Voyage"), task = get("Voyage-Task");
+  const attempt = Number(get("Voyage-Attempt"));
+  if (!voyage || task === undefined || !Number.isInteger(attempt)) return null;
+  return { voyage, task, attempt };
+}
+
+const sameStamp = (a: TaskStamp | null, b: TaskStamp) =>
+  !!a && a.voyage === b.voyage && a.task === b.task && a.attempt === b.attempt;
+
+const describeStamp = (s: TaskStamp | null) =>
+  s
+    ? `task ${s.task} attempt ${s.attempt} of voyage ${s.voyage}`
+    : "no task (no Voyage trailers)";
 
 /**
  * Stages everything (`git add -A`) and commits it as
@@ -612,9 +649,20 @@ export function taskCommitMessage(taskId: string, subject: string): string {
  * else the branch's upstream.
  */
 export async function commitTask(
-  opts: { checkout: string; taskId: string; subject: string },
+  opts: {
+    checkout: string;
+    taskId: string;
+    subject: string;
+    /**
+     * Stamps the commit (TaskStamp). Then the checkout's HEAD always carries
+     * the stamp when there is work: commits the agent made itself get an
+     * empty stamped commit on top, and a HEAD stamped so already (this was
+     * run before, then cut short) is returned as it is.
+     */
+    stamp?: TaskStamp;
+  },
 ): Promise<{ commit: string | null }> {
-  const message = taskCommitMessage(opts.taskId, opts.subject);
+  const message = taskCommitMessage(opts.taskId, opts.subject, opts.stamp);
   const cwd = resolve(opts.checkout);
   await clearIndexLock(await gitDirOf(cwd));
   await git(["add", "--all"], { cwd });
@@ -645,10 +693,43 @@ export async function commitTask(
   if (!head) return { commit: null };
   const base = (await commitOf(cwd, BASE_REF)) ??
     (await commitOf(cwd, "@{upstream}"));
-  if (base && head !== base && !(await isAncestor(cwd, head, base))) {
-    return { commit: head };
+  if (!base || head === base || (await isAncestor(cwd, head, base))) {
+    return { commit: null };
   }
-  return { commit: null };
+  if (!opts.stamp) return { commit: head };
+  const raw = await git(["cat-file", "commit", head], { cwd });
+  const body = raw.stdout.slice(raw.stdout.indexOf("\n\n") + 2);
+  if (sameStamp(stampOf(body), opts.stamp)) return { commit: head };
+  await git([
+    "commit",
+    "--quiet",
+    "--no-verify",
+    "--allow-empty",
+    "--cleanup=verbatim",
+    "--file=-",
+  ], { cwd, stdin: message });
+  return { commit: await mustCommit(cwd, "HEAD") };
+}
+
+/**
+ * The commit on `branch` (since the voyage began) stamped as `stamp`, or
+ * null: what a flagship that restarted mid-landing already landed.
+ */
+export async function findLanded(
+  bare: string,
+  branch: string,
+  stamp: TaskStamp,
+): Promise<string | null> {
+  checkBranch(branch);
+  const log = await git(
+    ["log", "--format=%H%x1f%B%x1e", `refs/heads/${branch}`, `^${BASE_REF}`],
+    { cwd: resolve(bare) },
+  );
+  for (const entry of log.stdout.split("\x1e")) {
+    const [sha, body] = entry.replace(/^\n/, "").split("\x1f");
+    if (body !== undefined && sameStamp(stampOf(body), stamp)) return sha;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------
@@ -665,6 +746,12 @@ export interface IntegrateOptions {
   worktreeDir: string;
   /** Compare-and-swap attempts before giving up (default 64). */
   maxAttempts?: number;
+  /**
+   * The task run the commit must be (TaskStamp): its trailers must say so,
+   * and no commit it brings may be stamped as another; else it is refused
+   * (`task_commit_mismatch`) and kept on a side branch.
+   */
+  expect?: TaskStamp;
   /**
    * Take the repo's landing lock around "read tip, replay, compare-and-swap"
    * (default true). false: lock-free, compare-and-swap only (every racer
@@ -715,6 +802,7 @@ export async function integrateTask(
   let incomingGone = false;
   try {
     const tip0 = await mustCommit(bare, ref);
+    if (opts.expect) await checkStamps(bare, info, commit, tip0, opts.expect);
     // The usual case, a task built on the current tip: it lands as a
     // fast-forward, and the history checks below could not say otherwise.
     const onTip0 = info.parents.length === 1 && info.parents[0] === tip0;
@@ -833,6 +921,41 @@ export async function integrateTask(
     if (worktree) await removeWorktree(bare, worktree);
     if (!keep && !incomingGone) {
       await git(["update-ref", "-d", incoming], { cwd: bare, allowFail: true });
+    }
+  }
+}
+
+/**
+ * The commit is the task run `want`, and none of the commits it brings
+ * (those `tip` lacks) is stamped as another task run.
+ */
+async function checkStamps(
+  bare: string,
+  info: CommitInfo,
+  commit: string,
+  tip: string,
+  want: TaskStamp,
+): Promise<void> {
+  const mismatch = (what: string, got: TaskStamp | null) =>
+    new OhcError(
+      "task_commit_mismatch",
+      `${what} is ${describeStamp(got)}, not ${describeStamp(want)}`,
+      "the ship's checkout held other work; the task runs again",
+    );
+  const top = stampOf(info.message);
+  if (!sameStamp(top, want)) {
+    throw mismatch(`commit ${commit.slice(0, 12)}`, top);
+  }
+  // The usual case, one commit on the tip: nothing else to look at.
+  if (info.parents.length === 1 && info.parents[0] === tip) return;
+  const log = await git(["log", "--format=%H%x1f%B%x1e", commit, `^${tip}`], {
+    cwd: bare,
+  });
+  for (const entry of log.stdout.split("\x1e")) {
+    const [sha, body] = entry.replace(/^\n/, "").split("\x1f");
+    const st = body === undefined ? null : stampOf(body);
+    if (st && !sameStamp(st, want)) {
+      throw mismatch(`commit ${sha.slice(0, 12)} it brings`, st);
     }
   }
 }
@@ -974,6 +1097,7 @@ interface OneCommit {
 /** A commit's parents, and how to replay it alone when that can be done. */
 interface CommitInfo {
   parents: string[];
+  message: string;
   /** Null for a merge, a signed or re-encoded commit, an odd author line. */
   plan: OneCommit | null;
 }
@@ -1002,6 +1126,7 @@ async function readCommit(
     !headers.some((l) => l.startsWith("encoding ") || l.startsWith("gpgsig"));
   return {
     parents,
+    message,
     plan: plain
       ? {
         commit,
@@ -1215,6 +1340,10 @@ export async function runVerify(opts: {
 }): Promise<VerifyResult> {
   const timeoutMs = opts.timeoutMs ?? 10 * 60 * 1000;
   const dir = resolve(opts.dir);
+  // A run whose runner died (the flagship's daemon restarted) goes first:
+  // two verify.sh in one checkout would disturb each other.
+  const pidFile = `${dir}.pid`;
+  await endOldVerify(pidFile, dir);
   await prepareCheckout({ bare: opts.bare, branch: opts.branch, dir });
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(Deno.env.toObject())) {
@@ -1232,6 +1361,7 @@ export async function runVerify(opts: {
     stderr: "piped",
     detached: true, // its own session and process group, so we can kill it all
   }).spawn();
+  await Deno.writeTextFile(pidFile, `${child.pid}\n`);
   const killGroup = () => {
     try {
       Deno.kill(-child.pid, "SIGKILL");
@@ -1265,6 +1395,7 @@ export async function runVerify(opts: {
   killGroup();
   for (const r of readers) await r.cancel().catch(() => {});
   await Promise.all(pumps);
+  await Deno.remove(pidFile).catch(() => {});
   let output = out.text();
   let code = status.code;
   if (timedOut) {
@@ -1274,6 +1405,24 @@ export async function runVerify(opts: {
     }s]\n`;
   }
   return { ok: !timedOut && code === 0, code, output, timedOut };
+}
+
+/**
+ * Kills the process group of a verify run recorded in `pidFile`, if that
+ * process still works in `dir` (Linux; elsewhere any such group).
+ */
+async function endOldVerify(pidFile: string, dir: string): Promise<void> {
+  const pid = Number(
+    (await Deno.readTextFile(pidFile).catch(() => "")).trim(),
+  );
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const cwd = await Deno.readLink(`/proc/${pid}/cwd`).catch(() => null);
+  const proc = await Deno.stat("/proc/self").then(() => true, () => false);
+  if (proc && cwd !== dir && !cwd?.startsWith(`${dir}/`)) return;
+  try {
+    Deno.kill(-pid, "SIGKILL");
+  } catch { /* gone */ }
+  await Deno.remove(pidFile).catch(() => {});
 }
 
 /** Keeps the first quarter and the last three quarters of `limit` bytes. */

@@ -7,7 +7,7 @@
  */
 import type { Transport } from "../transport/types.ts";
 import { run } from "../transport/run.ts";
-import { shipVoyageDir } from "../../roles/captain.ts";
+import { shipVoyageDir } from "./captain_protocol.ts";
 import { renderAgentLine } from "./agent_log.ts";
 
 /** Prints `<name> <size>` for each log, then nothing else. */

@@ -132,6 +132,21 @@ export async function voyageOps(deps: {
     "voyage.events": async ({ args }) =>
       await queue.events((await pick(args.id)).id),
     "voyage.get": async ({ args }) => await pick(args.id),
+    // The flagship destroyed these ships (or could not create them).
+    "voyage.ships_gone": async ({ args }) => {
+      const ships = args.ships;
+      if (
+        !Array.isArray(ships) || ships.some((x) => typeof x !== "string")
+      ) {
+        throw new UsageError("voyage.ships_gone needs ships: string[]");
+      }
+      const reason = typeof args.reason === "string"
+        ? args.reason
+        : "was destroyed";
+      const voyages = await queue.shipsGone(ships as string[], reason);
+      driver.shipsGone();
+      return { voyages };
+    },
     "voyage.stop": async ({ args }) => {
       const v = await pick(argString(args, "id"));
       if (v.state === "running") await queue.setVoyageState(v.id, "sunk");

@@ -312,6 +312,13 @@ export class VoyageQueue {
   ): Promise<Task | null> {
     const voyage = v.id;
     if (v.state !== "running") return null;
+    // A ship the flagship destroyed takes nothing, even if its loop has not
+    // noticed yet.
+    const gone = await q(
+      `SELECT 1 FROM voyage_ships WHERE voyage_id = $1 AND ship = $2 AND state = 'gone'`,
+      [voyage, ship],
+    );
+    if (gone.length) return null;
     await this.expireLeases(q, v);
     const tasks = (await q(
       `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 ORDER BY ord`,
@@ -394,6 +401,90 @@ export class VoyageQueue {
         failed ? "failed" : "lease expired",
         `ship ${t.ship} stopped heartbeating`,
       );
+    }
+  }
+
+  /**
+   * Every running task's lease starts afresh: the flagship was down, not
+   * its ships (a restarted driver calls this before it hands out anything;
+   * it then hears from each ship what it holds).
+   */
+  renewLeases(voyage: string): Promise<number> {
+    return this.store.transaction(async (q) => {
+      const v = await this.voyageIn(q, voyage);
+      const rows = await q(
+        `UPDATE tasks SET lease_until = $2 WHERE voyage_id = $1 AND status = 'running' RETURNING id`,
+        [voyage, this.iso(v.lease_s * 1000)],
+      );
+      return rows.length;
+    });
+  }
+
+  /**
+   * Ships the flagship destroyed (or could not create): their running tasks
+   * go back to the queue at once (or fail, past the attempt limit), the
+   * ships are marked gone, and a running voyage left with no ship is sunk.
+   * The voyages it changed.
+   */
+  shipsGone(ships: string[], reason: string): Promise<string[]> {
+    return this.store.transaction(async (q) => {
+      const changed: string[] = [];
+      for (const ship of ships) {
+        const rows = await q(
+          `SELECT voyage_id FROM voyage_ships WHERE ship = $1 AND state <> 'gone'`,
+          [ship],
+        );
+        for (const r of rows) {
+          const v = await this.voyageIn(q, str(r.voyage_id));
+          await this.shipGoneIn(q, v, ship, reason);
+          if (!changed.includes(v.id)) changed.push(v.id);
+        }
+      }
+      return changed;
+    });
+  }
+
+  private async shipGoneIn(q: Query, v: Voyage, ship: string, reason: string) {
+    const now = this.iso();
+    const lost = (await q(
+      `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 AND status = 'running' AND ship = $2`,
+      [v.id, ship],
+    )).map(toTask);
+    for (const t of lost) {
+      const failed = t.attempts >= v.max_attempts || v.state !== "running";
+      const error = `ship ${ship} ${reason}`;
+      await this.recordAttempt(q, v.id, t, { outcome: "lost", error });
+      await q(
+        `UPDATE tasks SET status = $3, ship = NULL, lease_until = NULL, error = $4,
+           finished_at = CASE WHEN $3 = 'failed' THEN $5 ELSE NULL END
+         WHERE voyage_id = $1 AND id = $2`,
+        [v.id, t.id, failed ? "failed" : "pending", error, now],
+      );
+      await this.event(
+        q,
+        v.id,
+        t.id,
+        ship,
+        failed ? "failed" : "requeued",
+        error,
+      );
+    }
+    await q(
+      `UPDATE voyage_ships SET state = 'gone', current_task = NULL, task_started_at = NULL
+       WHERE voyage_id = $1 AND ship = $2`,
+      [v.id, ship],
+    );
+    await this.event(q, v.id, null, ship, "ship gone", reason);
+    const left = await q(
+      `SELECT ship FROM voyage_ships WHERE voyage_id = $1 AND state <> 'gone'`,
+      [v.id],
+    );
+    if (v.state === "running" && left.length === 0) {
+      await q(
+        `UPDATE voyages SET state = 'sunk', finished_at = $2 WHERE id = $1`,
+        [v.id, now],
+      );
+      await this.event(q, v.id, null, null, "voyage sunk", "no ship left");
     }
   }
 

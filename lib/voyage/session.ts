@@ -5,12 +5,13 @@
  * Requests go one at a time; each resolves with its reply. When the
  * session's process ends (ship gone, killed, unreachable), the pending
  * request and every later one fail with `unreachable`, and the driver opens
- * a new session for the next task.
+ * a new session, which first asks the ship what it holds: a task that was
+ * running goes on without the session (see captain_protocol.ts).
  */
 import { fromErrorInfo, OhcError } from "../errors.ts";
 import { call } from "../rpc/client.ts";
 import type { Transport } from "../transport/types.ts";
-import type { SessionRequest } from "../../roles/captain.ts";
+import type { SessionRequest } from "./captain_protocol.ts";
 
 export class CaptainSession {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -96,8 +97,8 @@ export class CaptainSession {
 
   /**
    * Ends the session: the ship's process exits when its input closes (a
-   * task still running there is aborted first, which takes a few seconds);
-   * one that does not within `graceMs` is killed.
+   * task still running there goes on); one that does not within `graceMs`
+   * is killed.
    */
   async close(graceMs = 10_000): Promise<void> {
     await this.#writer.close().catch(() => {});

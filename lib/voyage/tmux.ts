@@ -385,7 +385,8 @@ function wrapperScript(o: {
   const sleepBin = findTool("sleep");
   const ts = "%(%Y-%m-%dT%H:%M:%S%z)T";
   return [
-    `d=${q(o.dir)}; log=${q(o.log)}; w=${q(o.window)}`,
+    // Its pid first: whoever finds the run dir knows it started (startRun).
+    `d=${q(o.dir)}; log=${q(o.log)}; w=${q(o.window)}; echo $$ > "$d/pid"`,
     `say() { printf '%s\\n' "$1" >> "$log"; printf '%s\\n' "$1"; }`,
     `done_with() { printf '%s\\n' "$1" > "$d/exit"; }`,
     // The pane inherits the tmux server's environment; start from nothing.
@@ -445,133 +446,265 @@ const sessionsSeen = new Set<string>();
  * its exit code when it ends. See the module comment for the contract.
  */
 export async function runInTmux(opts: TmuxRunOptions): Promise<RunResult> {
-  const session = opts.session ?? DEFAULT_SESSION;
-  checkName("session", session);
+  checkName("session", opts.session ?? DEFAULT_SESSION);
   checkName("window", opts.window);
   if (opts.argv.length === 0) throw new Error("runInTmux needs a command");
   if (opts.signal?.aborted) return { code: 143, aborted: true, via: "tmux" };
-  await checkCwd(opts.cwd);
-  await ensureLogDir(opts.logFile);
-
   const dir = await Deno.makeTempDir({ prefix: "ohc-run-" });
-  let changes: ReturnType<typeof dirChanges> | undefined;
-  await Deno.chmod(dir, 0o700);
   try {
-    await Deno.writeTextFile(`${dir}/env`, envFileText(opts.env), {
-      mode: 0o600,
-      createNew: true,
-    });
-    const runScript = `${dir}/run.sh`;
-    await Deno.writeTextFile(
-      runScript,
-      wrapperScript({
-        dir,
-        log: opts.logFile,
-        cwd: opts.cwd,
-        argv: opts.argv,
-        stdin: opts.stdinFile ?? "/dev/null",
-        window: opts.window,
-        linger: Math.max(
-          0,
-          Math.floor(opts.lingerSeconds ?? DEFAULT_LINGER_SECONDS),
-        ),
-      }) + "\n",
-      { mode: 0o600, createNew: true },
-    );
-    changes = dirChanges(dir); // before the window exists: no write is missed
-    const key = `${opts.socket ?? ""}\0${session}`;
-    if (!sessionsSeen.has(key)) {
-      await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
-      sessionsSeen.add(key);
-    }
-    const newWindow = () =>
-      tmux(opts.socket, [
-        "new-window",
-        "-d",
-        "-P",
-        "-F",
-        "#{window_id} #{pane_pid}",
-        "-t",
-        `=${session}:`,
-        "-n",
-        opts.window,
-        "-c",
-        opts.cwd,
-        "--",
-        findTool("bash"),
-        runScript,
-      ]);
-    let nw = await newWindow();
-    if (nw.code !== 0) {
-      // The session we saw before is gone (killed by hand, or the server).
-      await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
-      nw = await newWindow();
-    }
-    if (nw.code !== 0) {
-      sessionsSeen.delete(key);
-      throw new OhcError(
-        "tmux_failed",
-        `cannot open tmux window ${opts.window}: ${
-          nw.stderr || `exit ${nw.code}`
-        }`,
-      );
-    }
-    const [windowId, pidText] = nw.stdout.trim().split(" ");
-    const panePid = Number(pidText);
-    const exitFile = `${dir}/exit`;
-
-    let lastCheck = Date.now();
-    while (true) {
-      if (opts.signal?.aborted) {
-        return await abortWindow(opts, windowId, panePid, exitFile);
-      }
-      const code = await readExit(exitFile);
-      if (code !== undefined) return { code, via: "tmux", windowId };
-      if (Date.now() - lastCheck >= WINDOW_CHECK_MS) {
-        lastCheck = Date.now();
-        const alive = await tmux(opts.socket, [
-          "display-message",
-          "-p",
-          "-t",
-          windowId,
-          "#{window_id}",
-        ]);
-        if (alive.code !== 0 || alive.stdout.trim() !== windowId) {
-          const late = await readExit(exitFile);
-          if (late !== undefined) return { code: late, via: "tmux", windowId };
-          return { code: 129, lost: true, via: "tmux", windowId };
-        }
-      }
-      await changes.wait(
-        changes.watching ? WATCHED_POLL_MS : POLL_MS,
-        opts.signal,
-      );
-    }
+    const run = await startRun({ ...opts, dir, tmux: true });
+    const r = await waitRun(run, opts.signal);
+    if (r.code !== undefined) return r as RunResult;
+    return { ...await killRun(run, opts.killGraceMs), aborted: true };
   } finally {
-    changes?.close();
     await Deno.remove(dir, { recursive: true }).catch(() => undefined);
   }
 }
 
-async function abortWindow(
+/**
+ * A command started by `startRun`: where its run dir is and what runs it.
+ * It outlives the process that started it (a tmux window, or a process in
+ * its own session), and any process can wait for it or end it later
+ * (`readRun`, `waitRun`, `killRun`): a ship's captain finds its task's
+ * run again after its session was cut.
+ */
+export interface Run {
+  dir: string;
+  via: "tmux" | "direct";
+  /** The wrapper's pid: leader of the command's process group. */
+  pid: number;
+  windowId?: string;
+  socket?: string;
+}
+
+/**
+ * Starts the command (the module comment's wrapper) in a window of the
+ * tmux session (when tmux is installed and `tmux` is not false), else as a
+ * process in its own session, and returns without waiting. `dir` is the run
+ * dir, made here (0700; it must hold no other run); it holds the wrapper, the exit
+ * code once there is one, and `run.json` (what readRun reads). The caller
+ * removes it when done with the run.
+ */
+export async function startRun(
+  opts: TmuxRunOptions & { dir: string; tmux?: boolean },
+): Promise<Run> {
+  const session = opts.session ?? DEFAULT_SESSION;
+  checkName("session", session);
+  checkName("window", opts.window);
+  if (opts.argv.length === 0) throw new Error("startRun needs a command");
+  await checkCwd(opts.cwd);
+  await ensureLogDir(opts.logFile);
+  const dir = opts.dir;
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await Deno.chmod(dir, 0o700);
+  await Deno.writeTextFile(`${dir}/env`, envFileText(opts.env), {
+    mode: 0o600,
+    createNew: true,
+  });
+  const runScript = `${dir}/run.sh`;
+  const viaTmux = opts.tmux !== false && await hasTmux();
+  await Deno.writeTextFile(
+    runScript,
+    wrapperScript({
+      dir,
+      log: opts.logFile,
+      cwd: opts.cwd,
+      argv: opts.argv,
+      stdin: opts.stdinFile ?? "/dev/null",
+      window: opts.window,
+      linger: viaTmux
+        ? Math.max(
+          0,
+          Math.floor(opts.lingerSeconds ?? DEFAULT_LINGER_SECONDS),
+        )
+        : 0,
+    }) + "\n",
+    { mode: 0o600, createNew: true },
+  );
+  const run: Run = viaTmux
+    ? await openWindow(opts, session, runScript)
+    : startDetached(dir, runScript);
+  run.dir = dir;
+  await Deno.writeTextFile(`${dir}/run.json`, JSON.stringify(run), {
+    mode: 0o600,
+  });
+  return run;
+}
+
+async function openWindow(
   opts: TmuxRunOptions,
-  windowId: string,
-  panePid: number,
-  exitFile: string,
-): Promise<RunResult> {
-  killGroup(panePid, "SIGTERM");
-  const deadline = Date.now() + (opts.killGraceMs ?? 3000);
+  session: string,
+  runScript: string,
+): Promise<Run> {
+  const key = `${opts.socket ?? ""}\0${session}`;
+  if (!sessionsSeen.has(key)) {
+    await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
+    sessionsSeen.add(key);
+  }
+  const newWindow = () =>
+    tmux(opts.socket, [
+      "new-window",
+      "-d",
+      "-P",
+      "-F",
+      "#{window_id} #{pane_pid}",
+      "-t",
+      `=${session}:`,
+      "-n",
+      opts.window,
+      "-c",
+      opts.cwd,
+      "--",
+      findTool("bash"),
+      runScript,
+    ]);
+  let nw = await newWindow();
+  if (nw.code !== 0) {
+    // The session we saw before is gone (killed by hand, or the server).
+    await ensureSession({ session, socket: opts.socket, cwd: opts.cwd });
+    nw = await newWindow();
+  }
+  if (nw.code !== 0) {
+    sessionsSeen.delete(key);
+    throw new OhcError(
+      "tmux_failed",
+      `cannot open tmux window ${opts.window}: ${
+        nw.stderr || `exit ${nw.code}`
+      }`,
+    );
+  }
+  const [windowId, pidText] = nw.stdout.trim().split(" ");
+  return {
+    dir: "",
+    via: "tmux",
+    pid: Number(pidText),
+    windowId,
+    ...(opts.socket ? { socket: opts.socket } : {}),
+  };
+}
+
+/** Processes this one started directly, until they are reaped. */
+const children = new Map<number, Promise<unknown>>();
+
+/** The wrapper as a process in its own session, output to the log only. */
+function startDetached(dir: string, runScript: string): Run {
+  const child = new Deno.Command(findTool("setsid"), {
+    args: [findTool("bash"), runScript],
+    cwd: dir,
+    clearEnv: true,
+    env: { PATH: "/usr/bin:/bin" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const pid = child.pid;
+  children.set(pid, child.status.finally(() => children.delete(pid)));
+  return { dir, via: "direct", pid };
+}
+
+/**
+ * The run in `dir` (from its run.json; else, when whoever started it died
+ * before writing that, from the pid its wrapper wrote), or null when none
+ * ever started there.
+ */
+export async function readRun(dir: string): Promise<Run | null> {
+  try {
+    const r = JSON.parse(await Deno.readTextFile(`${dir}/run.json`)) as Run;
+    return { ...r, dir };
+  } catch { /* look for the pid */ }
+  const pid = Number(
+    (await Deno.readTextFile(`${dir}/pid`).catch(() => "")).trim(),
+  );
+  return Number.isInteger(pid) && pid > 1 ? { dir, via: "direct", pid } : null;
+}
+
+/** Whether the run's wrapper still exists (its window, or its process). */
+async function runAlive(run: Run): Promise<boolean> {
+  if (run.via === "tmux") {
+    const alive = await tmux(run.socket, [
+      "display-message",
+      "-p",
+      "-t",
+      run.windowId!,
+      "#{window_id}",
+    ]);
+    return alive.code === 0 && alive.stdout.trim() === run.windowId;
+  }
+  if (children.has(run.pid)) return true; // ours, not reaped yet
+  try {
+    Deno.kill(run.pid, "SIGCONT"); // harmless probe
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Waits for the run to end: its exit code, or 129 with `lost` when its
+ * window or process went without one. When `signal` aborts first, returns
+ * `{ detached: true }` and leaves the run running.
+ */
+export async function waitRun(
+  run: Run,
+  signal?: AbortSignal,
+): Promise<RunResult | { detached: true; code?: undefined }> {
+  const exitFile = `${run.dir}/exit`;
+  const changes = dirChanges(run.dir);
+  const done = (code: number, lost = false): RunResult => ({
+    code,
+    via: run.via,
+    ...(run.windowId ? { windowId: run.windowId } : {}),
+    ...(lost ? { lost: true } : {}),
+  });
+  try {
+    let lastCheck = Date.now();
+    while (true) {
+      const code = await readExit(exitFile);
+      if (code !== undefined) return done(code);
+      if (signal?.aborted) return { detached: true };
+      if (Date.now() - lastCheck >= WINDOW_CHECK_MS) {
+        lastCheck = Date.now();
+        if (!(await runAlive(run))) {
+          const late = await readExit(exitFile);
+          return late !== undefined ? done(late) : done(129, true);
+        }
+      }
+      await changes.wait(
+        changes.watching ? WATCHED_POLL_MS : POLL_MS,
+        signal,
+      );
+    }
+  } finally {
+    changes.close();
+  }
+}
+
+/**
+ * Ends the run: SIGTERM to its process group, SIGKILL after `graceMs`
+ * (default 3000), and its window closed. Returns the code it died with.
+ */
+export async function killRun(run: Run, graceMs = 3000): Promise<RunResult> {
+  const exitFile = `${run.dir}/exit`;
+  killGroup(run.pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
   let code = await readExit(exitFile);
   while (code === undefined && Date.now() < deadline) {
+    if (!(await runAlive(run))) break;
     await sleep(POLL_MS);
     code = await readExit(exitFile);
   }
   if (code === undefined) {
-    killGroup(panePid, "SIGKILL");
-    code = 137;
+    killGroup(run.pid, "SIGKILL");
+    code = (await readExit(exitFile)) ?? 137;
   }
-  await tmux(opts.socket, ["kill-window", "-t", windowId]);
-  return { code, aborted: true, via: "tmux", windowId };
+  if (run.via === "tmux") {
+    await tmux(run.socket, ["kill-window", "-t", run.windowId!]);
+  }
+  return {
+    code,
+    via: run.via,
+    ...(run.windowId ? { windowId: run.windowId } : {}),
+  };
 }
 
 /**

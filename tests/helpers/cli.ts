@@ -31,6 +31,8 @@ export interface CliOptions {
   stdin?: string;
   env?: Record<string, string>;
   cwd?: string;
+  /** Kill it after this long and throw (a command that must not hang). */
+  timeoutMs?: number;
 }
 
 export async function ohc(
@@ -52,6 +54,7 @@ export async function ohc(
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
+    signal: opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined,
   }).spawn();
   if (opts.stdin !== undefined) {
     const w = child.stdin.getWriter();
@@ -59,6 +62,11 @@ export async function ohc(
     await w.close();
   }
   const r = await child.output();
+  if (opts.timeoutMs && r.signal === "SIGTERM") {
+    throw new Error(
+      `ohcommodore ${args.join(" ")} did not end within ${opts.timeoutMs} ms`,
+    );
+  }
   const dec = new TextDecoder();
   return {
     code: r.code,

@@ -19,6 +19,7 @@ import type { RemoteProcess, Transport } from "../../lib/transport/types.ts";
 import type { Provider } from "../../lib/providers/types.ts";
 import { VoyageDriver } from "../../lib/voyage/driver.ts";
 import {
+  bundleVoyage,
   commitTask,
   createVoyageRepo,
   integrateTask,
@@ -27,6 +28,9 @@ import {
 import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
 import { killServer } from "../../lib/voyage/tmux.ts";
 import { captainHandlers, shipCheckout } from "../../roles/captain.ts";
+import type { RunTaskResult } from "../../lib/voyage/captain_protocol.ts";
+import { CaptainSession } from "../../lib/voyage/session.ts";
+import { base64ToBytes, bytesToBase64 } from "../../lib/inbox/types.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -216,3 +220,117 @@ Deno.test("a ship that lacks the tip the driver thought it had still gets its ta
   assert.match(two[1], /lacks its base .*; full bundle/);
   assert.deepEqual(sent(logs, "3"), ["no bundle"]);
 });
+
+Deno.test("a flagship that stopped after landing a task, before recording it: the new driver records it, nothing runs or lands twice", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ohc-driver-" });
+  const shipHome = `${dir}/ship`;
+  await Deno.mkdir(shipHome);
+  Deno.env.set("HOME", shipHome);
+  const store = await openStore(":memory:");
+  try {
+    const id = "vd2";
+    const repo = await createVoyageRepo({
+      dir: `${dir}/voyage`,
+      voyageId: id,
+      source: { kind: "empty" },
+    });
+    const planDir = `${dir}/voyage/plan`;
+    await Deno.mkdir(planDir);
+    await Deno.writeTextFile(`${planDir}/verify.sh`, "test -f a.txt\n");
+    const runs = `${dir}/runs.log`;
+    const queue = new VoyageQueue(store);
+    const v = {
+      id,
+      name: id,
+      state: "running" as const,
+      plan_dir: planDir,
+      bare: repo.bare,
+      branch: repo.branch,
+      repo: null,
+      agent: "shell",
+      agent_command: null,
+      objective: "one task",
+      max_attempts: 2,
+      lease_s: 60,
+    };
+    await queue.create(v, [{
+      id: "1",
+      subject: "write a.txt",
+      description: "",
+      acceptance: null,
+      command: `echo 1 >> ${runs}; echo 1 > a.txt`,
+      blocked_by: [],
+    }], ["s1"]);
+    const self = { role: "captain", name: "s1", flagship: "f" } as Identity;
+    const t = inProcessShip(self, () => Promise.resolve());
+    // The first flagship: claims task 1, the ship runs it, and it lands...
+    const claimed = (await queue.claim(id, "s1"))!;
+    const session = new CaptainSession(t, id, {});
+    const res = await session.request<RunTaskResult>("task", {
+      voyage_id: id,
+      branch: repo.branch,
+      bundle_data: await bundleOf(repo.bare, `${dir}/base.bundle`),
+      objective: v.objective,
+      agent: "shell",
+      agent_command: null,
+      attempt: claimed.attempts,
+      task: {
+        id: "1",
+        subject: claimed.subject,
+        description: "",
+        acceptance: null,
+        command: claimed.command,
+      },
+    });
+    await session.close();
+    await Deno.writeFile(`${dir}/t1.bundle`, base64ToBytes(res.bundle_data!));
+    const landed = await integrateTask({
+      ...repo,
+      taskId: "1",
+      source: `${dir}/t1.bundle`,
+      commit: res.commit!,
+      worktreeDir: `${dir}/wt`,
+      expect: { voyage: id, task: "1", attempt: 1 },
+    });
+    assert.ok(landed.ok);
+    // ... and the flagship dies before the queue records it.
+    const logs: string[] = [];
+    const driver = new VoyageDriver({
+      queue,
+      provider: { transport: () => t } as unknown as Provider,
+      ships: () =>
+        Promise.resolve([{
+          name: "s1",
+          repo: null,
+          repo_dir: null,
+          ssh_dest: "in-process",
+          status: "running",
+          created_at: new Date().toISOString(),
+        }]),
+      secrets: () => ({}),
+      log: (m) => logs.push(m),
+    });
+    await driver.resume();
+    for (let i = 0; i < 600; i++) {
+      const now = await queue.get(id);
+      if (now && !["running", "complete"].includes(now.state)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal((await queue.get(id))?.state, "verified", logs.join("\n"));
+    assert.equal(await Deno.readTextFile(runs), "1\n");
+    const [t1] = await queue.tasks(id);
+    assert.equal(t1.commit_sha, landed.ok ? landed.tip : "");
+    assert.equal(t1.attempts, 1);
+    assert.ok(logs.some((l) => /resuming it/.test(l)), logs.join("\n"));
+    assert.ok(logs.some((l) => /landed before/.test(l)), logs.join("\n"));
+  } finally {
+    await killServer(paths.tmuxSocket(shipHome));
+    await store.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+async function bundleOf(bare: string, file: string): Promise<string> {
+  await bundleVoyage({ bare, file });
+  return bytesToBase64(await Deno.readFile(file));
+}

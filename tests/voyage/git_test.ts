@@ -13,9 +13,11 @@ import {
   cloneVoyage,
   commitTask,
   createVoyageRepo,
+  findLanded,
   integrateTask,
   prepareCheckout,
   runVerify,
+  stampOf,
 } from "../../lib/voyage/git.ts";
 
 const MODULE = new URL("../../lib/voyage/git.ts", import.meta.url).href;
@@ -1108,5 +1110,125 @@ Deno.test("bundleCommit through HEAD: no temporary ref, lands like the others", 
     });
     assert.equal(res.ok, true);
     assert.equal(await g(r.bare, "rev-parse", `refs/heads/${r.branch}`), c);
+  });
+});
+
+Deno.test("stamps: a task commit says which run it is; landing refuses one that is another's; a landed run is found again", async () => {
+  await withTmp(async (dir) => {
+    const r = await seeded(dir);
+    const co = `${dir}/ship`;
+    const stamp = (task: string, attempt = 1) => ({
+      voyage: "v1",
+      task,
+      attempt,
+    });
+    await prepareCheckout({ bare: r.bare, branch: r.branch, dir: co });
+    await write(`${co}/a.txt`, "a\n");
+    const a = (await commitTask({
+      checkout: co,
+      taskId: "1",
+      subject: "a",
+      stamp: stamp("1"),
+    })).commit!;
+    assert.deepEqual(
+      stampOf(await g(co, "log", "-1", "--format=%B", a)),
+      stamp("1"),
+    );
+    // Committing again (a captain cut short after its commit) is the same.
+    assert.equal(
+      (await commitTask({
+        checkout: co,
+        taskId: "1",
+        subject: "a",
+        stamp: stamp("1"),
+      })).commit,
+      a,
+    );
+    // Landed as another task, or another attempt: refused, kept aside.
+    for (const wrong of [stamp("2"), stamp("1", 2)]) {
+      await assert.rejects(
+        integrateTask({
+          ...r,
+          taskId: wrong.task,
+          source: co,
+          commit: a,
+          worktreeDir: `${dir}/wt`,
+          expect: wrong,
+        }),
+        (e: Error & { code?: string }) =>
+          e.code === "task_commit_mismatch" &&
+          /task 1 attempt 1 of voyage v1, not task \d attempt \d/.test(
+            e.message,
+          ),
+      );
+    }
+    assert.equal(await g(r.bare, "rev-parse", r.branch), r.base);
+    assert.equal(await findLanded(r.bare, r.branch, stamp("1")), null);
+    const ok = await integrateTask({
+      ...r,
+      taskId: "1",
+      source: co,
+      commit: a,
+      worktreeDir: `${dir}/wt`,
+      expect: stamp("1"),
+    });
+    assert.ok(ok.ok);
+    assert.equal(await findLanded(r.bare, r.branch, stamp("1")), a);
+
+    // Task 2 is built on the base: its commit is replayed onto task 1's,
+    // and found again by its stamp.
+    const co2 = `${dir}/ship2`;
+    await Deno.mkdir(co2);
+    await g(co2, "clone", "-q", r.bare, ".");
+    await g(co2, "reset", "-q", "--hard", r.base);
+    await g(co2, "update-ref", "refs/ohcommodore/base", r.base);
+    await write(`${co2}/b.txt`, "b\n");
+    const b = (await commitTask({
+      checkout: co2,
+      taskId: "2",
+      subject: "b",
+      stamp: stamp("2"),
+    })).commit!;
+    const landed = await integrateTask({
+      ...r,
+      taskId: "2",
+      source: co2,
+      commit: b,
+      worktreeDir: `${dir}/wt`,
+      expect: stamp("2"),
+    });
+    assert.ok(landed.ok && landed.rebased);
+    assert.equal(
+      await findLanded(r.bare, r.branch, stamp("2")),
+      landed.ok ? landed.tip : null,
+    );
+
+    // A commit that brings another task's commit along is refused too.
+    await write(`${co}/c.txt`, "c\n");
+    await g(co, "add", ".");
+    await g(
+      co,
+      "commit",
+      "-q",
+      "-m",
+      "x\n\nVoyage: v1\nVoyage-Task: 9\nVoyage-Attempt: 1",
+    );
+    const smuggled = (await commitTask({
+      checkout: co,
+      taskId: "3",
+      subject: "c",
+      stamp: stamp("3"),
+    })).commit!;
+    await assert.rejects(
+      integrateTask({
+        ...r,
+        taskId: "3",
+        source: co,
+        commit: smuggled,
+        worktreeDir: `${dir}/wt`,
+        expect: stamp("3"),
+      }),
+      /it brings is task 9 attempt 1 of voyage v1, not task 3/,
+    );
   });
 });

@@ -222,3 +222,46 @@ Deno.test("each ended attempt is kept with the agent's cost and usage: retried, 
     assert.deepEqual(await q.tasksWithRuns("v9", "pending"), []);
   });
 });
+
+Deno.test("ships gone: their tasks back in the queue at once (failed past the limit), none claimed by them; no ship left sinks the voyage", async () => {
+  await withQueue(async (q) => {
+    await q.create(
+      voyage("v1", 600, 2),
+      [task("1"), task("2"), task("3")],
+      ["a", "b"],
+    );
+    const t1 = (await q.claim("v1", "a"))!;
+    const t2 = (await q.claim("v1", "b"))!;
+    assert.deepEqual(await q.shipsGone(["a"], "was destroyed"), ["v1"]);
+    let ts = await q.tasks("v1");
+    assert.equal(ts.find((t) => t.id === t1.id)!.status, "pending");
+    assert.equal(ts.find((t) => t.id === t1.id)!.error, "ship a was destroyed");
+    assert.equal(ts.find((t) => t.id === t2.id)!.status, "running");
+    // A gone ship claims nothing, even before its loop notices.
+    assert.equal(await q.claim("v1", "a"), null);
+    // Its task goes to the other ship; the retry counts.
+    assert.ok(await q.finish("v1", t2.id, "b", { ok: true }));
+    const again = (await q.claim("v1", "b"))!;
+    assert.equal(again.id, t1.id);
+    assert.equal(again.attempts, 2);
+    // The last ship goes: its task fails (its last attempt), the voyage sinks.
+    await q.shipsGone(["b"], "was destroyed");
+    ts = await q.tasks("v1");
+    assert.equal(ts.find((t) => t.id === t1.id)!.status, "failed");
+    assert.equal((await q.get("v1"))!.state, "sunk");
+    assert.deepEqual(await q.shipsGone(["b"], "was destroyed"), []);
+  });
+});
+
+Deno.test("renewLeases: a restarted flagship gives running tasks a fresh lease", async () => {
+  await withQueue(async (q, clock) => {
+    await q.create(voyage("v1", 60), [task("1"), task("2")], ["a", "b"]);
+    await q.claim("v1", "a");
+    clock.t += 59_000;
+    assert.equal(await q.renewLeases("v1"), 1);
+    clock.t += 59_000; // past the first lease, within the new one
+    const t = await q.claim("v1", "b");
+    assert.equal(t!.id, "2"); // task 1 stayed with a
+    assert.equal((await q.tasks("v1", "running")).length, 2);
+  });
+});

@@ -13,13 +13,17 @@ import {
   capturePane,
   envFileText,
   hasTmux,
+  killRun,
   killServer,
   listWindows,
+  readRun,
   runDirect,
   runInTmux,
   type RunOptions,
   runTask,
+  startRun,
   type TmuxRunOptions,
+  waitRun,
 } from "../../lib/voyage/tmux.ts";
 import { agentCommand, findExecutable } from "../../lib/voyage/agents.ts";
 import { quoteArgv } from "../../lib/transport/shell_quote.ts";
@@ -547,4 +551,51 @@ Deno.test("runDirect: the same contract without tmux", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("startRun: the run outlives its starter; another waiter finds it by its dir, waits, or ends it (tmux and direct)", async () => {
+  await withTmux(async (w) => {
+    for (const viaTmux of [true, false]) {
+      const gate = `${w.dir}/gate-${viaTmux}`;
+      const dir = `${w.dir}/run-${viaTmux}`;
+      const run = await startRun({
+        ...w.opts(`task-p${viaTmux ? 1 : 2}`, [
+          "bash",
+          "-c",
+          `while [ ! -e ${gate} ]; do sleep 0.05; done; echo done; exit 4`,
+        ]),
+        dir,
+        tmux: viaTmux,
+      });
+      assert.equal(run.via, viaTmux ? "tmux" : "direct");
+      // A waiter that gives up (its session ended) leaves it running.
+      const gone = new AbortController();
+      gone.abort();
+      assert.deepEqual(await waitRun(run, gone.signal), { detached: true });
+      assert.ok(alive(run.pid));
+      // Another finds it by its dir alone and gets its exit code.
+      const again = await readRun(dir);
+      assert.ok(again);
+      assert.equal(again.pid, run.pid);
+      const waiting = waitRun(again);
+      await Deno.writeTextFile(gate, "");
+      const r = await waiting;
+      assert.equal(r.code, 4);
+      // Found even without run.json: its wrapper wrote its pid first.
+      await Deno.remove(`${dir}/run.json`);
+      assert.equal((await readRun(dir))?.pid, run.pid);
+      assert.equal((await waitRun((await readRun(dir))!)).code, 4);
+    }
+    // killRun ends a run someone else started.
+    const dir = `${w.dir}/run-kill`;
+    const run = await startRun({
+      ...w.opts("task-p3", ["sleep", "600"]),
+      dir,
+    });
+    const found = (await readRun(dir))!;
+    const k = await killRun(found, 500);
+    assert.ok(k.code === 143 || k.code === 137, String(k.code));
+    await waitFor("the run to end", () => Promise.resolve(!alive(run.pid)));
+    assert.equal(await readRun(`${w.dir}/nothing-here`), null);
+  });
 });

@@ -382,7 +382,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
           }`,
         );
       }
-      const { shipCheckout } = await import("../../../roles/captain.ts");
+      const { shipCheckout } = await import("../../voyage/captain_protocol.ts");
       const argv = o.raw
         ? [
           "sh",

@@ -1,0 +1,75 @@
+/**
+ * A sink ends what it sinks: when the flagship destroys ships (`ship
+ * destroy`, `fleet sink`), the voyages that sailed with them learn it at
+ * once: their tasks go back to the queue (no lease waited out; the lease
+ * here is ten minutes), and a voyage left with no ship is sunk, so
+ * `voyage status --wait` returns with a true state.
+ */
+import assert from "node:assert/strict";
+import { localFleet, ohc, ohcOk } from "../helpers/cli.ts";
+import { writePlan } from "../helpers/plans.ts";
+import { until } from "../helpers/wait.ts";
+import { sailOk, voyageTasks, waitVoyage } from "../helpers/voyage.ts";
+
+const LEASE = { OHCOMMODORE_TASK_LEASE: "600" };
+
+/** The ship running a task of the voyage, once there is one. */
+async function busyShip(home: string, id: string): Promise<string> {
+  return await until(
+    "a task to run",
+    async () =>
+      (await voyageTasks(home, id)).find((t) => t.status === "running")
+        ?.ship,
+    { timeoutMs: 60_000 },
+  );
+}
+
+Deno.test("ship destroy of a busy ship: its task goes back to the queue at once and another ship does it", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  const plan = await writePlan(`${home}/plan`, [
+    { id: "1", command: "sleep 3; echo slow > slow.txt" },
+  ], { ships: 2, verify: "#!/bin/bash\ntest -f slow.txt\n" });
+  const id = await sailOk(home, [plan, "--agent", "shell"], LEASE);
+  const victim = await busyShip(home, id);
+  await ohcOk(home, ["ship", "destroy", victim]);
+  // At once: back in the queue, or already with the other ship.
+  const [t] = await voyageTasks(home, id);
+  assert.ok(
+    t.status !== "running" || t.ship !== victim,
+    `still running on the destroyed ship: ${JSON.stringify(t)}`,
+  );
+  const s = await waitVoyage(home, id, 90_000);
+  assert.equal(s.voyage.state, "verified");
+  const [done] = await voyageTasks(home, id);
+  assert.equal(done.status, "done");
+  assert.notEqual(done.ship, victim);
+  assert.equal(done.attempts, 2);
+});
+
+Deno.test("fleet sink during a voyage: the voyage is sunk, no task is left running, status --wait returns", async () => {
+  await using fleet = await localFleet();
+  const home = fleet.home;
+  const plan = await writePlan(
+    `${home}/plan`,
+    ["1", "2", "3"].map((id) => ({ id, command: "sleep 60" })),
+    { ships: 3 },
+  );
+  const id = await sailOk(home, [plan, "--agent", "shell"], LEASE);
+  await until(
+    "three tasks to run",
+    async () =>
+      (await voyageTasks(home, id)).filter((t) => t.status === "running")
+        .length === 3,
+    { timeoutMs: 60_000 },
+  );
+  await ohcOk(home, ["fleet", "sink", "--force"]);
+  const wait = await ohc(home, ["voyage", "status", id, "--wait", "--json"], {
+    timeoutMs: 60_000,
+  });
+  assert.equal(wait.code, 1, wait.stderr);
+  assert.equal(JSON.parse(wait.stdout).voyage.state, "sunk");
+  const ts = await voyageTasks(home, id);
+  assert.equal(ts.filter((t) => t.status === "running").length, 0);
+  for (const t of ts) assert.match(t.error ?? "", /was destroyed/);
+});
