@@ -631,8 +631,32 @@ async function runAlive(run: Run): Promise<boolean> {
     return alive.code === 0 && alive.stdout.trim() === run.windowId;
   }
   if (children.has(run.pid)) return true; // ours, not reaped yet
+  return pidAlive(run.pid);
+}
+
+let procFs: boolean | undefined;
+const hasProc = () =>
+  procFs ??= (() => {
+    try {
+      Deno.statSync("/proc/self/stat");
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+/** A process that exists and is not a zombie (its parent may reap late). */
+function pidAlive(pid: number): boolean {
+  if (hasProc()) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      return !/^\d+ \(.*\) Z/s.test(stat);
+    } catch {
+      return false;
+    }
+  }
   try {
-    Deno.kill(run.pid, "SIGCONT"); // harmless probe
+    Deno.kill(pid, "SIGCONT"); // no /proc: a harmless probe
     return true;
   } catch {
     return false;

@@ -112,10 +112,10 @@ async function psArgs(): Promise<string> {
   return new TextDecoder().decode(r.stdout);
 }
 
+/** Exists and is not a zombie (tmux may reap a killed pane late). */
 function alive(pid: number): boolean {
   try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
+    return !/^\d+ \(.*\) Z/s.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
   } catch {
     return false;
   }
