@@ -210,8 +210,7 @@ export class VoyageDriver {
           learnt();
           if (r === "lost") {
             if (!(await this.shipRecord(name))) {
-              await this.d.queue.setShipState(voyage, name, "gone");
-              return log("left the fleet");
+              return await this.left(name, log);
             }
             v = await this.d.queue.get(voyage);
             if (!v || v.state !== "running") return;
@@ -228,10 +227,7 @@ export class VoyageDriver {
           task = claimed.task;
           claimed = null;
         } else {
-          if (!(await this.shipRecord(name))) {
-            await this.d.queue.setShipState(voyage, name, "gone");
-            return log("left the fleet");
-          }
+          if (!(await this.shipRecord(name))) return await this.left(name, log);
           await this.learnt.get(voyage); // every ship heard from first
           seen = this.changes;
           task = await this.d.queue.claim(voyage, name);
@@ -274,6 +270,16 @@ export class VoyageDriver {
     } finally {
       await st.session?.close();
     }
+  }
+
+  /**
+   * The ship left the fleet: nobody drives it any more, so the task it ran
+   * goes back to the queue now rather than after the lease.
+   */
+  private async left(name: string, log: (m: string) => void): Promise<void> {
+    await this.d.queue.shipsGone([name], "left the fleet");
+    this.wake();
+    log("left the fleet");
   }
 
   /**

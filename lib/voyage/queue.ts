@@ -431,20 +431,28 @@ export class VoyageQueue {
       const changed: string[] = [];
       for (const ship of ships) {
         const rows = await q(
-          `SELECT voyage_id FROM voyage_ships WHERE ship = $1 AND state <> 'gone'`,
+          `SELECT voyage_id FROM voyage_ships WHERE ship = $1`,
           [ship],
         );
         for (const r of rows) {
           const v = await this.voyageIn(q, str(r.voyage_id));
-          await this.shipGoneIn(q, v, ship, reason);
-          if (!changed.includes(v.id)) changed.push(v.id);
+          if (
+            await this.shipGoneIn(q, v, ship, reason) &&
+            !changed.includes(v.id)
+          ) changed.push(v.id);
         }
       }
       return changed;
     });
   }
 
-  private async shipGoneIn(q: Query, v: Voyage, ship: string, reason: string) {
+  /** Whether anything changed (it may have been done already). */
+  private async shipGoneIn(
+    q: Query,
+    v: Voyage,
+    ship: string,
+    reason: string,
+  ): Promise<boolean> {
     const now = this.iso();
     const lost = (await q(
       `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 AND status = 'running' AND ship = $2`,
@@ -469,23 +477,27 @@ export class VoyageQueue {
         error,
       );
     }
-    await q(
+    const marked = await q(
       `UPDATE voyage_ships SET state = 'gone', current_task = NULL, task_started_at = NULL
-       WHERE voyage_id = $1 AND ship = $2`,
+       WHERE voyage_id = $1 AND ship = $2 AND state <> 'gone' RETURNING ship`,
       [v.id, ship],
     );
-    await this.event(q, v.id, null, ship, "ship gone", reason);
+    if (marked.length) {
+      await this.event(q, v.id, null, ship, "ship gone", reason);
+    }
     const left = await q(
       `SELECT ship FROM voyage_ships WHERE voyage_id = $1 AND state <> 'gone'`,
       [v.id],
     );
-    if (v.state === "running" && left.length === 0) {
+    const sinks = v.state === "running" && left.length === 0;
+    if (sinks) {
       await q(
         `UPDATE voyages SET state = 'sunk', finished_at = $2 WHERE id = $1`,
         [v.id, now],
       );
       await this.event(q, v.id, null, null, "voyage sunk", "no ship left");
     }
+    return lost.length > 0 || marked.length > 0 || sinks;
   }
 
   /** The ship still works on the task: extend its lease. */
