@@ -1,3 +1,4 @@
+import { compiledSelf } from "./compiled.ts";
 import { OhcError } from "./errors.ts";
 import { remotePaths } from "./state/paths.ts";
 import { lostConnection, remoteBin, run, upload } from "./transport/run.ts";
@@ -9,19 +10,18 @@ import { VERSION } from "./version.ts";
  * artifact sets it to itself), else this executable when it is a compiled
  * ohcommodore. Running plain source has neither.
  */
-export function binaryToDeploy(): string {
+export function binaryToDeploy(
+  build: { standalone?: boolean } = Deno.build,
+): string {
   const env = Deno.env.get("OHCOMMODORE_BINARY");
   if (env) return env;
-  if (isCompiled()) return Deno.execPath();
+  const self = compiledSelf(build);
+  if (self) return self;
   throw new OhcError(
     "no_binary",
     "no ohcommodore binary to install on VMs: set OHCOMMODORE_BINARY, or run a compiled ohcommodore",
     "for development: deno task artifact, then run dist/dev/ohcommodore (it sets OHCOMMODORE_BINARY to itself)",
   );
-}
-
-function isCompiled(): boolean {
-  return import.meta.url.includes("/deno-compile-");
 }
 
 /**

@@ -7,6 +7,7 @@
  * started in its own session, writes a pidfile, runs `daemon run` and
  * restarts it when it dies.
  */
+import { compiledSelf } from "../compiled.ts";
 import { OhcError } from "../errors.ts";
 import { withLock } from "../state/atomic.ts";
 import { paths } from "../state/paths.ts";
@@ -18,11 +19,13 @@ import {
 import { connectDaemon } from "./client.ts";
 
 /** The program to run for the daemon: this same ohcommodore. */
-export function selfBinary(home = paths.home()): string {
+export function selfBinary(
+  home = paths.home(),
+  build: { standalone?: boolean } = Deno.build,
+): string {
   const env = Deno.env.get("OHCOMMODORE_BINARY");
   if (env) return env;
-  if (import.meta.url.includes("/deno-compile-")) return Deno.execPath();
-  return paths.bin(home);
+  return compiledSelf(build) ?? paths.bin(home);
 }
 
 export interface DaemonState {
