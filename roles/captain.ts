@@ -30,6 +30,7 @@
  * made, and nothing else runs in the checkout until the flagship releases
  * it.
  */
+import { Settings } from "../lib/settings.ts";
 import { OhcError, toErrorInfo, UsageError } from "../lib/errors.ts";
 import { fromErrorInfo } from "../lib/errors.ts";
 import { base64ToBytes, bytesToBase64 } from "../lib/inbox/types.ts";
@@ -444,7 +445,7 @@ async function startTask(
     },
     envFile,
     runAsUser: asAgent.runAsUser,
-    allowRoot: Deno.env.get("OHCOMMODORE_CLAUDE_ALLOW_ROOT") === "1",
+    allowRoot: (await Settings.load(home)).get("OHCOMMODORE_CLAUDE_ALLOW_ROOT"),
   });
 
   const h: Held = {

@@ -6,13 +6,19 @@
 import { type Bootstrap, isEmpty } from "../lib/bootstrap.ts";
 import { bytesToBase64 } from "../lib/inbox/types.ts";
 import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
-import { readJsonFile } from "../lib/state/atomic.ts";
+import { readJsonFile, updateJsonFile } from "../lib/state/atomic.ts";
+import {
+  parseAssignments,
+  readSettingsFile,
+  settingName,
+} from "../lib/settings.ts";
 import { paths } from "../lib/state/paths.ts";
 import { VERSION } from "../lib/version.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
 import type {
   CreateShipRequest,
   FleetApi,
+  FleetConfig,
   FleetStatus,
   Progress,
   SinkResult,
@@ -139,6 +145,8 @@ export class Commodore implements FleetApi {
       await deploy(t);
       const setup: SetupArgs = {
         bootstrap: await this.bootstrapFor(req),
+        // The fleet's settings, and what the laptop's environment set now.
+        settings: { ...await readSettingsFile(), ...req.settings },
         identity: {
           role: "captain",
           name,
@@ -285,6 +293,44 @@ export class Commodore implements FleetApi {
       f.ships = Object.fromEntries(found.map((s) => [s.name, s]));
     });
     return sortShips(found);
+  }
+
+  async getSettings(): Promise<FleetConfig> {
+    return { settings: await readSettingsFile(), failed: [] };
+  }
+
+  async setSettings(
+    set: Record<string, string>,
+    unset: string[],
+    onProgress: Progress,
+  ): Promise<FleetConfig> {
+    // Every value checked before anything changes.
+    const checked = parseAssignments(
+      Object.entries(set).map(([k, v]) => `${k}=${v}`),
+    );
+    for (const k of unset) settingName(k);
+    const settings = await updateJsonFile(
+      paths.settings(),
+      (v) => v as Record<string, string>,
+      (): Record<string, string> => ({}),
+      (cur) => {
+        for (const k of unset) delete cur[k];
+        Object.assign(cur, checked);
+        return { ...cur };
+      },
+    );
+    const failed: FleetConfig["failed"] = [];
+    await Promise.all((await this.listShips()).map(async (s) => {
+      try {
+        await call(this.provider.transport(shipVm(s)), "vm.settings", {
+          settings,
+        });
+        onProgress("settings changed", s.name);
+      } catch (e) {
+        failed.push({ name: s.name, error: (e as Error).message });
+      }
+    }));
+    return { settings, failed };
   }
 
   async exec(
@@ -438,6 +484,7 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
           spec: argString(args, "spec"),
           name: typeof args.name === "string" ? args.name : undefined,
           bootstrap: args.bootstrap as Bootstrap | undefined,
+          settings: args.settings as Record<string, string> | undefined,
           clone_url: typeof args.clone_url === "string"
             ? args.clone_url
             : undefined,
@@ -455,6 +502,22 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
       c.destroyShip(argString(args, "name"), progress(emit)),
     "fleet.sink": ({ emit }) => c.sink(progress(emit)),
     "fleet.recover": ({ emit }) => c.recover(progress(emit)),
+    "fleet.settings": () => c.getSettings(),
+    "fleet.configure": ({ args, emit }) => {
+      const set = args.set ?? {};
+      const unset = args.unset ?? [];
+      if (
+        typeof set !== "object" || Array.isArray(set) ||
+        !Array.isArray(unset) || unset.some((k) => typeof k !== "string")
+      ) {
+        throw new UsageError("fleet.configure needs set: {} and unset: []");
+      }
+      return c.setSettings(
+        set as Record<string, string>,
+        unset as string[],
+        progress(emit),
+      );
+    },
     ...voyageHandlers(c, progress),
     "ship.exec": async ({ args, emit, input }) => {
       const argv = args.argv;

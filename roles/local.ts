@@ -8,6 +8,7 @@ import { OhcError, UsageError } from "../lib/errors.ts";
 import type {
   CreateShipRequest,
   FleetApi,
+  FleetConfig,
   FleetStatus,
   Progress,
   SinkResult,
@@ -121,6 +122,20 @@ export class RemoteFleet implements FleetApi {
   sink(onProgress: Progress) {
     return this.call<SinkResult>("fleet.sink", {}, onProgress);
   }
+  getSettings() {
+    return this.call<FleetConfig>("fleet.settings");
+  }
+  setSettings(
+    set: Record<string, string>,
+    unset: string[],
+    onProgress: Progress,
+  ) {
+    return this.call<FleetConfig>(
+      "fleet.configure",
+      { set, unset },
+      onProgress,
+    );
+  }
   recover(onProgress: Progress) {
     return this.call<ShipRecord[]>("fleet.recover", {}, onProgress);
   }
@@ -164,6 +179,8 @@ export interface InitOptions {
   /** exedev: offer this key only (`--identity`), not the user's ssh setup. */
   identityFile?: string;
   bootstrap: Bootstrap;
+  /** The fleet's VM settings (lib/settings.ts), from the laptop's env. */
+  settings?: Record<string, string>;
   onProgress: Progress;
 }
 
@@ -237,7 +254,11 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
       created_at: new Date().toISOString(),
     };
     o.onProgress("setting up commodore", o.name);
-    const setup: SetupArgs = { identity, bootstrap: o.bootstrap };
+    const setup: SetupArgs = {
+      identity,
+      bootstrap: o.bootstrap,
+      settings: o.settings ?? {},
+    };
     // Idempotent: made again when only its connection was lost.
     const { public_key } = await retryLost(
       () =>

@@ -2,6 +2,7 @@
  * What any machine answers before and after it has a role: its identity,
  * and `vm.setup`, which makes a fresh VM a commodore or a captain.
  */
+import { parseAssignments, writeSettingsFile } from "../lib/settings.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
 import type { RpcHandlers } from "../lib/rpc/server.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/state/atomic.ts";
@@ -21,6 +22,19 @@ export interface SetupArgs {
   bootstrap?: Bootstrap | null;
   /** Clone this URL into ~/<dir> (captains with a repo). */
   clone?: { url: string; dir: string } | null;
+  /** The VM's settings file (lib/settings.ts), checked again here. */
+  settings?: Record<string, string>;
+}
+
+/** A settings object from a request: every entry checked (exit 2 if bad). */
+function settingsArg(v: unknown): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== "object" || Array.isArray(v)) {
+    throw new UsageError("settings must be an object");
+  }
+  return parseAssignments(
+    Object.entries(v).map(([k, x]) => `${k}=${String(x)}`),
+  );
 }
 
 export const vmHandlers: RpcHandlers = {
@@ -28,6 +42,13 @@ export const vmHandlers: RpcHandlers = {
     identity: await readIdentity(),
     version: VERSION,
   }),
+
+  /** `fleet config set` on this VM: its daemon reloads them by itself. */
+  "vm.settings": async ({ args }) => {
+    const values = settingsArg(args.settings);
+    await writeSettingsFile(values);
+    return { settings: values };
+  },
 
   "vm.setup": async (ctx) => {
     const wanted = parseIdentity(ctx.args.identity, "setup request");
@@ -68,6 +89,7 @@ async function setup(
     tokenFile = `${paths.secrets(home)}/gh_token`;
     await writeFileAtomic(tokenFile, secrets.GH_TOKEN);
   }
+  await writeSettingsFile(settingsArg(args.settings), home);
   const bootstrap = args.bootstrap as Bootstrap | null | undefined;
   if (bootstrap) {
     emit({ type: "progress", message: "running cloudinit/init.sh" });

@@ -5,7 +5,7 @@
  */
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../errors.ts";
-import type { FleetApi } from "../fleet/api.ts";
+import type { FleetApi, FleetConfig } from "../fleet/api.ts";
 import { readIdentity, type Role } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
 import type { ProviderSettings } from "../providers/types.ts";
@@ -144,12 +144,15 @@ export function buildProgram(exit: Exit): Command {
       }
       const { bootstrapFromEnv } = await import("../bootstrap.ts");
       const bootstrap = await bootstrapFromEnv();
+      const { settingsFromEnv } = await import("../settings.ts");
+      const settings = settingsFromEnv();
       const { initFlagship } = await import("../../roles/local.ts");
       const config = await initFlagship({
         provider,
         bootstrap,
         name,
         exactVmName: o.name !== undefined,
+        settings,
         identityFile: o.identity === undefined
           ? undefined
           : absolute(o.identity),
@@ -228,6 +231,54 @@ export function buildProgram(exit: Exit): Command {
       else out(`Recovered ${ships.length} ship(s).`);
     });
 
+  const config = fleetCmd.command("config").description(
+    "the fleet's VM settings (timeouts, leases, agent user, ...), on the\n" +
+      "flagship and every ship; unset ones have their defaults",
+  );
+  const showSettings = async (r: FleetConfig, json?: boolean) => {
+    if (json) return printJson(r);
+    const { SETTINGS } = await import("../settings.ts");
+    out(table(
+      ["SETTING", "VALUE", "MEANING"],
+      Object.entries(SETTINGS).map(([k, spec]) => [
+        k,
+        r.settings[k] ?? `${spec.fallback || "-"} (default)`,
+        spec.help,
+      ]),
+    ));
+    for (const f of r.failed) err(`ship ${f.name} was not told: ${f.error}`);
+    if (r.failed.length) exit.code = 1;
+  };
+  config.command("get")
+    .description("show every setting and its value")
+    .option("--json", "machine-readable output")
+    .action(async (o) =>
+      await showSettings(
+        await (await fleet("fleet config get")).getSettings(),
+        o.json,
+      )
+    );
+  config.command("set")
+    .description("set settings on the flagship and every ship: KEY=VALUE ...")
+    .argument("<assignments...>", "e.g. OHCOMMODORE_INBOX_TIMEOUT=600")
+    .option("--json", "machine-readable output")
+    .action(async (pairs, o) => {
+      const { parseAssignments } = await import("../settings.ts");
+      const set = parseAssignments(pairs);
+      const f = await fleet("fleet config set");
+      await showSettings(await f.setSettings(set, [], progress), o.json);
+    });
+  config.command("unset")
+    .description("put settings back to their defaults: KEY ...")
+    .argument("<names...>")
+    .option("--json", "machine-readable output")
+    .action(async (names, o) => {
+      const { settingName } = await import("../settings.ts");
+      names.forEach(settingName);
+      const f = await fleet("fleet config unset");
+      await showSettings(await f.setSettings({}, names, progress), o.json);
+    });
+
   const ship = program.command("ship").description(
     "one ship: create, destroy, list, exec, ssh",
   );
@@ -265,6 +316,8 @@ export function buildProgram(exit: Exit): Command {
       }
       const { bootstrapFromEnv } = await import("../bootstrap.ts");
       const bootstrap = await bootstrapFromEnv();
+      const { settingsFromEnv } = await import("../settings.ts");
+      const settings = settingsFromEnv();
       const f = await fleet("ship create");
       await f.checkCapacity(specs.length);
       const view = new ProgressView(specs);
@@ -277,6 +330,7 @@ export function buildProgram(exit: Exit): Command {
                 : spec,
               name: o.name,
               bootstrap,
+              settings,
               clone_url: parsed[i].kind === "github"
                 ? (parsed[i] as { url: string }).url
                 : undefined,

@@ -4,6 +4,7 @@
  * Unix socket, runs the scheduler and, on the flagship, holds the links to
  * the ships.
  */
+import { Settings } from "../settings.ts";
 import { OhcError, UsageError } from "../errors.ts";
 import { InboxService } from "../inbox/service.ts";
 import { illegalTransition } from "../inbox/ops.ts";
@@ -31,6 +32,14 @@ function log(msg: string) {
 }
 
 const STATUSES = ["unread", "running", "pending", "done", "error"] as const;
+
+const schedulerSettings = (s: Settings) => ({
+  limit: s.get("OHCOMMODORE_INBOX_CONCURRENCY"),
+  defaultTimeoutS: s.get("OHCOMMODORE_INBOX_TIMEOUT"),
+});
+
+const mtime = (path: string) =>
+  Deno.stat(path).then((s) => s.mtime?.getTime() ?? 0, () => 0);
 
 export async function runDaemon(): Promise<number> {
   const home = paths.home();
@@ -60,6 +69,9 @@ export async function runDaemon(): Promise<number> {
     );
   }
 
+  // A bad value stops the start with a line naming it (see the log).
+  const settings = await Settings.load(home);
+  let settingsMtime = await mtime(paths.settings(home));
   const service = new InboxService(store, self);
   const holdScript = `${paths.runDir(home)}/hold.sh`;
   await Deno.writeTextFile(holdScript, HOLD_SCRIPT, { mode: 0o600 });
@@ -78,8 +90,7 @@ export async function runDaemon(): Promise<number> {
     complete: (m, result, next) => service.complete(m, result, next),
   }, {
     cwd,
-    limit: Number(Deno.env.get("OHCOMMODORE_INBOX_CONCURRENCY") ?? 1),
-    defaultTimeoutS: Number(Deno.env.get("OHCOMMODORE_INBOX_TIMEOUT") ?? 300),
+    ...schedulerSettings(settings),
     maxOutputBytes: store.maxOutputBytes,
     journal,
     holdScript,
@@ -346,6 +357,17 @@ export async function runDaemon(): Promise<number> {
       return void shutdown("this machine's identity is gone");
     }
     await syncLinks();
+    // `fleet config set` rewrote the settings file: take it from now on.
+    const m = await mtime(paths.settings(home));
+    if (m !== settingsMtime) {
+      settingsMtime = m;
+      try {
+        scheduler.configure(schedulerSettings(await Settings.load(home)));
+        log("settings reloaded");
+      } catch (e) {
+        log(`settings not reloaded: ${(e as Error).message}`);
+      }
+    }
   }, 2_000);
 
   for await (const conn of listener) {

@@ -131,6 +131,12 @@ export class Scheduler {
 
   constructor(private queue: SchedulerQueue, private o: SchedulerOptions) {}
 
+  /** New settings (`fleet config set`): for what starts from now on. */
+  configure(o: Pick<SchedulerOptions, "limit" | "defaultTimeoutS">): void {
+    this.o = { ...this.o, ...o };
+    this.kick();
+  }
+
   /** Loads the unread messages left from before, and starts on them. */
   async begin(): Promise<void> {
     const before = await this.queue.unread();

@@ -32,6 +32,24 @@ export interface FleetApi {
   ): Promise<number>;
   /** Attaches this terminal to a shell (or argv) on the ship. */
   ssh(name: string, argv: string[], tty: boolean): Promise<number>;
+  /** The fleet's VM settings (lib/settings.ts) as the flagship holds them. */
+  getSettings(): Promise<FleetConfig>;
+  /**
+   * Sets (and unsets) fleet settings on the flagship and every ship; values
+   * are checked first, and nothing changes when one is bad.
+   */
+  setSettings(
+    set: Record<string, string>,
+    unset: string[],
+    onProgress: Progress,
+  ): Promise<FleetConfig>;
+}
+
+export interface FleetConfig {
+  /** The settings set for the fleet (the rest have their defaults). */
+  settings: Record<string, string>;
+  /** Ships that could not be told (they keep their old values). */
+  failed: { name: string; error: string }[];
 }
 
 export type Progress = (message: string, subject?: string) => void;
@@ -45,6 +63,8 @@ export interface CreateShipRequest {
   clone_url?: string;
   /** cloudinit settings from the laptop; else the flagship's own. */
   bootstrap?: Bootstrap;
+  /** VM settings from the laptop's environment, over the fleet's. */
+  settings?: Record<string, string>;
 }
 
 export interface FleetStatus {

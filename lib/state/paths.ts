@@ -15,6 +15,8 @@ export const paths = {
   config: (h = home()) => `${h}/.ohcommodore/config.json`,
   fleet: (h = home()) => `${h}/.ohcommodore/fleet.json`,
   bootstrap: (h = home()) => `${h}/.ohcommodore/bootstrap.json`,
+  /** The VM's settings (lib/settings.ts), from the fleet's. */
+  settings: (h = home()) => `${h}/.ohcommodore/settings.json`,
   secrets: (h = home()) => `${h}/.ohcommodore/secrets`,
   bin: (h = home()) => `${h}/.ohcommodore/bin/ohcommodore`,
   localRoot: (h = home()) => `${h}/.ohcommodore/local`,

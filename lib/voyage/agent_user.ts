@@ -34,6 +34,7 @@
  * - the agent's credentials stay the captain's (0600 files it reads to set
  *   the agent's environment); the agent user gets none of its files.
  */
+import { isSettingName, Settings } from "../settings.ts";
 import { OhcError } from "../errors.ts";
 import { AGENT_WORK_ROOT, agentWorkDir } from "./agent_workdir.ts";
 import {
@@ -82,7 +83,16 @@ export async function prepareAgentRun(
   o: { checkout: string; home: string },
 ): Promise<AgentRunPrep> {
   const uid = Deno.uid() ?? -1;
-  const name = agentUserName(kind, { uid, env: (k) => Deno.env.get(k) });
+  const settings = await Settings.load(o.home);
+  const name = agentUserName(kind, {
+    uid,
+    // Checked as they are read: a bad value is an error naming it.
+    env: (k) => {
+      if (!isSettingName(k)) return Deno.env.get(k);
+      settings.get(k);
+      return settings.raw(k) || undefined;
+    },
+  });
   if (name === undefined || uid !== 0) {
     // As itself (or agentCommand explains why it cannot switch users).
     if (kind === "claude" && name === undefined) {

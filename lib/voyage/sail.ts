@@ -6,6 +6,7 @@
 import { OhcError, UsageError } from "../errors.ts";
 import type { Progress } from "../fleet/api.ts";
 import { withTokenFile } from "../git.ts";
+import { Settings } from "../settings.ts";
 import { paths } from "../state/paths.ts";
 import { parseRepoArg } from "../validate.ts";
 import { checkModel } from "./agent_env.ts";
@@ -80,6 +81,11 @@ export async function sail(
     agentCommand: req.agent_command,
   });
   checkModel(req.agent, req.model);
+  const settings = await Settings.load();
+  const limits = {
+    max_attempts: settings.get("OHCOMMODORE_TASK_ATTEMPTS"),
+    lease_s: settings.get("OHCOMMODORE_TASK_LEASE"),
+  };
   if (
     req.ships !== undefined &&
     (!Number.isInteger(req.ships) || req.ships < 1 || req.ships > MAX_SHIPS)
@@ -94,7 +100,7 @@ export async function sail(
   const root = `${paths.dir()}/voyages/${id}`;
   let registered = false;
   try {
-    return await launch(id, root, plan, req, count, {
+    return await launch(id, root, plan, req, count, limits, {
       ...deps,
       register: async (...a) => {
         await deps.register(...a);
@@ -117,6 +123,7 @@ async function launch(
   plan: Plan,
   req: SailRequest,
   count: number,
+  limits: { max_attempts: number; lease_s: number },
   deps: SailDeps,
 ): Promise<SailResult> {
   const planDir = `${root}/plan`;
@@ -153,8 +160,7 @@ async function launch(
       agent_command: req.agent_command ?? null,
       model: req.model ?? null,
       objective: plan.objective,
-      max_attempts: Number(Deno.env.get("OHCOMMODORE_TASK_ATTEMPTS") ?? 3),
-      lease_s: Number(Deno.env.get("OHCOMMODORE_TASK_LEASE") ?? 60),
+      ...limits,
     },
     plan.tasks.map((t) => ({
       id: t.id,

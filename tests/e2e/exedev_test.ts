@@ -182,7 +182,18 @@ Deno.test({
     assert.match(init.stdout, /Flagship ready: /);
     // The laptop made and offered no key of its own.
     assert.equal(await exists(`${f.home}/.ohcommodore/ssh/id_ed25519`), false);
-    await f.ok(["ship", "create", "alpha", "beta", "gamma"]);
+    // VM settings in the laptop's environment travel to the exe.dev VMs.
+    await f.ok(["ship", "create", "alpha", "beta", "gamma"], {
+      env: { OHCOMMODORE_INBOX_TIMEOUT: "77" },
+    });
+    assert.deepEqual(
+      JSON.parse(
+        await Deno.readTextFile(
+          `${await f.vmHome("gamma")}/.ohcommodore/settings.json`,
+        ),
+      ),
+      { OHCOMMODORE_INBOX_TIMEOUT: "77" },
+    );
     const alpha = await f.vmName("alpha");
     assert.notEqual(alpha, "alpha");
     const host = await f.ok(["ship", "exec", "alpha", "--", "hostname"]);
