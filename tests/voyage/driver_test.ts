@@ -334,3 +334,81 @@ async function bundleOf(bare: string, file: string): Promise<string> {
   await bundleVoyage({ bare, file });
   return bytesToBase64(await Deno.readFile(file));
 }
+
+Deno.test("a ship's checkout holds one task run: another task or a sync is refused until the run is released; the same run is never started twice", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ohc-driver-" });
+  const shipHome = `${dir}/ship`;
+  await Deno.mkdir(shipHome);
+  Deno.env.set("HOME", shipHome);
+  try {
+    const id = "vd3";
+    const repo = await createVoyageRepo({
+      dir: `${dir}/voyage`,
+      voyageId: id,
+      source: { kind: "empty" },
+    });
+    const runs = `${dir}/runs.log`;
+    const self = { role: "captain", name: "s1", flagship: "f" } as Identity;
+    const t = inProcessShip(self, () => Promise.resolve());
+    const base = {
+      voyage_id: id,
+      branch: repo.branch,
+      bundle_data: await bundleOf(repo.bare, `${dir}/base.bundle`),
+    };
+    const taskArgs = (n: string, attempt = 1) => ({
+      ...base,
+      objective: "o",
+      agent: "shell" as const,
+      agent_command: null,
+      attempt,
+      task: {
+        id: n,
+        subject: `task ${n}`,
+        description: "",
+        acceptance: null,
+        command: `echo ${n} >> ${runs}; echo ${n} > t${n}.txt`,
+      },
+    });
+    const s = new CaptainSession(t, id, {});
+    const one = await s.request<RunTaskResult>("task", taskArgs("1"));
+    assert.ok(one.commit);
+    assert.deepEqual(await s.request("hold", { voyage_id: id }), {
+      held: { task: "1", attempt: 1, state: "finished" },
+    });
+    const busy = (e: Error & { code?: string }) =>
+      e.code === "busy" &&
+      /holds task 1 \(attempt 1, finished\)/.test(e.message);
+    await assert.rejects(s.request("task", taskArgs("2")), busy);
+    await assert.rejects(s.request("task", taskArgs("1", 2)), busy);
+    await assert.rejects(s.request("sync", base), busy);
+    // The same run again: its recorded outcome, nothing runs.
+    const again = await s.request<RunTaskResult>("task", taskArgs("1"));
+    assert.equal(again.commit, one.commit);
+    assert.equal(await Deno.readTextFile(runs), "1\n");
+    // Released with the next task: that one runs, in a clean checkout.
+    const two = await s.request<RunTaskResult>("task", {
+      ...taskArgs("2"),
+      release: { task: "1", attempt: 1 },
+    });
+    assert.ok(two.commit);
+    assert.equal(await Deno.readTextFile(runs), "1\n2\n");
+    const files = await new Deno.Command("git", {
+      args: ["show", "--name-only", "--format=", two.commit],
+      cwd: `${shipHome}/${shipCheckout(id)}`,
+    }).output();
+    assert.equal(new TextDecoder().decode(files.stdout).trim(), "t2.txt");
+    assert.deepEqual(
+      await s.request("release", { voyage_id: id, task: "2", attempt: 1 }),
+      {
+        released: true,
+      },
+    );
+    assert.deepEqual(await s.request("hold", { voyage_id: id }), {
+      held: null,
+    });
+    await s.close();
+  } finally {
+    await killServer(paths.tmuxSocket(shipHome));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
