@@ -80,6 +80,12 @@ export const SETTINGS = {
     fallback: "0",
     parse: flag,
   } as Spec<boolean>,
+  OHCOMMODORE_NO_CGROUP: {
+    help:
+      "inbox: 1 contains commands by their marker only, not in cgroups (taken when the daemon starts)",
+    fallback: "0",
+    parse: flag,
+  } as Spec<boolean>,
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

@@ -59,13 +59,15 @@ export class Commodore implements FleetApi {
 
   async status(): Promise<FleetStatus> {
     const fleet = await readFleet();
-    const links = new Map((await linkStatus()).map((l) => [l.ship, l]));
+    const linked = await linkStatus();
+    const links = new Map((linked ?? []).map((l) => [l.ship, l]));
     return {
       flagship: {
         name: this.self.name,
         provider: this.self.provider.kind,
         ssh_dest: this.self.ssh_dest ?? this.self.name,
         status: "up",
+        daemon: linked === null ? "down" : "up",
       },
       ships: sortShips(Object.values(fleet.ships)).map((s) => ({
         ...s,
@@ -224,8 +226,9 @@ export class Commodore implements FleetApi {
       { env: {} };
   }
 
-  async destroyShip(nameOrPrefix: string, onProgress: Progress) {
-    const ship = resolveShip(await this.listShips(), nameOrPrefix);
+  async destroyShip(name: string, onProgress: Progress) {
+    // Destructive: the exact name only, never a guess from a prefix.
+    const ship = resolveShip(await this.listShips(), name, { exact: true });
     onProgress("destroying VM", ship.name);
     // Through its transport first, so the provider knows its address and
     // forgets its host key with it.
@@ -338,7 +341,7 @@ export class Commodore implements FleetApi {
     argv: string[],
     io: Parameters<FleetApi["exec"]>[2],
   ): Promise<number> {
-    const ship = resolveShip(await this.listShips(), name, true);
+    const ship = resolveShip(await this.listShips(), name, { ready: true });
     const t = this.provider.transport(shipVm(ship));
     const child = t.spawn(withBinPath(argv), {
       stdin: io.input ? "piped" : "null",
@@ -360,7 +363,7 @@ export class Commodore implements FleetApi {
   }
 
   async ssh(name: string, argv: string[], tty: boolean): Promise<number> {
-    const ship = resolveShip(await this.listShips(), name, true);
+    const ship = resolveShip(await this.listShips(), name, { ready: true });
     return await this.provider.transport(shipVm(ship)).interactive(argv, {
       tty,
     });
@@ -386,13 +389,13 @@ function overLimit(
   );
 }
 
-/** The daemon's links, or none when it is not running. */
-async function linkStatus(): Promise<LinkStatus[]> {
+/** The daemon's links, or null when it does not answer. */
+async function linkStatus(): Promise<LinkStatus[] | null> {
   const { connectDaemon, daemonCall } = await import("../lib/daemon/client.ts");
   const conn = await connectDaemon();
-  if (!conn) return [];
+  if (!conn) return null;
   conn.close();
-  return await daemonCall<LinkStatus[]>("link.status").catch(() => []);
+  return await daemonCall<LinkStatus[]>("link.status").catch(() => null);
 }
 
 /**
@@ -425,18 +428,26 @@ function sortShips(ships: ShipRecord[]): ShipRecord[] {
   return ships.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** Exact name, or a unique prefix; an ambiguous prefix lists the matches. */
+/**
+ * Exact name, or a unique prefix (not for `exact`: commands that destroy);
+ * an ambiguous prefix lists the matches.
+ */
 export function resolveShip(
   ships: ShipRecord[],
   nameOrPrefix: string,
-  mustBeReady = false,
+  o: { ready?: boolean; exact?: boolean } = {},
 ): ShipRecord {
+  const mustBeReady = o.ready === true;
   const exact = ships.find((s) => s.name === nameOrPrefix);
-  const matches = exact
-    ? [exact]
-    : ships.filter((s) => s.name.startsWith(nameOrPrefix));
+  const prefixed = ships.filter((s) => s.name.startsWith(nameOrPrefix));
+  const matches = exact ? [exact] : o.exact ? [] : prefixed;
   if (matches.length === 0 || nameOrPrefix === "") {
-    throw new UsageError(`no ship named "${nameOrPrefix}"`);
+    const near = o.exact && nameOrPrefix !== "" && prefixed.length > 0
+      ? ` (this command takes a whole name: ${
+        prefixed.map((s) => s.name).join(", ")
+      })`
+      : "";
+    throw new UsageError(`no ship named "${nameOrPrefix}"${near}`);
   }
   if (matches.length > 1) {
     throw new UsageError(

@@ -19,6 +19,7 @@ Deno.test("settings: the environment, else the VM's file, else the default", asy
   assert.equal(s.get("OHCOMMODORE_TASK_LEASE"), 60);
   assert.equal(s.get("OHCOMMODORE_CLAUDE_ALLOW_ROOT"), false);
   assert.equal(s.get("OHCOMMODORE_AGENT_USER"), null);
+  assert.equal(s.get("OHCOMMODORE_NO_CGROUP"), false);
   env.OHCOMMODORE_INBOX_TIMEOUT = "7.5";
   assert.equal(s.get("OHCOMMODORE_INBOX_TIMEOUT"), 7.5);
   await Deno.remove(home, { recursive: true });
@@ -33,6 +34,7 @@ Deno.test("settings: a bad value is a usage error naming the setting, where it i
       ["OHCOMMODORE_INBOX_CONCURRENCY", "1.5"],
       ["OHCOMMODORE_TASK_ATTEMPTS", ""],
       ["OHCOMMODORE_CLAUDE_ALLOW_ROOT", "yes"],
+      ["OHCOMMODORE_NO_CGROUP", "true"],
       ["OHCOMMODORE_AGENT_USER", "Root User"],
     ]
   ) {

@@ -371,7 +371,9 @@ export function buildProgram(exit: Exit): Command {
     });
 
   ship.command("destroy")
-    .description("destroy a ship (a unique prefix of its name is enough)")
+    .description(
+      "destroy a ship (its exact name: nothing is destroyed on a guess)",
+    )
     .argument("<name>")
     .option("--json", "machine-readable output")
     .action(async (name, o) => {

@@ -54,7 +54,9 @@ export function shipRows(ships: ShipRecord[]): string[][] {
 
 export function renderStatus(s: FleetStatus): string {
   const lines = [
-    `FLAGSHIP: ${s.flagship.ssh_dest} (${s.flagship.status})`,
+    `FLAGSHIP: ${s.flagship.ssh_dest} (${s.flagship.status}${
+      s.flagship.daemon === "down" ? ", daemon down" : ""
+    })`,
     "",
   ];
   if (s.ships.length === 0) lines.push("SHIPS: (none)");

@@ -28,10 +28,12 @@ async function connectOrStart(
     conn = await connectDaemon(home);
   }
   if (!conn) {
+    const { thisMachine } = await import("./control.ts");
+    const m = await thisMachine(home);
     throw new OhcError(
       "daemon_down",
-      "the ohcommodore daemon is not answering",
-      `see ${paths.daemonLog(home)} and run 'ohcommodore daemon restart'`,
+      `the daemon on ${m.label} is not answering`,
+      `see ${paths.daemonLog(home)} there, and run: ${m.run("daemon restart")}`,
     );
   }
   return conn;

@@ -144,6 +144,31 @@ export async function ensureDaemon(
   return await daemonState(home);
 }
 
+/**
+ * This machine as errors that travel to the laptop name it, and how a
+ * person runs a command there.
+ */
+export async function thisMachine(
+  home = paths.home(),
+): Promise<{ label: string; run: (cmd: string) => string }> {
+  const { readIdentity } = await import("../state/identity.ts");
+  const id = await readIdentity(home).catch(() => null);
+  if (id?.role === "captain") {
+    return {
+      label: `ship "${id.name}"`,
+      run: (cmd) => `ohcommodore ship exec ${id.name} -- ohcommodore ${cmd}`,
+    };
+  }
+  if (id?.role === "commodore") {
+    const there = id.provider.kind === "local"
+      ? (cmd: string) => `HOME=${home} ohcommodore ${cmd}`
+      : (cmd: string) =>
+        `ohcommodore ${cmd}, on the flagship (ssh ${id.ssh_dest ?? id.name})`;
+    return { label: `the flagship "${id.name}"`, run: there };
+  }
+  return { label: "this machine", run: (cmd) => `ohcommodore ${cmd}` };
+}
+
 /** Starts the supervisor (or the systemd unit), unless the user stopped it. */
 async function startSupervised(
   home: string,
@@ -152,10 +177,11 @@ async function startSupervised(
   try {
     await Deno.stat(stoppedMarker(home));
     if (opts.remote) {
+      const m = await thisMachine(home);
       throw new OhcError(
         "daemon_stopped",
-        "the daemon on this machine was stopped with 'ohcommodore daemon stop'",
-        "start it there with: ohcommodore daemon start",
+        `the daemon on ${m.label} was stopped with 'ohcommodore daemon stop'`,
+        `start it again: ${m.run("daemon start")}`,
       );
     }
     await Deno.remove(stoppedMarker(home));

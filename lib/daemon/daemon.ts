@@ -77,7 +77,7 @@ export async function runDaemon(): Promise<number> {
   await Deno.writeTextFile(holdScript, HOLD_SCRIPT, { mode: 0o600 });
   const cwd = self.repo_dir ? `${home}/${self.repo_dir}` : home;
   // OHCOMMODORE_NO_CGROUP=1: contain commands by their marker only.
-  const cgroups = Deno.env.get("OHCOMMODORE_NO_CGROUP") === "1"
+  const cgroups = settings.get("OHCOMMODORE_NO_CGROUP")
     ? null
     : commandCgroups(cgroupNameFor(home));
   if (cgroups) {

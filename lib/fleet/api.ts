@@ -72,7 +72,10 @@ export interface FleetStatus {
     name: string;
     provider: ProviderKind;
     ssh_dest: string;
+    /** Whether the flagship answered at all. */
     status: "up" | "down";
+    /** Its daemon (the links, the queue): absent when the flagship is down. */
+    daemon?: "up" | "down";
   };
   ships: ShipView[];
 }

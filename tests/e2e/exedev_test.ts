@@ -130,8 +130,8 @@ Deno.test({
     await f.waitLinksUp(SHIPS);
     await f.assertNoStrays();
 
-    // ship destroy (a unique prefix): gone from exe.dev and from the fleet.
-    const d = await f.ok(["ship", "destroy", "car"]);
+    // ship destroy: gone from exe.dev and from the fleet.
+    const d = await f.ok(["ship", "destroy", "cargo"]);
     assert.match(d.stdout, /Destroyed cargo/);
     assert.deepEqual(
       (await f.emu.listVms()).map((v) => v.name).sort(),

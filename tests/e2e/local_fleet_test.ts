@@ -254,9 +254,20 @@ Deno.test("name taken, unknown and ambiguous names are clear errors", async () =
   assert.equal(taken.code, 2);
   assert.match(taken.stderr, /already exists/);
 
-  const amb = await ohc(home, ["ship", "destroy", "web"]);
+  const amb = await ohc(home, ["ship", "exec", "web", "--", "true"]);
   assert.equal(amb.code, 2);
   assert.match(amb.stderr, /web-a, web-b/);
+  // A prefix reads (exec, ssh) but never destroys: even a unique one.
+  const guess = await ohc(home, ["ship", "destroy", "web-"]);
+  assert.equal(guess.code, 2);
+  assert.equal(
+    guess.stderr,
+    'error: no ship named "web-" (this command takes a whole name: web-a, web-b)\n',
+  );
+  assert.equal(
+    (await ohc(home, ["ship", "exec", "web-a", "--", "true"])).code,
+    0,
+  );
 
   const none = await ohc(home, ["ship", "exec", "nope", "--", "true"]);
   assert.equal(none.code, 2);
@@ -500,4 +511,33 @@ Deno.test("ship create of several: one failure does not stop the others, and lea
     "second",
     "taken",
   ]);
+});
+
+Deno.test("the flagship's daemon stopped: fleet status says so, and errors name the flagship", async () => {
+  await using fleet = await localFleet("alpha");
+  const home = fleet.home;
+  const flag = `${localRoot(home)}/flagship`;
+  await ohcOk(flag, ["daemon", "stop"]);
+  const st = JSON.parse(
+    (await ohcOk(home, ["fleet", "status", "--json"])).stdout,
+  );
+  assert.equal(st.flagship.status, "up");
+  assert.equal(st.flagship.daemon, "down");
+  assert.match(
+    (await ohcOk(home, ["fleet", "status"])).stdout,
+    /^FLAGSHIP: .* \(up, daemon down\)$/m,
+  );
+  const send = await ohc(home, ["inbox", "send", "captain@alpha", "true"]);
+  assert.equal(send.code, 1);
+  assert.match(
+    send.stderr,
+    /^error: the daemon on the flagship "flagship" was stopped/,
+  );
+  assert.match(send.stderr, /HOME=\S+\/flagship ohcommodore daemon start/);
+  await ohcOk(flag, ["daemon", "start"]);
+  assert.equal(
+    JSON.parse((await ohcOk(home, ["fleet", "status", "--json"])).stdout)
+      .flagship.daemon,
+    "up",
+  );
 });

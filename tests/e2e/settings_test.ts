@@ -79,6 +79,31 @@ Deno.test("fleet config: settings reach every VM and the daemons use them; bad o
   assert.notEqual(timed.code, 0);
   assert.match(timed.stdout + timed.stderr, /timed out after 2s/);
 
+  // A bad value reaching a VM another way (its file edited there) is checked
+  // where it is read: the daemon names it and keeps its old values, instead
+  // of a NaN timeout looping its scheduler.
+  await Deno.writeTextFile(
+    `${vmHome(home, "alpha")}/.ohcommodore/settings.json`,
+    JSON.stringify({ OHCOMMODORE_INBOX_TIMEOUT: "abc" }),
+  );
+  await until(
+    "alpha's daemon to refuse the bad value",
+    async () =>
+      (await Deno.readTextFile(
+        `${vmHome(home, "alpha")}/.ohcommodore/daemon.log`,
+      ).catch(() => "")).includes(
+        'settings not reloaded: OHCOMMODORE_INBOX_TIMEOUT="abc" is not valid: the inbox timeout',
+      ),
+  );
+  const still = await ohcOk(home, [
+    "inbox",
+    "send",
+    "--wait",
+    "captain@alpha",
+    "echo still here",
+  ]);
+  assert.match(still.stdout, /still here/);
+
   // A ship made later gets the fleet's settings too.
   await ohcOk(home, ["ship", "create", "bravo"]);
   assert.deepEqual(await settingsOf(home, "bravo"), {
