@@ -316,9 +316,10 @@ async function task(
   let run: Run | null = null;
   if (h?.state === "running") {
     progress("the task is running already: waiting for it");
-    run = await m.tmux.readRun(h.run_dir);
+    run = await m.tmux.readRun(h.run_dir) ??
+      (await started(h) ? await m.tmux.readRun(h.run_dir) : null);
   }
-  if (!h || (h.state === "running" && !run && !(await started(h)))) {
+  if (!h || (h.state === "running" && !run)) {
     // Not started yet (or the captain died before the agent started).
     ({ h, run } = await startTask(m, self, vdir, a, secrets, progress));
   }
@@ -327,7 +328,7 @@ async function task(
   const beat = setInterval(() => progress("working"), 2_000);
   let code: number;
   try {
-    const r = run ? await m.tmux.waitRun(run, stop) : { code: 129, lost: true }; // started, but its run is unknown
+    const r = await m.tmux.waitRun(run!, stop);
     if (r.code === undefined) {
       // The session ended: the run goes on; the next session finds it.
       throw new OhcError("unreachable", "the session ended");
@@ -342,8 +343,8 @@ async function task(
 }
 
 /**
- * Whether the wrapper of a held run ever started: it writes its pid first.
- * A wrapper handed to tmux just before the captain died gets a moment.
+ * Whether the wrapper of a held run started: it writes its pid first. One
+ * handed to tmux just before the captain died gets a moment to.
  */
 async function started(h: Held): Promise<boolean> {
   const has = (f: string) =>
