@@ -13,7 +13,7 @@ import { localFleet, ohcOk } from "../helpers/cli.ts";
 import { until } from "../helpers/wait.ts";
 import { sailOk, voyageTasks, waitVoyage } from "../helpers/voyage.ts";
 
-/** Ten minutes: a test that waited one out would time out first. */
+/** Ten minutes: a test that waited one out would time out (3 min) first. */
 const LEASE = { OHCOMMODORE_TASK_LEASE: "600" };
 
 /** The flagship's folder in a local fleet. */
@@ -104,7 +104,7 @@ async function git(dir: string, ...args: string[]): Promise<string> {
  * holding its own file only.
  */
 async function assertClean(home: string, id: string, runs: string) {
-  const s = await waitVoyage(home, id, 90_000);
+  const s = await waitVoyage(home, id, 180_000);
   const ts = await voyageTasks(home, id);
   assert.equal(s.voyage.state, "verified", JSON.stringify(ts, null, 1));
   const ran = await lines(runs);

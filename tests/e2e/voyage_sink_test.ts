@@ -39,7 +39,7 @@ Deno.test("ship destroy of a busy ship: its task goes back to the queue at once 
     t.status !== "running" || t.ship !== victim,
     `still running on the destroyed ship: ${JSON.stringify(t)}`,
   );
-  const s = await waitVoyage(home, id, 90_000);
+  const s = await waitVoyage(home, id, 180_000);
   assert.equal(s.voyage.state, "verified");
   const [done] = await voyageTasks(home, id);
   assert.equal(done.status, "done");
