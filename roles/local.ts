@@ -15,6 +15,7 @@ import type {
 } from "../lib/fleet/api.ts";
 import { ExeDevProvider } from "../lib/providers/exedev.ts";
 import {
+  checkVmName,
   fleetTag,
   namesAreGlobal,
   newFleetId,
@@ -195,6 +196,15 @@ function nameTaken(e: unknown): boolean {
 /** Creates the flagship VM, installs ohcommodore and saves config.json. */
 export async function initFlagship(o: InitOptions): Promise<Config> {
   validateName(o.name, "flagship name");
+  // Where names are global, a name somebody holds means another fleet id.
+  let fleetId = newFleetId();
+  // The VM name it makes, checked before anything is asked or made.
+  checkVmName(
+    o.provider.kind,
+    o.exactVmName ? null : fleetId,
+    o.name,
+    "flagship name",
+  );
   if (await readConfig()) {
     throw new UsageError(
       `already initialized (${paths.config()}); run 'ohcommodore fleet sink --scuttle' first to start over`,
@@ -218,8 +228,6 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     await provider.whoami(); // an unregistered key fails here, before any VM
   }
   o.onProgress("creating flagship VM", o.name);
-  // Where names are global, a name somebody holds means another fleet id.
-  let fleetId = newFleetId();
   let vm: VmRecord;
   for (let attempt = 1;; attempt++) {
     const name = o.exactVmName

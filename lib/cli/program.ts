@@ -75,7 +75,7 @@ export function buildProgram(exit: Exit): Command {
     )
     .option(
       "--name <name>",
-      "the flagship's name, and exactly its VM's (default: flagship, whose VM is\n" +
+      "the flagship's name, and exactly its VM's (default: flagship, whose VM is " +
         "named <fleet id>-flagship where VM names are global, as on exe.dev)",
     )
     .option(
@@ -89,7 +89,7 @@ export function buildProgram(exit: Exit): Command {
     )
     .option(
       "--identity <file>",
-      "exedev: offer only this private key (default: your own ssh setup, as for\n" +
+      "exedev: offer only this private key (default: your own ssh setup, as for " +
         "'ssh exe.dev': ~/.ssh/config, the agent, default keys)",
     )
     .option("--org <org>", "sprites: the organization (default $SPRITE_ORG)")

@@ -10,6 +10,10 @@
 import { UsageError } from "../errors.ts";
 import type { ProviderKind } from "../providers/types.ts";
 import { NAME_MAX } from "../validate.ts";
+import {
+  exeDevNewNameError,
+  RESERVED_NAME_MESSAGE,
+} from "../providers/exedev.ts";
 
 /** A letter, then 5 of [a-z0-9]: a valid start of an exe.dev name. */
 export const FLEET_ID_RE = /^[a-z][a-z0-9]{5}$/;
@@ -41,21 +45,32 @@ export function vmName(
 }
 
 /**
- * Refuses (exit 2) a ship name whose VM name the provider could not take;
- * `name` itself already passed validateName.
+ * Refuses (exit 2) a machine name whose VM name the provider could not
+ * take: too long once the fleet id is in front, or (exe.dev) refused by its
+ * shape or reserved. `name` itself already passed validateName.
  */
 export function checkVmName(
   kind: ProviderKind,
   fleetId: string | null | undefined,
   name: string,
+  what = "ship name",
 ): string {
   const vm = vmName(kind, fleetId, name);
   if (vm.length > NAME_MAX) {
     throw new UsageError(
-      `ship name "${name}" is too long for ${kind}: its VM name ${vm} would be ${vm.length} characters; the limit is ${NAME_MAX} (so ${
+      `${what} "${name}" is too long for ${kind}: its VM name ${vm} would be ${vm.length} characters; the limit is ${NAME_MAX} (so ${
         NAME_MAX - (vm.length - name.length)
-      } for the ship name)`,
+      } for the ${what})`,
     );
+  }
+  if (kind === "exedev") {
+    const bad = exeDevNewNameError(vm);
+    if (bad === RESERVED_NAME_MESSAGE) {
+      throw new UsageError(
+        `${what} "${name}" cannot name an exe.dev VM: exe.dev reserves ${vm} (names ending in -pNNN or -portNNN, or holding "exelet"); pick another`,
+      );
+    }
+    if (bad !== null) throw new UsageError(`${what} "${name}": ${bad}`);
   }
   return vm;
 }

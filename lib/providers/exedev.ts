@@ -3,8 +3,11 @@
  * `ssh exe.dev <command>`, and the VMs themselves over plain SSH.
  *
  * Every lobby call is one ssh session on a shared master connection to the
- * lobby host, made with this machine's fleet key (ssh_keys.ts) and only that
- * key (the lobby decides "registered or not" from the first key offered).
+ * lobby host. On the laptop it is made the way the user's own `ssh exe.dev`
+ * is (their config, agent and default keys), or with one given key only
+ * (`init --identity`); on the flagship with its own key (ssh_keys.ts) and
+ * only that one (the lobby decides "registered or not" from the first key
+ * offered).
  * The lobby writes everything, errors included, to stdout; with `--json`
  * each document is one line, and `rm` writes two for a missing VM, so output
  * is read as JSON lines.
@@ -96,6 +99,27 @@ export const INVALID_NAME_MESSAGE =
 export function exeDevNameError(name: string): string | null {
   if (name.length < 5 || name.length > 52 || !NAME_RE.test(name)) {
     return INVALID_NAME_MESSAGE;
+  }
+  return null;
+}
+
+export const RESERVED_NAME_MESSAGE =
+  "invalid VM name: this VM name is not available";
+
+/**
+ * Why `new` would refuse this name before looking for its owner: its shape,
+ * or the reservations that follow from the name itself (reference §1.6:
+ * port-like endings, `exelet`). exe.dev's word denylist is not public, so
+ * the lobby's answer still decides the rest.
+ */
+export function exeDevNewNameError(name: string): string | null {
+  const shape = exeDevNameError(name);
+  if (shape !== null) return shape;
+  if (
+    /-(p|port)[0-9]+$/.test(name) || /^(p|port)[0-9]*$/.test(name) ||
+    /^na[0-9]+$/.test(name) || name.replaceAll("-", "").includes("exelet")
+  ) {
+    return RESERVED_NAME_MESSAGE;
   }
   return null;
 }
@@ -376,7 +400,7 @@ export class ExeDevProvider implements Provider {
     name: string,
     opts: ExeDevCreateOptions = {},
   ): Promise<VmRecord> {
-    const bad = exeDevNameError(name);
+    const bad = exeDevNewNameError(name);
     if (bad !== null) throw new UsageError(`${bad}: ${name}`);
     const progress = opts.onProgress ?? (() => {});
     const args = [

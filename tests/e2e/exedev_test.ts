@@ -251,6 +251,13 @@ Deno.test({
     const r = await f.run(["ship", "create", long]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /too long for exedev.*the limit is 52/);
+    // One exe.dev reserves (a port-like ending): exit 2 too, nothing asked.
+    const reserved = await f.run(["ship", "create", "p80"]);
+    assert.equal(reserved.code, 2, reserved.stderr);
+    assert.match(
+      reserved.stderr,
+      /cannot name an exe\.dev VM: exe\.dev reserves/,
+    );
     assert.equal((await f.emu.listVms()).length, 1);
     await f.ok(["fleet", "sink", "--scuttle", "--force"]);
 
@@ -303,7 +310,12 @@ Deno.test({
     );
     await f.ok(["fleet", "sink", "--scuttle", "--force"]);
 
-    // --name: exactly that name, and no second try when it is taken.
+    // --name: exactly that name, so exe.dev's rule is for it alone (exit 2).
+    const short = await init("--name", "fox");
+    assert.equal(short.code, 2, short.stderr);
+    assert.match(short.stderr, /flagship name "fox": invalid VM name/);
+    assert.deepEqual(await f.emu.listVms(), []);
+    // No second try when the exact name is taken.
     const taken = await init("--name", "flagship");
     assert.equal(taken.code, 1);
     assert.match(taken.stderr, /VM name "flagship" is not available/);

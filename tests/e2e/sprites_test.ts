@@ -179,10 +179,24 @@ Deno.test("sprites: init, ship create of 3 in one command, status, exec, ssh, de
       JSON.parse(
         (await ok(["fleet", "status", "--json"])).stdout,
       ) as FleetStatus;
-    await ok(["init", "--provider", "sprites"]);
+    // A VM setting in the laptop's environment at init is the fleet's.
+    await ohcOk(home, ["init", "--provider", "sprites"], {
+      env: { OHC_OFFLINE: "1", OHCOMMODORE_INBOX_TIMEOUT: "77" },
+    });
     const created = await ok(["ship", "create", ...SHIPS]);
     for (const n of SHIPS) {
       assert.match(created.stdout, new RegExp(`ready: ${n}`));
+    }
+    // Settings travel to sprites: at create, and by `fleet config set`.
+    await ok(["fleet", "config", "set", "OHCOMMODORE_TASK_ATTEMPTS=5"]);
+    for (const n of ["flagship", ...SHIPS]) {
+      assert.deepEqual(
+        JSON.parse(
+          await Deno.readTextFile(`${s.home(n)}/.ohcommodore/settings.json`),
+        ),
+        { OHCOMMODORE_INBOX_TIMEOUT: "77", OHCOMMODORE_TASK_ATTEMPTS: "5" },
+        n,
+      );
     }
     assert.deepEqual(await s.list(), [...SHIPS, "flagship"]);
     const cuts = (await s.log()).match(/exec cut on purpose/g) ?? [];
