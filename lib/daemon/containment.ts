@@ -6,11 +6,11 @@
  * escapes that. So, in addition:
  *
  * - With cgroup v2 (a `cgroup2` mount holding this process's cgroup, that
- *   this process may write), each command gets a cgroup `m-<message id>`
- *   under the daemon's own (commandCgroups), entered by its shell before
- *   it runs anything (the
- *   scheduler's held shell waits for "go"); ending it is `cgroup.kill`,
- *   which no process can leave.
+ *   this process may write), each command gets its own cgroup beside the
+ *   daemon, `ohc-<machine>-<message id>` (CommandCgroups), entered by its
+ *   shell before it runs anything (the scheduler's held shell waits for
+ *   "go"); ending it is `cgroup.kill`, which no process can leave, and the
+ *   cgroup goes when the command ends.
  * - Else, every process still carrying the message's marker in its
  *   environment (`OHC_MESSAGE_ID=<id>`, which children inherit) is found in
  *   /proc and killed, a few rounds so that one forked meanwhile goes too.
@@ -31,44 +31,68 @@ export interface Containment {
 }
 
 /**
- * The per-daemon cgroup name for a machine's home: daemons of local VMs
- * share their host's cgroup, and each sweeps only its own.
+ * Where this daemon makes its commands' cgroups: `dir` (its own cgroup),
+ * names starting with `prefix`. Daemons that share a cgroup (local VMs on
+ * one host, emulated VMs) have different prefixes, so each sweeps only its
+ * own.
  */
-export function cgroupNameFor(home: string): string {
+export interface CommandCgroups {
+  dir: string;
+  prefix: string;
+}
+
+/**
+ * The prefix for a machine: its host name and home, hashed (local VMs share
+ * a host name, emulated VMs a home path).
+ */
+export function cgroupPrefixFor(home: string): string {
+  let host = "";
+  try {
+    host = Deno.hostname();
+  } catch { /* no sys permission: the home alone */ }
   let h = 0x811c9dc5; // FNV-1a
-  for (const b of new TextEncoder().encode(home)) {
+  for (const b of new TextEncoder().encode(`${host}\0${home}`)) {
     h = Math.imul(h ^ b, 0x01000193) >>> 0;
   }
-  return `ohc-${h.toString(16).padStart(8, "0")}`;
+  return `ohc-${h.toString(16).padStart(8, "0")}-`;
 }
 
-const roots = new Map<string, string | null>();
+const found = new Map<string, CommandCgroups | null>();
 
 /**
- * The cgroup v2 directory `<this process's cgroup>/<name>` for this
- * daemon's commands (made when missing), when cgroup v2 is mounted and this
- * process may make cgroups there; null otherwise. `name` keeps daemons that
- * share a cgroup (local VMs on one host) apart. Cached.
+ * Command cgroups for the machine whose home is `home`, when cgroup v2 is
+ * mounted and this process may make cgroups beside itself (tried once,
+ * with a probe made and removed); null otherwise. Cached.
  */
-export function commandCgroups(name: string): string | null {
-  if (!roots.has(name)) roots.set(name, findCgroups(name));
-  return roots.get(name)!;
+export function commandCgroups(home: string): CommandCgroups | null {
+  if (!found.has(home)) found.set(home, findCgroups(cgroupPrefixFor(home)));
+  return found.get(home)!;
 }
 
 /**
- * Removes a machine's command cgroups (local VMs: `destroy` removes what
- * the VM made). Its processes must be gone.
+ * Ends and removes what a machine's commands left in cgroups (local VMs:
+ * `destroy` removes what the VM made; a daemon starting after a crash).
  */
-export async function removeCommandCgroups(home: string): Promise<void> {
-  const dir = findCgroups(cgroupNameFor(home), false);
-  if (dir === null) return;
-  for (const e of Deno.readDirSync(dir)) {
-    if (e.isDirectory) await removeWhenEmpty(`${dir}/${e.name}`);
+export async function sweepCommandCgroups(
+  cg: CommandCgroups | null,
+): Promise<number> {
+  if (cg === null) return 0;
+  let n = 0;
+  for (const e of Deno.readDirSync(cg.dir)) {
+    if (!e.isDirectory || !e.name.startsWith(cg.prefix)) continue;
+    const dir = `${cg.dir}/${e.name}`;
+    try {
+      Deno.writeTextFileSync(`${dir}/cgroup.kill`, "1");
+    } catch {
+      for (const p of cgroupPids(dir)) signalPid(p, "SIGKILL");
+    }
+    await removeWhenEmpty(dir);
+    n++;
   }
-  await removeWhenEmpty(dir);
+  return n;
 }
 
-function findCgroups(name: string, create = true): string | null {
+function findCgroups(prefix: string): CommandCgroups | null {
   try {
     const line = Deno.readTextFileSync("/proc/self/cgroup").split("\n")
       .find((l) => l.startsWith("0::"));
@@ -80,11 +104,12 @@ function findCgroups(name: string, create = true): string | null {
       if (!post?.startsWith("cgroup2 ")) continue;
       const mount = unescapeMount(pre.split(" ")[4]);
       const dir = `${mount}${path === "/" ? "" : path}`;
+      const probe = `${dir}/${prefix}probe-${Deno.pid}`;
       try {
         Deno.statSync(`${dir}/cgroup.procs`);
-        if (create) Deno.mkdirSync(`${dir}/${name}`, { recursive: true });
-        else Deno.statSync(`${dir}/${name}`);
-        return `${dir}/${name}`;
+        Deno.mkdirSync(probe);
+        Deno.removeSync(probe);
+        return { dir, prefix };
       } catch {
         continue;
       }
@@ -104,16 +129,16 @@ function unescapeMount(s: string): string {
 
 /**
  * Contains the held shell `pid` (its own process group) of message `id`:
- * in a new cgroup under `cgroups` (see commandCgroups) when given, which it
- * enters here, before it runs anything; else by its marker.
+ * in a new cgroup (see commandCgroups) when given, which it enters here,
+ * before it runs anything; else by its marker.
  */
 export function contain(
   id: string,
   pid: number,
-  cgroups: string | null,
+  cgroups: CommandCgroups | null,
 ): Containment {
   if (cgroups !== null) {
-    const dir = `${cgroups}/m-${id}`;
+    const dir = `${cgroups.dir}/${cgroups.prefix}${id}`;
     try {
       Deno.mkdirSync(dir);
       try {
@@ -252,24 +277,4 @@ async function removeWhenEmpty(dir: string): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/**
- * At daemon start: cgroups left by a daemon that died belong to messages
- * now marked interrupted; what still runs in them is ended, and they go.
- */
-export async function sweepStaleCgroups(cgroups: string): Promise<number> {
-  let n = 0;
-  for (const e of Deno.readDirSync(cgroups)) {
-    if (!e.isDirectory || !e.name.startsWith("m-")) continue;
-    const dir = `${cgroups}/${e.name}`;
-    try {
-      Deno.writeTextFileSync(`${dir}/cgroup.kill`, "1");
-    } catch {
-      for (const p of cgroupPids(dir)) signalPid(p, "SIGKILL");
-    }
-    await removeWhenEmpty(dir);
-    n++;
-  }
-  return n;
 }

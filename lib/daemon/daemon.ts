@@ -18,11 +18,7 @@ import { readFleet } from "../state/fleet.ts";
 import { readIdentity } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
 import { VERSION } from "../version.ts";
-import {
-  cgroupNameFor,
-  commandCgroups,
-  sweepStaleCgroups,
-} from "./containment.ts";
+import { commandCgroups, sweepCommandCgroups } from "./containment.ts";
 import { keepAwake } from "./awake.ts";
 import { HOLD_SCRIPT, Scheduler } from "./scheduler.ts";
 import { StartJournal } from "./start_journal.ts";
@@ -79,11 +75,10 @@ export async function runDaemon(): Promise<number> {
   // OHCOMMODORE_NO_CGROUP=1: contain commands by their marker only.
   const cgroups = settings.get("OHCOMMODORE_NO_CGROUP")
     ? null
-    : commandCgroups(cgroupNameFor(home));
-  if (cgroups) {
-    const stale = await sweepStaleCgroups(cgroups);
-    if (stale) log(`ended what ${stale} interrupted message(s) left running`);
-  }
+    : commandCgroups(home);
+  // Cgroups left by a daemon that died: their messages are interrupted.
+  const stale = await sweepCommandCgroups(cgroups);
+  if (stale) log(`ended what ${stale} interrupted message(s) left running`);
   const scheduler = new Scheduler({
     unread: () => store.unread(),
     claim: (msgs) => store.claimThese(msgs),
@@ -342,8 +337,6 @@ export async function runDaemon(): Promise<number> {
     await store.close();
     journal.close();
     await Deno.remove(sock).catch(() => {});
-    // Empty by now (each command's cgroup goes when it ends): leave no litter.
-    if (cgroups) await Deno.remove(cgroups).catch(() => {});
     lock.close();
     Deno.exit(0);
   };

@@ -19,7 +19,11 @@
  */
 import { concatBytes } from "../bytes.ts";
 import type { FinishArgs } from "../inbox/store.ts";
-import { contain, type Containment } from "./containment.ts";
+import {
+  type CommandCgroups,
+  contain,
+  type Containment,
+} from "./containment.ts";
 import type { StartJournal } from "./start_journal.ts";
 import { MAX_TIMEOUT_S, type Message } from "../inbox/types.ts";
 
@@ -48,10 +52,10 @@ export interface SchedulerOptions {
   /** Environment for commands. */
   env: Record<string, string>;
   /**
-   * The cgroup v2 directory for this daemon's commands (containment.ts
+   * Where this daemon's commands get cgroups (containment.ts
    * commandCgroups), or null/absent to contain them by their marker.
    */
-  cgroups?: string | null;
+  cgroups?: CommandCgroups | null;
   /** A file holding HOLD_SCRIPT (see hold). */
   holdScript: string;
   /**

@@ -43,10 +43,12 @@ export class LocalProvider implements Provider {
   async destroy(name: string): Promise<void> {
     // A process that was still writing there can refill the folder while it
     // is removed; stop again and retry until it is gone.
-    const { removeCommandCgroups } = await import("../daemon/containment.ts");
+    const { commandCgroups, sweepCommandCgroups } = await import(
+      "../daemon/containment.ts"
+    );
     for (let attempt = 0;; attempt++) {
       await stopVmProcesses(this.dir(name));
-      await removeCommandCgroups(this.dir(name));
+      await sweepCommandCgroups(commandCgroups(this.dir(name)));
       try {
         await Deno.remove(this.dir(name), { recursive: true });
         await removeAgentWork(this.dir(name));

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { localFleet, ohc, ohcOk } from "../helpers/cli.ts";
 import { until } from "../helpers/wait.ts";
-import { cgroupNameFor, commandCgroups } from "../../lib/daemon/containment.ts";
+import { commandCgroups } from "../../lib/daemon/containment.ts";
 
 /** Pids of processes whose argv is exactly `argv`. */
 function running(argv: string[]): number[] {
@@ -36,9 +36,7 @@ Deno.test("a timeout ends what left the group, ignored TERM or held the output; 
   await ohcOk(home, ["ship", "create", "beta"], {
     env: { OHCOMMODORE_NO_CGROUP: "1" },
   });
-  const cgroup = commandCgroups(
-    cgroupNameFor(`${home}/.ohcommodore/local/alpha`),
-  );
+  const cgroup = commandCgroups(`${home}/.ohcommodore/local/alpha`);
   if (!cgroup) {
     console.log(
       "NOTICE: no writable cgroup v2 here; alpha uses the marker too",
