@@ -34,12 +34,7 @@ import {
   shipVm,
   updateFleet,
 } from "../lib/state/fleet.ts";
-import {
-  checkVmName,
-  fleetTag,
-  isFleetVm,
-  namesAreGlobal,
-} from "../lib/fleet/naming.ts";
+import { checkVmName, fleetTag, isFleetVm } from "../lib/fleet/naming.ts";
 import type { Identity } from "../lib/state/identity.ts";
 import { retryLost, withBinPath } from "../lib/transport/run.ts";
 import {
@@ -137,9 +132,7 @@ export class Commodore implements FleetApi {
     try {
       onProgress("creating VM", name);
       vm = await this.provider.create(vmNameOf, {
-        tags: this.self.fleet_id && namesAreGlobal(kind)
-          ? [fleetTag(this.self.fleet_id)]
-          : [],
+        tags: this.self.fleet_id ? [fleetTag(this.self.fleet_id)] : [],
         onProgress: (m) => onProgress(m, name),
       });
       const t = this.provider.transport(vm);
@@ -260,12 +253,18 @@ export class Commodore implements FleetApi {
   }
 
   async recover(onProgress: Progress): Promise<ShipRecord[]> {
-    // Only this fleet's VMs: the account may hold others' (exe.dev).
+    // Only this fleet's VMs: the account may hold others' (exe.dev), and
+    // asking a VM who it is wakes it (sprites): where the provider lists by
+    // tag, only the fleet's tagged VMs are asked.
     const kind = this.self.provider.kind;
     const own = this.self.vm ?? this.self.name;
-    const vms = (await this.provider.list()).filter((v) =>
-      v.name !== own && isFleetVm(kind, this.self.fleet_id, v.name)
-    );
+    const fleetId = this.self.fleet_id;
+    const vms =
+      (await (fleetId && this.provider.listTagged
+        ? this.provider.listTagged(fleetTag(fleetId))
+        : this.provider.list())).filter((v) =>
+          v.name !== own && isFleetVm(kind, fleetId, v.name)
+        );
     const found: ShipRecord[] = [];
     await Promise.all(vms.map(async (vm) => {
       try {

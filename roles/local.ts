@@ -235,7 +235,7 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
       : vmName(o.provider.kind, fleetId, o.name);
     try {
       vm = await provider.create(name, {
-        tags: namesAreGlobal(o.provider.kind) ? [fleetTag(fleetId)] : [],
+        tags: [fleetTag(fleetId)],
         onProgress: (m) => o.onProgress(m, o.name),
       });
       break;

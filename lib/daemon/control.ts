@@ -132,11 +132,13 @@ export async function ensureDaemon(
   // pidfile would name only the last, so 'daemon stop' missed the other.
   await withLock(`${paths.runDir(home)}/start`, async () => {
     if (await answering(home)) return;
-    await startSupervised(home, opts);
-    if (!(await waitFor(() => answering(home), 15_000))) {
+    // A sprite's runtime starts its services in its own time (after a
+    // cold boot, all of them): give it longer than our own supervisor.
+    const withinS = (await startSupervised(home, opts)) === "sprite" ? 60 : 15;
+    if (!(await waitFor(() => answering(home), withinS * 1000))) {
       throw new OhcError(
         "daemon_start",
-        "the daemon did not come up within 15 s",
+        `the daemon did not come up within ${withinS} s`,
         `see ${paths.daemonLog(home)}`,
       );
     }
@@ -169,11 +171,14 @@ export async function thisMachine(
   return { label: "this machine", run: (cmd) => `ohcommodore ${cmd}` };
 }
 
-/** Starts the supervisor (or the systemd unit), unless the user stopped it. */
+/**
+ * Starts the supervisor (or the systemd unit, or the sprite service),
+ * unless the user stopped it; which one.
+ */
 async function startSupervised(
   home: string,
   opts: { remote?: boolean },
-): Promise<void> {
+): Promise<"systemd" | "sprite" | "pidfile"> {
   try {
     await Deno.stat(stoppedMarker(home));
     if (opts.remote) {
@@ -190,9 +195,10 @@ async function startSupervised(
   }
   if (await useSystemd()) {
     await systemctl("start", UNIT);
-  } else if (await startSpriteService(home)) {
-    // the sprite runtime supervises it
-  } else if ((await readPid(home)) === null) {
+    return "systemd";
+  }
+  if (await startSpriteService(home)) return "sprite";
+  if ((await readPid(home)) === null) {
     // setsid -f: its own session, so it outlives this command and the
     // SSH connection; stdio to the log so nobody waits on its output.
     const r = await new Deno.Command("sh", {
@@ -214,6 +220,7 @@ async function startSupervised(
       );
     }
   }
+  return "pidfile";
 }
 
 export async function stopDaemon(home = paths.home()): Promise<boolean> {

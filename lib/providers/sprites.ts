@@ -99,13 +99,13 @@ export class SpritesProvider implements Provider {
 
   async create(
     name: string,
-    opts: { onProgress?: (msg: string) => void } = {},
+    opts: { onProgress?: (msg: string) => void; tags?: string[] } = {},
   ): Promise<VmRecord> {
     this.checkName(name);
     const progress = opts.onProgress ?? (() => {});
     progress(`creating sprite ${name}`);
     try {
-      await this.api.create(name);
+      await this.api.create(name, opts.tags ?? []);
     } catch (e) {
       if (
         e instanceof SpritesApiError &&
@@ -183,6 +183,13 @@ export class SpritesProvider implements Provider {
       provider: "sprites" as const,
       data,
     })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The sprites created with this label; listing wakes none. */
+  async listTagged(tag: string): Promise<VmRecord[]> {
+    return (await this.list()).filter((v) =>
+      Array.isArray(v.data?.labels) && v.data.labels.includes(tag)
+    );
   }
 
   /** The plan's running and warm limits, from the list answer. */

@@ -81,6 +81,7 @@ export async function apiError(
 export interface SpriteInfo {
   name: string;
   status?: string;
+  labels?: string[];
   [k: string]: unknown;
 }
 
@@ -102,6 +103,24 @@ export interface ExecParams {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The plan's limits in a list answer: under `org` (with the org's running,
+ * warm and cold counts, as sprites-go reads it), or at the top.
+ */
+function limitsOf(
+  doc: Record<string, unknown>,
+): { running_limit?: number; warm_limit?: number } {
+  const org = doc.org && typeof doc.org === "object"
+    ? doc.org as Record<string, unknown>
+    : {};
+  const out: { running_limit?: number; warm_limit?: number } = {};
+  for (const k of ["running_limit", "warm_limit"] as const) {
+    const v = org[k] ?? doc[k];
+    if (typeof v === "number" && v > 0) out[k] = v;
+  }
+  return out;
+}
 
 /** Whether an answer is worth asking again (the sprite service said so). */
 function retryable(e: SpritesApiError): boolean {
@@ -215,9 +234,7 @@ export class SpritesApi {
           out.sprites.push(s as SpriteInfo);
         }
       }
-      for (const k of ["running_limit", "warm_limit"] as const) {
-        if (typeof doc[k] === "number") out[k] = doc[k] as number;
-      }
+      Object.assign(out, limitsOf(doc));
       if (
         doc.has_more !== true || typeof doc.next_continuation_token !== "string"
       ) break;
@@ -228,16 +245,13 @@ export class SpritesApi {
 
   /** The plan's limits: one short page of the list answer. */
   async limits(): Promise<{ running_limit?: number; warm_limit?: number }> {
-    const doc = await this.json<Record<string, unknown>>(
-      "GET",
-      "/v1/sprites?max_results=1",
-      "reading the plan's limits",
+    return limitsOf(
+      await this.json<Record<string, unknown>>(
+        "GET",
+        "/v1/sprites?max_results=1",
+        "reading the plan's limits",
+      ),
     );
-    const out: { running_limit?: number; warm_limit?: number } = {};
-    for (const k of ["running_limit", "warm_limit"] as const) {
-      if (typeof doc[k] === "number") out[k] = doc[k] as number;
-    }
-    return out;
   }
 
   /** The sprite, or null when there is none of that name. */
@@ -255,12 +269,12 @@ export class SpritesApi {
     return await res.json() as SpriteInfo;
   }
 
-  async create(name: string): Promise<SpriteInfo> {
+  async create(name: string, labels: string[] = []): Promise<SpriteInfo> {
     return await this.json<SpriteInfo>(
       "POST",
       "/v1/sprites",
       `creating sprite ${name}`,
-      { name },
+      { name, ...(labels.length ? { labels } : {}) },
     );
   }
 

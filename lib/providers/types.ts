@@ -54,13 +54,18 @@ export interface Provider {
     name: string,
     opts?: {
       onProgress?: (msg: string) => void;
-      /** Labels for the VM where the provider has them (exe.dev tags). */
+      /** Labels for the VM where the provider has them (exe.dev tags, sprites labels). */
       tags?: string[];
     },
   ): Promise<VmRecord>;
   /** Destroys the VM; a VM that does not exist is not an error. */
   destroy(name: string): Promise<void>;
   list(): Promise<VmRecord[]>;
+  /**
+   * The VMs created with this tag, where the provider can list by tag
+   * without waking a VM of the account (sprites' labels).
+   */
+  listTagged?(tag: string): Promise<VmRecord[]>;
   transport(vm: Pick<VmRecord, "name" | "ssh_dest">): Transport;
   /**
    * How many VMs the account runs at once, where the provider says

@@ -98,10 +98,14 @@ Deno.test("fake sprites: API answers (auth, create, list with limits, get, delet
     const call = api(s);
     assert.equal((await api(s, null)("GET", "/v1/sprites")).status, 401);
     assert.equal((await api(s, "x/y/z/bad")("GET", "/v1/sprites")).status, 401);
-    const c = await call("POST", "/v1/sprites", { name: "ship-a" });
+    const c = await call("POST", "/v1/sprites", {
+      name: "ship-a",
+      labels: ["fleet-x"],
+    });
     assert.equal(c.status, 201);
     assert.equal(c.json.status, "cold");
     assert.equal(c.json.organization, "test-org");
+    assert.deepEqual(c.json.labels, ["fleet-x"]);
     assert.equal(
       (await call("POST", "/v1/sprites", { name: "ship-a" })).status,
       400,
@@ -119,8 +123,14 @@ Deno.test("fake sprites: API answers (auth, create, list with limits, get, delet
       "ship-b",
     ]);
     assert.equal(page.json.has_more, true);
-    assert.equal(page.json.running_limit, 3);
-    assert.equal(page.json.warm_limit, 5);
+    assert.deepEqual(page.json.org, {
+      name: "test-org",
+      running: 0,
+      warm: 0,
+      cold: 3,
+      running_limit: 3,
+      warm_limit: 5,
+    });
     const rest = await call(
       "GET",
       `/v1/sprites?max_results=2&continuation_token=${page.json.next_continuation_token}`,
@@ -132,6 +142,16 @@ Deno.test("fake sprites: API answers (auth, create, list with limits, get, delet
     const other = await api(s, s.token("other-org"))("GET", "/v1/sprites");
     assert.deepEqual(other.json.sprites, []);
     assert.equal((await call("GET", "/v1/sprites/ship-b")).json.name, "ship-b");
+    assert.deepEqual(
+      (await call("PUT", "/v1/sprites/ship-b", { labels: ["x"] })).json.labels,
+      ["x"],
+    );
+    assert.deepEqual(
+      (await call("GET", "/v1/sprites?prefix=ship-")).json.sprites.map(
+        (x: { name: string; labels: string[] }) => [x.name, x.labels],
+      ),
+      [["ship-a", ["fleet-x"]], ["ship-b", ["x"]], ["ship-c", []]],
+    );
     assert.equal((await call("DELETE", "/v1/sprites/ship-b")).status, 204);
     assert.equal((await call("GET", "/v1/sprites/ship-b")).status, 404);
     assert.equal((await call("DELETE", "/v1/sprites/ship-b")).status, 404);
@@ -220,9 +240,15 @@ Deno.test("fake sprites: idle pause stops processes, a wake resumes them, cold k
     // Stopped while warm: the counter did not move.
     assert.equal(await Deno.readTextFile(counter), frozen);
     // Cold: the loop is gone for good; the service starts again on wake.
-    const r = await exec(s, "box", ["cat", "n", "svc.log"]);
-    assert.equal(r.stdout, `${frozen}started\nstarted\n`);
+    const r = await exec(s, "box", ["cat", "n"]);
+    assert.equal(r.stdout, frozen);
     assert.equal(await statusOf(s, "box"), "running");
+    await until(
+      "the service started again",
+      async () =>
+        (await Deno.readTextFile(`${s.home("box")}/svc.log`)) ===
+          "started\nstarted\n",
+    );
     // Only the service and nothing else runs in it now.
     const svc = (await s.state())[0].services[0].state.pid;
     assert.deepEqual(processesOf(`${s.dir}/sprites/box`), [svc]);

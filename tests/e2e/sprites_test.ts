@@ -19,7 +19,11 @@ import { voyageTasks } from "../helpers/voyage.ts";
 import { until } from "../helpers/wait.ts";
 
 async function fleetOn(
-  opts: Omit<Parameters<typeof startFakeSprites>[0], "dir">,
+  opts: Omit<Parameters<typeof startFakeSprites>[0], "dir"> & {
+    /** The orgs of the laptop's login (the first selected). */
+    orgs?: string[];
+    env?: Record<string, string>;
+  },
   fn: (f: {
     s: FakeSprites;
     home: string;
@@ -32,9 +36,9 @@ async function fleetOn(
   const home = `${tmp}/laptop`;
   await Deno.mkdir(home);
   const s = await startFakeSprites({ dir: `${tmp}/sprites`, ...opts });
-  await s.login(home);
+  await s.login(home, opts.orgs);
   // Only cloudinit's "no network here"; the rest comes from the login.
-  const env = { OHC_OFFLINE: "1" };
+  const env = { OHC_OFFLINE: "1", ...opts.env };
   const run = (args: string[]) => ohc(home, args, { env });
   const ok = (args: string[]) => ohcOk(home, args, { env });
   try {
@@ -166,13 +170,15 @@ Deno.test("sprites on real terms (pause after 5 s, cold after 10 s): init, 2 shi
   });
 });
 
-Deno.test("sprites: init, ship create of 3 in one command, status, exec, ssh, destroy, sink --scuttle, with cut connections on the way", async () => {
+Deno.test("sprites: init in $SPRITE_ORG, ship create of 3 in one command, status, exec, ssh, recover (waking no other sprite), destroy, sink --scuttle, with cut connections on the way", async () => {
   // Each sprite's first upload, version check and setup call is cut as it
   // opens (a reset connection): deploy, upload and setup make them again.
   await fleetOn({
     dropExecs: 3,
     dropMatch: "^sh -c set -e; umask 077|--version$|_rpc$",
     failConnects: 1,
+    orgs: ["test-org", "fleet-org"],
+    env: { SPRITE_ORG: "fleet-org" },
   }, async ({ s, home, run, ok }) => {
     const SHIPS = ["alpha", "bravo", "cargo"];
     const status = async () =>
@@ -181,8 +187,17 @@ Deno.test("sprites: init, ship create of 3 in one command, status, exec, ssh, de
       ) as FleetStatus;
     // A VM setting in the laptop's environment at init is the fleet's.
     await ohcOk(home, ["init", "--provider", "sprites"], {
-      env: { OHC_OFFLINE: "1", OHCOMMODORE_INBOX_TIMEOUT: "77" },
+      env: {
+        OHC_OFFLINE: "1",
+        SPRITE_ORG: "fleet-org",
+        OHCOMMODORE_INBOX_TIMEOUT: "77",
+      },
     });
+    // $SPRITE_ORG chose the login's other org, and the fleet keeps it.
+    const config = JSON.parse(
+      await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
+    );
+    assert.equal(config.flagship.provider.org, "fleet-org");
     const created = await ok(["ship", "create", ...SHIPS]);
     for (const n of SHIPS) {
       assert.match(created.stdout, new RegExp(`ready: ${n}`));
@@ -217,16 +232,59 @@ Deno.test("sprites: init, ship create of 3 in one command, status, exec, ssh, de
       const r = await ok(["ship", "exec", n, "--", "sh", "-c", "echo $HOME"]);
       assert.equal(r.stdout, `${s.home(n)}\n`);
     }
-    assert.equal(
-      (await run(["ship", "exec", "alpha", "--", "sh", "-c", "exit 3"])).code,
-      3,
-    );
+    const three = await run([
+      "ship",
+      "exec",
+      "alpha",
+      "--",
+      "sh",
+      "-c",
+      "exit 3",
+    ]);
+    assert.equal(three.code, 3, three.stderr);
     const ssh = await ok(["ship", "ssh", "bravo", "--", "sh", "-c", "echo ok"]);
     assert.equal(ssh.stdout.trim(), "ok");
-    assert.equal(
-      (await run(["ship", "ssh", "bravo", "--", "sh", "-c", "exit 7"])).code,
-      7,
+    const seven = await run([
+      "ship",
+      "ssh",
+      "bravo",
+      "--",
+      "sh",
+      "-c",
+      "exit 7",
+    ]);
+    assert.equal(seven.code, 7, seven.stderr);
+    for (const x of await s.state()) assert.equal(x.organization, "fleet-org");
+
+    // fleet recover after losing the registry asks only this fleet's
+    // sprites (by their labels): another sprite of the org stays asleep.
+    const other = await fetch(`${s.url}/v1/sprites`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${s.token("fleet-org")}` },
+      body: JSON.stringify({ name: "bystander" }),
+    });
+    assert.equal(other.status, 201);
+    await other.body?.cancel();
+    await Deno.remove(`${s.home("flagship")}/.ohcommodore/fleet.json`);
+    assert.deepEqual((await status()).ships, []);
+    const rec = await ok(["fleet", "recover", "--json"]);
+    assert.deepEqual(
+      JSON.parse(rec.stdout).map((x: { name: string }) => x.name),
+      SHIPS,
     );
+    assert.equal((await spriteState(s, "bystander"))?.status, "cold");
+    assert.equal((await spriteState(s, "bystander"))?.sessions, 0);
+    await until("links up again", async () => {
+      const st = await status();
+      return SHIPS.every((n) =>
+        st.ships.find((x) => x.name === n)?.link.state === "up"
+      );
+    });
+    await fetch(`${s.url}/v1/sprites/bystander`, {
+      method: "DELETE",
+      headers: { Authorization: `Bearer ${s.token("fleet-org")}` },
+    }).then((r) => r.body?.cancel());
+
     assert.match(
       (await ok(["ship", "destroy", "cargo"])).stdout,
       /Destroyed cargo/,

@@ -283,6 +283,22 @@ Deno.test("sprites provider over the HTTP API: create, exec, upload, list, destr
         const back = await new Response(echoed.stdout).bytes();
         assert.equal(back.length, big.length);
         assert.deepEqual(back.subarray(-100), big.subarray(-100));
+        // A command that listens on a port: the service notices (the CLI
+        // would forward the port to us); the exec API forwards nothing, and
+        // the notice is no part of the output.
+        const server = tr.spawn([
+          "deno",
+          "eval",
+          "const l = Deno.listen({ hostname: '127.0.0.1', port: 0 }); console.log('listening'); await new Response(Deno.stdin.readable).text(); l.close();",
+        ], { stdin: "piped" });
+        const out = new Response(server.stdout).text();
+        await until(
+          "the port notice",
+          async () => /ship-alpha: port_opened \d+/.test(await sprites.log()),
+        );
+        await server.stdin.close();
+        assert.equal((await server.status).code, 0);
+        assert.equal(await out, "listening\n");
         // Killed: the far side's process group goes with the session.
         const sleeper = tr.spawn(["sh", "-c", "echo up; exec sleep 60"]);
         const reader = sleeper.stdout.getReader();

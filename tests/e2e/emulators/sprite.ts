@@ -60,9 +60,10 @@ export interface FakeSprites {
   token(org?: string): string;
   /**
    * Writes the `sprite` CLI's login into `home` (~/.sprites/sprites.json,
-   * keyring disabled, the token in the file), selecting this API and org.
+   * keyring disabled, the tokens in the file) for these orgs (default: this
+   * fake's), selecting this API and the first.
    */
-  login(home: string, org?: string): Promise<void>;
+  login(home: string, orgs?: string[]): Promise<void>;
   /** Host path standing in for /home/sprite of sprite `name`. */
   home(name: string): string;
   /** Names of the existing sprites (all orgs). */
@@ -158,27 +159,21 @@ export async function startFakeSprites(
     url,
     org,
     token,
-    async login(home, x = org) {
+    async login(home, orgs = [org]) {
       await Deno.mkdir(`${home}/.sprites`, { recursive: true, mode: 0o700 });
+      const entries = Object.fromEntries(orgs.map((x) => [x, {
+        name: x,
+        api_token: token(x),
+        use_keyring: false,
+        sprites: {},
+      }]));
       await Deno.writeTextFile(
         `${home}/.sprites/sprites.json`,
         JSON.stringify(
           {
             version: "1",
-            current_selection: { url, org: x },
-            urls: {
-              [url]: {
-                url,
-                orgs: {
-                  [x]: {
-                    name: x,
-                    api_token: token(x),
-                    use_keyring: false,
-                    sprites: {},
-                  },
-                },
-              },
-            },
+            current_selection: { url, org: orgs[0] },
+            urls: { [url]: { url, orgs: entries } },
           },
           null,
           2,

@@ -136,6 +136,12 @@ export function execWebSocket(
   let finished = false;
   const session: Session = {
     clientPort,
+    pgid: null,
+    notice(m) {
+      if (!finished && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify(m));
+      }
+    },
     drop() {
       if (finished) return;
       finished = true;
@@ -163,6 +169,7 @@ export function execWebSocket(
       return;
     }
     child = st.child!;
+    session.pgid = child.pid;
     const pump = async (stream: ReadableStream<Uint8Array>, id: number) => {
       for await (const chunk of stream) {
         model.touch(s);

@@ -61,6 +61,10 @@ export interface Service extends ServiceDef {
 export interface Session {
   /** The client's TCP port (to find the sessions a paused sprite opened). */
   clientPort: number;
+  /** The command's process group, once it runs. */
+  pgid: number | null;
+  /** Sends a text notice (`port_opened`) to the client. */
+  notice(m: Record<string, unknown>): void;
   drop(): void;
 }
 
@@ -68,6 +72,7 @@ export interface Sprite {
   id: string;
   name: string;
   org: string;
+  labels: string[];
   dir: string;
   home: string;
   status: Status;
@@ -131,7 +136,7 @@ export class Model {
     );
   }
 
-  async create(name: string, org: string): Promise<Sprite> {
+  async create(name: string, org: string, labels: string[]): Promise<Sprite> {
     const dir = `${this.root}/sprites/${name}`;
     await Deno.mkdir(`${dir}/home`, { recursive: true });
     await Deno.mkdir(`${dir}/logs`, { recursive: true });
@@ -139,6 +144,7 @@ export class Model {
       id: crypto.randomUUID(),
       name,
       org,
+      labels,
       dir,
       home: `${dir}/home`,
       status: "cold",

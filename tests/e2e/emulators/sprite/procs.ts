@@ -70,11 +70,8 @@ export function anyAlive(list: number[]): boolean {
   });
 }
 
-/**
- * The local ports of the TCP connections these processes hold: a sprite's
- * outbound connections, which drop when it pauses.
- */
-export function localPortsOf(list: number[]): Set<number> {
+/** The socket inodes these processes hold. */
+export function socketInodes(list: number[]): Set<string> {
   const inodes = new Set<string>();
   for (const pid of list) {
     try {
@@ -87,6 +84,15 @@ export function localPortsOf(list: number[]): Set<number> {
       }
     } catch { /* gone */ }
   }
+  return inodes;
+}
+
+/**
+ * The local ports of the TCP connections these processes hold: a sprite's
+ * outbound connections, which drop when it pauses.
+ */
+export function localPortsOf(list: number[]): Set<number> {
+  const inodes = socketInodes(list);
   const ports = new Set<number>();
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text = "";
@@ -102,4 +108,36 @@ export function localPortsOf(list: number[]): Set<number> {
     }
   }
   return ports;
+}
+
+/** Pids in the process group `pgid`. */
+export function processGroup(pgid: number): number[] {
+  return pids().filter((pid) => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) ===
+        pgid;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Every TCP listening socket on the host: inode → port. */
+export function listeners(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(table);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== "0A") continue;
+      out.set(f[9], parseInt(f[1].split(":").pop()!, 16));
+    }
+  }
+  return out;
 }

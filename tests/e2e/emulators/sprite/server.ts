@@ -24,7 +24,15 @@
 import { execHttp, execWebSocket, parseExec } from "./exec.ts";
 import { mgmtHandler, serviceJson } from "./mgmt.ts";
 import { type Knobs, LimitError, Model, type Sprite } from "./model.ts";
-import { localPortsOf, MARKER, processesOf, signalAll } from "./procs.ts";
+import {
+  listeners,
+  localPortsOf,
+  MARKER,
+  processesOf,
+  processGroup,
+  signalAll,
+  socketInodes,
+} from "./procs.ts";
 
 const env = (k: string) => Deno.env.get(k) ?? "";
 const ROOT = env("FAKE_SPRITE_DIR");
@@ -86,6 +94,7 @@ function apiObject(s: Sprite) {
     id: s.id,
     name: s.name,
     organization: s.org,
+    labels: s.labels,
     url: `https://${s.name}-${s.org}.sprites.app`,
     url_settings: { auth: "sprite" },
     status: s.status,
@@ -178,25 +187,42 @@ async function handle(
     const all = model.of(org).filter((s) => s.name.startsWith(prefix));
     const start = Number(url.searchParams.get("continuation_token") ?? 0) || 0;
     const more = start + max < all.length;
+    const mine = model.of(org);
+    const count = (st: string) => mine.filter((s) => s.status === st).length;
     return json({
       sprites: all.slice(start, start + max).map((s) => ({
         name: s.name,
         org_slug: s.org,
         status: s.status,
+        labels: s.labels,
         updated_at: s.updatedAt,
       })),
+      // The org's counts and the plan's limits (sprites-go's OrgInfo).
+      org: {
+        name: org,
+        running: count("running"),
+        warm: count("warm"),
+        cold: count("cold"),
+        running_limit: knobs.runningLimit,
+        warm_limit: knobs.warmLimit,
+      },
       has_more: more,
       next_continuation_token: more ? String(start + max) : null,
-      ...(knobs.runningLimit ? { running_limit: knobs.runningLimit } : {}),
-      ...(knobs.warmLimit ? { warm_limit: knobs.warmLimit } : {}),
     });
   }
   if (parts.length === 2 && req.method === "POST") {
     let name: unknown;
+    let labels: unknown;
     try {
-      name = (await req.json())?.name;
+      ({ name, labels } = await req.json() ?? {});
     } catch {
       return fail(400, "bad_request", "invalid request body");
+    }
+    labels ??= [];
+    if (
+      !Array.isArray(labels) || labels.some((l) => typeof l !== "string")
+    ) {
+      return fail(400, "bad_request", "labels must be a list of strings");
     }
     if (typeof name !== "string" || !NAME_RE.test(name)) {
       return fail(400, "bad_request", `invalid sprite name "${name}"`);
@@ -222,7 +248,7 @@ async function handle(
         },
       );
     }
-    const s = await model.create(name, org);
+    const s = await model.create(name, org, labels as string[]);
     await ensureMgmt(s);
     log(`created ${name} (${org})`);
     return json(apiObject(s), 201);
@@ -233,6 +259,15 @@ async function handle(
   }
   if (parts.length === 3) {
     if (req.method === "GET") return json(apiObject(s));
+    if (req.method === "PUT") {
+      const b = await req.json().catch(() => ({}));
+      if (b?.clear_labels === true) s.labels = [];
+      if (Array.isArray(b?.labels)) {
+        s.labels = [...new Set([...s.labels, ...b.labels.map(String)])];
+      }
+      await model.save(s);
+      return json(apiObject(s));
+    }
     if (req.method === "DELETE") {
       await model.destroy(s);
       log(`destroyed ${s.name}`);
@@ -282,8 +317,39 @@ const server = Deno.serve(
 );
 const clock = setInterval(() => model.tick(dropOutbound), 200);
 
+/**
+ * The port notices the real service sends on an exec session whose
+ * command listens on a port (the CLI forwards those ports to the caller
+ * unless told not to; the API itself forwards none). New listening sockets
+ * are looked for twice a second, and their owners only when one appears.
+ */
+let listening = new Set(listeners().keys());
+const portWatch = setInterval(() => {
+  const now = listeners();
+  const fresh = [...now.keys()].filter((i) => !listening.has(i));
+  listening = new Set(now.keys());
+  if (fresh.length === 0) return;
+  for (const s of model.sprites.values()) {
+    for (const x of s.sessions) {
+      if (x.pgid === null) continue;
+      const group = processGroup(x.pgid);
+      const held = socketInodes(group);
+      for (const inode of fresh.filter((i) => held.has(i))) {
+        x.notice({
+          type: "port_opened",
+          port: now.get(inode),
+          address: "127.0.0.1",
+          pid: group[0],
+        });
+        log(`${s.name}: port_opened ${now.get(inode)}`);
+      }
+    }
+  }
+}, 500);
+
 async function shutdown() {
   clearInterval(clock);
+  clearInterval(portWatch);
   for (const s of model.sprites.values()) {
     for (const x of [...s.sessions]) x.drop();
     await s.mgmt?.shutdown().catch(() => {});
