@@ -7,11 +7,40 @@ export async function handlersForRole(): Promise<RpcHandlers> {
   const id = await readIdentity();
   if (id?.role === "commodore") {
     const { Commodore, commodoreHandlers } = await import("./commodore.ts");
-    return { ...vmHandlers, ...commodoreHandlers(new Commodore(id)) };
+    const ops = commodoreHandlers(new Commodore(id));
+    if (id.provider.kind === "sprites") await holdWhileLong(ops);
+    return { ...vmHandlers, ...ops };
   }
   if (id?.role === "captain") {
     const { captainHandlers } = await import("./captain.ts");
     return { ...vmHandlers, ...captainHandlers(id) };
   }
   return vmHandlers;
+}
+
+/**
+ * On a sprite, the flagship holds itself awake while it serves an operation
+ * that can be quiet for longer than a sprite waits before it pauses (making
+ * a ship, sailing, a user's command): the caller hears nothing meanwhile,
+ * and a paused flagship would drop the call.
+ */
+const LONG = [
+  "ship.create",
+  "ship.destroy",
+  "ship.exec",
+  "fleet.sink",
+  "fleet.recover",
+  "voyage.sail",
+  "voyage.sink",
+  "voyage.logs",
+  "voyage.bundle",
+];
+
+async function holdWhileLong(ops: RpcHandlers): Promise<void> {
+  const { SpriteHold } = await import("../lib/providers/sprites_runtime.ts");
+  const hold = new SpriteHold(`ohcommodore-rpc-${Deno.pid}`);
+  for (const op of LONG) {
+    const h = ops[op];
+    if (h) ops[op] = (ctx) => hold.during(() => h(ctx));
+  }
 }

@@ -132,13 +132,17 @@ export class SpriteHold {
     }
   }
 
-  /** Runs `fn` while holding (for one piece of work). */
+  /**
+   * Runs `fn` while holding (one piece of work). The hold is taken while
+   * `fn` starts (nothing waits for it: the caller's own traffic keeps the
+   * sprite awake that long) and released, waited for, when it is done.
+   */
   async during<T>(fn: () => Promise<T>): Promise<T> {
-    await this.set(true);
+    void this.set(true).catch(() => {});
     try {
       return await fn();
     } finally {
-      await this.set(false);
+      await this.set(false).catch(() => {});
     }
   }
 }

@@ -67,15 +67,24 @@ export class SpriteTransport implements Transport {
 
   /**
    * Opens the exec socket, trying again while the failure is one where
-   * nothing ran; rejects with the reason (one line) otherwise.
+   * nothing ran; rejects with the reason (one line) otherwise. `wire` sets
+   * the socket's handlers inside its open event: frames can follow at once,
+   * before any promise continuation would run.
    */
-  private async open(p: ExecParams, signal?: AbortSignal): Promise<WebSocket> {
+  private async open(
+    p: ExecParams,
+    wire: (ws: WebSocket) => void,
+    signal?: AbortSignal,
+  ): Promise<WebSocket> {
     const deadline = Date.now() + this.connectForMs;
     let delay = 250;
     for (;;) {
       const ws = await this.api.execSocket(this.name, p);
       const failure = await new Promise<string | null>((resolve) => {
-        ws.onopen = () => resolve(null);
+        ws.onopen = () => {
+          wire(ws);
+          resolve(null);
+        };
         ws.onerror = (e) => resolve((e as ErrorEvent).message || "error");
         signal?.addEventListener("abort", () => resolve("aborted"), {
           once: true,
@@ -140,7 +149,7 @@ export class SpriteTransport implements Transport {
           : { code, signal: null },
       );
     };
-    const opened = this.open(p, opts.signal).then((s) => {
+    const wire = (s: WebSocket) => {
       s.onmessage = (e) => {
         if (typeof e.data === "string") return; // a notice
         const b = new Uint8Array(e.data as ArrayBuffer);
@@ -154,8 +163,8 @@ export class SpriteTransport implements Transport {
         else finish(255, `${LOST} ${this.name} was lost`);
       };
       if (!p.stdin) s.send(new Uint8Array([Stream.StdinEof]));
-      return s;
-    }, (e) => {
+    };
+    const opened = this.open(p, wire, opts.signal).then((s) => s, (e) => {
       finish(255, (e as Error).message);
       return null;
     });
@@ -233,34 +242,35 @@ export class SpriteTransport implements Transport {
    */
   private async terminal(argv: string[]): Promise<number> {
     const { columns, rows } = Deno.consoleSize();
+    let code = 0;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => resolveDone = r);
     const ws = await this.open({
       argv,
       stdin: true,
       tty: true,
       env: { TERM: Deno.env.get("TERM") ?? "xterm-256color" },
+    }, (ws) => {
+      ws.onmessage = (e) => {
+        if (typeof e.data === "string") {
+          try {
+            const m = JSON.parse(e.data);
+            if (m?.type === "exit" && typeof m.exit_code === "number") {
+              code = m.exit_code;
+            }
+          } catch { /* a notice */ }
+          return;
+        }
+        Deno.stdout.writeSync(new Uint8Array(e.data as ArrayBuffer));
+      };
+      ws.onclose = (e) => {
+        if (code === 0 && e.code !== 1000) code = 1;
+        resolveDone();
+      };
     });
     ws.send(JSON.stringify({ type: "resize", cols: columns, rows }));
     Deno.stdin.setRaw(true);
-    let code = 0;
     try {
-      const done = new Promise<void>((resolve) => {
-        ws.onmessage = (e) => {
-          if (typeof e.data === "string") {
-            try {
-              const m = JSON.parse(e.data);
-              if (m?.type === "exit" && typeof m.exit_code === "number") {
-                code = m.exit_code;
-              }
-            } catch { /* a notice */ }
-            return;
-          }
-          Deno.stdout.writeSync(new Uint8Array(e.data as ArrayBuffer));
-        };
-        ws.onclose = (e) => {
-          if (code === 0 && e.code !== 1000) code = 1;
-          resolve();
-        };
-      });
       void (async () => {
         for await (const chunk of Deno.stdin.readable) {
           if (ws.readyState !== WebSocket.OPEN) break;
