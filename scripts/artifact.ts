@@ -1,13 +1,36 @@
 /**
- * Writes the dev artifact: dist/dev/ohcommodore, a small executable that runs
- * this checkout's main.ts with this Deno. It stands in for the compiled
- * binary in development and tests (deno compile cannot fetch its runtime
- * here); everything it runs is the same source. It sets OHCOMMODORE_BINARY
- * to itself, so VMs get a copy of it, exactly as a compiled binary uploads
- * itself.
+ * Writes an artifact that stands in for the compiled binary in development
+ * and tests (deno compile cannot fetch its runtime here); everything it runs
+ * is the same source. Both set OHCOMMODORE_BINARY to themselves, so VMs get
+ * a copy of them, exactly as a compiled binary uploads itself. The path is
+ * the last line printed.
+ *
+ *   deno task artifact [OUT]               dist/dev/ohcommodore: a small
+ *       script running this checkout's main.ts with this Deno (fast; needs
+ *       both on the machine that runs it).
+ *   deno task artifact --standalone [OUT]  dist/standalone/ohcommodore: one
+ *       file holding Deno, the program and its node_modules, like
+ *       `deno compile --self-extracting` (scripts/standalone.ts); it runs on
+ *       a machine that has nothing else.
  */
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const out = Deno.args[0] ?? `${root}/dist/dev/ohcommodore`;
+const standalone = Deno.args.includes("--standalone");
+const rest = Deno.args.filter((a) => a !== "--standalone");
+if (rest.length > 1 || rest.some((a) => a.startsWith("-"))) {
+  console.error("usage: deno task artifact [--standalone] [OUT]");
+  Deno.exit(2);
+}
+
+if (standalone) {
+  // Loaded only here: a VM copy of the checkout carries artifact.ts alone.
+  const { buildStandalone } = await import("./standalone.ts");
+  const out = rest[0] ?? `${root}/dist/standalone/ohcommodore`;
+  await buildStandalone(out);
+  console.log(out);
+  Deno.exit(0);
+}
+
+const out = rest[0] ?? `${root}/dist/dev/ohcommodore`;
 const deno = Deno.execPath();
 const denoDir = Deno.env.get("DENO_DIR") ??
   `${Deno.env.get("HOME")}/.cache/deno`;

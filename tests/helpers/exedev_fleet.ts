@@ -227,7 +227,7 @@ export async function exeDevFleet(
   let f: ExeDevFleet;
   try {
     const env = {
-      OHCOMMODORE_BINARY: await vmArtifact(),
+      OHCOMMODORE_BINARY: extraEnv?.OHCOMMODORE_BINARY ?? await vmArtifact(),
       ...extraEnv,
     };
     const withEnv = (o: CliOptions = {}) => ({

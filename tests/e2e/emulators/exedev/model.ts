@@ -75,6 +75,11 @@ export interface Knobs {
   /** Environment for sessions on VMs created from now on (sshd SetEnv). */
   vmEnv: Record<string, string>;
   /**
+   * VMs started from now on hold only the OS (tests/helpers/bare_root.ts):
+   * no host deno, node, checkout or caches; a session sees the VM's root.
+   */
+  bareVms: boolean;
+  /**
    * Names other accounts hold (exe.dev's names are global): `true` holds
    * every common word, i.e. one word of letters with an optional number
    * (`flagship`, `alpha`, `ship-1`), as on the real service; a list holds
@@ -99,6 +104,7 @@ export const DEFAULT_KNOBS: Knobs = {
   vmPlusDest: false,
   maxVms: 1000,
   vmEnv: {},
+  bareVms: false,
   heldByOthers: true,
 };
 

@@ -13,11 +13,16 @@
  * - sshd accepts exactly the account's registered keys (AuthorizedKeysCommand
  *   `cat <emulator>/authorized_keys`), only for user exedev (or the alias).
  *
- * Everything else is the host's filesystem, seen as user exedev.
+ * Everything else is the host's filesystem, seen as user exedev, unless
+ * the knob `bareVms` is on: then sshd puts every session in the VM's own
+ * bare root (tests/helpers/bare_root.ts, ChrootDirectory), which holds the
+ * OS and nothing of the host's development tools, checkout or caches, as a
+ * fresh exe.dev VM holds nothing but what we upload.
  * Processes started in the VM outlive their SSH session (setsid/nohup) and
  * die with the pid namespace when the VM is removed.
  */
 
+import { bareRootScript } from "../../../helpers/bare_root.ts";
 import type { Machines, StartedVm } from "./lobby.ts";
 import type { Knobs, VmRecord } from "./model.ts";
 import { paths } from "./store.ts";
@@ -27,6 +32,12 @@ const UNSHARE = "/usr/bin/unshare";
 const SETSID = "/usr/bin/setsid";
 export const VM_USER = "exedev";
 export const VM_HOME = "/home/exedev";
+/**
+ * Where a bare VM's root is mounted in its own namespace, for sshd's
+ * ChrootDirectory (every component root's and not group/world-writable,
+ * which the emulator's directory under /tmp is not).
+ */
+const BARE_MOUNT = "/run/ohc-exedev-bare-root";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -175,6 +186,7 @@ function sshdConfig(
     return `"${k}=${v}"`;
   });
   if (setEnv.length > 0) lines.push(`SetEnv ${setEnv.join(" ")}`);
+  if (knobs.bareVms) lines.push(`ChrootDirectory ${BARE_MOUNT}`);
   return lines.join("\n") + "\n";
 }
 
@@ -182,9 +194,10 @@ function initScript(
   emuDir: string,
   dir: string,
   vm: VmRecord,
-  pendingMs: number,
+  knobs: Knobs,
 ): string {
   const p = paths(emuDir);
+  const pendingMs = knobs.pendingMs;
   return [
     "#!/bin/sh",
     "# exe.dev emulator: pid 1 of the VM's namespaces, then its sshd.",
@@ -194,6 +207,14 @@ function initScript(
     `if [ -d /etc/ssh/ssh_config.d ]; then mount --bind ${
       shq(p.sshConfigDir)
     } /etc/ssh/ssh_config.d; fi`,
+    knobs.bareVms
+      ? bareRootScript(`${dir}/root`, {
+        binds: [
+          [`${dir}/home`, VM_HOME],
+          [p.sshConfigDir, "/etc/ssh/ssh_config.d"],
+        ],
+      }) + `mount --rbind "$R" ${BARE_MOUNT}`
+      : "",
     `hostname ${shq(vm.name)}`,
     pendingMs > 0 ? `sleep ${(pendingMs / 1000).toFixed(3)}` : "",
     `exec ${SSHD} -D -f ${shq(`${dir}/sshd_config`)} -E ${
@@ -220,6 +241,9 @@ export class RealMachines implements Machines {
     const dir = vmDir(this.emuDir, vm);
     await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
     const ids = exedevIds();
+    if (knobs.bareVms) {
+      await Deno.mkdir(BARE_MOUNT, { mode: 0o755 }).catch(() => {});
+    }
     const home = `${dir}/home`;
     try {
       await Deno.stat(home);
@@ -235,7 +259,7 @@ export class RealMachines implements Machines {
     await Deno.chmod(`${dir}/passwd`, 0o644);
     await Deno.writeTextFile(
       `${dir}/init.sh`,
-      initScript(this.emuDir, dir, vm, knobs.pendingMs),
+      initScript(this.emuDir, dir, vm, knobs),
     );
 
     let lastLog = "";

@@ -1,0 +1,91 @@
+/**
+ * The release binary is the thing proven: exe.dev VMs that hold only the
+ * OS (tests/helpers/bare_root.ts: no host deno, node, checkout or caches)
+ * run the standalone artifact, which carries everything it needs, through
+ * the whole lifecycle and a voyage. The dev artifact, a script calling
+ * this machine's deno on this checkout, fails on the same VMs: the
+ * negative control that shows the isolation holds.
+ */
+import assert from "node:assert/strict";
+import { exeDevSkipReason } from "./emulators/exedev.ts";
+import { exeDevFleet } from "../helpers/exedev_fleet.ts";
+import { standaloneArtifact } from "../helpers/standalone.ts";
+import { DEMO_SAIL, sailOk, waitVoyage } from "../helpers/voyage.ts";
+
+const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+
+Deno.test({
+  name:
+    "bare exe.dev VMs: the dev artifact cannot run there (negative control)",
+  ignore: exeDevSkipReason() !== null,
+  async fn() {
+    await using f = await exeDevFleet({ bareVms: true, noInit: true });
+    const r = await f.run([
+      "init",
+      "--provider",
+      "exedev",
+      "--ssh-config",
+      f.userSsh.config,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /error: ohcommodore on \S+ did not start: .*deno: not found/,
+    );
+    assert.deepEqual(await f.emu.listVms(), [], "init removed its VM");
+  },
+});
+
+Deno.test({
+  name:
+    "bare exe.dev VMs: the standalone artifact runs init, 3 ships, exec, inbox, destroy, a voyage and sink --scuttle",
+  ignore: exeDevSkipReason() !== null,
+  async fn() {
+    const bin = await standaloneArtifact();
+    await using f = await exeDevFleet({
+      bareVms: true,
+      env: { OHCOMMODORE_BINARY: bin, OHC_OFFLINE: "1" },
+    });
+    await f.ok(["ship", "create", "alpha", "beta", "gamma"]);
+
+    // A ship sees only the OS and what was uploaded.
+    const look = await f.ok([
+      "ship",
+      "exec",
+      "alpha",
+      "--",
+      "sh",
+      "-c",
+      "hostname; ls -A /usr/local; command -v deno node npm; ls -A /tmp /root; test -e /work || echo no-checkout; ls ~/.ohcommodore/bin",
+    ]);
+    const lines = look.stdout.trim().split("\n");
+    assert.equal(lines[0], await f.vmName("alpha"));
+    assert.ok(lines.includes("no-checkout"), look.stdout);
+    assert.ok(
+      !/deno|node|npm/.test(
+        lines.slice(1).join(" ").replace("ohcommodore", ""),
+      ),
+      look.stdout,
+    );
+
+    const hi = await f.ok([
+      "inbox",
+      "send",
+      "--wait",
+      "captain@alpha",
+      "echo hi",
+    ]);
+    assert.equal(hi.stdout, "hi\n");
+
+    await f.ok(["ship", "destroy", "beta"]);
+    const st = await f.status();
+    assert.deepEqual(st.ships.map((s) => s.name).sort(), ["alpha", "gamma"]);
+
+    const id = await sailOk((a) => f.ok(a), DEMO_SAIL(root, 2));
+    const v = await waitVoyage((a) => f.ok(a), id, 240_000);
+    assert.equal(v.voyage.state, "verified", JSON.stringify(v));
+    assert.equal(v.counts.done, 6);
+
+    assert.deepEqual(await f.scuttle(), []);
+  },
+});
