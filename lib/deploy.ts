@@ -1,5 +1,6 @@
 import { compiledSelf } from "./compiled.ts";
 import { OhcError } from "./errors.ts";
+import { Settings } from "./settings.ts";
 import { remotePaths } from "./state/paths.ts";
 import { lostConnection, remoteBin, run } from "./transport/run.ts";
 import type { Transport } from "./transport/types.ts";
@@ -24,36 +25,40 @@ export function binaryToDeploy(
   );
 }
 
-/** How a deploy moves the binary; both on unless a setting turns them off. */
+/** How a deploy moves the binary (VM settings, lib/settings.ts). */
 export interface DeployOptions {
   /** gzip on the wire (the VM unpacks it with its own gzip). */
   compress: boolean;
   /** Skip the upload when the VM already holds the same build (sha256). */
   reuse: boolean;
+  /**
+   * A published release (lib/release.ts): the VM downloads its platform's
+   * binary from there itself, and nothing is sent.
+   */
+  releaseUrl: string | null;
 }
 
 /** What one deploy did, for progress lines and bench/deploy.ts. */
 export interface DeployReport {
-  /** "reused": the VM had this build; "uploaded": it was sent. */
-  action: "reused" | "uploaded";
+  /**
+   * "reused": the VM had this build; "uploaded": it was sent;
+   * "downloaded": the VM fetched it from the release.
+   */
+  action: "reused" | "uploaded" | "downloaded";
   sha256: string;
-  /** Bytes of the binary, and bytes written to the transport. */
+  /** Bytes of the binary, and bytes of it written to the transport. */
   size: number;
   sent: number;
 }
 
-/** A "0"/"1" setting (default on); anything else is a clear error. */
-function flag(name: string): boolean {
-  const v = Deno.env.get(name);
-  if (v === undefined || v === "" || v === "1") return true;
-  if (v === "0") return false;
-  throw new OhcError("bad_setting", `${name} must be 0 or 1, not "${v}"`);
-}
-
-export function deployOptions(): DeployOptions {
+/** The deploy settings of a fleet: its settings file's values, then env. */
+export function deployOptions(
+  settings: Settings = new Settings({}),
+): DeployOptions {
   return {
-    compress: flag("OHCOMMODORE_DEPLOY_COMPRESS"),
-    reuse: flag("OHCOMMODORE_DEPLOY_REUSE"),
+    compress: settings.get("OHCOMMODORE_DEPLOY_COMPRESS"),
+    reuse: settings.get("OHCOMMODORE_DEPLOY_REUSE"),
+    releaseUrl: settings.get("OHCOMMODORE_RELEASE_URL"),
   };
 }
 
@@ -143,14 +148,44 @@ const INSTALL_SCRIPT = [
 ].join("; ");
 
 /**
- * Installs the binary at ~/.ohcommodore/bin/ohcommodore: skipped when the
- * VM already holds the same build, else sent gzip'd, checked against its
- * sha256 and renamed into place, then asked for `--version`.
+ * Downloads this machine's binary from the release at `$2` (curl, else
+ * wget), checks it against SHA256SUMS and installs it at `$1`: nothing is
+ * fetched when the installed file already has that sha256 and `$3` is
+ * "reuse". Prints "reused <sha256>" or "downloaded <sha256> <size>".
+ * Constant; values arrive as arguments. Its targets are RELEASE_TARGETS.
+ */
+export const DOWNLOAD_SCRIPT = [
+  'set -e; umask 077; cd "$HOME"',
+  'case "$(uname -s)-$(uname -m)" in Linux-x86_64) t=x86_64-unknown-linux-gnu ;; Linux-aarch64|Linux-arm64) t=aarch64-unknown-linux-gnu ;; Darwin-x86_64) t=x86_64-apple-darwin ;; Darwin-arm64) t=aarch64-apple-darwin ;; *) echo "the release has no binary for $(uname -s) $(uname -m)" >&2; exit 1 ;; esac',
+  'f="ohcommodore-$t"',
+  'get() { if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 -o "$2" -- "$1"; elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" -- "$1"; else echo "neither curl nor wget is installed" >&2; return 1; fi; }',
+  'd=$(dirname -- "$1"); mkdir -p -- "$d"',
+  'tmp="$1.tmp.$$"; trap \'rm -f -- "$tmp" "$tmp.sums"\' EXIT',
+  'get "$2/SHA256SUMS" "$tmp.sums" || { echo "cannot download $2/SHA256SUMS" >&2; exit 1; }',
+  'want=; while read -r h n || [ -n "$h" ]; do if [ "${n#\\*}" = "$f" ]; then want=$h; fi; done < "$tmp.sums"',
+  '[ -n "$want" ] || { echo "$2/SHA256SUMS names no $f" >&2; exit 1; }',
+  'if [ "$3" = reuse ] && [ -f "$1" ] && [ "$(sha256sum < "$1" | cut -d" " -f1)" = "$want" ]; then echo reused "$want"; exit 0; fi',
+  'get "$2/$f" "$tmp" || { echo "cannot download $2/$f" >&2; exit 1; }',
+  'h=$(sha256sum < "$tmp" | cut -d" " -f1)',
+  'if [ "$h" != "$want" ]; then echo "$2/$f has sha256 $h, not $want as SHA256SUMS says" >&2; exit 1; fi',
+  'chmod 755 "$tmp"',
+  'sync "$tmp" 2>/dev/null || true',
+  'mv -f -- "$tmp" "$1"; trap - EXIT',
+  'echo downloaded "$want" "$(wc -c < "$1")"',
+].join("; ");
+
+/**
+ * Installs the binary at ~/.ohcommodore/bin/ohcommodore. From a release
+ * URL the VM downloads it itself. Else this machine's binary is skipped
+ * when the VM already holds the same build, or sent gzip'd, checked
+ * against its sha256 and renamed into place. Then it must answer
+ * `--version` with ours.
  */
 export async function deploy(
   t: Transport,
   opts: DeployOptions = deployOptions(),
 ): Promise<DeployReport> {
+  if (opts.releaseUrl) return await download(t, opts);
   const build = await readBuild(binaryToDeploy());
   const probe = await runRetryingLost(t, ["sh", "-c", PROBE_SCRIPT]);
   const [have, unpack] = probe.code === 0
@@ -181,24 +216,68 @@ export async function deploy(
   if (res.code !== 0) {
     throw new OhcError(
       "deploy_failed",
-      `installing ohcommodore on ${t.dest} failed: ${
-        res.stderr.trim().split("\n").at(-1) || `exit ${res.code}`
-      }`,
+      `installing ohcommodore on ${t.dest} failed: ${lastLine(res)}`,
     );
   }
   await checkVersion(t);
   return { action: "uploaded", sent: payload.length, ...report };
 }
 
-async function checkVersion(t: Transport): Promise<void> {
+async function download(
+  t: Transport,
+  opts: DeployOptions,
+): Promise<DeployReport> {
+  const res = await runRetryingLost(t, [
+    "sh",
+    "-c",
+    DOWNLOAD_SCRIPT,
+    "download",
+    remotePaths.bin,
+    opts.releaseUrl!,
+    opts.reuse ? "reuse" : "always",
+  ]);
+  const [action, sha256, size] = res.stdout.trim().split("\n").at(-1)!
+    .split(" ");
+  if (res.code !== 0 || !/^(reused|downloaded)$/.test(action)) {
+    throw new OhcError(
+      "deploy_failed",
+      `${t.dest} could not install ohcommodore from the release at ${opts.releaseUrl}: ${
+        lastLine(res)
+      }`,
+      "check OHCOMMODORE_RELEASE_URL (a release holds ohcommodore-<target> and SHA256SUMS)",
+    );
+  }
+  if (action === "reused") {
+    return { action, sha256, size: 0, sent: 0 };
+  }
+  await checkVersion(t, opts.releaseUrl ?? undefined);
+  return { action: "downloaded", sha256, size: Number(size), sent: 0 };
+}
+
+function lastLine(r: { code: number; stdout: string; stderr: string }) {
+  return r.stderr.trim().split("\n").at(-1) || `exit ${r.code}`;
+}
+
+async function checkVersion(t: Transport, release?: string): Promise<void> {
   const res = await runRetryingLost(t, remoteBin("--version"));
-  if (res.code !== 0 || !res.stdout.includes(VERSION)) {
+  if (res.code !== 0) {
     throw new OhcError(
       "deploy_failed",
       `ohcommodore on ${t.dest} did not start: ${
         (res.stderr || res.stdout).trim().split("\n")[0] || `exit ${res.code}`
       }`,
       "is the binary built for that machine's platform?",
+    );
+  }
+  if (!res.stdout.includes(VERSION)) {
+    throw new OhcError(
+      "deploy_failed",
+      `ohcommodore on ${t.dest} is ${
+        res.stdout.trim().split("\n")[0]
+      }, not ${VERSION} as here${release ? ` (from ${release})` : ""}`,
+      release
+        ? "point OHCOMMODORE_RELEASE_URL at the release of this version"
+        : "is OHCOMMODORE_BINARY this version's binary?",
     );
   }
 }

@@ -39,6 +39,13 @@ const flag: Spec<boolean>["parse"] = (raw) => {
   if (raw === "1" || raw === "0" || raw === "") return raw === "1";
   throw new Error("1 or 0");
 };
+const releaseUrl: Spec<string | null>["parse"] = (raw) => {
+  if (raw === "") return null;
+  if (!/^https?:\/\/[^\s"'\\]+$/.test(raw)) {
+    throw new Error("an http:// or https:// URL (a published release)");
+  }
+  return raw.replace(/\/+$/, "");
+};
 const userName: Spec<string | null>["parse"] = (raw) => {
   if (raw === "") return null;
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(raw)) {
@@ -80,6 +87,22 @@ export const SETTINGS = {
     fallback: "0",
     parse: flag,
   } as Spec<boolean>,
+  OHCOMMODORE_DEPLOY_COMPRESS: {
+    help: "deploy: 0 sends the binary to new VMs as is, not gzip'd",
+    fallback: "1",
+    parse: flag,
+  } as Spec<boolean>,
+  OHCOMMODORE_DEPLOY_REUSE: {
+    help: "deploy: 0 sends the binary even to a VM that holds the same build",
+    fallback: "1",
+    parse: flag,
+  } as Spec<boolean>,
+  OHCOMMODORE_RELEASE_URL: {
+    help:
+      "deploy: new VMs download their platform's binary from this published release (<url>/ohcommodore-<target>, checked against <url>/SHA256SUMS)",
+    fallback: "",
+    parse: releaseUrl,
+  } as Spec<string | null>,
   OHCOMMODORE_NO_CGROUP: {
     help:
       "inbox: 1 contains commands by their marker only, not in cgroups (taken when the daemon starts)",

@@ -5,12 +5,13 @@
  */
 import { type Bootstrap, isEmpty } from "../lib/bootstrap.ts";
 import { bytesToBase64 } from "../lib/inbox/types.ts";
-import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
+import { deploy, deployOptions, startRemoteDaemon } from "../lib/deploy.ts";
 import { readJsonFile, updateJsonFile } from "../lib/state/atomic.ts";
 import {
   parseAssignments,
   readSettingsFile,
   settingName,
+  Settings,
 } from "../lib/settings.ts";
 import { paths } from "../lib/state/paths.ts";
 import { VERSION } from "../lib/version.ts";
@@ -136,12 +137,13 @@ export class Commodore implements FleetApi {
         onProgress: (m) => onProgress(m, name),
       });
       const t = this.provider.transport(vm);
+      // The fleet's settings, and what the laptop's environment set now.
+      const settings = { ...await readSettingsFile(), ...req.settings };
       onProgress("installing ohcommodore", name);
-      await deploy(t);
+      await deploy(t, deployOptions(new Settings(settings)));
       const setup: SetupArgs = {
         bootstrap: await this.bootstrapFor(req),
-        // The fleet's settings, and what the laptop's environment set now.
-        settings: { ...await readSettingsFile(), ...req.settings },
+        settings,
         identity: {
           role: "captain",
           name,

@@ -3,7 +3,8 @@
  * and forwards every fleet command to the flagship by RPC.
  */
 import type { Bootstrap } from "../lib/bootstrap.ts";
-import { deploy, startRemoteDaemon } from "../lib/deploy.ts";
+import { deploy, deployOptions, startRemoteDaemon } from "../lib/deploy.ts";
+import { Settings } from "../lib/settings.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
 import type {
   CreateShipRequest,
@@ -250,7 +251,7 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
   try {
     const t = provider.transport(vm);
     o.onProgress("installing ohcommodore", o.name);
-    await deploy(t);
+    await deploy(t, deployOptions(new Settings(o.settings ?? {})));
     const identity: Identity = {
       role: "commodore",
       name: o.name,

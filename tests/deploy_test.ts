@@ -5,12 +5,25 @@
  * binary that answers --version as ohcommodore does.
  */
 import assert from "node:assert/strict";
-import { deploy, deployOptions, sha256Hex } from "../lib/deploy.ts";
-import { OhcError } from "../lib/errors.ts";
+import {
+  deploy,
+  deployOptions,
+  DOWNLOAD_SCRIPT,
+  sha256Hex,
+} from "../lib/deploy.ts";
+import { OhcError, UsageError } from "../lib/errors.ts";
+import {
+  RELEASE_TARGETS,
+  releaseBinary,
+  sha256sums,
+  SUMS_FILE,
+} from "../lib/release.ts";
+import { publish, serveRelease } from "./helpers/release.ts";
+import { Settings } from "../lib/settings.ts";
 import { LocalTransport } from "../lib/transport/local.ts";
 import { VERSION } from "../lib/version.ts";
 
-const ON = { compress: true, reuse: true };
+const ON = { compress: true, reuse: true, releaseUrl: null };
 
 async function setup() {
   const dir = await Deno.makeTempDir({ prefix: "ohc-deploy-" });
@@ -75,9 +88,9 @@ Deno.test("deploy: compression and reuse can be turned off", async () => {
   try {
     await withBinary(bin, async () => {
       const size = (await Deno.stat(bin)).size;
-      const plain = await deploy(t, { compress: false, reuse: true });
+      const plain = await deploy(t, { ...ON, compress: false });
       assert.equal(plain.sent, size);
-      const forced = await deploy(t, { compress: true, reuse: false });
+      const forced = await deploy(t, { ...ON, reuse: false });
       assert.equal(forced.action, "uploaded");
       assert.ok(forced.sent < size);
       assert.deepEqual(
@@ -133,20 +146,117 @@ Deno.test("deploy: a binary that arrives damaged is refused and the installed on
   }
 });
 
-Deno.test("deploy settings: 0 or 1, anything else names the setting", () => {
-  const saved = Deno.env.get("OHCOMMODORE_DEPLOY_COMPRESS");
+Deno.test("deploy settings: checked where read, a bad value names itself", () => {
+  assert.deepEqual(
+    deployOptions(
+      new Settings({
+        OHCOMMODORE_DEPLOY_COMPRESS: "0",
+        OHCOMMODORE_RELEASE_URL: "https://example.com/r/v1/",
+      }, () => undefined),
+    ),
+    {
+      compress: false,
+      reuse: true,
+      releaseUrl: "https://example.com/r/v1",
+    },
+  );
+  const bad = (k: string, v: string) => () =>
+    deployOptions(new Settings({ [k]: v }, () => undefined));
+  assert.throws(
+    bad("OHCOMMODORE_DEPLOY_COMPRESS", "abc"),
+    (e: Error) =>
+      e instanceof UsageError &&
+      e.message ===
+        'OHCOMMODORE_DEPLOY_COMPRESS="abc" is not valid: 1 or 0',
+  );
+  assert.throws(
+    bad("OHCOMMODORE_RELEASE_URL", "ftp://x"),
+    (e: Error) =>
+      e instanceof UsageError &&
+      /^OHCOMMODORE_RELEASE_URL="ftp:\/\/x" is not valid: an http/.test(
+        e.message,
+      ),
+  );
+});
+
+Deno.test("deploy from a release URL: the VM downloads its platform's binary, checks it, and reuses it", async () => {
+  const { dir, bin, home, t } = await setup();
   try {
-    Deno.env.set("OHCOMMODORE_DEPLOY_COMPRESS", "0");
-    assert.deepEqual(deployOptions(), { compress: false, reuse: true });
-    Deno.env.set("OHCOMMODORE_DEPLOY_COMPRESS", "abc");
-    assert.throws(
-      () => deployOptions(),
-      (e: Error) =>
-        e instanceof OhcError &&
-        e.message === 'OHCOMMODORE_DEPLOY_COMPRESS must be 0 or 1, not "abc"',
-    );
+    const rel = `${dir}/release`;
+    await Deno.mkdir(rel);
+    const name = await publish(rel, bin);
+    await using srv = serveRelease(rel);
+    // The laptop's own binary is not needed.
+    await withBinary(`${dir}/none`, async () => {
+      const r = await deploy(t, { ...ON, releaseUrl: srv.url });
+      assert.equal(r.action, "downloaded");
+      assert.equal(r.sent, 0);
+      assert.deepEqual(srv.asked, [`/${SUMS_FILE}`, `/${name}`]);
+      assert.deepEqual(
+        await Deno.readFile(installed(home)),
+        await Deno.readFile(bin),
+      );
+      const again = await deploy(t, { ...ON, releaseUrl: srv.url });
+      assert.equal(again.action, "reused");
+      assert.deepEqual(srv.asked.slice(2), [`/${SUMS_FILE}`]);
+    });
   } finally {
-    if (saved === undefined) Deno.env.delete("OHCOMMODORE_DEPLOY_COMPRESS");
-    else Deno.env.set("OHCOMMODORE_DEPLOY_COMPRESS", saved);
+    await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deploy from a release URL: a binary that does not match SHA256SUMS, a missing target, another version", async () => {
+  const { dir, bin, home, t } = await setup();
+  try {
+    const rel = `${dir}/release`;
+    await Deno.mkdir(rel);
+    await using srv = serveRelease(rel);
+    const opts = { ...ON, releaseUrl: srv.url };
+    const fail = async () => {
+      const e = await deploy(t, opts).catch((e) => e);
+      assert.ok(e instanceof OhcError, String(e));
+      return e.message as string;
+    };
+
+    const name = await publish(
+      rel,
+      bin,
+      sha256sums({
+        [releaseBinary(Deno.build.target)]: "ab".repeat(32),
+      }),
+    );
+    assert.equal(
+      await fail(),
+      `${home} could not install ohcommodore from the release at ${srv.url}: ${srv.url}/${name} has sha256 ${await sha256Hex(
+        await Deno.readFile(bin),
+      )}, not ${"ab".repeat(32)} as SHA256SUMS says`,
+    );
+    assert.equal(await exists(installed(home)), false);
+
+    await Deno.writeTextFile(`${rel}/${SUMS_FILE}`, sha256sums({ x: "0" }));
+    assert.match(await fail(), new RegExp(`SHA256SUMS names no ${name}$`));
+
+    await Deno.remove(`${rel}/${SUMS_FILE}`);
+    assert.match(await fail(), /cannot download .*\/SHA256SUMS$/);
+
+    const old = `${dir}/old`;
+    await Deno.writeTextFile(old, '#!/bin/sh\necho "ohcommodore 0.0.1"\n');
+    await publish(rel, old);
+    assert.equal(
+      await fail(),
+      `ohcommodore on ${home} is ohcommodore 0.0.1, not ${VERSION} as here (from ${srv.url})`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the download script knows every release target", () => {
+  for (const target of Object.keys(RELEASE_TARGETS)) {
+    assert.ok(DOWNLOAD_SCRIPT.includes(`t=${target} ;;`), target);
+  }
+});
+
+async function exists(p: string) {
+  return await Deno.stat(p).then(() => true, () => false);
+}

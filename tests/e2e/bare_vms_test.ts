@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { exeDevSkipReason } from "./emulators/exedev.ts";
 import { exeDevFleet } from "../helpers/exedev_fleet.ts";
+import { SUMS_FILE } from "../../lib/release.ts";
+import { publish, serveRelease } from "../helpers/release.ts";
 import { standaloneArtifact } from "../helpers/standalone.ts";
 import { DEMO_SAIL, sailOk, waitVoyage } from "../helpers/voyage.ts";
 
@@ -87,5 +89,51 @@ Deno.test({
     assert.equal(v.counts.done, 6);
 
     assert.deepEqual(await f.scuttle(), []);
+  },
+});
+
+Deno.test({
+  name:
+    "bare exe.dev VMs: with OHCOMMODORE_RELEASE_URL each VM downloads the release itself; the laptop sends no binary",
+  ignore: exeDevSkipReason() !== null,
+  async fn() {
+    const rel = await Deno.makeTempDir({ prefix: "ohc-release-" });
+    try {
+      const name = await publish(rel, await standaloneArtifact());
+      await using srv = serveRelease(rel);
+      await using f = await exeDevFleet({
+        bareVms: true,
+        env: {
+          // The laptop has no binary at all.
+          OHCOMMODORE_BINARY: `${rel}/no-such-file`,
+          OHCOMMODORE_RELEASE_URL: srv.url,
+          OHC_OFFLINE: "1",
+        },
+      });
+      await f.ok(["ship", "create", "alpha"]);
+      // The flagship, then alpha: each asked for the sums and the binary.
+      assert.deepEqual(srv.asked, [
+        `/${SUMS_FILE}`,
+        `/${name}`,
+        `/${SUMS_FILE}`,
+        `/${name}`,
+      ]);
+      const hi = await f.ok([
+        "inbox",
+        "send",
+        "--wait",
+        "captain@alpha",
+        "echo hi",
+      ]);
+      assert.equal(hi.stdout, "hi\n");
+      const settings = await f.ok(["fleet", "config", "get"]);
+      assert.match(
+        settings.stdout,
+        new RegExp(`OHCOMMODORE_RELEASE_URL.*${srv.url}`),
+      );
+      assert.deepEqual(await f.scuttle(), []);
+    } finally {
+      await Deno.remove(rel, { recursive: true });
+    }
   },
 });
