@@ -18,29 +18,17 @@
  * Built once per content: the key (Deno, every module, the lockfile) is
  * kept beside the file, and a rebuild with the same key does nothing.
  */
+import {
+  copyFiles,
+  hostPlatform,
+  keepBindingsOf,
+  programFiles,
+  root,
+  sh,
+} from "./program_tree.ts";
 
-const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-
-/** Bump when the layout or header changes, so old builds are not reused. */
+/** Names the format in the key (the scripts' own text is in it too). */
 const FORMAT = "standalone-1";
-
-async function sh(cmd: string, args: string[], cwd = root): Promise<string> {
-  const r = await new Deno.Command(cmd, {
-    args,
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!r.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: exit ${r.code}: ${
-        new TextDecoder().decode(r.stderr).trim()
-      }`,
-    );
-  }
-  return new TextDecoder().decode(r.stdout);
-}
 
 async function sha256(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string"
@@ -51,27 +39,6 @@ async function sha256(data: Uint8Array | string): Promise<string> {
     .join("");
 }
 
-/** The program's files, relative to the checkout: main.ts's module graph. */
-async function programFiles(): Promise<string[]> {
-  const info = JSON.parse(
-    await sh(Deno.execPath(), ["info", "--json", `${root}/main.ts`]),
-  ) as { modules: { specifier: string }[] };
-  const prefix = `file://${root}/`;
-  const files = info.modules.map((m) => m.specifier)
-    .filter((s) => s.startsWith(prefix))
-    .map((s) => decodeURIComponent(s.slice(prefix.length)));
-  // Read at run time, not imported (lib/bootstrap.ts).
-  files.push("cloudinit/init.sh", "deno.json", "deno.lock");
-  return [...new Set(files)].sort();
-}
-
-/** @duckdb/node-bindings-<this platform>: the one to keep. */
-function platformBindings(): string {
-  const os = Deno.build.os === "darwin" ? "darwin" : Deno.build.os;
-  const arch = Deno.build.arch === "aarch64" ? "arm64" : "x64";
-  return `node-bindings-${os}-${arch}`;
-}
-
 /** The key of a build: Deno, every file of the program, the lockfile. */
 async function buildKey(files: string[]): Promise<string> {
   const deno = Deno.execPath();
@@ -80,33 +47,22 @@ async function buildKey(files: string[]): Promise<string> {
     FORMAT,
     Deno.version.deno,
     `${deno} ${st.size} ${st.mtime?.getTime()}`,
-    platformBindings(),
+    hostPlatform(),
   ];
-  for (const f of files) {
+  // The program, and how it is packed (this script and its helper).
+  for (
+    const f of [...files, "scripts/standalone.ts", "scripts/program_tree.ts"]
+  ) {
     parts.push(`${f} ${await sha256(await Deno.readFile(`${root}/${f}`))}`);
   }
   return await sha256(parts.join("\n"));
 }
 
 async function copyProgram(files: string[], app: string): Promise<void> {
-  for (const f of files) {
-    const to = `${app}/${f}`;
-    await Deno.mkdir(to.slice(0, to.lastIndexOf("/")), { recursive: true });
-    await Deno.copyFile(`${root}/${f}`, to);
-  }
-  // node_modules as `deno install` laid it out, without other platforms'
-  // DuckDB bindings (the musl build is as large as ours).
+  await copyFiles(files, app);
+  // node_modules as `deno install` laid it out, this platform's only.
   await sh("cp", ["-a", `${root}/node_modules`, `${app}/node_modules`]);
-  const keep = platformBindings();
-  const nm = `${app}/node_modules/.deno`;
-  for await (const e of Deno.readDir(nm)) {
-    const m = e.name.match(/^@duckdb\+(node-bindings-[^@]+)@/);
-    if (m && m[1] !== keep) {
-      await Deno.remove(`${nm}/${e.name}`, { recursive: true });
-    }
-  }
-  // The links to them, left dangling.
-  await sh("find", [app, "-xtype", "l", "-delete"]);
+  await keepBindingsOf(`${app}/node_modules`, hostPlatform());
 }
 
 const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
