@@ -136,16 +136,14 @@ export function captainHandlers(self: Identity): RpcHandlers {
               : req.op === "sync"
               ? await syncFree(mods, vdir, a as BaseArgs)
               : req.op === "task"
-              ? await mods.hold.during(() =>
-                task(
-                  mods,
-                  self,
-                  vdir,
-                  a as RunTaskArgs,
-                  secrets,
-                  progress,
-                  stop,
-                )
+              ? await task(
+                mods,
+                self,
+                vdir,
+                a as RunTaskArgs,
+                secrets,
+                progress,
+                stop,
               )
               : (() => {
                 throw new UsageError(
@@ -182,9 +180,6 @@ async function loadModules() {
         import("../lib/voyage/agent_env.ts"),
         import("../lib/voyage/ship_hold.ts"),
       ]);
-  // On a sprite, a task holds it awake while it runs (nothing elsewhere).
-  const hold = new (await import("../lib/providers/sprites_runtime.ts"))
-    .SpriteHold(`ohcommodore-task-${Deno.pid}`);
   return {
     git,
     agents,
@@ -194,7 +189,6 @@ async function loadModules() {
     agentUser,
     agentEnv,
     held,
-    hold,
   };
 }
 type Modules = Awaited<ReturnType<typeof loadModules>>;

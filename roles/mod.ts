@@ -38,7 +38,9 @@ const LONG = [
 
 async function holdWhileLong(ops: RpcHandlers): Promise<void> {
   const { SpriteHold } = await import("../lib/providers/sprites_runtime.ts");
-  const hold = new SpriteHold(`ohcommodore-rpc-${Deno.pid}`);
+  // Killed with its session, this process would leave its hold behind:
+  // a short one.
+  const hold = new SpriteHold(`ohcommodore-rpc-${Deno.pid}`, { expireS: 90 });
   for (const op of LONG) {
     const h = ops[op];
     if (h) ops[op] = (ctx) => hold.during(() => h(ctx));

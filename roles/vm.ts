@@ -56,8 +56,8 @@ export const vmHandlers: RpcHandlers = {
     // cloudinit and a clone can be quiet for longer than a sprite waits
     // before it pauses (which would stop them): hold it meanwhile.
     const { SpriteHold } = await import("../lib/providers/sprites_runtime.ts");
-    return await new SpriteHold("ohcommodore-setup").during(() =>
-      setup(ctx, wanted)
+    return await new SpriteHold("ohcommodore-setup", { expireS: 90 }).during(
+      () => setup(ctx, wanted),
     );
   },
 };

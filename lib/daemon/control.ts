@@ -133,9 +133,18 @@ export async function ensureDaemon(
   await withLock(`${paths.runDir(home)}/start`, async () => {
     if (await answering(home)) return;
     // A sprite's runtime starts its services in its own time (after a
-    // cold boot, all of them): give it longer than our own supervisor.
-    const withinS = (await startSupervised(home, opts)) === "sprite" ? 60 : 15;
-    if (!(await waitFor(() => answering(home), withinS * 1000))) {
+    // cold boot, all of them): give it longer than our own supervisor, and
+    // hold the sprite meanwhile (whoever waits on it hears nothing).
+    const how = await startSupervised(home, opts);
+    const withinS = how === "sprite" ? 60 : 15;
+    const up = () => waitFor(() => answering(home), withinS * 1000);
+    const hold = how === "sprite"
+      ? new (await import("../providers/sprites_runtime.ts")).SpriteHold(
+        `ohcommodore-start-${Deno.pid}`,
+        { expireS: 90 },
+      )
+      : null;
+    if (!(await (hold ? hold.during(up) : up()))) {
       throw new OhcError(
         "daemon_start",
         `the daemon did not come up within ${withinS} s`,

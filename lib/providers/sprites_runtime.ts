@@ -71,20 +71,28 @@ export async function serviceState(
 }
 
 /**
- * A named hold through the Tasks API: `set(true)` registers it with a
- * 5-minute expiry refreshed every minute (the vendor's heartbeat pattern,
- * so a crashed holder frees the sprite within minutes), `set(false)`
- * deletes it. Off a sprite, nothing happens.
+ * A named hold through the Tasks API: `set(true)` registers it with an
+ * expiry refreshed well before it runs out (the vendor's heartbeat
+ * pattern: 5 minutes, refreshed every minute), `set(false)` deletes it. A
+ * holder that dies without deleting it frees the sprite when it expires, so
+ * holds of processes that can be killed with their session (an `_rpc`) use
+ * a short one. Off a sprite, nothing happens.
  */
 export class SpriteHold {
   private on = false;
   private timer: ReturnType<typeof setInterval> | null = null;
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly expireS: number;
 
   constructor(
     readonly name: string,
-    private readonly log: (m: string) => void = () => {},
-  ) {}
+    o: { log?: (m: string) => void; expireS?: number } = {},
+  ) {
+    this.log = o.log ?? (() => {});
+    this.expireS = o.expireS ?? 300;
+  }
+
+  private readonly log: (m: string) => void;
 
   get held(): boolean {
     return this.on;
@@ -97,7 +105,10 @@ export class SpriteHold {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (on) {
-      this.timer = setInterval(() => void this.send(true), 60_000);
+      this.timer = setInterval(
+        () => void this.send(true),
+        this.expireS * 1000 / 5,
+      );
       Deno.unrefTimer(this.timer);
     }
     const step = this.chain.then(() => this.send(on));
@@ -118,7 +129,7 @@ export class SpriteHold {
           "-H",
           "Content-Type: application/json",
           "-d",
-          '{"expire":"5m"}',
+          JSON.stringify({ expire: `${this.expireS}s` }),
           path,
         ]
         : ["curl", "-s", "-X", "DELETE", path],

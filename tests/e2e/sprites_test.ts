@@ -297,6 +297,61 @@ Deno.test("sprites: init in $SPRITE_ORG, ship create of 3 in one command, status
   });
 });
 
+Deno.test("sprites: the flagship's host fails mid-task; the ship holds itself while its agent runs, and the flagship, back from cold, lands the work without running it again", async () => {
+  await fleetOn({ idleS: 5, coldS: 8 }, async ({ s, ok, tmp }) => {
+    await ok(["init", "--provider", "sprites"]);
+    const plan = await writePlan(`${tmp}/plan`, [{
+      id: "1",
+      command: "sleep 12 && echo done > out.txt",
+    }], {
+      ships: 1,
+      verify: '#!/bin/bash\ntest "$(cat out.txt)" = done\n',
+    });
+    const id = JSON.parse(
+      (await ok(["voyage", "sail", plan, "--agent", "shell", "--json"])).stdout,
+    ).id;
+    const ship = `${id}-1`;
+    // The agent's command runs on the ship; then the flagship's host fails.
+    const agentRuns = () =>
+      processesOf(`${s.dir}/sprites/${ship}`).some((p) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${p}/cmdline`) ===
+            "sleep\x0012\x00";
+        } catch {
+          return false; // gone
+        }
+      });
+    await until("the agent running", agentRuns, {
+      timeoutMs: 60_000,
+      everyMs: 100,
+    });
+    await s.freeze("flagship");
+    // Alone, the ship stays up (its daemon holds it) until its agent is
+    // done, then pauses; the work is there.
+    await until("the ship paused after its run", async () => {
+      const st = await spriteState(s, ship);
+      return st?.status !== "running";
+    }, { timeoutMs: 60_000, everyMs: 100 });
+    assert.equal(agentRuns(), false);
+    assert.equal(
+      await Deno.readTextFile(`${s.home(ship)}/voyage-${id}/out.txt`),
+      "done\n",
+    );
+    // Asked, the flagship boots, finds the run finished and lands it.
+    const st = await until("the voyage verified", async () => {
+      const st = JSON.parse(
+        (await ok(["voyage", "status", id, "--json"])).stdout,
+      );
+      return st.voyage.state === "verified" && st;
+    }, { timeoutMs: 90_000, everyMs: 500 });
+    assert.equal(st.voyage.state, "verified");
+    const tasks = await voyageTasks(ok, id);
+    assert.deepEqual(tasks.map((t) => [t.id, t.status, t.attempts]), [
+      ["1", "done", 1],
+    ]);
+  });
+});
+
 Deno.test("sprites: init without a token anywhere stops before any sprite exists", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "ohc-spr-" });
   const s = await startFakeSprites({ dir: `${tmp}/sprites` });

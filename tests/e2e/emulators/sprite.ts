@@ -70,6 +70,8 @@ export interface FakeSprites {
   list(): Promise<string[]>;
   /** Every sprite's state; asking does not count as activity. */
   state(): Promise<FakeSpriteState[]>;
+  /** Makes a sprite cold at once, as if its host failed. */
+  freeze(name: string): Promise<void>;
   /** Changes the service's terms (e.g. `{ runningLimit: 3 }`). */
   knobs(k: Partial<Omit<FakeSpritesOptions, "dir" | "org">>): Promise<void>;
   /** The server's log (transitions, failures). */
@@ -192,6 +194,13 @@ export async function startFakeSprites(
     async state() {
       const r = await fetch(`${url}/_fake/sprites`);
       return await r.json() as FakeSpriteState[];
+    },
+    async freeze(name) {
+      const r = await fetch(`${url}/_fake/sprites/${name}/freeze`, {
+        method: "POST",
+      });
+      if (!r.ok) throw new Error(`freeze: ${await r.text()}`);
+      await r.body?.cancel();
     },
     async knobs(k) {
       const r = await fetch(`${url}/_fake/knobs`, {

@@ -19,7 +19,9 @@
  *
  * Test-only routes under /_fake (no token): `GET /_fake/sprites` shows
  * every sprite's state without counting as activity; `PUT /_fake/knobs`
- * changes the terms above (`{"runningLimit": 3}`).
+ * changes the terms above (`{"runningLimit": 3}`); `POST
+ * /_fake/sprites/<name>/freeze` makes a sprite cold at once (its host
+ * failed), holds or not.
  */
 import { execHttp, execWebSocket, parseExec } from "./exec.ts";
 import { mgmtHandler, serviceJson } from "./mgmt.ts";
@@ -158,6 +160,17 @@ async function handle(
         sessions: s.sessions.size,
         services: [...s.services.values()].map(serviceJson),
       })));
+    }
+    if (
+      parts[1] === "sprites" && parts[3] === "freeze" && req.method === "POST"
+    ) {
+      // The host under a sprite fails: cold at once, holds or not.
+      const s = model.sprites.get(parts[2]);
+      if (!s) return fail(404, "not_found", "no such sprite");
+      s.tasks.clear();
+      if (s.status === "running") model.pause(s, dropOutbound);
+      model.freeze(s, dropOutbound);
+      return json({ name: s.name, status: s.status });
     }
     if (parts[1] === "knobs" && req.method === "PUT") {
       // Changes the service's terms mid-test (e.g. a plan's limit).
