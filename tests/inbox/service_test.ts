@@ -247,16 +247,23 @@ async function schedulerOrder(withJournal: boolean) {
   const noted: string[] = [];
   await withStore(async (s) => {
     const svc = new InboxService(s, captain("alpha"));
+    // The first command holds the one slot until the gate opens, so the
+    // later ones are still unread when one is taken by hand (whatever the
+    // machine's load).
+    const gate = `${dir}/gate`;
     const env = (id: string) => ({
       ...envelope(id, "captain@alpha", "captain@alpha"),
-      command: `echo ${id} >> order.txt; sleep 0.05`,
+      command: (id === "before1"
+        ? `while [ ! -e ${gate} ]; do sleep 0.01; done; `
+        : "") + `echo ${id} >> order.txt; sleep 0.05`,
     });
     await s.insert(env("before1")); // stored before the scheduler began
     await s.insert(env("before2"));
     const results: string[] = [];
     svc.onQueued = () => {};
     const sch = await schedulerFor(s, svc, dir, {
-      finished: (id) => results.push(id),
+      finished: (id) =>
+        results.push(id),
       journal: withJournal
         ? {
           note: (id) => {
@@ -278,6 +285,7 @@ async function schedulerOrder(withJournal: boolean) {
     // Taken for manual handling, as the daemon does it.
     assert.ok(sch.handling("n3"));
     await s.setStatus("n3", "pending");
+    await Deno.writeTextFile(gate, "");
     await until(
       "five finishes recorded",
       async () => (await s.list({ status: "done" })).length === 5,
