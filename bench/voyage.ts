@@ -1,7 +1,7 @@
 /**
  * Makespan of examples/plans/twenty (fan-out, fan-in, a 7-task chain) with
  * 1 s tasks on 8 local ships, as a ratio to the lower bound
- * max(critical path, total work / ships) from lib/voyage/dag.ts. Goal from
+ * max(critical path, total work / ships) from lib/voyage/plan/dag.ts. Goal from
  * the voyages issue: at most 1.25. Prints, never asserts.
  *
  * Each task takes 1 s: a custom agent records its start, runs the task's
@@ -25,7 +25,11 @@
 import { teardown } from "../tests/helpers/cli.ts";
 import { parseArgs } from "node:util";
 import { daemonCall } from "../lib/daemon/client.ts";
-import { analyze, compareIds, lowerBoundMakespan } from "../lib/voyage/dag.ts";
+import {
+  analyze,
+  compareIds,
+  lowerBoundMakespan,
+} from "../lib/voyage/plan/dag.ts";
 import { loadPlan, type Plan } from "../lib/voyage/plan.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");

@@ -175,7 +175,7 @@ async function loadModules() {
         import("../lib/voyage/agents.ts"),
         import("../lib/voyage/prompt.ts"),
         import("../lib/voyage/tmux.ts"),
-        import("../lib/voyage/plan_rules.ts"),
+        import("../lib/voyage/plan/plan_rules.ts"),
         import("../lib/voyage/agent_user.ts"),
         import("../lib/voyage/agent_env.ts"),
         import("../lib/voyage/ship_hold.ts"),

@@ -455,9 +455,9 @@ export function buildProgram(exit: Exit): Command {
     .option("--json", "machine-readable output")
     .action(async (dir, o) => {
       const { loadPlan } = await import("../voyage/plan.ts");
-      const { analyze } = await import("../voyage/dag.ts");
+      const { analyze } = await import("../voyage/plan/dag.ts");
       const { checkJson, formatCheck } = await import(
-        "../voyage/check_report.ts"
+        "../voyage/plan/check_report.ts"
       );
       const plan = await loadPlan(dir);
       const analysis = analyze(plan.tasks);

@@ -27,7 +27,7 @@ import { join, resolve } from "node:path";
 import { OhcError, UsageError } from "../errors.ts";
 import { gitCredentialArgs } from "../git.ts";
 import { withLock } from "../state/atomic.ts";
-import { taskIdProblem, taskSlug } from "./plan_rules.ts";
+import { taskIdProblem, taskSlug } from "./plan/plan_rules.ts";
 
 export const GIT_NAME = "ohcommodore";
 export const GIT_EMAIL = "ohcommodore@localhost";

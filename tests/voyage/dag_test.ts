@@ -17,7 +17,7 @@ import {
   readyTasks,
   recommendShips,
   topoOrder,
-} from "../../lib/voyage/dag.ts";
+} from "../../lib/voyage/plan/dag.ts";
 import { loadPlan } from "../../lib/voyage/plan.ts";
 
 const root = new URL("../../", import.meta.url).pathname;

@@ -13,8 +13,8 @@ import {
   type Plan,
   PlanError,
 } from "../../lib/voyage/plan.ts";
-import { analyze } from "../../lib/voyage/dag.ts";
-import { checkJson, formatCheck } from "../../lib/voyage/check_report.ts";
+import { analyze } from "../../lib/voyage/plan/dag.ts";
+import { checkJson, formatCheck } from "../../lib/voyage/plan/check_report.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const fixture = (name: string) => `${root}tests/fixtures/plans/${name}`;
@@ -471,7 +471,7 @@ async function copyPlan(src: string): Promise<string> {
 
 Deno.test("task slugs: plain ids stay, others escape, never two ids to one slug", async () => {
   const { taskSlug, taskIdProblem } = await import(
-    "../../lib/voyage/plan_rules.ts"
+    "../../lib/voyage/plan/plan_rules.ts"
   );
   assert.equal(taskSlug("12"), "12");
   assert.equal(taskSlug("fix-login"), "fix-login");
