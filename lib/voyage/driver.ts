@@ -41,7 +41,7 @@ import {
   type TaskKey,
 } from "./captain_protocol.ts";
 import type { FinishOutcome, Task, Voyage, VoyageQueue } from "./queue.ts";
-import { taskSlug } from "./plan/plan_rules.ts";
+import { taskSlug } from "./plan_rules.ts";
 import { CaptainSession } from "./session.ts";
 
 export interface DriverDeps {

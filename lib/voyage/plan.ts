@@ -25,14 +25,14 @@ import {
 } from "jsonc-parser";
 import { UsageError } from "../errors.ts";
 import { escapeControls } from "../terminal_text.ts";
-import { compareIds, findCycles, formatCycle } from "./plan/dag.ts";
+import { compareIds, findCycles, formatCycle } from "./dag.ts";
 import {
   byteLength,
   LIMITS,
   MAX_SHIPS,
   TASK_FILE_RE,
   taskFieldProblems,
-} from "./plan/plan_rules.ts";
+} from "./plan_rules.ts";
 
 /** A plan's files by relative path ("voyage.json", "tasks/3.json"): what `sail` sends. */
 export type PlanFiles = Record<string, string>;

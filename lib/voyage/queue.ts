@@ -5,7 +5,7 @@
  * transition is recorded in task_events with time and ship.
  */
 import { UsageError } from "../errors.ts";
-import { chainRanks } from "./plan/dag.ts";
+import { chainRanks } from "./dag.ts";
 import type { InboxStore, Query, Row } from "../inbox/store.ts";
 import { num, numOrNull, str, strOrNull } from "../inbox/rows.ts";
 

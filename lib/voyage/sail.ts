@@ -11,9 +11,9 @@ import { paths } from "../state/paths.ts";
 import { parseRepoArg } from "../validate.ts";
 import { checkModel } from "./agent_env.ts";
 import { type AgentKind, validateAgentChoice } from "./agents.ts";
-import { analyze } from "./plan/dag.ts";
+import { analyze } from "./dag.ts";
 import { EMPTY_REPO, parsePlan, type Plan, type PlanFiles } from "./plan.ts";
-import { MAX_SHIPS } from "./plan/plan_rules.ts";
+import { MAX_SHIPS } from "./plan_rules.ts";
 import type { NewTask } from "./queue.ts";
 
 export interface SailRequest {

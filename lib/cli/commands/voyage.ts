@@ -114,7 +114,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
             "../../voyage/agents.ts"
           );
           const { parseRepoArg } = await import("../../validate.ts");
-          const { MAX_SHIPS } = await import("../../voyage/plan/plan_rules.ts");
+          const { MAX_SHIPS } = await import("../../voyage/plan_rules.ts");
           const ships = positiveInt("--ships", o.ships);
           if (ships !== undefined && ships > MAX_SHIPS) {
             throw new UsageError(
