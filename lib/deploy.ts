@@ -1,7 +1,7 @@
 import { compiledSelf } from "./compiled.ts";
 import { OhcError } from "./errors.ts";
 import { Settings } from "./settings.ts";
-import { remotePaths } from "./state/paths.ts";
+import { paths, remotePaths } from "./state/paths.ts";
 import { lostConnection, remoteBin, run } from "./transport/run.ts";
 import type { Transport } from "./transport/types.ts";
 import { VERSION } from "./version.ts";
@@ -111,12 +111,45 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
     .join("");
 }
 
+/**
+ * The build gzip'd: from this machine's deploy cache when it holds it
+ * (a flagship keeps what the laptop sent it), else compressed now and
+ * kept there, one build at a time.
+ */
 function gzipped(b: Build): Promise<Uint8Array> {
-  return b.gzipped ??= new Response(
-    new Blob([b.bytes as BlobPart]).stream().pipeThrough(
-      new CompressionStream("gzip"),
-    ),
-  ).arrayBuffer().then((a) => new Uint8Array(a));
+  return b.gzipped ??= (async () => {
+    const file = `${paths.deployCache()}/${b.sha256}.gz`;
+    try {
+      return await Deno.readFile(file);
+    } catch { /* not cached */ }
+    const gz = new Uint8Array(
+      await new Response(
+        new Blob([b.bytes as BlobPart]).stream().pipeThrough(
+          new CompressionStream("gzip"),
+        ),
+      ).arrayBuffer(),
+    );
+    await keepCompressed(file, gz).catch(() => {}); // a cache: best effort
+    return gz;
+  })();
+}
+
+async function keepCompressed(file: string, gz: Uint8Array): Promise<void> {
+  const dir = file.slice(0, file.lastIndexOf("/"));
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp.${Deno.pid}`;
+  await Deno.writeFile(tmp, gz, { mode: 0o600 });
+  await Deno.rename(tmp, file);
+  for await (const e of Deno.readDir(dir)) {
+    if (`${dir}/${e.name}` !== file) {
+      await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+    }
+  }
+}
+
+async function forgetCompressed(b: Build): Promise<void> {
+  b.gzipped = undefined;
+  await Deno.remove(`${paths.deployCache()}/${b.sha256}.gz`).catch(() => {});
 }
 
 /**
@@ -133,18 +166,23 @@ const PROBE_SCRIPT = [
 /**
  * Writes stdin (gzip'd when `$3` says so) to `$1` beside the target,
  * checks its sha256 against `$2`, then renames it into place: a VM never
- * runs a half-sent or corrupted binary. Constant; values arrive as arguments.
+ * runs a half-sent or corrupted binary. With `$4` a directory, the gzip'd
+ * stream (`$5` bytes) is also kept there as `<sha256>.gz`, the VM's deploy
+ * cache, so a flagship passes on what it got without compressing again.
+ * Constant; values arrive as arguments.
  */
 const INSTALL_SCRIPT = [
   'set -e; umask 077; cd "$HOME"',
   'd=$(dirname -- "$1"); mkdir -p -- "$d"',
-  't="$1.tmp.$$"; trap \'rm -f -- "$t"\' EXIT',
-  'if [ "$3" = gzip ]; then gzip -dc > "$t"; else cat > "$t"; fi',
+  't="$1.tmp.$$"; g=; trap \'rm -f -- "$t" $g\' EXIT',
+  'if [ "$3" = gzip ] && [ "$4" != - ]; then mkdir -p -- "$4"; g="$4/$2.gz.tmp.$$"; tee "$g" | gzip -dc > "$t"; elif [ "$3" = gzip ]; then gzip -dc > "$t"; else cat > "$t"; fi',
   'h=$(sha256sum < "$t" | cut -d" " -f1)',
   'if [ "$h" != "$2" ]; then echo "the received binary has sha256 $h, not $2" >&2; exit 1; fi',
   'chmod 755 "$t"',
   'sync "$t" 2>/dev/null || true',
-  'mv -f -- "$t" "$1"; trap - EXIT',
+  'mv -f -- "$t" "$1"',
+  'if [ -n "$g" ] && [ $(wc -c < "$g") -eq "$5" ]; then for x in "$4"/*.gz; do rm -f -- "$x"; done; mv -f -- "$g" "$4/$2.gz"; fi',
+  "trap - EXIT; rm -f -- $g",
 ].join("; ");
 
 /**
@@ -184,6 +222,8 @@ export const DOWNLOAD_SCRIPT = [
 export async function deploy(
   t: Transport,
   opts: DeployOptions = deployOptions(),
+  /** Keep the gzip'd binary on the VM too (a flagship, which passes it on). */
+  how: { keepCompressed?: boolean } = {},
 ): Promise<DeployReport> {
   if (opts.releaseUrl) return await download(t, opts);
   const build = await readBuild(binaryToDeploy());
@@ -210,10 +250,13 @@ export async function deploy(
       remotePaths.bin,
       build.sha256,
       gzip ? "gzip" : "plain",
+      how.keepCompressed ? remotePaths.deployCache : "-",
+      String(payload.length),
     ],
     payload,
   );
   if (res.code !== 0) {
+    if (gzip) await forgetCompressed(build); // in case the cache was bad
     throw new OhcError(
       "deploy_failed",
       `installing ohcommodore on ${t.dest} failed: ${lastLine(res)}`,

@@ -251,7 +251,10 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
   try {
     const t = provider.transport(vm);
     o.onProgress("installing ohcommodore", o.name);
-    await deploy(t, deployOptions(new Settings(o.settings ?? {})));
+    // The flagship keeps the gzip'd binary to pass on to its ships.
+    await deploy(t, deployOptions(new Settings(o.settings ?? {})), {
+      keepCompressed: true,
+    });
     const identity: Identity = {
       role: "commodore",
       name: o.name,

@@ -37,16 +37,29 @@ async function setup() {
   return { dir, bin, home, t: new LocalTransport(home) };
 }
 
-async function withBinary<T>(bin: string, fn: () => Promise<T>): Promise<T> {
-  const saved = Deno.env.get("OHCOMMODORE_BINARY");
+/**
+ * Runs fn as the machine that deploys: OHCOMMODORE_BINARY is `bin`, HOME
+ * (where its deploy cache lives) `home`, default a "laptop" beside `bin`.
+ */
+async function withBinary<T>(
+  bin: string,
+  fn: () => Promise<T>,
+  home = `${bin.slice(0, bin.lastIndexOf("/"))}/laptop`,
+): Promise<T> {
+  const saved = ["OHCOMMODORE_BINARY", "HOME"].map((k) => Deno.env.get(k));
   Deno.env.set("OHCOMMODORE_BINARY", bin);
+  Deno.env.set("HOME", home);
   try {
     return await fn();
   } finally {
-    if (saved === undefined) Deno.env.delete("OHCOMMODORE_BINARY");
-    else Deno.env.set("OHCOMMODORE_BINARY", saved);
+    ["OHCOMMODORE_BINARY", "HOME"].forEach((k, i) =>
+      saved[i] === undefined ? Deno.env.delete(k) : Deno.env.set(k, saved[i]!)
+    );
   }
 }
+
+const files = (dir: string) =>
+  [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 
 const installed = (home: string) => `${home}/.ohcommodore/bin/ohcommodore`;
 
@@ -78,6 +91,47 @@ Deno.test("deploy: gzip on the wire, then nothing while the VM holds the same bu
         await Deno.readFile(bin),
       );
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deploy: a flagship keeps the gzip'd binary it got and passes it on without compressing again", async () => {
+  const { dir, bin, home, t } = await setup();
+  try {
+    const sha = await sha256Hex(await Deno.readFile(bin));
+    await withBinary(bin, async () => {
+      await deploy(t, ON, { keepCompressed: true });
+    });
+    const laptopCache = `${dir}/laptop/.ohcommodore/cache/deploy`;
+    const vmCache = `${home}/.ohcommodore/cache/deploy`;
+    assert.deepEqual(files(laptopCache), [`${sha}.gz`]);
+    assert.deepEqual(files(vmCache), [`${sha}.gz`]);
+    assert.deepEqual(
+      await Deno.readFile(`${vmCache}/${sha}.gz`),
+      await Deno.readFile(`${laptopCache}/${sha}.gz`),
+    );
+    // A gzip of its own in the flagship's cache shows which one travels.
+    const gz9 = new Deno.Command("gzip", {
+      args: ["-9", "-c", bin],
+      stdout: "piped",
+    }).outputSync().stdout;
+    await Deno.writeFile(`${vmCache}/${sha}.gz`, gz9);
+    const ship = `${dir}/ship`;
+    await Deno.mkdir(ship);
+    const r = await withBinary(
+      installed(home),
+      () => deploy(new LocalTransport(ship), ON),
+      home,
+    );
+    assert.equal(r.action, "uploaded");
+    assert.equal(r.sent, gz9.length);
+    assert.deepEqual(
+      await Deno.readFile(installed(ship)),
+      await Deno.readFile(bin),
+    );
+    // A ship keeps no copy.
+    assert.equal(await exists(`${ship}/.ohcommodore/cache`), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -19,6 +19,8 @@ export const paths = {
   settings: (h = home()) => `${h}/.ohcommodore/settings.json`,
   secrets: (h = home()) => `${h}/.ohcommodore/secrets`,
   bin: (h = home()) => `${h}/.ohcommodore/bin/ohcommodore`,
+  /** The binary gzip'd for deploys, by sha256 (lib/deploy.ts). */
+  deployCache: (h = home()) => `${h}/.ohcommodore/cache/deploy`,
   localRoot: (h = home()) => `${h}/.ohcommodore/local`,
   runDir: (h = home()) => `${h}/.ohcommodore/run`,
   daemonPid: (h = home()) => `${h}/.ohcommodore/run/daemon.pid`,
@@ -49,5 +51,6 @@ function socketPath(h: string, name: string): string {
 export const remotePaths = {
   identity: ".ohcommodore/identity.json",
   bin: ".ohcommodore/bin/ohcommodore",
+  deployCache: ".ohcommodore/cache/deploy",
   secrets: ".ohcommodore/secrets",
 };
