@@ -170,6 +170,22 @@ Deno.test({
       stdout: "piped",
     }).output();
     assert.ok(made.success, new TextDecoder().decode(made.stdout));
+    // Common words are other accounts' (as on the real service): asked for
+    // as they are, "flagship" and "alpha" would fail.
+    for (const word of ["flagship", "alpha"]) {
+      const held = await new Deno.Command("ssh", {
+        args: ["-F", f.userSsh.config, "exe.dev", "new", `--name=${word}`],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(held.success, false, word);
+      assert.match(
+        new TextDecoder().decode(held.stdout) +
+          new TextDecoder().decode(held.stderr),
+        new RegExp(`VM name "${word}" is not available`),
+      );
+    }
 
     // `ssh exe.dev` works for this user (their config and key); that is all.
     const init = await f.ok([
