@@ -640,7 +640,7 @@ async function storeCost() {
           };
         });
         await timed("accept", () => svc.accept(entries));
-        let [running]: (Message | null)[] = await store.claimThese(
+        let [running]: (Message | null)[] = await store.inbox.claimThese(
           unread.splice(0, 1),
         );
         while (running) {

@@ -82,7 +82,7 @@ export async function keepAwake(o: {
       return (await runningTask()) ? "running a voyage task" : null;
     }
     if (o.waiting() > 0) return "waiting on a message";
-    if ((await o.store.countQueued()) > 0) return "delivering messages";
+    if ((await o.store.outbox.countQueued()) > 0) return "delivering messages";
     if ((await queue!.list()).some((v) => v.state === "running")) {
       return "sailing a voyage";
     }

@@ -2,8 +2,15 @@
  * Rows of the inbox tables as DuckDB returns them, and back to the types the
  * rest of the program uses. Outputs are bounded here, once, for every writer.
  */
-import type { DuckDBValue } from "@duckdb/node-api";
 import { OhcError } from "../errors.ts";
+import {
+  bytesOrNull,
+  num,
+  numOrNull,
+  type Row,
+  str,
+  strOrNull,
+} from "../db/values.ts";
 import {
   type Message,
   type MessageStatus,
@@ -15,7 +22,9 @@ import {
   type SentStatus,
 } from "./types.ts";
 
-export type Row = Record<string, DuckDBValue>;
+// Transition: lib/voyage/queue.ts reads these here until it moves to lib/db.
+export { num, numOrNull, str, strOrNull } from "../db/values.ts";
+export type { Row } from "../db/values.ts";
 
 export const MSG_COLS =
   "seq, id, sender, recipient, command, status, created_at, received_at, " +
@@ -54,28 +63,6 @@ export function bound(
   return out.length > max
     ? { bytes: out.slice(0, max), truncated: true }
     : { bytes: out, truncated: false };
-}
-
-export function num(v: DuckDBValue): number {
-  return typeof v === "bigint" ? Number(v) : v as number;
-}
-
-export function numOrNull(v: DuckDBValue): number | null {
-  return v === null ? null : num(v);
-}
-
-export function str(v: DuckDBValue): string {
-  return v as string;
-}
-
-export function strOrNull(v: DuckDBValue): string | null {
-  return v === null ? null : v as string;
-}
-
-function bytesOrNull(v: DuckDBValue): Uint8Array | null {
-  if (v === null) return null;
-  // DuckDBBlobValue; its bytes are a Node Buffer: copy to a plain Uint8Array.
-  return new Uint8Array((v as unknown as { bytes: Uint8Array }).bytes);
 }
 
 /** The columns `inbox` and `sent` share: the envelope and the outcome. */

@@ -9,7 +9,7 @@
  */
 import { OhcError, UsageError } from "../errors.ts";
 import type { Identity } from "../state/identity.ts";
-import type { FinishArgs, InboxOps, InboxStore } from "./store.ts";
+import type { FinishArgs, InboxStore, InboxTables } from "./store.ts";
 import {
   type Envelope,
   type Message,
@@ -166,13 +166,13 @@ export class InboxService {
     const fresh = !givenId;
     if (hop) {
       // The sent row is the outbox entry too: one insert.
-      await this.store.recordSent(env, { fresh, hop });
+      await this.store.sent.record(env, { fresh, hop });
       this.onQueued(hop, [{ kind: "message", id, recipient, payload: env }]);
       return env;
     }
     const inserted = await this.store.batch(async (tx) => {
-      await tx.recordSent(env, { fresh });
-      return await tx.insertMany([env]);
+      await tx.sent.record(env, { fresh });
+      return await tx.inbox.insertMany([env]);
     });
     this.onInserted(this.unreadOf([env], inserted));
     return env;
@@ -205,13 +205,13 @@ export class InboxService {
     const result = resultOf(m);
     if (!result) return;
     if (m.sender === this.me) {
-      await this.store.recordResult(m.id, result);
+      await this.store.sent.recordResult(m.id, result);
       this.wake(m.id);
       return;
     }
     const hop = this.nextHop(m.sender);
     if (!hop) return; // a sender we cannot reach: the result stays here
-    if (await this.store.queueResult(m.id, hop)) {
+    if (await this.store.inbox.queueResult(m.id, hop)) {
       this.onQueued(hop, [resultEntry(m.sender, result)]);
     }
   }
@@ -238,13 +238,13 @@ export class InboxService {
       return null;
     }
     const done = await this.store.batch(async (tx) => {
-      const r = await tx.complete(m.id, result, {
+      const r = await tx.inbox.complete(m.id, result, {
         running: m,
         resultHop: hop,
         next,
       });
       const res = r.finished && resultOf(r.finished);
-      if (res && local) await tx.recordResult(m.id, res);
+      if (res && local) await tx.sent.recordResult(m.id, res);
       return { ...r, result: res };
     }, { writesOnce: !local });
     if (done.result) {
@@ -266,7 +266,7 @@ export class InboxService {
         const batch = this.#finishing.splice(0, this.#finishing.length);
         let done: Message[];
         try {
-          done = await this.store.completeMany(
+          done = await this.store.inbox.completeMany(
             batch.map((f) => ({
               running: f.m,
               result: f.result,
@@ -325,11 +325,11 @@ export class InboxService {
     try {
       await this.store.batch(async (tx) => {
         after.reset();
-        const inserted = await tx.insertMany(mine);
+        const inserted = await tx.inbox.insertMany(mine);
         after.inserted = this.unreadOf(mine, inserted);
         for (const r of results) {
           if (r.kind !== "result") continue;
-          await tx.recordResult(r.id, resultFromWire(r.payload));
+          await tx.sent.recordResult(r.id, resultFromWire(r.payload));
           after.woken.push(r.id);
         }
         await this.#enqueueOnward(tx, toStore, after);
@@ -355,9 +355,13 @@ export class InboxService {
     after.run(this);
   }
 
-  async #enqueueOnward(tx: InboxOps, entries: NewOutboxEntry[], after: After) {
+  async #enqueueOnward(
+    tx: InboxTables,
+    entries: NewOutboxEntry[],
+    after: After,
+  ) {
     // Those already queued are on their way already.
-    for (const o of await tx.enqueueMany(entries)) {
+    for (const o of await tx.outbox.enqueueMany(entries)) {
       after.queue(o.ship, linkEntryOf(o));
     }
   }
@@ -365,7 +369,7 @@ export class InboxService {
   /** What is queued for `ship`, oldest first: a new link session sends it. */
   async queuedFor(ship: string): Promise<LinkEntry[]> {
     await this.flushDelivered();
-    return (await this.store.queuedOutbox(ship)).map(linkEntryOf);
+    return (await this.store.outbox.queued(ship)).map(linkEntryOf);
   }
 
   /**
@@ -389,7 +393,7 @@ export class InboxService {
     const keys = this.acked.splice(0, this.acked.length);
     if (keys.length === 0) return;
     try {
-      await this.store.markDelivered(keys);
+      await this.store.outbox.markDelivered(keys);
     } catch (e) {
       this.acked.unshift(...keys);
       throw e;
@@ -404,7 +408,7 @@ export class InboxService {
   ): Promise<SentRecord> {
     const end = Date.now() + timeoutMs;
     while (true) {
-      const rec = await this.store.getSent(id);
+      const rec = await this.store.sent.get(id);
       if (!rec) throw new UsageError(`no message ${id} was sent from here`);
       if (rec.status !== "sent") return rec;
       const left = end - Date.now();

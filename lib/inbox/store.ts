@@ -1,57 +1,39 @@
 /**
- * The inbox's storage on DuckDB: one connection, one queue of operations,
- * group commit. The operations themselves (the SQL) are in ops.ts.
+ * The inbox's store: its three tables on the machine's database
+ * (lib/db/database.ts), each with its own operations: `inbox` (messages
+ * this machine runs, inbox_table.ts), `sent` (messages it sent, with their
+ * results, sent_table.ts) and `outbox` (what waits to leave the machine,
+ * outbox.ts). Each operation runs alone on the database's write queue;
+ * `batch` runs several in one transaction.
  *
- * One process per machine opens the database: the daemon. DuckDB takes an
- * exclusive lock on the file, so a second process (even read-only) fails at
- * open with "IO Error: Could not set lock on file ...", surfaced here as an
- * OhcError with code "db_locked". Inside one process the lock does not help
- * (POSIX record locks are per process), so `openStore` refuses a second open of
- * the same file itself.
- *
- * The POSIX lock has a sharp edge: closing ANY descriptor of the database file
- * in the holding process drops the lock. `Deno.open(path)` + `close()`,
- * `Deno.readFile`, `Deno.copyFile` of data.duckdb inside the daemon silently
- * let a second process open it (verified). Never touch the file's bytes from
- * the daemon (`stat` is fine); back up with SQL (EXPORT DATABASE). Children
- * started with Deno.Command do not inherit the descriptor (close-on-exec).
- *
- * Every operation goes through one connection and one queue: operations run
- * one after another, so each is atomic with respect to the others (a claim
- * cannot hand the same message to two callers) and no caller's statement lands
- * in another's transaction. All values are bound parameters of cached prepared
- * statements (preparing costs more than running one here). DuckDB plans a
- * prepared statement with the table statistics of the moment it was
- * prepared: a sorted listing prepared on an empty table returns garbage
- * strings once rows exist (reproduced in tests/inbox/store_test.ts), an
- * UPDATE with a subquery never matches. The connection therefore turns
- * statistics propagation off; on tables this small it buys nothing. It also
- * runs DuckDB on one thread: every statement here is tiny, and a thread pool
- * only adds hand-offs on a busy two-core VM.
- *
- * `@duckdb/node-api` is imported lazily, inside `openStore`.
+ * `@duckdb/node-api` is imported lazily, when a database is opened.
  */
 
-import type {
-  DuckDBConnection,
-  DuckDBInstance,
-  DuckDBPreparedStatement,
-  DuckDBType,
-} from "@duckdb/node-api";
-import { basename, dirname, join, resolve } from "node:path";
 import { OhcError } from "../errors.ts";
 import {
-  type Exec,
-  type InboxOps,
-  type Param,
+  type Database,
+  inTransaction,
+  openDatabase,
   type Query,
-  SqlInboxOps,
-} from "./ops.ts";
-import type { Row } from "./rows.ts";
-import { migrate } from "./schema.ts";
+} from "../db/database.ts";
+import { InboxTable, type ListOptions } from "./inbox_table.ts";
+import { Outbox } from "./outbox.ts";
+import { MIGRATIONS } from "./schema.ts";
+import { SentTable } from "./sent_table.ts";
+import type {
+  ManualStatus,
+  Message,
+  MessageStatus,
+  OutboxEntry,
+  SentRecord,
+} from "./types.ts";
 
-export type { FinishArgs, InboxOps, ListOptions, Param, Query } from "./ops.ts";
-export type { Row } from "./rows.ts";
+export type { FinishArgs, Finished } from "./finishing.ts";
+export type { ListOptions } from "./inbox_table.ts";
+export type { OutboxKey } from "./outbox.ts";
+// Transition: lib/voyage/queue.ts reads these here until it takes the database.
+export type { Param, Row } from "../db/values.ts";
+export type { Query } from "../db/database.ts";
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
 
@@ -62,344 +44,146 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-/** Every operation of InboxOps, each run alone (how: OPS, at the end). */
-export interface InboxStore extends InboxOps {
-  readonly path: string;
-  readonly maxOutputBytes: number;
-
-  /**
-   * Runs fn alone (after every earlier operation) inside one transaction,
-   * with the store's operations: what it does commits together or not at
-   * all. fn may be run again after a rollback (group commit, below), so it
-   * must not act outside the database; act once the returned promise
-   * resolves, when the transaction has committed. `writesOnce`: fn writes
-   * at most once, so queued alone it runs in autocommit.
-   */
-  batch<T>(
-    fn: (tx: InboxOps) => Promise<T>,
-    opts?: { writesOnce?: boolean },
-  ): Promise<T>;
-  /**
-   * As batch, with raw SQL: other tables on this database (the voyage
-   * queue) use it, so each of their operations is atomic too.
-   */
-  transaction<T>(fn: (q: Query) => Promise<T>): Promise<T>;
-
-  /** Waits for running operations, then closes (checkpointing the WAL). */
-  close(): Promise<void>;
+/** The inbox's tables, as a batch's steps see them. */
+export interface InboxTables {
+  readonly inbox: InboxTable;
+  readonly sent: SentTable;
+  readonly outbox: Outbox;
 }
 
 /**
- * How an operation runs when nothing else is queued with it: in a
- * transaction; alone in autocommit (it writes at most once, or only
- * idempotently, so it needs none: a commit and two statements saved); or as
- * raw SQL (`transaction`), which may catch a statement's failure.
- */
-type OpMode = "tx" | "autocommit" | "raw";
-
-interface PendingOp {
-  fn: () => Promise<unknown>;
-  mode: OpMode;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
-
-/** Files opened by this process (resolved paths). */
-const openPaths = new Set<string>();
-
-/** True for DuckDB's "another process holds the file" error (or ours). */
-export function isLockError(err: unknown): boolean {
-  if (err instanceof OhcError && err.code === "db_locked") return true;
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.includes("Could not set lock on file");
-}
-
-/**
- * Opens (creating if needed, with its parent directory) the inbox database
- * and brings its schema up to date. ":memory:" opens a private in-memory one.
+ * Opens (creating if needed, with its parent directory) a database holding
+ * the inbox's tables only, and brings its schema up to date: for tests and
+ * benches. ":memory:" opens a private in-memory one. Closing the store
+ * closes the database.
  */
 export async function openStore(
   path: string,
   opts: StoreOptions = {},
 ): Promise<InboxStore> {
-  const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  const max = checkMax(opts.maxOutputBytes);
+  const db = await openDatabase(path, {
+    migrations: MIGRATIONS,
+    now: opts.now,
+  });
+  return new InboxStore(db, { ...opts, maxOutputBytes: max }, true);
+}
+
+function checkMax(max = DEFAULT_MAX_OUTPUT_BYTES): number {
   if (!Number.isSafeInteger(max) || max < 0) {
     throw new OhcError(
       "invalid_option",
       `maxOutputBytes must be a non-negative integer, got ${max}`,
     );
   }
-  const memory = path === ":memory:";
-  let key: string | null = null;
-  if (!memory) {
-    // One spelling per file (symlinks, "..", relative paths), for the guard.
-    const dir = dirname(resolve(path));
-    await Deno.mkdir(dir, { recursive: true });
-    key = join(await Deno.realPath(dir), basename(path));
-    if (openPaths.has(key)) {
-      throw new OhcError(
-        "db_locked",
-        `inbox database ${key} is already open in this process`,
-        "open it once and share the store",
-      );
-    }
-    openPaths.add(key); // reserved now: concurrent opens see it
-  }
-  try {
-    return await openFresh(key, max, opts.now ?? (() => new Date()));
-  } catch (err) {
-    if (key !== null) openPaths.delete(key);
-    throw err;
-  }
+  return max;
 }
 
-async function openFresh(
-  key: string | null,
-  max: number,
-  now: () => Date,
-): Promise<InboxStore> {
-  const { DuckDBInstance, LIST, VARCHAR } = await import("@duckdb/node-api");
-  let db: DuckDBInstance;
-  try {
-    db = await DuckDBInstance.create(key ?? ":memory:", { threads: "1" });
-  } catch (err) {
-    if (isLockError(err)) {
-      throw new OhcError(
-        "db_locked",
-        (err as Error).message,
-        "only the ohcommodore daemon opens the inbox database; go through it",
-      );
-    }
-    throw err;
-  }
-  let conn: DuckDBConnection | undefined;
-  try {
-    conn = await db.connect();
-    await conn.run("SET disabled_optimizers = 'statistics_propagation'");
-    await migrate(conn, undefined, now);
-  } catch (err) {
-    conn?.closeSync();
-    db.closeSync();
-    throw err;
-  }
-  return new DuckInboxStore(
-    key ?? ":memory:",
-    db,
-    conn,
-    max,
-    now,
-    LIST(VARCHAR),
-  );
-}
+export class InboxStore implements InboxTables {
+  readonly inbox: InboxTable;
+  readonly sent: SentTable;
+  readonly outbox: Outbox;
+  /** Bound on stored stdout and on stored stderr, each. */
+  readonly maxOutputBytes: number;
+  #db: Database;
+  #owned: boolean;
+  #now: () => Date;
 
-class DuckInboxStore {
-  #db: DuckDBInstance;
-  #conn: DuckDBConnection;
-  #listType: DuckDBType;
-  #statements = new Map<string, DuckDBPreparedStatement>();
-  #ops: InboxOps;
-  #pending: PendingOp[] = [];
-  #pumping = false;
-  #closed = false;
-
-  constructor(
-    readonly path: string,
-    db: DuckDBInstance,
-    conn: DuckDBConnection,
-    readonly maxOutputBytes: number,
-    now: () => Date,
-    listType: DuckDBType,
-  ) {
+  /** The store on `db`; `owned`: closing the store closes the database. */
+  constructor(db: Database, opts: StoreOptions = {}, owned = false) {
     this.#db = db;
-    this.#conn = conn;
-    this.#listType = listType;
-    const q: Query = (sql, params) => this.#query(sql, params);
-    const exec: Exec = (sql, params) => this.#exec(sql, params);
-    this.#ops = new SqlInboxOps(q, exec, maxOutputBytes, now);
+    this.#owned = owned;
+    this.maxOutputBytes = checkMax(opts.maxOutputBytes);
+    this.#now = opts.now ?? (() => new Date());
+    ({ inbox: this.inbox, sent: this.sent, outbox: this.outbox } = this
+      .#tables(db));
   }
 
-  /** Runs fn after every earlier operation has finished. */
-  #serial<T>(fn: () => Promise<T>, mode: OpMode = "tx"): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.push({
-        fn,
-        mode,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-      });
-      if (!this.#pumping) void this.#pump();
-    });
+  get path(): string {
+    return this.#db.path;
+  }
+
+  #tables(
+    runner: ConstructorParameters<typeof InboxTable>[0],
+  ): InboxTables {
+    return {
+      inbox: new InboxTable(runner, this.maxOutputBytes, this.#now),
+      sent: new SentTable(runner, this.maxOutputBytes, this.#now),
+      outbox: new Outbox(runner, this.#now),
+    };
   }
 
   /**
-   * Group commit: every operation that queued up while the last commit was
-   * being flushed runs in one transaction, so they share one WAL flush (a
-   * commit costs ~1.5 ms here, a statement ~0.3). If any of them fails, the
-   * batch is rolled back and each runs again in its own transaction, so an
-   * operation still commits or fails on its own.
+   * Runs fn alone (after every earlier operation) inside one transaction,
+   * with the tables' operations: what it does commits together or not at
+   * all. fn may be run again after a rollback (group commit), so it must
+   * not act outside the database; act once the returned promise resolves,
+   * when the transaction has committed. `writesOnce`: fn writes at most
+   * once, so queued alone it runs in autocommit.
    */
-  async #pump(): Promise<void> {
-    this.#pumping = true;
-    try {
-      while (this.#pending.length > 0) {
-        const batch = this.#pending.splice(0, this.#pending.length);
-        if (this.#closed) {
-          const e = new OhcError("db_closed", "the inbox store is closed");
-          for (const op of batch) op.reject(e);
-          continue;
-        }
-        if (batch.length > 1 && (await this.#runBatch(batch))) continue;
-        for (const op of batch) await this.#runBatch([op]);
-      }
-    } finally {
-      this.#pumping = false;
-    }
-  }
-
-  /** Runs ops in one transaction; false (rolled back) if one failed. */
-  async #runBatch(batch: PendingOp[]): Promise<boolean> {
-    const single = batch.length === 1;
-    if (single && batch[0].mode === "autocommit") {
-      try {
-        batch[0].resolve(await batch[0].fn());
-      } catch (e) {
-        batch[0].reject(e);
-      }
-      return true;
-    }
-    const results: unknown[] = [];
-    try {
-      await this.#exec("BEGIN TRANSACTION");
-      for (const op of batch) results.push(await op.fn());
-      // DuckDB aborts a transaction on any failed statement, and COMMIT then
-      // reports success while committing nothing. An operation that caught
-      // its own error would take the whole batch down silently: this probe
-      // fails in an aborted transaction, so the batch is retried one by one.
-      // The store's own operations never catch one; raw SQL might.
-      if (batch.some((op) => op.mode === "raw")) await this.#query("SELECT 1");
-      await this.#exec("COMMIT");
-    } catch (e) {
-      await this.#conn.run("ROLLBACK").catch(() => {});
-      if (single) batch[0].reject(e);
-      return false;
-    }
-    batch.forEach((op, i) => op.resolve(results[i]));
-    return true;
-  }
-
-  /** A cached prepared statement (see the header on why caching is safe). */
-  async #prepared(
-    sql: string,
-    params: Param[],
-  ): Promise<DuckDBPreparedStatement> {
-    let ps = this.#statements.get(sql);
-    if (!ps) {
-      ps = await this.#conn.prepare(sql);
-      this.#statements.set(sql, ps);
-    }
-    ps.clearBindings();
-    params.forEach((v, i) => this.#bind(ps, i + 1, v));
-    return ps;
-  }
-
-  async #query(sql: string, params: Param[] = []): Promise<Row[]> {
-    const reader = await (await this.#prepared(sql, params)).runAndReadAll();
-    return reader.getRowObjects();
-  }
-
-  /** Runs a statement for its effect: how many rows it changed. */
-  async #exec(sql: string, params: Param[] = []): Promise<number> {
-    return (await (await this.#prepared(sql, params)).run()).rowsChanged;
-  }
-
-  #bind(ps: DuckDBPreparedStatement, i: number, v: Param): void {
-    if (v === null) ps.bindNull(i);
-    else if (typeof v === "string") ps.bindVarchar(i, v);
-    else if (typeof v === "boolean") ps.bindBoolean(i, v);
-    else if (typeof v === "number") {
-      if (Number.isSafeInteger(v)) ps.bindBigInt(i, BigInt(v));
-      else ps.bindDouble(i, v);
-    } else if (Array.isArray(v)) {
-      ps.bindList(i, v, this.#listType as Parameters<typeof ps.bindList>[2]);
-    } else ps.bindBlob(i, v);
-  }
-
   batch<T>(
-    fn: (tx: InboxOps) => Promise<T>,
+    fn: (tx: InboxTables) => Promise<T>,
     opts: { writesOnce?: boolean } = {},
   ): Promise<T> {
-    return this.run(fn, opts.writesOnce ? "autocommit" : "tx");
-  }
-
-  /** One of the store's own operations (OPS, below). */
-  run<T>(fn: (tx: InboxOps) => Promise<T>, mode: OpMode): Promise<T> {
-    return this.#serial(() => fn(this.#ops), mode);
-  }
-
-  transaction<T>(fn: (q: Query) => Promise<T>): Promise<T> {
-    return this.#serial(
-      () => fn((sql, params) => this.#query(sql, params)),
-      "raw",
+    return this.#db.run(
+      (sql) => fn(this.#tables(inTransaction(sql))),
+      opts.writesOnce ? "autocommit" : "tx",
     );
   }
 
+  /** Waits for running operations, then closes the database if it owns it. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    await this.#serial(() => Promise.resolve()).catch(() => {}); // drain
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const ps of this.#statements.values()) ps.destroySync();
-    this.#statements.clear();
-    this.#conn.closeSync();
-    this.#db.closeSync();
-    openPaths.delete(this.path);
+    if (this.#owned) await this.#db.close();
+  }
+
+  // ---- Transition: lib/daemon/daemon.ts and lib/voyage/queue.ts call
+  // these until they move to the tables (after the habits change lands).
+
+  transaction<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+    return this.#db.transaction(fn);
+  }
+  markInterrupted(started?: string[]): Promise<number> {
+    return this.inbox.markInterrupted(started);
+  }
+  unread(): Promise<Message[]> {
+    return this.inbox.unread();
+  }
+  claimThese(msgs: Message[]): Promise<Message[]> {
+    return this.inbox.claimThese(msgs);
+  }
+  idsStartingWith(
+    table: "inbox" | "sent",
+    prefix: string,
+    limit: number,
+  ): Promise<string[]> {
+    return this[table].idsStartingWith(prefix, limit);
+  }
+  counts(): Promise<Record<MessageStatus, number>> {
+    return this.inbox.counts();
+  }
+  countQueued(ship?: string): Promise<number> {
+    return this.outbox.countQueued(ship);
+  }
+  list(opts?: ListOptions): Promise<Message[]> {
+    return this.inbox.list(opts);
+  }
+  queuedOutbox(ship?: string): Promise<OutboxEntry[]> {
+    return this.outbox.queued(ship);
+  }
+  get(id: string): Promise<Message | null> {
+    return this.inbox.get(id);
+  }
+  getSent(id: string): Promise<SentRecord | null> {
+    return this.sent.get(id);
+  }
+  setStatus(
+    id: string,
+    status: ManualStatus,
+    error?: string | null,
+  ): Promise<boolean> {
+    return this.inbox.setStatus(id, status, error);
+  }
+  delete(id: string): Promise<boolean> {
+    return this.inbox.delete(id);
   }
 }
-
-/**
- * The operations a store runs alone: "tx" in a transaction of their own,
- * "autocommit" without one, for those that write once at most (a failure
- * leaves nothing half done; the queue keeps their reads and write together)
- * or only idempotently (markDelivered: each mark stands on its own).
- */
-const OPS: Readonly<Record<keyof InboxOps, OpMode>> = {
-  insert: "autocommit",
-  insertMany: "autocommit",
-  get: "autocommit",
-  list: "autocommit",
-  delete: "autocommit",
-  counts: "autocommit",
-  claimNext: "tx",
-  claim: "tx",
-  claimThese: "tx",
-  unread: "autocommit",
-  finish: "autocommit",
-  complete: "autocommit",
-  completeMany: "autocommit",
-  queueResult: "autocommit",
-  markInterrupted: "autocommit",
-  setStatus: "autocommit",
-  enqueueOutbox: "autocommit",
-  enqueueMany: "autocommit",
-  queuedOutbox: "autocommit",
-  markDelivered: "autocommit",
-  noteAttempt: "autocommit",
-  countQueued: "autocommit",
-  recordSent: "autocommit",
-  recordResult: "autocommit",
-  getSent: "autocommit",
-  listSent: "autocommit",
-  idsStartingWith: "autocommit",
-};
-for (const [name, mode] of Object.entries(OPS) as [keyof InboxOps, OpMode][]) {
-  Object.defineProperty(DuckInboxStore.prototype, name, {
-    value(this: DuckInboxStore, ...args: unknown[]) {
-      return this.run(
-        (tx) => (tx[name] as (...a: unknown[]) => Promise<unknown>)(...args),
-        mode,
-      );
-    },
-  });
-}
-// The loop above completes the class; TypeScript is told so here.
-interface DuckInboxStore extends InboxOps {}

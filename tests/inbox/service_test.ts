@@ -34,8 +34,8 @@ async function schedulerFor(
   await Deno.writeTextFile(holdScript, HOLD_SCRIPT);
   const { finished, ...o } = opts;
   return new Scheduler({
-    unread: () => s.unread(),
-    claim: (ms) => s.claimThese(ms),
+    unread: () => s.inbox.unread(),
+    claim: (ms) => s.inbox.claimThese(ms),
     complete: async (m, r, next) => {
       const claimed = await svc.complete(m, r, next);
       finished?.(m.id);
@@ -72,17 +72,17 @@ async function withStore(fn: (s: InboxStore) => Promise<void>) {
 Deno.test("batch: its operations commit together, or none of them does", async () => {
   await withStore(async (s) => {
     await s.batch(async (tx) => {
-      await tx.insert({
+      await tx.inbox.insert({
         id: "a",
         sender: "x@y",
         recipient: "captain@b",
         command: "",
       });
-      await tx.recordSent(envelope("a", "x@y", "captain@b"));
+      await tx.sent.record(envelope("a", "x@y", "captain@b"));
     });
     await assert.rejects(
       s.batch(async (tx) => {
-        await tx.insert({
+        await tx.inbox.insert({
           id: "b",
           sender: "x@y",
           recipient: "captain@b",
@@ -92,21 +92,21 @@ Deno.test("batch: its operations commit together, or none of them does", async (
       }),
       /changed my mind/,
     );
-    assert.deepEqual((await s.list()).map((m) => m.id), ["a"]);
-    assert.ok(await s.getSent("a"));
+    assert.deepEqual((await s.inbox.list()).map((m) => m.id), ["a"]);
+    assert.ok(await s.sent.get("a"));
   });
 });
 
 Deno.test("insertMany: one batch with duplicates inside and from before keeps one of each, in order", async () => {
   await withStore(async (s) => {
-    await s.insert({
+    await s.inbox.insert({
       id: "old",
       sender: "x@y",
       recipient: "captain@b",
       command: "",
     });
     const ids = ["n1", "old", "n2", "n1", "n3"];
-    const inserted = await s.insertMany(
+    const inserted = await s.inbox.insertMany(
       ids.map((id) => ({
         id,
         sender: "x@y",
@@ -116,13 +116,13 @@ Deno.test("insertMany: one batch with duplicates inside and from before keeps on
     );
     assert.deepEqual(inserted, ["n1", "n2", "n3"]);
     // Arrival order is the batch's order.
-    assert.deepEqual((await s.unread()).map((m) => m.id), [
+    assert.deepEqual((await s.inbox.unread()).map((m) => m.id), [
       "old",
       "n1",
       "n2",
       "n3",
     ]);
-    assert.equal((await s.get("n2"))?.command, "n2");
+    assert.equal((await s.inbox.get("n2"))?.command, "n2");
   });
 });
 
@@ -144,7 +144,7 @@ Deno.test("the flagship stores a burst of entries in one go: its own, forwards, 
     assert.deepEqual(acked.map((k) => k.id), ["m1", "m2", "m3", "m4"]);
     assert.deepEqual(inserted, ["m2"]);
     assert.deepEqual(queued, [["beta", ["m1", "m4"]], ["alpha", ["m3"]]]);
-    const bounce = (await s.queuedOutbox("alpha"))[0];
+    const bounce = (await s.outbox.queued("alpha"))[0];
     assert.equal(bounce.kind, "result");
     assert.match(String((bounce.payload as { error: string }).error), /ghost/);
     // A redelivery of the whole burst changes nothing and queues nothing.
@@ -152,7 +152,7 @@ Deno.test("the flagship stores a burst of entries in one go: its own, forwards, 
     inserted.length = 0;
     await svc.accept(burst, "alpha");
     assert.deepEqual([queued, inserted], [[], []]);
-    assert.equal(await s.countQueued(), 3);
+    assert.equal(await s.outbox.countQueued(), 3);
   });
 });
 
@@ -160,7 +160,7 @@ Deno.test("pusher: what is queued goes first, entries offered meanwhile follow, 
   await withStore(async (s) => {
     const svc = new InboxService(s, captain("alpha"));
     for (const id of ["q1", "q2"]) {
-      await s.enqueueOutbox({
+      await s.outbox.enqueue({
         ...msgEntry(id, "captain@alpha", "captain@b"),
         ship: "flag",
       });
@@ -185,18 +185,18 @@ Deno.test("acknowledged entries are marked delivered in one batch, and before a 
   await withStore(async (s) => {
     const svc = new InboxService(s, captain("alpha"));
     for (const id of ["a", "b", "c"]) {
-      await s.enqueueOutbox({
+      await s.outbox.enqueue({
         ...msgEntry(id, "captain@alpha", "captain@b"),
         ship: "flag",
       });
     }
     svc.delivered([{ kind: "message", id: "a" }]);
     svc.delivered([{ kind: "message", id: "b" }]);
-    assert.equal(await s.countQueued(), 3); // not yet
+    assert.equal(await s.outbox.countQueued(), 3); // not yet
     const marked = Date.now();
     await until(
       "a and b marked delivered",
-      async () => await s.countQueued() === 1,
+      async () => await s.outbox.countQueued() === 1,
     );
     assert.ok(Date.now() - marked >= DELIVERED_DELAY_MS - 5, "gathered");
     svc.delivered([{ kind: "message", id: "c" }]);
@@ -257,8 +257,8 @@ async function schedulerOrder(withJournal: boolean) {
         ? `while [ ! -e ${gate} ]; do sleep 0.01; done; `
         : "") + `echo ${id} >> order.txt; sleep 0.05`,
     });
-    await s.insert(env("before1")); // stored before the scheduler began
-    await s.insert(env("before2"));
+    await s.inbox.insert(env("before1")); // stored before the scheduler began
+    await s.inbox.insert(env("before2"));
     const results: string[] = [];
     svc.onQueued = () => {};
     const sch = await schedulerFor(s, svc, dir, {
@@ -284,24 +284,24 @@ async function schedulerOrder(withJournal: boolean) {
     await sendAll;
     // Taken for manual handling, as the daemon does it.
     assert.ok(sch.handling("n3"));
-    await s.setStatus("n3", "pending");
+    await s.inbox.setStatus("n3", "pending");
     await Deno.writeTextFile(gate, "");
     await until(
       "five finishes recorded",
-      async () => (await s.list({ status: "done" })).length === 5,
+      async () => (await s.inbox.list({ status: "done" })).length === 5,
     );
     await sch.stop();
     const order = (await Deno.readTextFile(`${dir}/order.txt`)).trim().split(
       "\n",
     );
     assert.deepEqual(order, ["before1", "before2", "n1", "n2", "n4"]);
-    assert.equal((await s.get("n3"))?.status, "pending");
+    assert.equal((await s.inbox.get("n3"))?.status, "pending");
     assert.deepEqual(
-      (await s.list({ status: "done" })).map((m: Message) => m.id).sort(),
+      (await s.inbox.list({ status: "done" })).map((m: Message) => m.id).sort(),
       ["before1", "before2", "n1", "n2", "n4"],
     );
     // Each result reached its sender (itself here) once.
-    assert.equal((await s.getSent("n4"))?.status, "done");
+    assert.equal((await s.sent.get("n4"))?.status, "done");
     // With the journal, hand-overs went through it: every id it noted
     // started, and was recorded as started and finished.
     if (withJournal) {
@@ -328,20 +328,20 @@ Deno.test("start journal: ids noted and not yet recorded are read back by the ne
     let { journal, noted } = await StartJournal.open(path);
     assert.deepEqual(noted, []);
     for (const id of ["a", "b", "c"]) {
-      await s.insert(envelope(id, "captain@x", "captain@alpha"));
+      await s.inbox.insert(envelope(id, "captain@x", "captain@alpha"));
     }
-    await s.claimThese((await s.unread()).slice(0, 1)); // a: running
+    await s.inbox.claimThese((await s.inbox.unread()).slice(0, 1)); // a: running
     journal.note("b"); // b: started, its claim not yet committed
     journal.close(); // the daemon dies here
     ({ journal, noted } = await StartJournal.open(path));
     assert.deepEqual(noted, ["b"]);
-    assert.equal(await s.markInterrupted(noted), 2);
+    assert.equal(await s.inbox.markInterrupted(noted), 2);
     journal.clear();
     assert.deepEqual(
-      (await s.list()).map((m) => [m.id, m.status]),
+      (await s.inbox.list()).map((m) => [m.id, m.status]),
       [["c", "unread"], ["b", "error"], ["a", "error"]],
     );
-    assert.equal((await s.get("b"))?.error, "interrupted");
+    assert.equal((await s.inbox.get("b"))?.error, "interrupted");
     // A busy scheduler always has an id pending: the journal is rewritten
     // with just those, so it stays short.
     for (let i = 0; i < 300; i++) {
@@ -393,24 +393,24 @@ Deno.test("scheduler with a start journal: a message handed its slot ahead of th
     const a = envelope("a", "captain@beta", "captain@alpha");
     const b = envelope("b", "captain@beta", "captain@alpha");
     const gate = `${dir}/gate`;
-    await s.insert({ ...a, command: "sleep 0.1" });
-    await s.insert({
+    await s.inbox.insert({ ...a, command: "sleep 0.1" });
+    await s.inbox.insert({
       ...b,
       command: `while [ ! -e ${gate} ]; do sleep 0.02; done`,
     });
-    sch.kick(await s.unread());
+    sch.kick(await s.inbox.unread());
     const running = await until(
       "b recorded as running while it runs",
       async () => {
-        const m = await s.get("b");
+        const m = await s.inbox.get("b");
         return m?.status === "running" ? m : null;
       },
     );
-    assert.equal((await s.get("a"))?.status, "done");
-    assert.ok(running.started_at! >= (await s.get("a"))!.finished_at!);
+    assert.equal((await s.inbox.get("a"))?.status, "done");
+    assert.ok(running.started_at! >= (await s.inbox.get("a"))!.finished_at!);
     await Deno.writeTextFile(gate, "");
     const done = await until("b done", async () => {
-      const m = await s.get("b");
+      const m = await s.inbox.get("b");
       return m?.status === "done" ? m : null;
     });
     assert.equal(
@@ -418,7 +418,7 @@ Deno.test("scheduler with a start journal: a message handed its slot ahead of th
       running.started_at,
       "one start, recorded once",
     );
-    assert.deepEqual((await s.queuedOutbox()).map((o) => o.id), ["a", "b"]);
+    assert.deepEqual((await s.outbox.queued()).map((o) => o.id), ["a", "b"]);
     await sch.stop();
     journal.close();
   });

@@ -9,9 +9,9 @@ import { OhcError } from "../../lib/errors.ts";
 import {
   DEFAULT_MAX_OUTPUT_BYTES,
   type InboxStore,
-  isLockError,
   openStore,
 } from "../../lib/inbox/store.ts";
+import { isLockError } from "../../lib/db/database.ts";
 import { bound } from "../../lib/inbox/rows.ts";
 import { envelope } from "../helpers/inbox.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../lib/inbox/schema.ts";
@@ -28,6 +28,7 @@ import {
 
 const ROOT = new URL("../../", import.meta.url);
 const STORE_URL = new URL("lib/inbox/store.ts", ROOT).href;
+const DB_URL = new URL("lib/db/database.ts", ROOT).href;
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
@@ -133,10 +134,10 @@ function nastyBytes(size: number): Uint8Array {
 Deno.test("insert then get returns the message with defaults", async () => {
   await withStore(async (s) => {
     const before = new Date().toISOString();
-    assert.deepEqual(await s.insert(msg("m1", { timeout_s: 12.5 })), {
+    assert.deepEqual(await s.inbox.insert(msg("m1", { timeout_s: 12.5 })), {
       inserted: true,
     });
-    const m = await s.get("m1");
+    const m = await s.inbox.get("m1");
     assert.ok(m);
     assert.equal(m.id, "m1");
     assert.equal(m.sender, "captain@alpha");
@@ -153,14 +154,16 @@ Deno.test("insert then get returns the message with defaults", async () => {
     assert.equal(m.stdout_truncated, false);
     assert.equal(m.stderr_truncated, false);
     assert.equal(m.error, null);
-    assert.equal(await s.get("nope"), null);
+    assert.equal(await s.inbox.get("nope"), null);
   });
 });
 
 Deno.test("insert keeps the sender's created_at, normalized to ISO UTC", async () => {
   await withStore(async (s) => {
-    await s.insert(msg("m1", { created_at: "2020-01-02T03:04:05+02:00" }));
-    const m = await s.get("m1");
+    await s.inbox.insert(
+      msg("m1", { created_at: "2020-01-02T03:04:05+02:00" }),
+    );
+    const m = await s.inbox.get("m1");
     assert.equal(m?.created_at, "2020-01-02T01:04:05.000Z");
     assert.equal(m?.timeout_s, null);
   });
@@ -168,100 +171,107 @@ Deno.test("insert keeps the sender's created_at, normalized to ISO UTC", async (
 
 Deno.test("insert is idempotent on id: a duplicate changes nothing", async () => {
   await withStore(async (s) => {
-    assert.deepEqual(await s.insert(msg("dup")), { inserted: true });
-    const first = await s.get("dup");
+    assert.deepEqual(await s.inbox.insert(msg("dup")), { inserted: true });
+    const first = await s.inbox.get("dup");
     assert.deepEqual(
-      await s.insert(msg("dup", { command: "rm -rf /", sender: "evil@x" })),
+      await s.inbox.insert(
+        msg("dup", { command: "rm -rf /", sender: "evil@x" }),
+      ),
       { inserted: false },
     );
-    assert.deepEqual(await s.get("dup"), first);
+    assert.deepEqual(await s.inbox.get("dup"), first);
     // Also once it has run: a late retry does not reset it to unread.
-    await s.claimNext();
-    await s.finish("dup", {
+    await s.inbox.claimNext();
+    await s.inbox.finish("dup", {
       status: "done",
       exit_code: 0,
       stdout: "x",
       stderr: "",
     });
-    assert.deepEqual(await s.insert(msg("dup")), { inserted: false });
-    assert.equal((await s.get("dup"))?.status, "done");
-    assert.equal((await s.list()).length, 1);
+    assert.deepEqual(await s.inbox.insert(msg("dup")), { inserted: false });
+    assert.equal((await s.inbox.get("dup"))?.status, "done");
+    assert.equal((await s.inbox.list()).length, 1);
   });
 });
 
 Deno.test("insert rejects malformed messages, writing nothing", async () => {
   await withStore(async (s) => {
-    await rejectsWith(s.insert(msg("")), "invalid_message", /id/);
+    await rejectsWith(s.inbox.insert(msg("")), "invalid_message", /id/);
     await rejectsWith(
-      s.insert({ ...msg("a"), sender: "" }),
+      s.inbox.insert({ ...msg("a"), sender: "" }),
       "invalid_message",
       /sender/,
     );
     await rejectsWith(
-      s.insert(msg("a", { created_at: "yesterday-ish" })),
+      s.inbox.insert(msg("a", { created_at: "yesterday-ish" })),
       "invalid_message",
       /created_at/,
     );
     await rejectsWith(
-      s.insert(msg("a", { timeout_s: -1 })),
+      s.inbox.insert(msg("a", { timeout_s: -1 })),
       "invalid_message",
       /timeout_s/,
     );
     await rejectsWith(
-      s.insert({ ...msg("a"), command: 5 as unknown as string }),
+      s.inbox.insert({ ...msg("a"), command: 5 as unknown as string }),
       "invalid_message",
       /command/,
     );
-    assert.equal((await s.list()).length, 0);
+    assert.equal((await s.inbox.list()).length, 0);
   });
 });
 
 Deno.test("values with quotes and SQL are stored literally (bound parameters)", async () => {
   await withStore(async (s) => {
     const nasty = `'); DROP TABLE inbox; -- "$(id)" \`id\` \\ \n\t ☃ 𝄞`;
-    await s.insert(msg(nasty, { command: nasty, sender: nasty }));
-    const m = await s.get(nasty);
+    await s.inbox.insert(msg(nasty, { command: nasty, sender: nasty }));
+    const m = await s.inbox.get(nasty);
     assert.equal(m?.command, nasty);
     assert.equal(m?.sender, nasty);
-    assert.equal((await s.list()).length, 1);
+    assert.equal((await s.inbox.list()).length, 1);
   });
 });
 
 Deno.test("list: newest first, by status, limited, optionally without output", async () => {
   await withStore(async (s) => {
-    for (let i = 0; i < 5; i++) await s.insert(msg(`m${i}`));
-    assert.deepEqual((await s.list()).map((m) => m.id), [
+    for (let i = 0; i < 5; i++) await s.inbox.insert(msg(`m${i}`));
+    assert.deepEqual((await s.inbox.list()).map((m) => m.id), [
       "m4",
       "m3",
       "m2",
       "m1",
       "m0",
     ]);
-    await s.claimNext(); // m0
-    await s.finish("m0", {
+    await s.inbox.claimNext(); // m0
+    await s.inbox.finish("m0", {
       status: "done",
       exit_code: 0,
       stdout: "out",
       stderr: "err",
     });
-    await s.setStatus("m1", "pending");
-    assert.deepEqual((await s.list({ status: "unread" })).map((m) => m.id), [
-      "m4",
-      "m3",
-      "m2",
-    ]);
+    await s.inbox.setStatus("m1", "pending");
     assert.deepEqual(
-      (await s.list({ status: "unread", limit: 2 })).map((m) => m.id),
+      (await s.inbox.list({ status: "unread" })).map((m) => m.id),
+      [
+        "m4",
+        "m3",
+        "m2",
+      ],
+    );
+    assert.deepEqual(
+      (await s.inbox.list({ status: "unread", limit: 2 })).map((m) => m.id),
       ["m4", "m3"],
     );
-    assert.deepEqual((await s.list({ limit: 1 })).map((m) => m.id), ["m4"]);
-    assert.deepEqual(await s.list({ limit: 0 }), []);
-    const [done] = await s.list({ status: "done" });
+    assert.deepEqual((await s.inbox.list({ limit: 1 })).map((m) => m.id), [
+      "m4",
+    ]);
+    assert.deepEqual(await s.inbox.list({ limit: 0 }), []);
+    const [done] = await s.inbox.list({ status: "done" });
     assert.equal(dec.decode(done.stdout!), "out");
-    const [lean] = await s.list({ status: "done", withOutput: false });
+    const [lean] = await s.inbox.list({ status: "done", withOutput: false });
     assert.equal(lean.stdout, null);
     assert.equal(lean.exit_code, 0);
-    assert.deepEqual(await s.counts(), {
+    assert.deepEqual(await s.inbox.counts(), {
       unread: 3,
       running: 0,
       pending: 1,
@@ -269,61 +279,65 @@ Deno.test("list: newest first, by status, limited, optionally without output", a
       error: 0,
     });
     await rejectsWith(
-      s.list({ status: "bogus" as "done" }),
+      s.inbox.list({ status: "bogus" as "done" }),
       "invalid_status",
       /bogus/,
     );
-    await rejectsWith(s.list({ limit: -1 }), "invalid_limit");
+    await rejectsWith(s.inbox.list({ limit: -1 }), "invalid_limit");
   });
 });
 
 Deno.test("delete removes one message and says whether it existed", async () => {
   await withStore(async (s) => {
-    await s.insert(msg("a"));
-    await s.insert(msg("b"));
-    assert.equal(await s.delete("a"), true);
-    assert.equal(await s.delete("a"), false);
-    assert.equal(await s.get("a"), null);
-    assert.deepEqual((await s.list()).map((m) => m.id), ["b"]);
+    await s.inbox.insert(msg("a"));
+    await s.inbox.insert(msg("b"));
+    assert.equal(await s.inbox.delete("a"), true);
+    assert.equal(await s.inbox.delete("a"), false);
+    assert.equal(await s.inbox.get("a"), null);
+    assert.deepEqual((await s.inbox.list()).map((m) => m.id), ["b"]);
     // After deletion the id may arrive again (it is a new message then).
-    assert.deepEqual(await s.insert(msg("a")), { inserted: true });
+    assert.deepEqual(await s.inbox.insert(msg("a")), { inserted: true });
   });
 });
 
 Deno.test("claimNext takes messages in arrival order, not created_at order", async () => {
   await withStore(async (s) => {
     // Sender clocks disagree: arrival order is what counts.
-    await s.insert(msg("first", { created_at: "2030-01-01T00:00:00Z" }));
-    await s.insert(msg("second", { created_at: "2000-01-01T00:00:00Z" }));
-    await s.insert(msg("third", { created_at: "2015-01-01T00:00:00Z" }));
-    const a = await s.claimNext();
+    await s.inbox.insert(msg("first", { created_at: "2030-01-01T00:00:00Z" }));
+    await s.inbox.insert(msg("second", { created_at: "2000-01-01T00:00:00Z" }));
+    await s.inbox.insert(msg("third", { created_at: "2015-01-01T00:00:00Z" }));
+    const a = await s.inbox.claimNext();
     assert.equal(a?.id, "first");
     assert.equal(a?.status, "running");
     assert.ok(a?.started_at);
-    assert.equal((await s.get("first"))?.status, "running");
-    assert.equal((await s.claimNext())?.id, "second");
-    assert.equal((await s.claimNext())?.id, "third");
-    assert.equal(await s.claimNext(), null);
+    assert.equal((await s.inbox.get("first"))?.status, "running");
+    assert.equal((await s.inbox.claimNext())?.id, "second");
+    assert.equal((await s.inbox.claimNext())?.id, "third");
+    assert.equal(await s.inbox.claimNext(), null);
   });
 });
 
 Deno.test("claim(n) takes up to n oldest unread, oldest first", async () => {
   await withStore(async (s) => {
-    for (let i = 0; i < 5; i++) await s.insert(msg(`m${i}`));
-    await s.setStatus("m1", "pending");
-    assert.deepEqual((await s.claim(3)).map((m) => m.id), ["m0", "m2", "m3"]);
-    assert.deepEqual((await s.claim(3)).map((m) => m.id), ["m4"]);
-    assert.deepEqual(await s.claim(3), []);
-    assert.deepEqual(await s.claim(0), []);
-    await rejectsWith(s.claim(-1), "invalid_limit");
+    for (let i = 0; i < 5; i++) await s.inbox.insert(msg(`m${i}`));
+    await s.inbox.setStatus("m1", "pending");
+    assert.deepEqual((await s.inbox.claim(3)).map((m) => m.id), [
+      "m0",
+      "m2",
+      "m3",
+    ]);
+    assert.deepEqual((await s.inbox.claim(3)).map((m) => m.id), ["m4"]);
+    assert.deepEqual(await s.inbox.claim(3), []);
+    assert.deepEqual(await s.inbox.claim(0), []);
+    await rejectsWith(s.inbox.claim(-1), "invalid_limit");
   });
 });
 
 Deno.test("20 concurrent claimNext calls on 10 messages: 10 distinct claims, 10 nulls", async () => {
   await withStore(async (s) => {
-    for (let i = 0; i < 10; i++) await s.insert(msg(`c${i}`));
+    for (let i = 0; i < 10; i++) await s.inbox.insert(msg(`c${i}`));
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => s.claimNext()),
+      Array.from({ length: 20 }, () => s.inbox.claimNext()),
     );
     const claimed = results.filter((m) => m !== null).map((m) => m!.id);
     assert.equal(claimed.length, 10);
@@ -331,7 +345,7 @@ Deno.test("20 concurrent claimNext calls on 10 messages: 10 distinct claims, 10 
     assert.equal(results.filter((m) => m === null).length, 10);
     // Calls made in order are served in order: arrival order is kept.
     assert.deepEqual(claimed, Array.from({ length: 10 }, (_, i) => `c${i}`));
-    assert.equal((await s.counts()).running, 10);
+    assert.equal((await s.inbox.counts()).running, 10);
   });
 });
 
@@ -341,14 +355,14 @@ Deno.test("concurrent mixed callers (insert, claim, finish) stay consistent", as
     const ran: string[] = [];
     const worker = async () => {
       for (;;) {
-        const m = await s.claimNext();
+        const m = await s.inbox.claimNext();
         if (!m) {
           if (ran.length === ids.length) return;
           await new Promise((r) => setTimeout(r, 1));
           continue;
         }
         ran.push(m.id);
-        await s.finish(m.id, {
+        await s.inbox.finish(m.id, {
           status: "done",
           exit_code: 0,
           stdout: m.id,
@@ -358,7 +372,7 @@ Deno.test("concurrent mixed callers (insert, claim, finish) stay consistent", as
     };
     await Promise.all([
       (async () => {
-        for (const id of ids) await s.insert(msg(id));
+        for (const id of ids) await s.inbox.insert(msg(id));
       })(),
       worker(),
       worker(),
@@ -366,7 +380,7 @@ Deno.test("concurrent mixed callers (insert, claim, finish) stay consistent", as
     ]);
     assert.equal(ran.length, 50);
     assert.equal(new Set(ran).size, 50);
-    assert.equal((await s.counts()).done, 50);
+    assert.equal((await s.inbox.counts()).done, 50);
   });
 });
 
@@ -374,11 +388,11 @@ Deno.test("concurrent mixed callers (insert, claim, finish) stay consistent", as
 
 Deno.test("finish stores status, exit code, outputs and error", async () => {
   await withStore(async (s) => {
-    await s.insert(msg("ok"));
-    await s.insert(msg("bad"));
-    await s.claim(2);
+    await s.inbox.insert(msg("ok"));
+    await s.inbox.insert(msg("bad"));
+    await s.inbox.claim(2);
     assert.ok(
-      await s.finish("ok", {
+      await s.inbox.finish("ok", {
         status: "done",
         exit_code: 0,
         stdout: "hello\n",
@@ -386,7 +400,7 @@ Deno.test("finish stores status, exit code, outputs and error", async () => {
       }),
     );
     assert.ok(
-      await s.finish("bad", {
+      await s.inbox.finish("bad", {
         status: "error",
         exit_code: 7,
         stdout: "",
@@ -394,47 +408,47 @@ Deno.test("finish stores status, exit code, outputs and error", async () => {
         error: "exit code 7",
       }),
     );
-    const ok = (await s.get("ok"))!;
+    const ok = (await s.inbox.get("ok"))!;
     assert.equal(ok.status, "done");
     assert.equal(ok.exit_code, 0);
     assert.deepEqual(ok.stdout, enc.encode("hello\n"));
     assert.deepEqual(ok.stderr, enc.encode("warn\n"));
     assert.equal(ok.error, null);
     assert.ok(ok.finished_at! >= ok.started_at!);
-    const bad = (await s.get("bad"))!;
+    const bad = (await s.inbox.get("bad"))!;
     assert.equal(bad.status, "error");
     assert.equal(bad.exit_code, 7);
     assert.deepEqual(bad.stdout, new Uint8Array());
     assert.equal(dec.decode(bad.stderr!), "boom");
     assert.equal(bad.error, "exit code 7");
     // A timeout: no exit code of its own.
-    await s.insert(msg("slow"));
-    await s.claimNext();
-    await s.finish("slow", {
+    await s.inbox.insert(msg("slow"));
+    await s.inbox.claimNext();
+    await s.inbox.finish("slow", {
       status: "error",
       exit_code: null,
       stdout: "",
       stderr: "",
       error: "timed out after 300 s",
     });
-    assert.equal((await s.get("slow"))?.exit_code, null);
+    assert.equal((await s.inbox.get("slow"))?.exit_code, null);
   });
 });
 
 Deno.test("finish: 10 MB of every byte value, invalid UTF-8 and quotes is bounded, never fails", async () => {
   await withStore(async (s) => {
     const big = nastyBytes(10 * 1024 * 1024);
-    await s.insert(msg("big"));
-    await s.claimNext();
+    await s.inbox.insert(msg("big"));
+    await s.inbox.claimNext();
     assert.ok(
-      await s.finish("big", {
+      await s.inbox.finish("big", {
         status: "done",
         exit_code: 0,
         stdout: big,
         stderr: big,
       }),
     );
-    const m = (await s.get("big"))!;
+    const m = (await s.inbox.get("big"))!;
     assert.equal(m.status, "done");
     assert.equal(m.stdout!.length, DEFAULT_MAX_OUTPUT_BYTES);
     assert.equal(m.stderr!.length, DEFAULT_MAX_OUTPUT_BYTES);
@@ -447,15 +461,15 @@ Deno.test("finish: 10 MB of every byte value, invalid UTF-8 and quotes is bounde
 
     // Exactly at the bound: kept whole, not flagged.
     const exact = nastyBytes(DEFAULT_MAX_OUTPUT_BYTES);
-    await s.insert(msg("exact"));
-    await s.claimNext();
-    await s.finish("exact", {
+    await s.inbox.insert(msg("exact"));
+    await s.inbox.claimNext();
+    await s.inbox.finish("exact", {
       status: "done",
       exit_code: 0,
       stdout: exact,
       stderr: "",
     });
-    const e = (await s.get("exact"))!;
+    const e = (await s.inbox.get("exact"))!;
     assert.deepEqual(e.stdout, exact);
     assert.equal(e.stdout_truncated, false);
     assert.equal(e.stderr_truncated, false);
@@ -464,32 +478,32 @@ Deno.test("finish: 10 MB of every byte value, invalid UTF-8 and quotes is bounde
 
 Deno.test("finish: a configurable bound, strings cut at a character boundary", async () => {
   await withStore(async (s) => {
-    await s.insert(msg("a"));
-    await s.claimNext();
+    await s.inbox.insert(msg("a"));
+    await s.inbox.claimNext();
     // "☃" is 3 bytes in UTF-8: 10 bytes hold 3 of them, not a broken 4th.
-    await s.finish("a", {
+    await s.inbox.finish("a", {
       status: "done",
       exit_code: 0,
       stdout: "☃".repeat(1_000_000),
       stderr: "short",
     });
-    const m = (await s.get("a"))!;
+    const m = (await s.inbox.get("a"))!;
     assert.equal(dec.decode(m.stdout!), "☃☃☃");
     assert.equal(m.stdout_truncated, true);
     assert.equal(dec.decode(m.stderr!), "short");
     assert.equal(m.stderr_truncated, false);
     assert.equal(s.maxOutputBytes, 10);
     // The scheduler may have bounded the output itself and says so.
-    await s.insert(msg("b"));
-    await s.claimNext();
-    await s.finish("b", {
+    await s.inbox.insert(msg("b"));
+    await s.inbox.claimNext();
+    await s.inbox.finish("b", {
       status: "done",
       exit_code: 0,
       stdout: "x",
       stderr: "",
       stdout_truncated: true,
     });
-    assert.equal((await s.get("b"))?.stdout_truncated, true);
+    assert.equal((await s.inbox.get("b"))?.stdout_truncated, true);
   }, { maxOutputBytes: 10 });
 });
 
@@ -516,25 +530,29 @@ Deno.test("bound() helper", () => {
 Deno.test("finish: unknown id is false; a message that is not running is refused", async () => {
   await withStore(async (s) => {
     const r = { status: "done", exit_code: 0, stdout: "", stderr: "" } as const;
-    assert.equal(await s.finish("ghost", r), null);
-    await s.insert(msg("u"));
+    assert.equal(await s.inbox.finish("ghost", r), null);
+    await s.inbox.insert(msg("u"));
     await rejectsWith(
-      s.finish("u", r),
+      s.inbox.finish("u", r),
       "illegal_transition",
       /message u cannot finish as done: it is unread, not running/,
     );
-    await s.claimNext();
-    await s.finish("u", r);
-    await rejectsWith(s.finish("u", r), "illegal_transition", /it is done/);
+    await s.inbox.claimNext();
+    await s.inbox.finish("u", r);
     await rejectsWith(
-      s.finish("u", { ...r, status: "pending" as "done" }),
+      s.inbox.finish("u", r),
+      "illegal_transition",
+      /it is done/,
+    );
+    await rejectsWith(
+      s.inbox.finish("u", { ...r, status: "pending" as "done" }),
       "invalid_status",
     );
     // Deleted while running: the scheduler's finish must not crash.
-    await s.insert(msg("v"));
-    await s.claimNext();
-    await s.delete("v");
-    assert.equal(await s.finish("v", r), null);
+    await s.inbox.insert(msg("v"));
+    await s.inbox.claimNext();
+    await s.inbox.delete("v");
+    assert.equal(await s.inbox.finish("v", r), null);
   });
 });
 
@@ -542,20 +560,20 @@ Deno.test("finish: unknown id is false; a message that is not running is refused
 
 Deno.test("markInterrupted: running messages become error 'interrupted', never re-run", async () => {
   await withStore(async (s) => {
-    await s.insert(msg("r1"));
-    await s.insert(msg("r2"));
-    await s.insert(msg("u"));
-    await s.claim(2);
-    assert.equal(await s.markInterrupted(), 2);
+    await s.inbox.insert(msg("r1"));
+    await s.inbox.insert(msg("r2"));
+    await s.inbox.insert(msg("u"));
+    await s.inbox.claim(2);
+    assert.equal(await s.inbox.markInterrupted(), 2);
     for (const id of ["r1", "r2"]) {
-      const m = (await s.get(id))!;
+      const m = (await s.inbox.get(id))!;
       assert.equal(m.status, "error");
       assert.equal(m.error, "interrupted");
       assert.ok(m.finished_at);
     }
-    assert.equal(await s.markInterrupted(), 0);
-    assert.equal((await s.claimNext())?.id, "u");
-    assert.equal(await s.claimNext(), null);
+    assert.equal(await s.inbox.markInterrupted(), 0);
+    assert.equal((await s.inbox.claimNext())?.id, "u");
+    assert.equal(await s.inbox.claimNext(), null);
   });
 });
 
@@ -569,9 +587,9 @@ Deno.test("a daemon killed with SIGKILL mid-run: reopen recovers the data, the r
         `import { openStore } from ${JSON.stringify(STORE_URL)};
          const s = await openStore(${JSON.stringify(path)});
          for (const id of ["a", "b"]) {
-           await s.insert({ id, sender: "x@y", recipient: "captain@z", command: "sleep 100" });
+           await s.inbox.insert({ id, sender: "x@y", recipient: "captain@z", command: "sleep 100" });
          }
-         await s.claimNext();
+         await s.inbox.claimNext();
          console.log("ready");
          setInterval(() => {}, 1000);`,
       ],
@@ -597,13 +615,13 @@ Deno.test("a daemon killed with SIGKILL mid-run: reopen recovers the data, the r
     // The lock died with the process; committed writes are in the WAL.
     const s = await openStore(path);
     try {
-      assert.equal((await s.get("a"))?.status, "running");
-      assert.equal(await s.markInterrupted(), 1);
-      const a = (await s.get("a"))!;
+      assert.equal((await s.inbox.get("a"))?.status, "running");
+      assert.equal(await s.inbox.markInterrupted(), 1);
+      const a = (await s.inbox.get("a"))!;
       assert.equal(a.status, "error");
       assert.equal(a.error, "interrupted");
-      assert.equal((await s.claimNext())?.id, "b");
-      assert.equal(await s.claimNext(), null);
+      assert.equal((await s.inbox.claimNext())?.id, "b");
+      assert.equal(await s.inbox.claimNext(), null);
     } finally {
       await s.close();
     }
@@ -616,70 +634,73 @@ Deno.test("a daemon killed with SIGKILL mid-run: reopen recovers the data, the r
 
 Deno.test("setStatus: legal manual transitions", async () => {
   await withStore(async (s) => {
-    for (const id of ["a", "b", "c", "d", "e"]) await s.insert(msg(id));
-    assert.equal(await s.setStatus("a", "pending"), true);
-    assert.equal((await s.get("a"))?.status, "pending");
-    assert.equal(await s.setStatus("a", "done"), true);
-    const a = (await s.get("a"))!;
+    for (const id of ["a", "b", "c", "d", "e"]) await s.inbox.insert(msg(id));
+    assert.equal(await s.inbox.setStatus("a", "pending"), true);
+    assert.equal((await s.inbox.get("a"))?.status, "pending");
+    assert.equal(await s.inbox.setStatus("a", "done"), true);
+    const a = (await s.inbox.get("a"))!;
     assert.equal(a.status, "done");
     assert.ok(a.finished_at);
-    assert.equal(await s.setStatus("b", "pending"), true);
-    assert.equal(await s.setStatus("b", "error", "could not reproduce"), true);
-    assert.equal((await s.get("b"))?.error, "could not reproduce");
-    assert.equal(await s.setStatus("c", "done"), true);
-    assert.equal(await s.setStatus("d", "error", "skip"), true);
-    assert.equal(await s.setStatus("e", "error"), true);
-    assert.equal((await s.get("e"))?.error, "marked as error");
+    assert.equal(await s.inbox.setStatus("b", "pending"), true);
+    assert.equal(
+      await s.inbox.setStatus("b", "error", "could not reproduce"),
+      true,
+    );
+    assert.equal((await s.inbox.get("b"))?.error, "could not reproduce");
+    assert.equal(await s.inbox.setStatus("c", "done"), true);
+    assert.equal(await s.inbox.setStatus("d", "error", "skip"), true);
+    assert.equal(await s.inbox.setStatus("e", "error"), true);
+    assert.equal((await s.inbox.get("e"))?.error, "marked as error");
     // Pending messages are out of automatic processing.
-    await s.insert(msg("f"));
-    await s.setStatus("f", "pending");
-    assert.equal(await s.claimNext(), null);
+    await s.inbox.insert(msg("f"));
+    await s.inbox.setStatus("f", "pending");
+    assert.equal(await s.inbox.claimNext(), null);
   });
 });
 
 Deno.test("setStatus: unknown id is false; illegal transitions are refused clearly", async () => {
   await withStore(async (s) => {
-    assert.equal(await s.setStatus("ghost", "pending"), false);
-    assert.equal(await s.setStatus("ghost", "done"), false);
-    assert.equal(await s.setStatus("ghost", "error", "x"), false);
+    assert.equal(await s.inbox.setStatus("ghost", "pending"), false);
+    assert.equal(await s.inbox.setStatus("ghost", "done"), false);
+    assert.equal(await s.inbox.setStatus("ghost", "error", "x"), false);
 
-    await s.insert(msg("run"));
-    await s.claimNext();
+    await s.inbox.insert(msg("run"));
+    await s.inbox.claimNext();
     let e = await rejectsWith(
-      s.setStatus("run", "pending"),
+      s.inbox.setStatus("run", "pending"),
       "illegal_transition",
       /^cannot read \(claim\) message run: it is running$/,
     );
     assert.match(e.hint!, /scheduler is running it/);
     await rejectsWith(
-      s.setStatus("run", "done"),
+      s.inbox.setStatus("run", "done"),
       "illegal_transition",
       /^cannot mark done message run: it is running$/,
     );
-    assert.equal((await s.get("run"))?.status, "running");
+    assert.equal((await s.inbox.get("run"))?.status, "running");
 
-    await s.insert(msg("p"));
-    await s.setStatus("p", "pending");
+    await s.inbox.insert(msg("p"));
+    await s.inbox.setStatus("p", "pending");
     e = await rejectsWith(
-      s.setStatus("p", "pending"),
+      s.inbox.setStatus("p", "pending"),
       "illegal_transition",
       /it is pending/,
     );
     assert.match(e.hint!, /already claimed/);
 
-    await s.insert(msg("fin"));
-    await s.setStatus("fin", "done");
+    await s.inbox.insert(msg("fin"));
+    await s.inbox.setStatus("fin", "done");
     for (const to of ["pending", "done", "error"] as const) {
       e = await rejectsWith(
-        s.setStatus("fin", to, "x"),
+        s.inbox.setStatus("fin", to, "x"),
         "illegal_transition",
         /it is done/,
       );
     }
-    assert.equal((await s.get("fin"))?.status, "done");
-    assert.equal((await s.get("fin"))?.error, null);
+    assert.equal((await s.inbox.get("fin"))?.status, "done");
+    assert.equal((await s.inbox.get("fin"))?.error, null);
     await rejectsWith(
-      s.setStatus("fin", "unread" as "done"),
+      s.inbox.setStatus("fin", "unread" as "done"),
       "invalid_status",
       /unread/,
     );
@@ -701,7 +722,7 @@ Deno.test("outbox: idempotent enqueue, per-sender order, per ship, delivery", as
       ["g2", "captain@gamma", "beta"],
     ];
     for (const [id, sender, ship] of plan) {
-      const r = await s.enqueueOutbox({
+      const r = await s.outbox.enqueue({
         id,
         recipient: `captain@${ship}`,
         ship,
@@ -710,7 +731,7 @@ Deno.test("outbox: idempotent enqueue, per-sender order, per ship, delivery", as
       assert.deepEqual(r, { inserted: true });
     }
     assert.deepEqual(
-      await s.enqueueOutbox({
+      await s.outbox.enqueue({
         id: "a1",
         recipient: "captain@beta",
         ship: "beta",
@@ -721,7 +742,7 @@ Deno.test("outbox: idempotent enqueue, per-sender order, per ship, delivery", as
       }),
       { inserted: false },
     );
-    const all = await s.queuedOutbox();
+    const all = await s.outbox.queued();
     assert.deepEqual(all.map((e) => e.id), ["a1", "g1", "a2", "a3", "g2"]);
     assert.equal(all[0].kind, "message");
     assert.equal(all[0].state, "queued");
@@ -729,7 +750,7 @@ Deno.test("outbox: idempotent enqueue, per-sender order, per ship, delivery", as
     assert.equal(all[0].delivered_at, null);
     assert.equal(all[0].payload.id, "a1");
     assert.equal((all[0].payload as Envelope).command, "echo a1");
-    const beta = await s.queuedOutbox("beta");
+    const beta = await s.outbox.queued("beta");
     assert.deepEqual(beta.map((e) => e.id), ["a1", "g1", "a3", "g2"]);
     // Each sender's own order is kept within it.
     assert.deepEqual(
@@ -737,36 +758,42 @@ Deno.test("outbox: idempotent enqueue, per-sender order, per ship, delivery", as
         .map((e) => e.id),
       ["a1", "a3"],
     );
-    assert.equal(await s.countQueued(), 5);
-    assert.equal(await s.countQueued("beta"), 4);
-    assert.equal(await s.countQueued("nowhere"), 0);
-    assert.deepEqual(await s.queuedOutbox("nowhere"), []);
+    assert.equal(await s.outbox.countQueued(), 5);
+    assert.equal(await s.outbox.countQueued("beta"), 4);
+    assert.equal(await s.outbox.countQueued("nowhere"), 0);
+    assert.deepEqual(await s.outbox.queued("nowhere"), []);
 
-    assert.equal(await s.noteAttempt("a1"), 1);
-    assert.equal(await s.noteAttempt("a1"), 2);
-    assert.equal(await s.noteAttempt("ghost"), null);
-    assert.equal(await s.markDelivered([{ kind: "message", id: "a1" }]), 1);
-    // harmless twice
-    assert.equal(await s.markDelivered([{ kind: "message", id: "a1" }]), 1);
+    assert.equal(await s.outbox.noteAttempt("a1"), 1);
+    assert.equal(await s.outbox.noteAttempt("a1"), 2);
+    assert.equal(await s.outbox.noteAttempt("ghost"), null);
     assert.equal(
-      await s.markDelivered([
+      await s.outbox.markDelivered([{ kind: "message", id: "a1" }]),
+      1,
+    );
+    // harmless twice
+    assert.equal(
+      await s.outbox.markDelivered([{ kind: "message", id: "a1" }]),
+      1,
+    );
+    assert.equal(
+      await s.outbox.markDelivered([
         { kind: "message", id: "ghost" },
         { kind: "result", id: "a1" },
       ]),
       0,
     );
-    assert.deepEqual((await s.queuedOutbox("beta")).map((e) => e.id), [
+    assert.deepEqual((await s.outbox.queued("beta")).map((e) => e.id), [
       "g1",
       "a3",
       "g2",
     ]);
-    assert.equal(await s.countQueued(), 4);
+    assert.equal(await s.outbox.countQueued(), 4);
   });
 });
 
 Deno.test("outbox: a result and the message it answers share an id", async () => {
   await withStore(async (s) => {
-    await s.enqueueOutbox({
+    await s.outbox.enqueue({
       id: "m",
       recipient: "captain@beta",
       ship: "beta",
@@ -785,7 +812,7 @@ Deno.test("outbox: a result and the message it answers share an id", async () =>
       finished_at: "2026-01-01T00:00:01.000Z",
     });
     assert.deepEqual(
-      await s.enqueueOutbox({
+      await s.outbox.enqueue({
         kind: "result",
         id: "m",
         recipient: "captain@alpha",
@@ -794,7 +821,7 @@ Deno.test("outbox: a result and the message it answers share an id", async () =>
       }),
       { inserted: true },
     );
-    const q = await s.queuedOutbox();
+    const q = await s.outbox.queued();
     assert.deepEqual(q.map((e) => [e.kind, e.ship]), [
       ["message", "beta"],
       ["result", "alpha"],
@@ -803,10 +830,13 @@ Deno.test("outbox: a result and the message it answers share an id", async () =>
     if (q[1].kind === "result") {
       assert.deepEqual(resultFromWire(q[1].payload).stdout, nastyBytes(1000));
     }
-    assert.equal(await s.markDelivered([{ kind: "result", id: "m" }]), 1);
-    assert.deepEqual((await s.queuedOutbox()).map((e) => e.kind), ["message"]);
+    assert.equal(
+      await s.outbox.markDelivered([{ kind: "result", id: "m" }]),
+      1,
+    );
+    assert.deepEqual((await s.outbox.queued()).map((e) => e.kind), ["message"]);
     await rejectsWith(
-      s.enqueueOutbox({
+      s.outbox.enqueue({
         id: "x",
         recipient: "captain@beta",
         ship: "beta",
@@ -816,7 +846,7 @@ Deno.test("outbox: a result and the message it answers share an id", async () =>
       /payload id/,
     );
     await rejectsWith(
-      s.enqueueOutbox({
+      s.outbox.enqueue({
         id: "x",
         recipient: "captain@beta",
         ship: "",
@@ -833,17 +863,17 @@ Deno.test("outbox: a result and the message it answers share an id", async () =>
 Deno.test("sent: record, then the result comes back once", async () => {
   await withStore(async (s) => {
     const e = env("s1", "captain@alpha", "captain@beta");
-    assert.deepEqual(await s.recordSent(e), { inserted: true });
-    assert.deepEqual(await s.recordSent({ ...e, command: "other" }), {
+    assert.deepEqual(await s.sent.record(e), { inserted: true });
+    assert.deepEqual(await s.sent.record({ ...e, command: "other" }), {
       inserted: false,
     });
-    let r = (await s.getSent("s1"))!;
+    let r = (await s.sent.get("s1"))!;
     assert.equal(r.status, "sent");
     assert.equal(r.command, "echo s1");
     assert.equal(r.exit_code, null);
     assert.equal(r.stdout, null);
     assert.equal(r.result_at, null);
-    assert.equal(await s.getSent("ghost"), null);
+    assert.equal(await s.sent.get("ghost"), null);
 
     // The far side ran it; its result record travels back.
     const big = nastyBytes(200_000);
@@ -858,8 +888,8 @@ Deno.test("sent: record, then the result comes back once", async () => {
       started_at: "2026-01-01T00:00:00.000Z",
       finished_at: "2026-01-01T00:00:02.000Z",
     };
-    assert.equal(await s.recordResult("s1", result), true);
-    r = (await s.getSent("s1"))!;
+    assert.equal(await s.sent.recordResult("s1", result), true);
+    r = (await s.sent.get("s1"))!;
     assert.equal(r.status, "error");
     assert.equal(r.exit_code, 7);
     assert.deepEqual(r.stdout, big.subarray(0, DEFAULT_MAX_OUTPUT_BYTES));
@@ -870,15 +900,19 @@ Deno.test("sent: record, then the result comes back once", async () => {
     assert.ok(r.result_at);
     // A retried delivery of the result: the first one wins.
     assert.equal(
-      await s.recordResult("s1", { ...result, status: "done", exit_code: 0 }),
+      await s.sent.recordResult("s1", {
+        ...result,
+        status: "done",
+        exit_code: 0,
+      }),
       false,
     );
-    assert.equal((await s.getSent("s1"))?.exit_code, 7);
-    assert.equal(await s.recordResult("ghost", result), false);
+    assert.equal((await s.sent.get("s1"))?.exit_code, 7);
+    assert.equal(await s.sent.recordResult("ghost", result), false);
 
-    await s.recordSent(env("s2", "captain@alpha", "commodore"));
-    assert.deepEqual((await s.listSent()).map((x) => x.id), ["s2", "s1"]);
-    assert.deepEqual((await s.listSent({ limit: 1 })).map((x) => x.id), [
+    await s.sent.record(env("s2", "captain@alpha", "commodore"));
+    assert.deepEqual((await s.sent.list()).map((x) => x.id), ["s2", "s1"]);
+    assert.deepEqual((await s.sent.list({ limit: 1 })).map((x) => x.id), [
       "s2",
     ]);
   });
@@ -887,56 +921,62 @@ Deno.test("sent: record, then the result comes back once", async () => {
 Deno.test("sent with a hop is its own outbox entry: queued, listed, counted, then delivered", async () => {
   await withStore(async (s) => {
     const e = env("s1", "captain@alpha", "captain@beta");
-    await s.recordSent(e, { fresh: true, hop: "flag" });
-    await s.recordSent(env("s0", "captain@alpha", "captain@alpha"));
-    await s.enqueueOutbox({
+    await s.sent.record(e, { fresh: true, hop: "flag" });
+    await s.sent.record(env("s0", "captain@alpha", "captain@alpha"));
+    await s.outbox.enqueue({
       id: "o1",
       recipient: "captain@gamma",
       ship: "gamma",
       payload: env("o1", "captain@x", "captain@gamma"),
     });
-    const q = await s.queuedOutbox("flag");
+    const q = await s.outbox.queued("flag");
     assert.deepEqual(q.map((o) => [o.kind, o.id, o.ship, o.state]), [
       ["message", "s1", "flag", "queued"],
     ]);
     assert.deepEqual(q[0].payload, e);
-    assert.deepEqual((await s.queuedOutbox()).map((o) => o.id), ["o1", "s1"]);
-    assert.equal(await s.countQueued(), 2);
-    assert.equal(await s.countQueued("flag"), 1);
-    assert.equal(await s.markDelivered([{ kind: "message", id: "s1" }]), 1);
-    assert.equal(await s.markDelivered([{ kind: "message", id: "s0" }]), 0);
-    assert.deepEqual(await s.queuedOutbox("flag"), []);
-    assert.equal(await s.countQueued(), 1);
-    assert.equal((await s.getSent("s1"))?.status, "sent");
+    assert.deepEqual((await s.outbox.queued()).map((o) => o.id), ["o1", "s1"]);
+    assert.equal(await s.outbox.countQueued(), 2);
+    assert.equal(await s.outbox.countQueued("flag"), 1);
+    assert.equal(
+      await s.outbox.markDelivered([{ kind: "message", id: "s1" }]),
+      1,
+    );
+    assert.equal(
+      await s.outbox.markDelivered([{ kind: "message", id: "s0" }]),
+      0,
+    );
+    assert.deepEqual(await s.outbox.queued("flag"), []);
+    assert.equal(await s.outbox.countQueued(), 1);
+    assert.equal((await s.sent.get("s1"))?.status, "sent");
   });
 });
 
 Deno.test("complete: finishes one message, queues its result on its own row and claims the next, in one statement", async () => {
   await withStore(async (s) => {
-    for (const id of ["a", "b", "c"]) await s.insert(msg(id));
-    const [a] = await s.claim(1);
+    for (const id of ["a", "b", "c"]) await s.inbox.insert(msg(id));
+    const [a] = await s.inbox.claim(1);
     const outcome = {
       status: "done" as const,
       exit_code: 0,
       stdout: "out-a",
       stderr: "",
     };
-    const [b, c] = (await s.unread()).slice(0, 2);
-    const r = await s.complete("a", outcome, {
+    const [b, c] = (await s.inbox.unread()).slice(0, 2);
+    const r = await s.inbox.complete("a", outcome, {
       running: a,
       resultHop: "flag",
       next: b,
     });
     assert.equal(r.finished?.status, "done");
     assert.equal(r.claimed?.id, "b");
-    assert.equal((await s.get("a"))?.status, "done");
-    assert.equal(dec.decode((await s.get("a"))!.stdout!), "out-a");
-    const running = (await s.get("b"))!;
+    assert.equal((await s.inbox.get("a"))?.status, "done");
+    assert.equal(dec.decode((await s.inbox.get("a"))!.stdout!), "out-a");
+    const running = (await s.inbox.get("b"))!;
     assert.equal(running.status, "running");
     assert.equal(running.started_at, r.claimed?.started_at);
     assert.equal(running.finished_at, null, "the claim touches no outcome");
     // a's row is the queued result for the flagship.
-    const q = await s.queuedOutbox("flag");
+    const q = await s.outbox.queued("flag");
     assert.deepEqual(q.map((o) => [o.kind, o.id, o.recipient]), [
       ["result", "a", "captain@alpha"],
     ]);
@@ -944,27 +984,34 @@ Deno.test("complete: finishes one message, queues its result on its own row and 
       q[0].kind === "result" && atob(q[0].payload.stdout_b64),
       "out-a",
     );
-    assert.equal(await s.markDelivered([{ kind: "result", id: "a" }]), 1);
-    assert.equal(await s.countQueued(), 0);
+    assert.equal(
+      await s.outbox.markDelivered([{ kind: "result", id: "a" }]),
+      1,
+    );
+    assert.equal(await s.outbox.countQueued(), 0);
 
     // c is handled by hand meanwhile: b still finishes, nothing is claimed.
-    await s.setStatus("c", "pending");
-    const r2 = await s.complete("b", outcome, { running, next: c });
+    await s.inbox.setStatus("c", "pending");
+    const r2 = await s.inbox.complete("b", outcome, { running, next: c });
     assert.equal(r2.finished?.id, "b");
     assert.equal(r2.claimed, null);
-    assert.equal((await s.get("c"))?.status, "pending");
-    assert.equal(await s.countQueued(), 0, "no hop: nothing to send");
+    assert.equal((await s.inbox.get("c"))?.status, "pending");
+    assert.equal(await s.outbox.countQueued(), 0, "no hop: nothing to send");
     // A message that is not running does not finish; the claim still can.
-    await s.insert(msg("d"));
-    const [d] = await s.unread();
-    const r3 = await s.complete("b", outcome, { next: d });
+    await s.inbox.insert(msg("d"));
+    const [d] = await s.inbox.unread();
+    const r3 = await s.inbox.complete("b", outcome, { next: d });
     assert.equal(r3.finished, null);
     assert.equal(r3.claimed?.id, "d");
     // The manual path: a result queued for a row finished by hand.
-    assert.equal(await s.queueResult("c", "flag"), false, "c is not finished");
-    await s.setStatus("c", "done");
-    assert.equal(await s.queueResult("c", "flag"), true);
-    assert.deepEqual((await s.queuedOutbox()).map((o) => o.id), ["c"]);
+    assert.equal(
+      await s.inbox.queueResult("c", "flag"),
+      false,
+      "c is not finished",
+    );
+    await s.inbox.setStatus("c", "done");
+    assert.equal(await s.inbox.queueResult("c", "flag"), true);
+    assert.deepEqual((await s.outbox.queued()).map((o) => o.id), ["c"]);
   });
 });
 
@@ -991,16 +1038,16 @@ Deno.test("a version 2 database is upgraded with its rows, and reopens after a S
     const child = await denoEval(
       `import { openStore } from ${JSON.stringify(STORE_URL)};
        const s = await openStore(${JSON.stringify(path)});
-       await s.insert({ id: "new", sender: "captain@a", recipient: "captain@b", command: "x" });
-       await s.recordSent({ id: "new-sent", sender: "captain@b", recipient: "captain@a", command: "y", created_at: new Date().toISOString(), timeout_s: null }, { hop: "flag" });
+       await s.inbox.insert({ id: "new", sender: "captain@a", recipient: "captain@b", command: "x" });
+       await s.sent.record({ id: "new-sent", sender: "captain@b", recipient: "captain@a", command: "y", created_at: new Date().toISOString(), timeout_s: null }, { hop: "flag" });
        Deno.kill(Deno.pid, "SIGKILL");`,
     );
     assert.notEqual(child.code, 0);
     const s = await openStore(path);
     try {
-      assert.deepEqual((await s.list()).map((m) => m.id), ["new", "old"]);
-      assert.equal((await s.getSent("old-sent"))?.status, "sent");
-      assert.deepEqual((await s.queuedOutbox()).map((o) => o.id), [
+      assert.deepEqual((await s.inbox.list()).map((m) => m.id), ["new", "old"]);
+      assert.equal((await s.sent.get("old-sent"))?.status, "sent");
+      assert.deepEqual((await s.outbox.queued()).map((o) => o.id), [
         "new-sent",
       ]);
     } finally {
@@ -1013,27 +1060,27 @@ Deno.test("a version 2 database is upgraded with its rows, and reopens after a S
 
 Deno.test("resultOf + wire round trip carries exact bytes", async () => {
   await withStore(async (s) => {
-    await s.insert(msg("m"));
-    assert.equal(resultOf((await s.get("m"))!), null);
-    await s.claimNext();
+    await s.inbox.insert(msg("m"));
+    assert.equal(resultOf((await s.inbox.get("m"))!), null);
+    await s.inbox.claimNext();
     const bytes = nastyBytes(5000);
-    await s.finish("m", {
+    await s.inbox.finish("m", {
       status: "done",
       exit_code: 0,
       stdout: bytes,
       stderr: "",
     });
-    const res = resultOf((await s.get("m"))!)!;
+    const res = resultOf((await s.inbox.get("m"))!)!;
     const back = resultFromWire(JSON.parse(JSON.stringify(resultToWire(res))));
     assert.deepEqual(back, res);
     assert.deepEqual(back.stdout, bytes);
     // Whole records (Message, SentRecord) too, null outputs included.
-    const m = (await s.get("m"))!;
+    const m = (await s.inbox.get("m"))!;
     const wire = JSON.parse(JSON.stringify(recordToWire(m)));
     assert.equal(typeof wire.stdout_b64, "string");
     assert.deepEqual(recordFromWire<Message>(wire), m);
-    await s.insert(msg("n"));
-    const n = (await s.get("n"))!;
+    await s.inbox.insert(msg("n"));
+    const n = (await s.inbox.get("n"))!;
     assert.deepEqual(
       recordFromWire<Message>(JSON.parse(JSON.stringify(recordToWire(n)))),
       n,
@@ -1048,22 +1095,25 @@ Deno.test("migrations run once; reopening keeps the data", async () => {
   const path = join(dir, "nested", "dir", "data.duckdb"); // parents created
   try {
     let s = await openStore(path);
-    await s.insert(msg("keep"));
-    await s.enqueueOutbox({
+    await s.inbox.insert(msg("keep"));
+    await s.outbox.enqueue({
       id: "o",
       recipient: "captain@b",
       ship: "b",
       payload: env("o", "a@a", "captain@b"),
     });
-    await s.recordSent(env("o", "a@a", "captain@b"));
+    await s.sent.record(env("o", "a@a", "captain@b"));
     await s.close();
     s = await openStore(path);
-    assert.equal((await s.get("keep"))?.command, "echo keep");
-    assert.equal(await s.countQueued(), 1);
-    assert.equal((await s.getSent("o"))?.status, "sent");
+    assert.equal((await s.inbox.get("keep"))?.command, "echo keep");
+    assert.equal(await s.outbox.countQueued(), 1);
+    assert.equal((await s.sent.get("o"))?.status, "sent");
     // Arrival order continues after reopen (sequences persisted).
-    await s.insert(msg("later"));
-    assert.deepEqual((await s.list()).map((m) => m.id), ["later", "keep"]);
+    await s.inbox.insert(msg("later"));
+    assert.deepEqual((await s.inbox.list()).map((m) => m.id), [
+      "later",
+      "keep",
+    ]);
     await s.close();
 
     const { DuckDBInstance } = await import("@duckdb/node-api");
@@ -1130,19 +1180,19 @@ Deno.test("close: idempotent, later calls fail clearly, the WAL is checkpointed 
   const path = join(dir, "data.duckdb");
   try {
     const s = await openStore(path);
-    await s.insert(msg("a"));
-    const pending = s.get("a"); // queued before close: still served
+    await s.inbox.insert(msg("a"));
+    const pending = s.inbox.get("a"); // queued before close: still served
     const closing = s.close();
     assert.equal((await pending)?.id, "a");
     await closing;
     await s.close();
-    await rejectsWith(s.get("a"), "db_closed", /closed/);
+    await rejectsWith(s.inbox.get("a"), "db_closed", /closed/);
     const names = [];
     for await (const e of Deno.readDir(dir)) names.push(e.name);
     assert.deepEqual(names, ["data.duckdb"]);
     // And it can be opened again in this process.
     const again = await openStore(path);
-    assert.equal((await again.get("a"))?.id, "a");
+    assert.equal((await again.inbox.get("a"))?.id, "a");
     await again.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -1153,9 +1203,9 @@ Deno.test("in-memory store works and is private", async () => {
   const a = await openStore(":memory:");
   const b = await openStore(":memory:");
   try {
-    await a.insert(msg("m"));
-    assert.equal((await a.get("m"))?.id, "m");
-    assert.equal(await b.get("m"), null);
+    await a.inbox.insert(msg("m"));
+    assert.equal((await a.inbox.get("m"))?.id, "m");
+    assert.equal(await b.inbox.get("m"), null);
   } finally {
     await a.close();
     await b.close();
@@ -1208,10 +1258,11 @@ Deno.test("the same file opened twice in one process is refused", async () => {
 
 Deno.test("a second process cannot open the file while the daemon holds it", async () => {
   await withStore(async (s, path) => {
-    await s.insert(msg("held"));
+    await s.inbox.insert(msg("held"));
     // Through openStore: an OhcError "db_locked" carrying DuckDB's text.
     const viaStore = await denoEval(
-      `import { openStore, isLockError } from ${JSON.stringify(STORE_URL)};
+      `import { openStore } from ${JSON.stringify(STORE_URL)};
+       import { isLockError } from ${JSON.stringify(DB_URL)};
        try { await openStore(${JSON.stringify(path)}); console.log("OPENED"); }
        catch (e) { console.log(JSON.stringify({ code: e.code, lock: isLockError(e), message: e.message, hint: e.hint })); }`,
     );
@@ -1260,12 +1311,12 @@ Deno.test("after the holder closes, another process can open the file", async ()
   const path = join(dir, "data.duckdb");
   try {
     const s = await openStore(path);
-    await s.insert(msg("handed"));
+    await s.inbox.insert(msg("handed"));
     await s.close();
     const r = await denoEval(
       `import { openStore } from ${JSON.stringify(STORE_URL)};
        const s = await openStore(${JSON.stringify(path)});
-       console.log((await s.get("handed")).status);
+       console.log((await s.inbox.get("handed")).status);
        await s.close();`,
     );
     assert.equal(r.stdout.trim(), "unread", r.stderr);
@@ -1289,14 +1340,14 @@ Deno.test("importing the store does not load DuckDB (no --allow-ffi needed until
 Deno.test("a sorted listing first run on an empty table stays right once rows exist (DuckDB statement reuse)", async () => {
   const s = await openStore(":memory:");
   try {
-    assert.deepEqual(await s.list(), []);
-    await s.insert({
+    assert.deepEqual(await s.inbox.list(), []);
+    await s.inbox.insert({
       id: "id-1234567890123",
       sender: "captain@alpha-long-name",
       recipient: "captain@beta-long-name",
       command: "echo a command longer than twelve bytes",
     });
-    const [m] = await s.list();
+    const [m] = await s.inbox.list();
     assert.equal(m.id, "id-1234567890123");
     assert.equal(m.sender, "captain@alpha-long-name");
     assert.equal(m.command, "echo a command longer than twelve bytes");
@@ -1308,18 +1359,18 @@ Deno.test("a sorted listing first run on an empty table stays right once rows ex
 Deno.test("a duplicate among concurrent operations fails none of them (group commit)", async () => {
   const s = await openStore(":memory:");
   try {
-    await s.insert(msg("dup"));
+    await s.inbox.insert(msg("dup"));
     const results = await Promise.all([
-      s.insert(msg("a1")),
-      s.insert(msg("dup")),
-      s.insert(msg("a2")),
-      s.enqueueOutbox({
+      s.inbox.insert(msg("a1")),
+      s.inbox.insert(msg("dup")),
+      s.inbox.insert(msg("a2")),
+      s.outbox.enqueue({
         id: "o1",
         recipient: "captain@b",
         ship: "b",
         payload: env("o1", "a@a", "captain@b"),
       }),
-      s.enqueueOutbox({
+      s.outbox.enqueue({
         id: "o1",
         recipient: "captain@b",
         ship: "b",
@@ -1333,7 +1384,7 @@ Deno.test("a duplicate among concurrent operations fails none of them (group com
       true,
       false,
     ]);
-    assert.deepEqual((await s.list()).map((m) => m.id).sort(), [
+    assert.deepEqual((await s.inbox.list()).map((m) => m.id).sort(), [
       "a1",
       "a2",
       "dup",
@@ -1347,13 +1398,13 @@ Deno.test("an operation that swallows a failed statement cannot silently lose th
   const dir = await Deno.makeTempDir();
   const s = await openStore(`${dir}/data.duckdb`);
   try {
-    await s.insert(msg("dup"));
+    await s.inbox.insert(msg("dup"));
     // One batch: an insert, then a transaction that fails a statement and
     // hides it (as insert-once code once did). DuckDB would report the
     // commit as done and keep nothing.
     const r = await Promise.allSettled([
-      s.list(), // in flight, so the next two queue up as one batch
-      s.insert(msg("before")),
+      s.inbox.list(), // in flight, so the next two queue up as one batch
+      s.inbox.insert(msg("before")),
       s.transaction(async (q) => {
         await q(
           "INSERT INTO inbox (id, sender, recipient, command, created_at, received_at) VALUES ('dup', 'a', 'b', 'c', 'x', 'y')",
@@ -1361,7 +1412,7 @@ Deno.test("an operation that swallows a failed statement cannot silently lose th
       }),
     ]);
     assert.equal(r[1].status, "fulfilled");
-    const ids = (await s.list()).map((m) => m.id).sort();
+    const ids = (await s.inbox.list()).map((m) => m.id).sort();
     assert.deepEqual(ids, ["before", "dup"]);
   } finally {
     await s.close();

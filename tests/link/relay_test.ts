@@ -67,7 +67,7 @@ async function flagship(
 }
 
 const queuedIds = async (store: InboxStore, ship: string) =>
-  (await store.queuedOutbox(ship)).map((o) => o.id);
+  (await store.outbox.queued(ship)).map((o) => o.id);
 
 Deno.test("relay: an entry for a ship whose link is up goes on unstored; the sender is acknowledged when that ship is", async () => {
   await flagship(async (svc, relay, wire, store) => {
@@ -82,7 +82,7 @@ Deno.test("relay: an entry for a ship whose link is up goes on unstored; the sen
     assert.deepEqual(fromOutbox, [], "nothing of the flagship's to mark");
     assert.deepEqual(wire.ackedTo("alpha"), ["m1"]);
     assert.equal(relay.inFlight, 0);
-    assert.equal(await store.countQueued(), 0);
+    assert.equal(await store.outbox.countQueued(), 0);
   });
 });
 
@@ -173,8 +173,8 @@ Deno.test("relay: entries for the flagship itself and bounces are stored, never 
     ], "alpha");
     assert.deepEqual(keys.map((k) => k.id), ["x1", "c1"]);
     assert.deepEqual(wire.offered, []);
-    const bounced = await store.queuedOutbox("alpha");
+    const bounced = await store.outbox.queued("alpha");
     assert.deepEqual(bounced.map((o) => [o.kind, o.id]), [["result", "x1"]]);
-    assert.deepEqual((await store.list()).map((m) => m.id), ["c1"]);
+    assert.deepEqual((await store.inbox.list()).map((m) => m.id), ["c1"]);
   });
 });
