@@ -54,6 +54,7 @@ import {
 import type { Held } from "../lib/voyage/ship_hold.ts";
 import type { CheckArgs } from "../lib/voyage/captain_protocol.ts";
 import type { Run } from "../lib/voyage/tmux.ts";
+import { checkVoyageId } from "../lib/voyage/voyage_id.ts";
 export type {
   BaseArgs,
   CheckArgs,
@@ -68,17 +69,10 @@ export {
   shipVoyageDir,
 } from "../lib/voyage/captain_protocol.ts";
 
-function checkVoyageId(id: unknown): string {
-  if (typeof id !== "string" || !/^[a-z0-9-]+$/.test(id)) {
-    throw new UsageError("captain.session: bad voyage id");
-  }
-  return id;
-}
-
 export function captainHandlers(self: Identity): RpcHandlers {
   return {
     "captain.session": async ({ args, secrets, emit, input, signal }) => {
-      const voyage = checkVoyageId(args.voyage_id);
+      const voyage = checkVoyageId(args.voyage_id, "captain.session");
       // Loaded once per session, not once per task.
       const mods = await loadModules();
       const vdir = `${paths.home()}/${shipVoyageDir(voyage)}`;
@@ -168,20 +162,32 @@ function agentPath(home: string): string {
 }
 
 async function loadModules() {
-  const [git, agents, prompt, tmux, rules, agentUser, agentEnv, held] =
-    await Promise
-      .all([
-        import("../lib/voyage/git.ts"),
-        import("../lib/voyage/agents.ts"),
-        import("../lib/voyage/prompt.ts"),
-        import("../lib/voyage/tmux.ts"),
-        import("../lib/voyage/plan/plan_rules.ts"),
-        import("../lib/voyage/agent_user.ts"),
-        import("../lib/voyage/agent_env.ts"),
-        import("../lib/voyage/ship_hold.ts"),
-      ]);
+  const [
+    checkout,
+    commit,
+    bundle,
+    agents,
+    prompt,
+    tmux,
+    rules,
+    agentUser,
+    agentEnv,
+    held,
+  ] = await Promise
+    .all([
+      import("../lib/git/checkout.ts"),
+      import("../lib/git/commit.ts"),
+      import("../lib/git/bundle.ts"),
+      import("../lib/voyage/agents.ts"),
+      import("../lib/voyage/prompt.ts"),
+      import("../lib/voyage/tmux.ts"),
+      import("../lib/voyage/plan/plan_rules.ts"),
+      import("../lib/voyage/agent_user.ts"),
+      import("../lib/voyage/agent_env.ts"),
+      import("../lib/voyage/ship_hold.ts"),
+    ]);
   return {
-    git,
+    git: { ...checkout, ...commit, ...bundle },
     agents,
     prompt,
     tmux,

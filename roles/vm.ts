@@ -13,7 +13,8 @@ import {
 } from "../lib/state/identity.ts";
 import { paths } from "../lib/state/paths.ts";
 import { type Bootstrap, runBootstrap } from "../lib/bootstrap.ts";
-import { gitCredentialArgs } from "../lib/git.ts";
+import { gitCredentialArgs } from "../lib/git/credential.ts";
+import { git } from "../lib/git/exec.ts";
 import { VERSION } from "../lib/version.ts";
 
 export interface SetupArgs {
@@ -142,15 +143,15 @@ async function cloneRepo(
     return; // already cloned: setup is idempotent
   } catch { /* clone it */ }
   emit({ type: "progress", message: `cloning ${url}` });
-  const res = await new Deno.Command("git", {
-    args: [...gitCredentialArgs(), "clone", "--quiet", "--", url, target],
-    cwd: home,
-    stdin: "null",
-    env: { GIT_TERMINAL_PROMPT: "0" },
-  }).output();
-  if (!res.success) {
+  // The hardened runner (lib/git/exec.ts): no hooks, no ext:: transport,
+  // no prompt; the person's global config still says how to reach the URL.
+  const res = await git(
+    [...gitCredentialArgs(), "clone", "--quiet", "--", url, target],
+    { cwd: home, isolated: false, allowFail: true },
+  );
+  if (res.code !== 0) {
     await Deno.remove(target, { recursive: true }).catch(() => {});
-    const why = new TextDecoder().decode(res.stderr).trim().split("\n").pop();
+    const why = res.stderr.trim().split("\n").pop();
     throw new OhcError(
       "clone_failed",
       `git clone ${url} failed: ${why}`,

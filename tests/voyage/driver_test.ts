@@ -18,13 +18,11 @@ import { paths } from "../../lib/state/paths.ts";
 import type { RemoteProcess, Transport } from "../../lib/transport/types.ts";
 import type { Provider } from "../../lib/providers/types.ts";
 import { VoyageDriver } from "../../lib/voyage/driver.ts";
-import {
-  bundleVoyage,
-  commitTask,
-  createVoyageRepo,
-  integrateTask,
-  prepareCheckout,
-} from "../../lib/voyage/git.ts";
+import { bundleVoyage } from "../../lib/git/bundle.ts";
+import { prepareCheckout } from "../../lib/git/checkout.ts";
+import { commitTask } from "../../lib/git/commit.ts";
+import { integrateTask } from "../../lib/git/land.ts";
+import { createVoyageRepo } from "../../lib/git/repo.ts";
 import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
 import { killServer } from "../../lib/voyage/tmux.ts";
 import { captainHandlers, shipCheckout } from "../../roles/captain.ts";

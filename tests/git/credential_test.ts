@@ -1,7 +1,7 @@
-/** lib/git.ts: git's credential helper reads the token from a file, and
+/** lib/git/credential.ts: git's credential helper reads the token from a file, and
  * withTokenFile keeps that file only while it is needed. */
 import assert from "node:assert/strict";
-import { gitCredentialArgs, withTokenFile } from "../lib/git.ts";
+import { gitCredentialArgs, withTokenFile } from "../../lib/git/credential.ts";
 
 /** What `git credential fill` answers with our helper for a GitHub URL. */
 async function fill(args: string[], home: string): Promise<string> {

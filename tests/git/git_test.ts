@@ -7,20 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { UsageError } from "../../lib/errors.ts";
-import {
-  bundleCommit,
-  bundleVoyage,
-  cloneVoyage,
-  commitTask,
-  createVoyageRepo,
-  findLanded,
-  integrateTask,
-  prepareCheckout,
-  runVerify,
-  stampOf,
-} from "../../lib/voyage/git.ts";
+import { bundleCommit, bundleVoyage } from "../../lib/git/bundle.ts";
+import { cloneVoyage, prepareCheckout } from "../../lib/git/checkout.ts";
+import { commitTask, findLanded, stampOf } from "../../lib/git/commit.ts";
+import { integrateTask } from "../../lib/git/land.ts";
+import { createVoyageRepo } from "../../lib/git/repo.ts";
+import { runVerify } from "../../lib/git/verify.ts";
 
-const MODULE = new URL("../../lib/voyage/git.ts", import.meta.url).href;
+const MODULE = new URL("../../lib/git/land.ts", import.meta.url).href;
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ohc-git-" });
