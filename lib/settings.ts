@@ -9,6 +9,7 @@
 import { UsageError } from "./errors.ts";
 import { readJsonFile, writeJsonAtomic } from "./state/atomic.ts";
 import { paths } from "./state/paths.ts";
+import { MAX_SHIPS } from "./voyage/plan_rules.ts";
 
 interface Spec<T> {
   help: string;
@@ -69,6 +70,12 @@ export const SETTINGS = {
     help: "voyages: seconds a ship may go silent before its task is retaken",
     fallback: "60",
     parse: seconds("the task lease"),
+  } as Spec<number>,
+  OHCOMMODORE_DEFAULT_SHIPS: {
+    help:
+      "voyages: ships a voyage sails with when neither --ships nor the plan's recommended_ships says",
+    fallback: "3",
+    parse: count("ships", MAX_SHIPS),
   } as Spec<number>,
   OHCOMMODORE_TASK_ATTEMPTS: {
     help: "voyages: tries per task",

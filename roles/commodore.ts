@@ -27,6 +27,7 @@ import type {
 import type { LinkStatus } from "../lib/link/flagship.ts";
 import { providerFor } from "../lib/providers/mod.ts";
 import type { Provider, VmRecord } from "../lib/providers/types.ts";
+import type { Transport } from "../lib/transport/types.ts";
 import { call, lostCall } from "../lib/rpc/client.ts";
 import { argString, type RpcHandlers } from "../lib/rpc/server.ts";
 import {
@@ -45,6 +46,7 @@ import {
   repoLabel,
   validateName,
 } from "../lib/validate.ts";
+import type { Reopened } from "../lib/voyage/queue.ts";
 import type { SetupArgs } from "./vm.ts";
 
 export class Commodore implements FleetApi {
@@ -221,20 +223,30 @@ export class Commodore implements FleetApi {
       { env: {} };
   }
 
-  async destroyShip(name: string, onProgress: Progress) {
+  async destroyShip(
+    name: string,
+    onProgress: Progress,
+    o: { keepLogs?: boolean } = {},
+  ) {
     // Destructive: the exact name only, never a guess from a prefix.
     const ship = resolveShip(await this.listShips(), name, { exact: true });
-    onProgress("destroying VM", ship.name);
     // Through its transport first, so the provider knows its address and
     // forgets its host key with it.
     const vm = shipVm(ship);
-    if (vm.ssh_dest) this.provider.transport(vm);
+    if (vm.ssh_dest) {
+      const t = this.provider.transport(vm);
+      // Its voyages' logs stay on the flagship (voyage logs reads them).
+      if (o.keepLogs !== false) await keepLogs(t, ship.name, onProgress);
+    }
+    onProgress("destroying VM", ship.name);
     await this.provider.destroy(vm.name);
+    // Its voyages hear why before the registry loses it (a driver that
+    // finds it missing first would only know that it left).
+    await voyageShipsGone([ship.name], "was destroyed");
     await updateFleet((f) => {
       delete f.ships[ship.name];
     });
     await pokeLinks();
-    await voyageShipsGone([ship.name], "was destroyed");
     return ship;
   }
 
@@ -368,6 +380,26 @@ export class Commodore implements FleetApi {
     return await this.provider.transport(shipVm(ship)).interactive(argv, {
       tty,
     });
+  }
+}
+
+/** The longest a ship's logs are fetched for before it is destroyed anyway. */
+const KEEP_LOGS_MS = 120_000;
+
+async function keepLogs(t: Transport, ship: string, onProgress: Progress) {
+  const { collectShipLogs } = await import("../lib/voyage/log_archive.ts");
+  try {
+    const n = await collectShipLogs(
+      t,
+      ship,
+      AbortSignal.timeout(KEEP_LOGS_MS),
+    );
+    if (n) onProgress(`kept ${n} voyage log(s) on the flagship`, ship);
+  } catch (e) {
+    onProgress(
+      `its voyage logs could not be kept: ${(e as Error).message}`,
+      ship,
+    );
   }
 }
 
@@ -559,6 +591,63 @@ function voyageHandlers(
     const { daemonCall } = await import("../lib/daemon/client.ts");
     return await daemonCall<T>(op, args, { secrets });
   };
+  /**
+   * After a retry or added tasks: a voyage with work and no ship left (or
+   * asked for more with `ships`) gets new ships, as at sail.
+   */
+  const sailOn = async (
+    r: Reopened & { ships: string[] },
+    args: Record<string, unknown>,
+    onProgress: Progress,
+  ) => {
+    const asked = args.ships;
+    if (
+      asked !== undefined &&
+      (typeof asked !== "number" || !Number.isInteger(asked) || asked < 1)
+    ) {
+      throw new UsageError("--ships must be a positive whole number");
+    }
+    if (asked === undefined && (r.ships.length > 0 || r.open === 0)) {
+      return { ...r, new_ships: [] };
+    }
+    const { Settings } = await import("../lib/settings.ts");
+    const count = (asked as number | undefined) ??
+      Math.min(
+        r.open,
+        typeof args.default_ships === "number"
+          ? args.default_ships
+          : (await Settings.load()).get("OHCOMMODORE_DEFAULT_SHIPS"),
+      );
+    await c.checkCapacity(count);
+    const { ships } = await daemon<{ ships: string[] }>("voyage.add_ships", {
+      id: r.voyage,
+      count,
+    });
+    onProgress(`provisioning ${count} ship(s)`, r.voyage);
+    const results = await Promise.allSettled(
+      ships.map((name) => createVoyageShip(name, onProgress)),
+    );
+    if (results.every((x) => x.status === "rejected")) {
+      throw new OhcError(
+        "no_ships",
+        `no ship could be created for voyage ${r.voyage}: ${
+          (results[0] as PromiseRejectedResult).reason?.message
+        }`,
+      );
+    }
+    return { ...r, new_ships: ships };
+  };
+  // A voyage's ships get its code from the flagship: no GH_TOKEN.
+  const createVoyageShip = (name: string, onProgress: Progress) =>
+    c.createShip({ spec: name }, { secrets: {}, onProgress }).catch(
+      async (e) => {
+        await voyageShipsGone(
+          [name],
+          `could not be created: ${(e as Error).message}`,
+        );
+        throw e;
+      },
+    );
   return {
     "voyage.sail": async ({ args, secrets, emit }) => {
       const { sail } = await import("../lib/voyage/sail.ts");
@@ -577,53 +666,105 @@ function voyageHandlers(
               onlyAgentEnv(secrets),
             ),
           checkCapacity: (n) => c.checkCapacity(n),
-          // A voyage's ships get its code from the flagship: no GH_TOKEN.
-          createShip: (name) =>
-            c.createShip({ spec: name }, { secrets: {}, onProgress }).catch(
-              async (e) => {
-                await voyageShipsGone(
-                  [name],
-                  `could not be created: ${(e as Error).message}`,
-                );
-                throw e;
-              },
-            ),
+          createShip: (name) => createVoyageShip(name, onProgress),
         },
       );
     },
+    // Sunk, its ships destroyed (their logs kept here first); its record
+    // (repository, tasks, logs, verify output) stays unless `purge`.
     "voyage.sink": async ({ args, emit }) => {
+      const purge = args.purge === true;
       const r = await daemon<{ voyage: string; ships: string[] }>(
         "voyage.stop",
         { id: args.id },
       );
       const fleet = new Set((await c.listShips()).map((s) => s.name));
       const gone = r.ships.filter((s) => fleet.has(s));
-      await Promise.all(gone.map((s) => c.destroyShip(s, progress(emit))));
-      return { voyage: r.voyage, destroyed: gone };
-    },
-    "voyage.logs": async ({ args, emit, signal }) => {
-      const { voyageLogs } = await import("../lib/voyage/logs.ts");
-      const v = await daemon<{ id: string }>("voyage.get", { id: args.id });
-      const st = await daemon<{ ships: { ship: string }[] }>("voyage.status", {
-        id: v.id,
-      });
-      const ships = (await c.listShips()).filter((s) =>
-        st.ships.some((x) => x.ship === s.name) &&
-        (!args.ship || s.name === args.ship)
+      await Promise.all(
+        gone.map((s) => c.destroyShip(s, progress(emit), { keepLogs: !purge })),
       );
-      if (args.ship && ships.length === 0) {
-        throw new UsageError(
-          `voyage ${v.id} has no ship "${args.ship}" in the fleet`,
-        );
+      // Ships the fleet no longer has leave the voyage too: none of its
+      // tasks stays running.
+      const missing = r.ships.filter((s) => !fleet.has(s));
+      if (missing.length) {
+        await voyageShipsGone(missing, "is not in the fleet");
       }
+      if (purge) await daemon("voyage.purge", { id: r.voyage });
+      return { voyage: r.voyage, destroyed: gone, purged: purge };
+    },
+    "voyage.retry": async ({ args, emit }) =>
+      await sailOn(
+        await daemon<Reopened & { ships: string[] }>("voyage.retry_tasks", {
+          id: args.id,
+          tasks: args.tasks ?? [],
+        }),
+        args,
+        progress(emit),
+      ),
+    "voyage.add": async ({ args, emit }) =>
+      await sailOn(
+        await daemon<Reopened & { ships: string[] }>("voyage.add_tasks", {
+          id: args.id,
+          files: args.files,
+        }),
+        args,
+        progress(emit),
+      ),
+    "voyage.logs": async ({ args, emit, signal }) => {
+      const { voyageLogs, shipLogs } = await import("../lib/voyage/logs.ts");
+      const { archivedLogs } = await import("../lib/voyage/log_archive.ts");
+      const { resolveVoyageShip } = await import(
+        "../lib/voyage/ship_names.ts"
+      );
+      const v = await daemon<{ id: string }>("voyage.get", { id: args.id });
+      const shipsOf = async () =>
+        (await daemon<{ ships: { ship: string }[] }>("voyage.status", {
+          id: v.id,
+        })).ships.map((x) => x.ship);
+      const only = typeof args.ship === "string" && args.ship
+        ? resolveVoyageShip(v.id, await shipsOf(), args.ship)
+        : null;
+      let grep: RegExp | undefined;
+      if (typeof args.grep === "string") {
+        try {
+          grep = new RegExp(args.grep);
+        } catch (e) {
+          throw new UsageError(`--grep: ${(e as Error).message}`);
+        }
+      }
+      const tail = typeof args.tail === "number" && args.tail > 0
+        ? args.tail
+        : undefined;
       await voyageLogs({
-        voyage: v.id,
-        ships: ships.map((s) => ({
-          name: s.name,
-          t: c.provider.transport(shipVm(s)),
-        })),
+        // Each ship where it is: in the fleet, else what the flagship kept.
+        sources: async () => {
+          const fleet = new Map(
+            (await c.listShips()).map((s) => [s.name, s]),
+          );
+          const out = [];
+          for (const ship of only ? [only] : await shipsOf()) {
+            const rec = fleet.get(ship);
+            if (rec?.ssh_dest && rec.status !== "creating") {
+              out.push(
+                shipLogs(ship, c.provider.transport(shipVm(rec)), v.id),
+              );
+            } else {
+              const kept = await archivedLogs(v.id, ship);
+              if (kept) out.push(kept);
+            }
+          }
+          return out;
+        },
+        ended: async () => {
+          const cur = await daemon<{ state: string }>("voyage.get", {
+            id: v.id,
+          });
+          return !["planning", "running", "complete"].includes(cur.state);
+        },
         follow: args.follow === true,
         raw: args.raw === true,
+        grep,
+        tail,
         signal,
         emit: (line) =>
           emit({

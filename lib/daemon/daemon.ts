@@ -12,7 +12,12 @@ import { openStore } from "../inbox/store.ts";
 import { MAX_TIMEOUT_S, recordToWire } from "../inbox/types.ts";
 import type { LinkManager } from "../link/flagship.ts";
 import { ShipLinkEnd } from "../link/ship.ts";
-import { argString, type RpcHandlers, serveOne } from "../rpc/stream.ts";
+import {
+  argString,
+  type RpcContext,
+  type RpcHandlers,
+  serveOne,
+} from "../rpc/stream.ts";
 import { resolveShortId } from "../short_id.ts";
 import { readFleet } from "../state/fleet.ts";
 import { readIdentity } from "../state/identity.ts";
@@ -22,6 +27,14 @@ import { commandCgroups, sweepCommandCgroups } from "./containment.ts";
 import { keepAwake } from "./awake.ts";
 import { HOLD_SCRIPT, Scheduler } from "./scheduler.ts";
 import { StartJournal } from "./start_journal.ts";
+
+/** Voyage operations that give ships work to do. */
+const VOYAGE_WORK_OPS = [
+  "voyage.create",
+  "voyage.retry_tasks",
+  "voyage.add_tasks",
+  "voyage.add_ships",
+];
 
 function log(msg: string) {
   console.error(`${new Date().toISOString()} daemon[${Deno.pid}]: ${msg}`);
@@ -304,15 +317,17 @@ export async function runDaemon(): Promise<number> {
       return links?.status() ?? [];
     },
     ...voyageHandlers,
-    ...(voyageHandlers["voyage.create"]
-      ? {
-        "voyage.create": async (ctx) => {
-          const r = await voyageHandlers["voyage.create"](ctx);
+    // Work to do: sprites stay awake for it.
+    ...Object.fromEntries(
+      VOYAGE_WORK_OPS.filter((op) => voyageHandlers[op]).map((op) => [
+        op,
+        async (ctx: RpcContext) => {
+          const r = await voyageHandlers[op](ctx);
           awake?.poke();
           return r;
         },
-      }
-      : {}),
+      ]),
+    ),
   };
 
   const sock = paths.daemonSocket(home);

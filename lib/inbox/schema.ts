@@ -249,6 +249,15 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 5,
+    name: "tasks.attempts_before: a retried task's attempt limit counts anew",
+    // tasks has no nextval() default, so ADD COLUMN replays from the WAL
+    // (see version 3).
+    statements: [
+      `ALTER TABLE tasks ADD COLUMN attempts_before INTEGER DEFAULT 0`,
+    ],
+  },
 ];
 
 /** The version this code writes and understands. */

@@ -5,7 +5,7 @@ export { argString } from "./stream.ts";
 
 /** Operations the daemon owns: `_rpc` passes them through to its socket. */
 export const DAEMON_OPS =
-  /^(inbox|link|daemon)\.|^voyage\.(create|list|status|tasks|events|get|stop|ships_gone)$/;
+  /^(inbox|link|daemon)\.|^voyage\.(create|list|status|tasks|events|get|stop|ships_gone|purge|retry_tasks|add_tasks|add_ships)$/;
 
 /**
  * `ohcommodore _rpc`: serves one request from stdin on stdout. Errors travel

@@ -30,6 +30,8 @@ export const paths = {
   daemonLog: (h = home()) => `${h}/.ohcommodore/daemon.log`,
   daemonSocket: (h = home()) => socketPath(h, "daemon.sock"),
   tmuxSocket: (h = home()) => socketPath(h, "tmux.sock"),
+  /** The tmux server of `voyage shell`'s fleet views (where you run it). */
+  viewSocket: (h = home()) => socketPath(h, "view.sock"),
   inboxDb: (h = home()) => `${h}/.local/ship/data.duckdb`,
   /** The scheduler's start journal (daemon/start_journal.ts). */
   startJournal: (h = home()) => `${h}/.local/ship/started.log`,

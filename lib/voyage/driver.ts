@@ -620,16 +620,44 @@ export class VoyageDriver {
     }
   }
 
-  /** All tasks settled: verify the result once. */
+  /**
+   * The voyage was given more to do (a retry, added tasks): its ships'
+   * loops start again; with nothing left to run (a retry of verify.sh
+   * alone), it is verified again at once.
+   */
+  async reopen(voyage: string): Promise<void> {
+    await this.start(voyage);
+    const v = await this.d.queue.get(voyage);
+    if (v?.state !== "running") return;
+    const s = await this.d.queue.settled(voyage);
+    if (s.settled) void this.complete(v, s.allDone);
+    this.wake();
+  }
+
+  /**
+   * All tasks settled: verify the result once. Each step changes only the
+   * state it expects, so a sink or a retry meanwhile is never undone.
+   */
   private async complete(v: Voyage, allDone: boolean): Promise<void> {
     if (this.finishing.has(v.id)) return;
     this.finishing.add(v.id);
     try {
       if (!allDone) {
-        await this.d.queue.setVoyageState(v.id, "failed");
-        return this.d.log(`voyage ${v.id}: failed (tasks failed)`);
+        if (
+          await this.d.queue.setVoyageState(v.id, "failed", {}, ["running"])
+        ) {
+          this.d.log(`voyage ${v.id}: failed (tasks failed)`);
+        }
+        return;
       }
-      await this.d.queue.setVoyageState(v.id, "complete");
+      // "complete" already: the daemon stopped while verify.sh ran.
+      const verifying = await this.d.queue.setVoyageState(
+        v.id,
+        "complete",
+        {},
+        ["running", "complete"],
+      );
+      if (!verifying) return;
       const git = await import("./git.ts");
       this.d.log(`voyage ${v.id}: complete; running verify.sh`);
       const r = await git.runVerify({
@@ -641,7 +669,7 @@ export class VoyageDriver {
       await this.d.queue.setVoyageState(v.id, r.ok ? "verified" : "failed", {
         verify_code: r.code,
         verify_output: r.output,
-      });
+      }, ["complete"]);
       this.d.log(
         `voyage ${v.id}: verify ${r.ok ? "passed" : `failed (${r.code})`}`,
       );
@@ -652,7 +680,9 @@ export class VoyageDriver {
       await this.d.queue.setVoyageState(v.id, "failed", {
         verify_code: -1,
         verify_output: (e as Error).message,
-      });
+      }, ["complete"]);
+    } finally {
+      this.finishing.delete(v.id);
     }
   }
 }

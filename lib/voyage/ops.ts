@@ -9,13 +9,16 @@ import { argString, type RpcHandlers } from "../rpc/stream.ts";
 import { readJsonFile, writeJsonAtomic } from "../state/atomic.ts";
 import type { ShipRecord } from "../state/fleet.ts";
 import { paths } from "../state/paths.ts";
+import { resolveShortId } from "../short_id.ts";
 import { VoyageDriver } from "./driver.ts";
 import {
   type NewTask,
   type TaskStatus,
   type Voyage,
   VoyageQueue,
+  type VoyageState,
 } from "./queue.ts";
+import { nextShipNames } from "./ship_names.ts";
 
 const HEARTBEAT_STALE_MS = 10_000;
 const secretsFile = (id: string) => `${paths.secrets()}/voyage-${id}.json`;
@@ -63,26 +66,48 @@ export async function voyageOps(deps: {
   }
   await driver.resume();
 
-  /** The given voyage, or the only active one. */
-  const pick = async (id: unknown): Promise<Voyage> => {
+  /**
+   * The voyage `id` names (a unique prefix of 4 or more characters; with
+   * `exact`, its whole id only: for what destroys); without one, the only
+   * active voyage, else the only voyage there is.
+   */
+  const pick = async (id: unknown, o: { exact?: boolean } = {}) => {
     if (typeof id === "string" && id) {
-      const v = await queue.get(id);
-      if (!v) throw new UsageError(`no voyage ${id}`);
-      return v;
+      if (o.exact) {
+        const v = await queue.get(id);
+        if (v) return v;
+        const near = await queue.idsStartingWith(id, 10);
+        throw new UsageError(
+          `no voyage ${id}${
+            near.length
+              ? ` (this command takes a whole id: ${near.join(", ")})`
+              : ""
+          }`,
+        );
+      }
+      const full = await resolveShortId(
+        id,
+        (prefix, limit) => queue.idsStartingWith(prefix, limit),
+        "voyage",
+      );
+      return (await queue.get(full))!;
     }
     const all = await queue.list();
     const active = all.filter((v) =>
       v.state === "running" || v.state === "complete"
     );
     if (active.length === 1) return active[0];
-    if (active.length === 0 && all.length > 0) return all[0];
+    if (active.length === 0 && all.length === 1) return all[0];
     if (all.length === 0) {
       throw new UsageError("no voyages yet: ohcommodore voyage sail <plan>");
     }
+    const listed = (vs: Voyage[]) =>
+      vs.slice(0, 10).map((v) => `${v.id} (${v.state})`).join(", ") +
+      (vs.length > 10 ? ", …" : "");
     throw new UsageError(
-      `${active.length} voyages are active (${
-        active.map((v) => v.id).join(", ")
-      }): name one`,
+      active.length === 0
+        ? `no voyage is active; name one of: ${listed(all)}`
+        : `${active.length} voyages are active (${listed(active)}): name one`,
     );
   };
 
@@ -95,14 +120,42 @@ export async function voyageOps(deps: {
     };
     for (const t of await queue.tasks(v.id)) counts[t.status]++;
     const now = Date.now();
-    const ships = (await queue.ships(v.id)).map((s) => ({
-      ...s,
-      stale: s.state === "working" && !!s.last_heartbeat &&
-        now - Date.parse(s.last_heartbeat) > HEARTBEAT_STALE_MS,
-    }));
     const cur = (await queue.get(v.id))!;
-    const reason = cur.state === "failed" ? await queue.reason(v.id) : null;
+    const fleet = new Map((await deps.ships()).map((s) => [s.name, s]));
+    const ships = (await queue.ships(v.id)).map((s) => {
+      const state = shipStateNow(s.state, cur.state, fleet.get(s.ship));
+      return {
+        ...s,
+        state,
+        stale: state === "working" && !!s.last_heartbeat &&
+          now - Date.parse(s.last_heartbeat) > HEARTBEAT_STALE_MS,
+      };
+    });
+    const reason = cur.state === "failed" || cur.state === "sunk"
+      ? await queue.reason(v.id)
+      : null;
     return { voyage: cur, reason, counts, ships };
+  };
+
+  /** Its ships that still sail with it (not gone). */
+  const liveShips = async (id: string) => {
+    const fleet = new Map((await deps.ships()).map((s) => [s.name, s]));
+    const v = (await queue.get(id))!;
+    return (await queue.ships(id)).filter((s) =>
+      shipStateNow(s.state, v.state, fleet.get(s.ship)) !== "gone"
+    ).map((s) => s.ship);
+  };
+
+  /** Loads a voyage's agent secrets for its driver (after a restart, say). */
+  const loadSecrets = async (id: string) => {
+    if (secrets.has(id)) return;
+    secrets.set(
+      id,
+      (await readJsonFile(
+        secretsFile(id),
+        (x) => x as Record<string, string>,
+      )) ?? {},
+    );
   };
 
   return {
@@ -147,13 +200,99 @@ export async function voyageOps(deps: {
       driver.shipsGone();
       return { voyages };
     },
+    // Sunk from whatever state it was in; its ships (that the flagship
+    // destroys next) leave with what they ran.
     "voyage.stop": async ({ args }) => {
-      const v = await pick(argString(args, "id"));
-      if (v.state === "running") await queue.setVoyageState(v.id, "sunk");
+      const v = await pick(argString(args, "id"), { exact: true });
+      await queue.sink(v.id);
+      driver.shipsGone();
       return {
         voyage: v.id,
         ships: (await queue.ships(v.id)).map((s) => s.ship),
       };
     },
+    "voyage.purge": async ({ args }) => {
+      const v = await pick(argString(args, "id"), { exact: true });
+      await queue.purge(v.id);
+      secrets.delete(v.id);
+      await Deno.remove(secretsFile(v.id)).catch(() => {});
+      await Deno.remove(voyageRoot(v), { recursive: true }).catch(() => {});
+      return { voyage: v.id };
+    },
+    "voyage.retry_tasks": async ({ args }) => {
+      const v = await pick(args.id);
+      const tasks = args.tasks ?? [];
+      if (!Array.isArray(tasks) || tasks.some((t) => typeof t !== "string")) {
+        throw new UsageError("voyage.retry_tasks needs tasks: string[]");
+      }
+      const r = await queue.retry(v.id, tasks as string[]);
+      await loadSecrets(v.id);
+      await driver.reopen(v.id);
+      return { ...r, ships: await liveShips(v.id) };
+    },
+    "voyage.add_tasks": async ({ args }) => {
+      const v = await pick(args.id);
+      const { parseAddedTasks } = await import("./plan.ts");
+      const have = await queue.tasks(v.id);
+      const tasks = parseAddedTasks(
+        args.files as Record<string, string>,
+        have.map((t) => t.id),
+      );
+      const r = await queue.addTasks(
+        v.id,
+        tasks.map((t) => ({
+          id: t.id,
+          subject: t.subject,
+          description: t.description,
+          acceptance: t.acceptance ?? null,
+          command: t.command ?? null,
+          blocked_by: t.blockedBy,
+        })),
+      );
+      await loadSecrets(v.id);
+      await driver.reopen(v.id);
+      return { ...r, ships: await liveShips(v.id) };
+    },
+    // New ships for a voyage that has none left (the flagship creates them).
+    "voyage.add_ships": async ({ args }) => {
+      const v = await pick(argString(args, "id"), { exact: true });
+      const n = args.count;
+      if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
+        throw new UsageError(
+          "voyage.add_ships needs count: a positive integer",
+        );
+      }
+      const had = (await queue.ships(v.id)).map((s) => s.ship);
+      const ships = nextShipNames(v.id, had, n);
+      await queue.addShips(v.id, ships);
+      await driver.reopen(v.id);
+      return { voyage: v.id, ships };
+    },
   };
+}
+
+/** The voyage's folder on the flagship: its plan, repository, logs, verify. */
+export const voyageRoot = (v: Voyage): string =>
+  v.plan_dir.replace(/\/plan\/?$/, "");
+
+/**
+ * What a voyage's ship is now, from its row, its voyage's state and its
+ * fleet record: a ship the fleet no longer has is gone; one still being
+ * created is provisioning; and once the voyage has ended, none is working
+ * or provisioning any more (it is idle, if it is there at all).
+ */
+export function shipStateNow(
+  row: string,
+  voyage: VoyageState,
+  rec: ShipRecord | undefined,
+): string {
+  const ended = !["planning", "running", "complete"].includes(voyage);
+  if (row === "gone") return "gone";
+  // A voyage registers its ships just before the fleet reserves them.
+  if (!rec) return row === "provisioning" && !ended ? row : "gone";
+  if (rec.status === "creating") return "provisioning";
+  if (ended && ["provisioning", "working", "stale"].includes(row)) {
+    return "idle";
+  }
+  return row;
 }

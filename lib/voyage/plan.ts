@@ -2,7 +2,7 @@
  * Voyage plans: loading and validation. A plan is a directory in ocaptain's
  * format:
  *
- *   voyage.json    { "repo": ..., "recommended_ships": N, ...anything else kept }
+ *   voyage.json    { "repo": ..., "recommended_ships": N (optional), ...anything else kept }
  *   spec.md        what the voyage is for (its Objective section goes to agents)
  *   verify.sh      exit criteria, run by the flagship on the finished branch
  *   tasks/*.json   one task per file (Claude Code's task-list shape)
@@ -92,7 +92,8 @@ export interface PlanTask {
 export interface VoyageFile {
   /** owner/name, a git URL, a path, or EMPTY_REPO. */
   repo?: string;
-  recommended_ships: number;
+  /** Absent: `sail --ships`, else OHCOMMODORE_DEFAULT_SHIPS (3), decides. */
+  recommended_ships?: number;
   name?: string;
   [key: string]: unknown;
 }
@@ -115,8 +116,11 @@ export interface Plan {
    * directory so it means the same from any working directory.
    */
   repo: string;
-  /** voyage.json's `recommended_ships` (advice; `voyage check` shows its own). */
-  recommendedShips: number;
+  /**
+   * voyage.json's `recommended_ships` (advice; `voyage check` shows its
+   * own), when it gives one.
+   */
+  recommendedShips?: number;
   name?: string;
   /** spec.md, whole. */
   spec: string;
@@ -142,11 +146,12 @@ export interface LoadPlanOptions {
 
 /** Every problem found in a plan. A UsageError: exit code 2. */
 export class PlanError extends UsageError {
-  constructor(readonly dir: string, readonly problems: PlanProblem[]) {
-    super(
-      renderProblems(dir, problems),
-      `fix the plan, then run: ohcommodore voyage check ${dir}`,
-    );
+  constructor(
+    readonly dir: string,
+    readonly problems: PlanProblem[],
+    hint = `fix the plan, then run: ohcommodore voyage check ${dir}`,
+  ) {
+    super(renderProblems(dir, problems), hint);
     this.name = "PlanError";
   }
 }
@@ -156,13 +161,16 @@ function renderProblems(dir: string, problems: PlanProblem[]): string {
   const lines = problems.map((p) =>
     escapeControls(`${displayPath(dir, p.file)}: ${p.message}`)
   );
-  if (lines.length === 1) return `invalid plan: ${lines[0]}`;
-  return `invalid plan ${dir}: ${lines.length} problems\n` +
+  // No directory: task files to add to a voyage.
+  const what = dir === "" ? "invalid tasks" : "invalid plan";
+  if (lines.length === 1) return `${what}: ${lines[0]}`;
+  return `${what}${dir ? ` ${dir}` : ""}: ${lines.length} problems\n` +
     lines.map((l) => `  ${l}`).join("\n");
 }
 
 /** `dir` joined with a plan-relative file, for messages. */
 export function displayPath(dir: string, file: string): string {
+  if (dir === "") return file || ".";
   const base = dir.replace(/\/+$/, "") || "/";
   if (file === "") return base;
   return base === "/" ? `/${file}` : `${base}/${file}`;
@@ -382,6 +390,131 @@ export function parsePlan(
 }
 
 /**
+ * Tasks to add to a voyage that has tasks `existing` (`voyage add`), as
+ * task files by name (`tasks/<name>.json`), checked with a plan's rules:
+ * the same fields and limits, unique ids (also against the voyage's),
+ * known blockers (added or the voyage's own), no cycle. An added task may
+ * not block one the voyage has already. Throws a PlanError listing them.
+ */
+export function parseAddedTasks(
+  files: PlanFiles,
+  existing: string[],
+): PlanTask[] {
+  const c = new Collector();
+  const fail = (): never => {
+    throw new PlanError(
+      "",
+      c.errors,
+      "fix the task files, then add them again",
+    );
+  };
+  if (typeof files !== "object" || files === null) {
+    c.error("", "no task files");
+    fail();
+  }
+  let total = 0;
+  for (const [name, text] of Object.entries(files)) {
+    if (typeof text !== "string") {
+      c.error(name, "must be text");
+      continue;
+    }
+    total += byteLength(text);
+    if (byteLength(text) > LIMITS.taskFile) {
+      c.error(name, `is ${byteLength(text)} bytes; at most ${LIMITS.taskFile}`);
+    }
+    if (!(name.startsWith("tasks/") && TASK_FILE_RE.test(name.slice(6)))) {
+      c.error(name, "is not a task file (tasks/<name>.json)");
+    }
+  }
+  if (total > LIMITS.total) {
+    c.error("", `holds ${total} bytes; at most ${LIMITS.total}`);
+  }
+  if (Object.keys(files).length + existing.length > LIMITS.tasks) {
+    c.error("", `a voyage holds at most ${LIMITS.tasks} tasks`);
+  }
+  if (c.errors.length) fail();
+  const tasks = readTasks(files, c);
+  if (tasks === null && c.errors.length === 0) c.error("", "no task files");
+  if (tasks !== null) linkTasks(tasks, c, new Set(existing));
+  if (c.errors.length) fail();
+  return tasks!;
+}
+
+/**
+ * Reads task files for `voyage add`: each path a task file (`*.json`), or
+ * a directory whose `tasks/*.json` (a plan) or own `*.json` are read, with
+ * a plan's care (regular files inside it, within their limits). The files
+ * by the names `parseAddedTasks` takes; a PlanError when one cannot be read.
+ */
+export async function readAddedTaskFiles(
+  paths: string[],
+): Promise<PlanFiles> {
+  const c = new Collector();
+  const files: PlanFiles = {};
+  const take = async (root: string, file: string, shown: string) => {
+    const one = new Collector();
+    const text = await readPlanFile(root, file, LIMITS.taskFile, one);
+    for (const e of one.errors) c.error(shown, e.message);
+    if (text === null) return;
+    const name = `tasks/${file.slice(file.lastIndexOf("/") + 1)}`;
+    if (files[name] !== undefined) {
+      c.error(shown, `has the same file name as another task file given`);
+    } else files[name] = unBom(text);
+  };
+  for (const given of paths) {
+    const path = absolute(given);
+    let st: Deno.FileInfo;
+    try {
+      st = await Deno.stat(path);
+    } catch {
+      c.error(given, "not found");
+      continue;
+    }
+    if (st.isFile) {
+      const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+      const base = path.slice(path.lastIndexOf("/") + 1);
+      if (!TASK_FILE_RE.test(base)) {
+        c.error(
+          given,
+          "a task file is named <name>.json (letters, digits, '.', '_' and '-')",
+        );
+        continue;
+      }
+      await take(await Deno.realPath(dir), base, given);
+      continue;
+    }
+    const root = await Deno.realPath(path);
+    const sub = await Deno.stat(`${root}/tasks`).then(
+      (s) => s.isDirectory,
+      () => false,
+    );
+    const dir = sub ? "tasks/" : "";
+    let found = 0;
+    for await (const e of Deno.readDir(`${root}/${dir}`)) {
+      if (!e.name.endsWith(".json") || e.isDirectory) continue;
+      if (!TASK_FILE_RE.test(e.name)) {
+        c.error(
+          `${given}/${dir}${JSON.stringify(e.name).slice(1, -1)}`,
+          "task file names use letters, digits, '.', '_' and '-'",
+        );
+        continue;
+      }
+      found++;
+      await take(root, `${dir}${e.name}`, `${given}/${dir}${e.name}`);
+    }
+    if (found === 0) c.error(given, "holds no task files (*.json)");
+  }
+  if (c.errors.length) {
+    throw new PlanError(
+      "",
+      c.errors,
+      "fix the task files, then add them again",
+    );
+  }
+  return files;
+}
+
+/**
  * Reads what a plan holds: voyage.json, spec.md, verify.sh and
  * tasks/*.json, each a regular file inside `root` within its limit.
  * Records what is wrong in `c`.
@@ -534,8 +667,7 @@ function checkVoyage(
     ok = false;
   }
   if (v.recommended_ships === undefined) {
-    c.error(f, `"recommended_ships" is missing (a whole number >= 1)`);
-    ok = false;
+    // ocaptain's default: sail --ships, else OHCOMMODORE_DEFAULT_SHIPS.
   } else if (
     typeof v.recommended_ships !== "number" ||
     !Number.isInteger(v.recommended_ships) || v.recommended_ships < 1
@@ -784,7 +916,11 @@ function checkTask(v: unknown, file: string, c: Collector): RawTask | null {
  * everyone's blocks, and blocks = inverse of that. Mutates `tasks` in place
  * (dropping duplicates and the private fields).
  */
-function linkTasks(tasks: RawTask[], c: Collector): void {
+function linkTasks(
+  tasks: RawTask[],
+  c: Collector,
+  existing: ReadonlySet<string> = new Set(),
+): void {
   const byId = new Map<string, RawTask>();
   const unique: RawTask[] = [];
   for (const t of tasks) {
@@ -796,26 +932,40 @@ function linkTasks(tasks: RawTask[], c: Collector): void {
       );
       continue;
     }
+    if (existing.has(t.id)) {
+      c.error(t.file, `the voyage has a task ${t.id} already`);
+      continue;
+    }
     byId.set(t.id, t);
     unique.push(t);
   }
 
   const edges = new Map<string, Set<string>>(); // task -> its blockers
-  for (const t of unique) edges.set(t.id, new Set());
+  // Blockers among the voyage's own tasks (added tasks only): no cycle
+  // can pass through them, since they block no added task's blocker.
+  const outside = new Map<string, Set<string>>();
+  for (const t of unique) {
+    edges.set(t.id, new Set());
+    outside.set(t.id, new Set());
+  }
   for (const t of unique) {
     for (const b of t.ownBlockedBy) {
       if (b === t.id) {
         c.error(t.file, `task ${t.id} is blocked by itself`);
-      } else if (!byId.has(b)) {
-        c.error(t.file, `task ${t.id} is blocked by unknown task ${b}`);
-      } else edges.get(t.id)!.add(b);
+      } else if (byId.has(b)) edges.get(t.id)!.add(b);
+      else if (existing.has(b)) outside.get(t.id)!.add(b);
+      else c.error(t.file, `task ${t.id} is blocked by unknown task ${b}`);
     }
     for (const d of t.ownBlocks) {
       if (d === t.id) {
         c.error(t.file, `task ${t.id} blocks itself`);
-      } else if (!byId.has(d)) {
-        c.error(t.file, `task ${t.id} blocks unknown task ${d}`);
-      } else edges.get(d)!.add(t.id);
+      } else if (byId.has(d)) edges.get(d)!.add(t.id);
+      else if (existing.has(d)) {
+        c.error(
+          t.file,
+          `task ${t.id} blocks task ${d}, which the voyage has already; an added task may block only added tasks`,
+        );
+      } else c.error(t.file, `task ${t.id} blocks unknown task ${d}`);
     }
   }
   const graph = unique.map((t) => ({
@@ -840,7 +990,9 @@ function linkTasks(tasks: RawTask[], c: Collector): void {
     for (const b of blockers) dependents.get(b)!.push(id);
   }
   for (const t of unique) {
-    t.blockedBy = [...edges.get(t.id)!].sort(compareIds);
+    t.blockedBy = [...edges.get(t.id)!, ...outside.get(t.id)!].sort(
+      compareIds,
+    );
     t.blocks = dependents.get(t.id)!.sort(compareIds);
   }
 

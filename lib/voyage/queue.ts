@@ -51,6 +51,8 @@ export interface Task {
   status: TaskStatus;
   ship: string | null;
   attempts: number;
+  /** Attempts made before its last retry: the limit counts from there. */
+  attempts_before: number;
   lease_until: string | null;
   started_at: string | null;
   finished_at: string | null;
@@ -109,6 +111,17 @@ export interface AgentRunStats {
   api_retries: number | null;
 }
 
+/** What a retry or added tasks did to a voyage. */
+export interface Reopened {
+  voyage: string;
+  /** The tasks put back or added. */
+  tasks: string[];
+  /** The voyage had ended and sails again. */
+  reopened: boolean;
+  /** Its tasks not done yet. */
+  open: number;
+}
+
 export type NewTask = Pick<
   Task,
   "id" | "subject" | "description" | "acceptance" | "command" | "blocked_by"
@@ -127,7 +140,11 @@ export interface FinishOutcome {
 }
 
 const TASK_COLS =
-  "voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status, ship, attempts, lease_until, started_at, finished_at, commit_sha, error, conflict, side_branch";
+  "voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status, ship, attempts, lease_until, started_at, finished_at, commit_sha, error, conflict, side_branch, attempts_before";
+
+/** The task has used up its tries (since its last retry). */
+const outOfTries = (t: Task, v: Voyage) =>
+  t.attempts - t.attempts_before >= v.max_attempts;
 const VOYAGE_COLS =
   "id, name, state, plan_dir, bare, branch, repo, agent, agent_command, objective, max_attempts, lease_s, created_at, finished_at, verify_code, verify_output, model";
 
@@ -223,12 +240,29 @@ export class VoyageQueue {
     });
   }
 
+  /**
+   * Sets the voyage's state (a verify result with it). With `from`, only a
+   * voyage in one of those states changes (false otherwise): the driver's
+   * steps never undo a sink or a retry made meanwhile; a voyage sunk while
+   * verify.sh ran still gets its verify result.
+   */
   setVoyageState(
     id: string,
     state: VoyageState,
     extra: { verify_code?: number; verify_output?: string } = {},
-  ): Promise<void> {
+    from?: VoyageState[],
+  ): Promise<boolean> {
     return this.store.transaction(async (q) => {
+      const cur = await this.voyageIn(q, id);
+      if (from && !from.includes(cur.state)) {
+        if (cur.state === "sunk" && extra.verify_code !== undefined) {
+          await q(
+            `UPDATE voyages SET verify_code = $2, verify_output = $3 WHERE id = $1`,
+            [id, extra.verify_code, extra.verify_output ?? null],
+          );
+        }
+        return false;
+      }
       const finished = state === "running" || state === "planning"
         ? null
         : this.iso();
@@ -245,7 +279,202 @@ export class VoyageQueue {
         ],
       );
       await this.event(q, id, null, null, `voyage ${state}`);
+      return true;
     });
+  }
+
+  /**
+   * The voyage is sunk (its ships go), whatever state it was in; its verify
+   * result stays. False when it was sunk already.
+   */
+  sink(id: string): Promise<boolean> {
+    return this.store.transaction(async (q) => {
+      const v = await this.voyageIn(q, id);
+      if (v.state === "sunk") return false;
+      await q(
+        `UPDATE voyages SET state = 'sunk', finished_at = COALESCE(finished_at, $2) WHERE id = $1`,
+        [id, this.iso()],
+      );
+      await this.event(q, id, null, null, "voyage sunk", `was ${v.state}`);
+      return true;
+    });
+  }
+
+  /** An ended voyage sails again (a retry, added tasks). */
+  private async reopenIn(q: Query, v: Voyage): Promise<boolean> {
+    if (v.state === "running") return false;
+    await q(
+      `UPDATE voyages SET state = 'running', finished_at = NULL, verify_code = NULL, verify_output = NULL WHERE id = $1`,
+      [v.id],
+    );
+    await this.event(q, v.id, null, null, "voyage running", `was ${v.state}`);
+    return true;
+  }
+
+  /**
+   * Puts failed tasks back in the queue (the given ones, else every failed
+   * one), each with a fresh set of tries, and an ended voyage sails again:
+   * with nothing failed, an ended voyage whose tasks are all done runs
+   * verify.sh again.
+   */
+  retry(id: string, taskIds: string[] = []): Promise<Reopened> {
+    return this.store.transaction(async (q) => {
+      const v = await this.voyageIn(q, id);
+      const tasks = (await q(
+        `SELECT ${TASK_COLS} FROM tasks WHERE voyage_id = $1 ORDER BY ord`,
+        [id],
+      )).map(toTask);
+      const byId = new Map(tasks.map((t) => [t.id, t]));
+      const chosen = taskIds.length
+        ? [...new Set(taskIds)].map((tid) => {
+          const t = byId.get(tid);
+          if (!t) throw new UsageError(`voyage ${id} has no task ${tid}`);
+          if (t.status !== "failed") {
+            throw new UsageError(
+              `task ${tid} of voyage ${id} is ${t.status}, not failed`,
+            );
+          }
+          return t;
+        })
+        : tasks.filter((t) => t.status === "failed");
+      if (v.state === "complete") {
+        throw new UsageError(
+          `voyage ${id} is running verify.sh; retry once it has ended`,
+        );
+      }
+      if (chosen.length === 0) {
+        const ended = v.state !== "running";
+        const verifiedAll = v.verify_code === 0 &&
+          tasks.every((t) => t.status === "done");
+        if (!ended) {
+          throw new UsageError(`voyage ${id} has no failed task to retry`);
+        }
+        if (v.state === "verified" || verifiedAll) {
+          throw new UsageError(`voyage ${id} is verified: nothing to retry`);
+        }
+      }
+      for (const t of chosen) {
+        await q(
+          `UPDATE tasks SET status = 'pending', ship = NULL, lease_until = NULL, finished_at = NULL,
+             error = NULL, conflict = NULL, side_branch = NULL, attempts_before = attempts
+           WHERE voyage_id = $1 AND id = $2`,
+          [id, t.id],
+        );
+        await this.event(q, id, t.id, null, "retried", t.error);
+      }
+      const reopened = await this.reopenIn(q, v);
+      return {
+        voyage: id,
+        tasks: chosen.map((t) => t.id),
+        reopened,
+        open: await this.openIn(q, id),
+      };
+    });
+  }
+
+  /**
+   * Adds tasks to the voyage (checked as a plan's against its own tasks:
+   * plan.ts `parseAddedTasks`); an ended voyage sails again.
+   */
+  addTasks(id: string, tasks: NewTask[]): Promise<Reopened> {
+    return this.store.transaction(async (q) => {
+      const v = await this.voyageIn(q, id);
+      if (v.state === "complete") {
+        throw new UsageError(
+          `voyage ${id} is running verify.sh; add tasks once it has ended`,
+        );
+      }
+      const have = await q(
+        `SELECT id, ord FROM tasks WHERE voyage_id = $1`,
+        [id],
+      );
+      const known = new Set(have.map((r) => str(r.id)));
+      for (const t of tasks) {
+        if (known.has(t.id)) {
+          throw new UsageError(`voyage ${id} has a task ${t.id} already`);
+        }
+      }
+      const all = new Set([...known, ...tasks.map((t) => t.id)]);
+      for (const t of tasks) {
+        const unknown = t.blocked_by.find((b) => !all.has(b));
+        if (unknown !== undefined) {
+          throw new UsageError(
+            `task ${t.id} is blocked by unknown task ${unknown}`,
+          );
+        }
+      }
+      let ord = Math.max(-1, ...have.map((r) => num(r.ord))) + 1;
+      for (const t of tasks) {
+        await q(
+          `INSERT INTO tasks (voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')`,
+          [
+            id,
+            t.id,
+            ord++,
+            t.subject,
+            t.description,
+            t.acceptance,
+            t.command,
+            JSON.stringify(t.blocked_by),
+          ],
+        );
+        await this.event(q, id, t.id, null, "added");
+      }
+      const reopened = await this.reopenIn(q, v);
+      return {
+        voyage: id,
+        tasks: tasks.map((t) => t.id),
+        reopened,
+        open: await this.openIn(q, id),
+      };
+    });
+  }
+
+  /** Tasks not done yet. */
+  private async openIn(q: Query, id: string): Promise<number> {
+    const r = await q(
+      `SELECT count(*) AS n FROM tasks WHERE voyage_id = $1 AND status <> 'done'`,
+      [id],
+    );
+    return num(r[0].n);
+  }
+
+  /** New ships sail with the voyage (after a sink, say). */
+  addShips(id: string, ships: string[]): Promise<void> {
+    return this.store.transaction(async (q) => {
+      await this.voyageIn(q, id);
+      for (const s of ships) {
+        await q(
+          `INSERT INTO voyage_ships (voyage_id, ship, state) VALUES ($1, $2, 'provisioning')`,
+          [id, s],
+        );
+      }
+      await this.event(q, id, null, null, "ships added", ships.join(", "));
+    });
+  }
+
+  /** Forgets the voyage: its tasks, their history and its ships' rows. */
+  purge(id: string): Promise<void> {
+    return this.store.transaction(async (q) => {
+      await this.voyageIn(q, id);
+      for (
+        const table of ["task_attempts", "task_events", "voyage_ships", "tasks"]
+      ) {
+        await q(`DELETE FROM ${table} WHERE voyage_id = $1`, [id]);
+      }
+      await q(`DELETE FROM voyages WHERE id = $1`, [id]);
+    });
+  }
+
+  /** Voyage ids starting with `prefix` (a short id), at most `limit`. */
+  idsStartingWith(prefix: string, limit: number): Promise<string[]> {
+    return this.store.transaction(async (q) =>
+      (await q(
+        `SELECT id FROM voyages WHERE starts_with(id, $1) ORDER BY id LIMIT $2`,
+        [prefix, limit],
+      )).map((r) => str(r.id))
+    );
   }
 
   /**
@@ -372,7 +601,7 @@ export class VoyageQueue {
       [v.id, now],
     )).map(toTask);
     for (const t of stale) {
-      const failed = t.attempts >= v.max_attempts;
+      const failed = outOfTries(t, v);
       await this.recordAttempt(q, v.id, t, {
         outcome: "lost",
         error: `ship ${t.ship} stopped heartbeating`,
@@ -459,7 +688,7 @@ export class VoyageQueue {
       [v.id, ship],
     )).map(toTask);
     for (const t of lost) {
-      const failed = t.attempts >= v.max_attempts || v.state !== "running";
+      const failed = outOfTries(t, v) || v.state !== "running";
       const error = `ship ${ship} ${reason}`;
       await this.recordAttempt(q, v.id, t, { outcome: "lost", error });
       await q(
@@ -567,7 +796,7 @@ export class VoyageQueue {
     const now = this.iso();
     let status: TaskStatus;
     if (o.ok) status = "done";
-    else if (o.final || t.attempts >= v.max_attempts) status = "failed";
+    else if (o.final || outOfTries(t, v)) status = "failed";
     else status = "pending";
     await q(
       `UPDATE tasks SET status = $3, lease_until = NULL, finished_at = $4, commit_sha = $5,
@@ -759,6 +988,7 @@ function toTask(r: Row): Task {
     status: str(r.status) as TaskStatus,
     ship: strOrNull(r.ship),
     attempts: num(r.attempts),
+    attempts_before: numOrNull(r.attempts_before) ?? 0,
     lease_until: strOrNull(r.lease_until),
     started_at: strOrNull(r.started_at),
     finished_at: strOrNull(r.finished_at),

@@ -11,10 +11,10 @@ import { paths } from "../state/paths.ts";
 import { parseRepoArg } from "../validate.ts";
 import { checkModel } from "./agent_env.ts";
 import { type AgentKind, validateAgentChoice } from "./agents.ts";
-import { analyze } from "./dag.ts";
 import { EMPTY_REPO, parsePlan, type Plan, type PlanFiles } from "./plan.ts";
 import { MAX_SHIPS } from "./plan_rules.ts";
 import type { NewTask } from "./queue.ts";
+import { nextShipNames } from "./ship_names.ts";
 
 export interface SailRequest {
   files: PlanFiles;
@@ -24,6 +24,12 @@ export interface SailRequest {
   agent_command?: string;
   /** claude/codex `--model`. */
   model?: string;
+  /**
+   * OHCOMMODORE_DEFAULT_SHIPS as the laptop's environment set it at sail
+   * (else the flagship's setting): ships when neither `ships` nor the
+   * plan's recommended_ships says.
+   */
+  default_ships?: number;
 }
 
 export interface SailResult {
@@ -94,8 +100,17 @@ export async function sail(
       `--ships must be between 1 and ${MAX_SHIPS}, not ${req.ships}`,
     );
   }
-  const count = req.ships ?? plan.recommendedShips ??
-    analyze(plan.tasks).recommendedShips;
+  if (
+    req.default_ships !== undefined &&
+    (!Number.isInteger(req.default_ships) || req.default_ships < 1 ||
+      req.default_ships > MAX_SHIPS)
+  ) {
+    throw new UsageError(
+      `OHCOMMODORE_DEFAULT_SHIPS must be between 1 and ${MAX_SHIPS}, not ${req.default_ships}`,
+    );
+  }
+  const count = req.ships ?? plan.recommendedShips ?? req.default_ships ??
+    settings.get("OHCOMMODORE_DEFAULT_SHIPS");
   await deps.checkCapacity?.(count);
   const root = `${paths.dir()}/voyages/${id}`;
   let registered = false;
@@ -146,7 +161,7 @@ async function launch(
       git.createVoyageRepo({ dir: root, voyageId: id, source, tokenFile }),
   );
 
-  const ships = Array.from({ length: count }, (_, i) => `${id}-${i + 1}`);
+  const ships = nextShipNames(id, [], count);
   await deps.register(
     {
       id,

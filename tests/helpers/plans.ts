@@ -8,7 +8,8 @@ export interface TaskSpec {
 export async function writePlan(
   dir: string,
   tasks: TaskSpec[],
-  opts: { verify?: string; ships?: number; name?: string } = {},
+  /** `ships: null` leaves recommended_ships out of voyage.json. */
+  opts: { verify?: string; ships?: number | null; name?: string } = {},
 ): Promise<string> {
   await Deno.mkdir(`${dir}/tasks`, { recursive: true });
   await Deno.writeTextFile(
@@ -16,7 +17,7 @@ export async function writePlan(
     JSON.stringify({
       name: opts.name ?? "test",
       repo: "empty",
-      recommended_ships: opts.ships ?? 2,
+      recommended_ships: opts.ships === null ? undefined : opts.ships ?? 2,
     }),
   );
   await Deno.writeTextFile(

@@ -10,8 +10,10 @@ import {
   extractAcceptance,
   extractObjective,
   loadPlan,
+  parseAddedTasks,
   type Plan,
   PlanError,
+  readAddedTaskFiles,
 } from "../../lib/voyage/plan.ts";
 import { analyze } from "../../lib/voyage/plan/dag.ts";
 import { checkJson, formatCheck } from "../../lib/voyage/plan/check_report.ts";
@@ -498,4 +500,97 @@ Deno.test("parsePlan: the files a sail sends, checked as loadPlan checks a direc
     () => parsePlan("p", { "voyage.json": demo.files["voyage.json"] }),
     /no tasks[\s\S]*spec\.md: missing/,
   );
+});
+
+Deno.test("recommended_ships may be left out (as in ocaptain: sail --ships or the default decides)", async () => {
+  const dir = await copyPlan(example("demo"));
+  try {
+    await Deno.writeTextFile(
+      `${dir}/voyage.json`,
+      JSON.stringify({ repo: "empty" }),
+    );
+    const plan = await loadPlan(dir);
+    assert.equal(plan.recommendedShips, undefined);
+    const analysis = analyze(plan.tasks);
+    assert.equal(checkJson(plan, analysis).plan_recommended_ships, null);
+    assert.match(
+      formatCheck(plan, analysis),
+      /voyage\.json gives none \(sail uses --ships, else OHCOMMODORE_DEFAULT_SHIPS, 3\)/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("added tasks are checked as a plan's, against the voyage's own", () => {
+  const file = (t: Record<string, unknown>) => JSON.stringify(t);
+  const ok = parseAddedTasks({
+    "tasks/7.json": file({ id: 7, subject: "seven", blockedBy: ["1"] }),
+    "tasks/8.json": file({ id: "8", subject: "eight", blocks: [] }),
+    "tasks/9.json": file({ id: "9", subject: "nine", blockedBy: ["8", "7"] }),
+  }, ["1", "2"]);
+  assert.deepEqual(ok.map((t) => [t.id, t.blockedBy]), [
+    ["7", ["1"]],
+    ["8", []],
+    ["9", ["7", "8"]],
+  ]);
+  const bad = (files: Record<string, string>) => {
+    try {
+      parseAddedTasks(files, ["1", "2"]);
+    } catch (e) {
+      assert.ok(e instanceof PlanError);
+      assert.equal(e.exitCode, 2);
+      assert.match(e.message, /^invalid tasks/);
+      return e.problems.map((p) => `${p.file}: ${p.message}`);
+    }
+    assert.fail("accepted");
+  };
+  assert.deepEqual(
+    bad({
+      "tasks/1.json": file({ id: "1", subject: "again" }),
+      "tasks/3.json": file({ id: "3", subject: "x", blockedBy: ["5"] }),
+      "tasks/4.json": file({ id: "4", subject: "x", blocks: ["2"] }),
+    }),
+    [
+      "tasks/1.json: the voyage has a task 1 already",
+      "tasks/3.json: task 3 is blocked by unknown task 5",
+      "tasks/4.json: task 4 blocks task 2, which the voyage has already; an added task may block only added tasks",
+    ],
+  );
+  assert.deepEqual(
+    bad({
+      "tasks/a.json": file({ id: "a", subject: "x", blockedBy: ["b"] }),
+      "tasks/b.json": file({ id: "b", subject: "x", blockedBy: ["a"] }),
+    }).map((p) => p.replace(/\(.*/, "")),
+    ["tasks/a.json: dependency cycle a -> b -> a "],
+  );
+  assert.deepEqual(bad({ "voyage.json": "{}" }), [
+    "voyage.json: is not a task file (tasks/<name>.json)",
+  ]);
+  assert.deepEqual(bad({}), [": no task files"]);
+});
+
+Deno.test("voyage add reads task files and plan directories with a plan's care", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/plan/tasks`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/plan/tasks/5.json`, "{}");
+    await Deno.writeTextFile(`${dir}/plan/voyage.json`, "{}");
+    await Deno.writeTextFile(`${dir}/6.json`, "{}");
+    assert.deepEqual(
+      Object.keys(await readAddedTaskFiles([`${dir}/plan`, `${dir}/6.json`]))
+        .sort(),
+      ["tasks/5.json", "tasks/6.json"],
+    );
+    await Deno.symlink("/etc/passwd", `${dir}/plan/tasks/out.json`);
+    await assert.rejects(
+      () => readAddedTaskFiles([`${dir}/plan`, `${dir}/nothing.json`]),
+      (e: Error) =>
+        e instanceof PlanError &&
+        e.problems.map((p) => p.message).join("|") ===
+          "is a symbolic link leading outside the plan directory|not found",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -265,3 +265,152 @@ Deno.test("renewLeases: a restarted flagship gives running tasks a fresh lease",
     assert.equal((await q.tasks("v1", "running")).length, 2);
   });
 });
+
+Deno.test("retry: failed tasks back in the queue with a fresh set of tries; an ended voyage sails again", async () => {
+  await withQueue(async (q) => {
+    await q.create(voyage("v1", 60, 1), [task("1"), task("2", ["1"])], ["s"]);
+    let t = (await q.claim("v1", "s"))!;
+    await q.finish("v1", t.id, "s", { ok: false, error: "boom" });
+    const settled = await q.settled("v1");
+    assert.deepEqual(settled, { settled: true, allDone: false });
+    await q.setVoyageState("v1", "failed", {}, ["running"]);
+    // Only failed tasks may be named; unknown ones are refused.
+    await assert.rejects(
+      () => q.retry("v1", ["2"]),
+      /task 2 of voyage v1 is pending, not failed/,
+    );
+    await assert.rejects(() => q.retry("v1", ["9"]), /voyage v1 has no task 9/);
+    const r = await q.retry("v1");
+    assert.deepEqual(r, {
+      voyage: "v1",
+      tasks: ["1"],
+      reopened: true,
+      open: 2,
+    });
+    assert.equal((await q.get("v1"))!.state, "running");
+    // Attempt 2, though the limit is 1: the limit counts from the retry.
+    t = (await q.claim("v1", "s"))!;
+    assert.equal(t.attempts, 2);
+    assert.ok(await q.finish("v1", t.id, "s", { ok: false, error: "again" }));
+    const [one] = await q.tasks("v1");
+    assert.equal(one.status, "failed");
+    assert.equal(one.attempts_before, 1);
+    // Nothing failed and the voyage still running: nothing to retry.
+    await q.retry("v1", ["1"]);
+    await assert.rejects(() => q.retry("v1"), /has no failed task to retry/);
+    const events = (await q.events("v1")).map((e) => e.event);
+    assert.ok(events.includes("retried"));
+    assert.ok(events.includes("voyage running"));
+  });
+});
+
+Deno.test("retry of an ended voyage with every task done runs verify again; a verified one has nothing to retry", async () => {
+  await withQueue(async (q) => {
+    await q.create(voyage("v1"), [task("1")], ["s"]);
+    const t = (await q.claim("v1", "s"))!;
+    await q.finish("v1", t.id, "s", { ok: true });
+    await q.setVoyageState("v1", "complete", {}, ["running"]);
+    await assert.rejects(() => q.retry("v1"), /running verify\.sh/);
+    await q.setVoyageState("v1", "failed", {
+      verify_code: 3,
+      verify_output: "no",
+    }, ["complete"]);
+    const r = await q.retry("v1");
+    assert.deepEqual(r, { voyage: "v1", tasks: [], reopened: true, open: 0 });
+    const v = (await q.get("v1"))!;
+    assert.equal(v.state, "running");
+    assert.equal(v.verify_code, null);
+    await q.setVoyageState("v1", "complete", {}, ["running"]);
+    await q.setVoyageState("v1", "verified", {
+      verify_code: 0,
+      verify_output: "",
+    }, ["complete"]);
+    await assert.rejects(() => q.retry("v1"), /is verified: nothing to retry/);
+  });
+});
+
+Deno.test("a sink is never undone by the driver's later steps; a verify that ends after it is still recorded", async () => {
+  await withQueue(async (q) => {
+    await q.create(voyage("v1"), [task("1")], ["s"]);
+    await q.setVoyageState("v1", "complete", {}, ["running"]);
+    assert.ok(await q.sink("v1"));
+    assert.equal(await q.sink("v1"), false);
+    assert.equal(
+      await q.setVoyageState("v1", "verified", {
+        verify_code: 0,
+        verify_output: "ok",
+      }, ["complete"]),
+      false,
+    );
+    const v = (await q.get("v1"))!;
+    assert.equal(v.state, "sunk");
+    assert.equal(v.verify_code, 0);
+    assert.ok(v.finished_at);
+  });
+});
+
+Deno.test("added tasks: new ids only, blockers known, appended after the plan's; an ended voyage sails again", async () => {
+  await withQueue(async (q) => {
+    await q.create(voyage("v1"), [task("1")], ["s"]);
+    const t = (await q.claim("v1", "s"))!;
+    await q.finish("v1", t.id, "s", { ok: true });
+    await q.setVoyageState("v1", "failed", {}, ["running"]);
+    await assert.rejects(
+      () => q.addTasks("v1", [task("1")]),
+      /has a task 1 already/,
+    );
+    await assert.rejects(
+      () => q.addTasks("v1", [task("2", ["7"])]),
+      /unknown task 7/,
+    );
+    const r = await q.addTasks("v1", [task("3", ["2"]), task("2", ["1"])]);
+    assert.deepEqual(r, {
+      voyage: "v1",
+      tasks: ["3", "2"],
+      reopened: true,
+      open: 2,
+    });
+    assert.deepEqual((await q.tasks("v1")).map((x) => [x.id, x.ord]), [
+      ["1", 0],
+      ["3", 1],
+      ["2", 2],
+    ]);
+    // Task 2 first (3 waits for it).
+    assert.equal((await q.claim("v1", "s"))!.id, "2");
+  });
+});
+
+Deno.test("eight concurrent adds of the same task: exactly one lands", async () => {
+  await withQueue(async (q) => {
+    await q.create(voyage("v1"), [task("1")], ["s"]);
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, () => q.addTasks("v1", [task("x", ["1"])])),
+    );
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    assert.equal((await q.tasks("v1")).filter((t) => t.id === "x").length, 1);
+  });
+});
+
+Deno.test("purge forgets a voyage; short ids find voyages by prefix", async () => {
+  await withQueue(async (q) => {
+    await q.create(voyage("vabcd11"), [task("1")], ["s1"]);
+    await q.create(voyage("vabcd22"), [task("1")], ["s2"]);
+    assert.deepEqual(await q.idsStartingWith("vabc", 10), [
+      "vabcd11",
+      "vabcd22",
+    ]);
+    assert.deepEqual(await q.idsStartingWith("vabcd2", 10), ["vabcd22"]);
+    assert.deepEqual(await q.idsStartingWith("v%", 10), []);
+    await q.addShips("vabcd11", ["s3"]);
+    assert.deepEqual((await q.ships("vabcd11")).map((s) => s.ship), [
+      "s1",
+      "s3",
+    ]);
+    await q.purge("vabcd11");
+    assert.equal(await q.get("vabcd11"), null);
+    assert.deepEqual(await q.tasks("vabcd11"), []);
+    assert.deepEqual(await q.ships("vabcd11"), []);
+    assert.deepEqual(await q.events("vabcd11"), []);
+    assert.equal((await q.tasks("vabcd22")).length, 1);
+  });
+});

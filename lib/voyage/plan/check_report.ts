@@ -24,7 +24,8 @@ export interface CheckJson {
   critical_path_length: number;
   recommended_ships: number;
   ship_cap: number;
-  plan_recommended_ships: number;
+  /** voyage.json's, null when it gives none. */
+  plan_recommended_ships: number | null;
   tasks_with_command: number;
   warnings: PlanProblem[];
 }
@@ -113,7 +114,11 @@ export function formatCheck(plan: Plan, analysis: Analysis): string {
     ["Critical path", `${analysis.criticalPath.join(" -> ")} (${unit})`],
     [
       "Recommended ships",
-      `${analysis.recommendedShips} (widest level ${analysis.widestLevelWidth}, at most ${analysis.shipCap}); voyage.json suggests ${plan.recommendedShips}`,
+      `${analysis.recommendedShips} (widest level ${analysis.widestLevelWidth}, at most ${analysis.shipCap}); ${
+        plan.recommendedShips === undefined
+          ? "voyage.json gives none (sail uses --ships, else OHCOMMODORE_DEFAULT_SHIPS, 3)"
+          : `voyage.json suggests ${plan.recommendedShips}`
+      }`,
     ],
   ];
   const withCommand = plan.tasks.filter((t) => t.command !== undefined).length;
@@ -165,7 +170,7 @@ export function checkJson(plan: Plan, analysis: Analysis): CheckJson {
     critical_path_length: analysis.criticalPathLength,
     recommended_ships: analysis.recommendedShips,
     ship_cap: analysis.shipCap,
-    plan_recommended_ships: plan.recommendedShips,
+    plan_recommended_ships: plan.recommendedShips ?? null,
     tasks_with_command: plan.tasks.filter((t) => t.command !== undefined)
       .length,
     warnings: checkWarnings(plan, analysis),
