@@ -22,6 +22,7 @@ import type { VoyageStatus } from "./ops.ts";
 import type { PlanFiles } from "./plan.ts";
 import type {
   NewTask,
+  Reopened,
   TaskEvent,
   TaskStatus,
   TaskWithRuns,
@@ -80,11 +81,40 @@ export const VOYAGE_OPS = {
     returns<{ voyages: string[] }>(),
     { on: "flagship" },
   ),
+  /** Sunk, whatever its state; the whole id only (it destroys). */
   "voyage.stop": op(
     "daemon",
     shape({ id: str }),
     returns<{ voyage: string; ships: string[] }>(),
     { on: "flagship" },
+  ),
+  /** Forgets a voyage: its rows and its folder on the flagship. */
+  "voyage.purge": op(
+    "daemon",
+    shape({ id: str }),
+    returns<{ voyage: string }>(),
+    { on: "flagship" },
+  ),
+  /** Failed tasks back in the queue (these, else every failed one). */
+  "voyage.retry_tasks": op(
+    "daemon",
+    shape({ id: opt(str), tasks: opt(strList) }),
+    returns<Reopened & { ships: string[] }>(),
+    { on: "flagship", work: true },
+  ),
+  /** Task files added to a voyage (checked as a plan's). */
+  "voyage.add_tasks": op(
+    "daemon",
+    shape({ id: opt(str), files: data<PlanFiles>() }),
+    returns<Reopened & { ships: string[] }>(),
+    { on: "flagship", work: true },
+  ),
+  /** New ships registered for a voyage (the flagship creates them next). */
+  "voyage.add_ships": op(
+    "daemon",
+    shape({ id: str, count: num }),
+    returns<{ voyage: string; ships: string[] }>(),
+    { on: "flagship", work: true },
   ),
 
   // The flagship's per-call process: the provider, the ships.
@@ -97,20 +127,54 @@ export const VOYAGE_OPS = {
       agent: (v, k) => str(v, k) as AgentKind,
       agent_command: opt(str),
       model: opt(str),
+      /** OHCOMMODORE_DEFAULT_SHIPS from the caller's environment. */
+      default_ships: opt(num),
     }),
     returns<SailResult>(),
     { on: "flagship", long: true },
   ),
+  /** The record stays on the flagship unless `purge`. */
   "voyage.sink": op(
     "call",
-    shape({ id: str }),
-    returns<{ voyage: string; destroyed: string[] }>(),
+    shape({ id: str, purge: opt(bool) }),
+    returns<{ voyage: string; destroyed: string[]; purged: boolean }>(),
+    { on: "flagship", long: true },
+  ),
+  /** voyage.retry_tasks, then new ships when it has none left. */
+  "voyage.retry": op(
+    "call",
+    shape({
+      id: str,
+      tasks: opt(strList),
+      ships: opt(num),
+      default_ships: opt(num),
+    }),
+    returns<Reopened & { ships: string[]; new_ships: string[] }>(),
+    { on: "flagship", long: true },
+  ),
+  /** voyage.add_tasks, then new ships when it has none left. */
+  "voyage.add": op(
+    "call",
+    shape({
+      id: str,
+      files: data<PlanFiles>(),
+      ships: opt(num),
+      default_ships: opt(num),
+    }),
+    returns<Reopened & { ships: string[]; new_ships: string[] }>(),
     { on: "flagship", long: true },
   ),
   /** Events: the log's lines, as stdout output. */
   "voyage.logs": op(
     "call",
-    shape({ id: opt(str), ship: opt(str), follow: opt(bool), raw: opt(bool) }),
+    shape({
+      id: opt(str),
+      ship: opt(str),
+      follow: opt(bool),
+      raw: opt(bool),
+      grep: opt(str),
+      tail: opt(num),
+    }),
     returns<null>(),
     { on: "flagship", long: true },
   ),
