@@ -27,8 +27,15 @@ async function busyShip(home: string, id: string): Promise<string> {
 Deno.test("ship destroy of a busy ship: its task goes back to the queue at once and another ship does it", async () => {
   await using fleet = await localFleet();
   const home = fleet.home;
+  // The first attempt runs until its ship is destroyed (however long the
+  // destroy takes on a loaded machine); the second finishes.
+  const first = `${home}/first-attempt`;
   const plan = await writePlan(`${home}/plan`, [
-    { id: "1", command: "sleep 3; echo slow > slow.txt" },
+    {
+      id: "1",
+      command:
+        `if mkdir ${first} 2>/dev/null; then exec sleep 600; fi; echo slow > slow.txt`,
+    },
   ], { ships: 2, verify: "#!/bin/bash\ntest -f slow.txt\n" });
   const id = await sailOk(home, [plan, "--agent", "shell"], LEASE);
   const victim = await busyShip(home, id);

@@ -133,8 +133,15 @@ Deno.test("8 ships racing on 100 tiny tasks: none runs twice", async () => {
 Deno.test("a ship destroyed mid-task: another ship finishes its task", async () => {
   await using fleet = await localFleet();
   const home = fleet.home;
+  // The first attempt runs until its ship is destroyed (however long that
+  // takes on a loaded machine); the second finishes.
+  const first = `${home}/first-attempt`;
   const plan = await writePlan(`${home}/plan`, [
-    { id: "1", command: "sleep 4; echo slow > slow.txt" },
+    {
+      id: "1",
+      command:
+        `if mkdir ${first} 2>/dev/null; then exec sleep 600; fi; echo slow > slow.txt`,
+    },
   ], { ships: 2, verify: "#!/bin/bash\ntest -f slow.txt\n" });
   const env = { OHCOMMODORE_TASK_LEASE: "3" };
   const id = await sailOk(home, [plan, "--agent", "shell"], env);

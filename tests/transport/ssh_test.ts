@@ -20,6 +20,33 @@ import {
   waitForSsh,
 } from "../../lib/transport/ssh.ts";
 import { run, upload } from "../../lib/transport/run.ts";
+import { until } from "../helpers/wait.ts";
+
+/**
+ * Reads `stream` until its text holds `want` (the remote command says it
+ * got there): what was read, and the reader for the rest.
+ */
+async function readUntil(stream: ReadableStream<Uint8Array>, want: string) {
+  const reader = stream.getReader();
+  const dec = new TextDecoder();
+  let text = "";
+  while (!text.includes(want)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the output ended before "${want}": ${text}`);
+    text += dec.decode(value, { stream: true });
+  }
+  return { text, reader };
+}
+
+async function readRest(reader: ReadableStreamDefaultReader<Uint8Array>) {
+  const dec = new TextDecoder();
+  let text = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return text + dec.decode();
+    text += dec.decode(value, { stream: true });
+  }
+}
 
 const ignore = sshdSkipReason() !== null;
 
@@ -228,14 +255,15 @@ sshTest("upload writes an exact file with mode 600", async ({ dir, t }) => {
 
 sshTest("secrets on stdin never show in any process's argv", async ({ t }) => {
   const secret = `ohc-secret-${crypto.randomUUID()}`;
-  const child = t.spawn(["sh", "-c", "read -r s; sleep 2; echo ${#s}"], {
-    stdin: "piped",
-    stdout: "piped",
-  });
+  // It holds the secret until told to go on: every process is looked at
+  // while the secret is in flight.
+  const child = t.spawn(
+    ["sh", "-c", "read -r s; echo got; read -r _; echo ${#s}"],
+    { stdin: "piped", stdout: "piped" },
+  );
   const w = child.stdin.getWriter();
   await w.write(new TextEncoder().encode(secret + "\n"));
-  await w.close();
-  await new Promise((r) => setTimeout(r, 500));
+  const got = await readUntil(child.stdout, "got\n");
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
     let cmdline = "";
@@ -244,9 +272,11 @@ sshTest("secrets on stdin never show in any process's argv", async ({ t }) => {
     } catch { /* exited */ }
     assert.ok(!cmdline.includes(secret), `pid ${e.name} shows the secret`);
   }
+  await w.write(new TextEncoder().encode("go\n"));
+  await w.close();
   assert.equal(
-    (await new Response(child.stdout).text()).trim(),
-    String(secret.length),
+    got.text + await readRest(got.reader),
+    `got\n${secret.length}\n`,
   );
   assert.equal((await child.status).code, 0);
 });
@@ -389,10 +419,15 @@ sshTest(
   "killing sshd mid-command is a recognised ssh failure",
   async ({ sshd, t }) => {
     assert.equal((await run(t, ["true"])).code, 0);
-    const running = run(t, ["sleep", "30"]);
-    await new Promise((r) => setTimeout(r, 500));
+    const child = t.spawn(["sh", "-c", "echo started; exec sleep 30"], {
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const stderr = new Response(child.stderr).text();
+    const started = await readUntil(child.stdout, "started\n");
     await sshd.kill();
-    const res = await running;
+    await started.reader.cancel();
+    const res = { code: (await child.status).code, stderr: await stderr };
     assert.equal(res.code, 255);
     assert.ok(isSshFailure(res.code, res.stderr), res.stderr);
     assert.ok(res.stderr.endsWith(LOST_MASTER_MESSAGE));
@@ -413,15 +448,17 @@ sshTest(
     assert.equal((await run(t, ["true"])).code, 0);
     const master = await t.masterPid();
     assert.ok(master !== null);
-    const child = t.spawn(["sleep", "30"], { stdout: "piped" });
+    const child = t.spawn(["sh", "-c", "echo started; exec sleep 30"], {
+      stdout: "piped",
+    });
     const stderr = new Response(child.stderr).text();
-    await new Promise((r) => setTimeout(r, 500));
+    const started = await readUntil(child.stdout, "started\n");
     Deno.kill(master, "SIGKILL");
     const status = await child.status;
     assert.equal(status.code, 255);
     assert.equal(status.sshFailure, true);
     assert.ok(isSshFailure(status.code, await stderr));
-    await child.stdout.cancel();
+    await started.reader.cancel();
     // The stale socket is replaced by a new master on the next call, which
     // later calls share again. (How many logins the replacement takes
     // depends on timing: under a loaded CI run it once took two.)
@@ -564,7 +601,8 @@ Deno.test({
         timeoutMs: 30_000,
         onAttempt: (_n, last) => attempts.push(last),
       });
-      await new Promise((r) => setTimeout(r, 1500));
+      // sshd starts once a connection was refused.
+      await until("a refused attempt", () => attempts.length >= 2);
       sshd = await startSshd({
         dir: `${dir}/sshd`,
         port,

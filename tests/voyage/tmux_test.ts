@@ -251,7 +251,9 @@ Deno.test("runInTmux: env values never appear in any argv; the env file is gone 
         task: {
           id: "5",
           subject: "slow",
-          description: `FAKE: touch ${w.dir}/running; sleep 1`,
+          // Runs until the test has looked at every process.
+          description:
+            `FAKE: touch ${w.dir}/running; while [ ! -e ${w.dir}/go ]; do sleep 0.05; done`,
         },
         voyageId: "v",
         ship: "s",
@@ -306,6 +308,7 @@ Deno.test("runInTmux: env values never appear in any argv; the env file is gone 
       () => Deno.stat(`${runDir}/env`),
       Deno.errors.NotFound,
     );
+    await Deno.writeTextFile(`${w.dir}/go`, "");
     const r = await run;
     const log = await Deno.readTextFile(w.log);
     assert.equal(r.code, 0, log);
