@@ -40,11 +40,12 @@ async function sha256(data: Uint8Array | string): Promise<string> {
 }
 
 /** The key of a build: Deno, every file of the program, the lockfile. */
-async function buildKey(files: string[]): Promise<string> {
+async function buildKey(files: string[], gzip: boolean): Promise<string> {
   const deno = Deno.execPath();
   const st = await Deno.stat(deno);
   const parts = [
     FORMAT,
+    gzip ? "gzip" : "tar",
     Deno.version.deno,
     `${deno} ${st.size} ${st.mtime?.getTime()}`,
     hostPlatform(),
@@ -68,10 +69,12 @@ async function copyProgram(files: string[], app: string): Promise<void> {
 const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /** The sh header; `skip` is its own length in bytes. */
-function header(hash: string, skip: number): string {
+function header(hash: string, skip: number, gzip: boolean): string {
   return `#!/bin/sh
 # ohcommodore standalone artifact (deno task artifact --standalone): Deno, the
-# program and its node_modules in a gzip'd tar after this header, unpacked on
+# program and its node_modules in a ${
+    gzip ? "gzip'd " : ""
+  }tar after this header, unpacked on
 # the first run beside this file (like deno compile --self-extracting).
 set -e
 hash=${hash}
@@ -88,7 +91,9 @@ if [ ! -d "$dir" ]; then
   tmp="$base/.$hash.$$"
   rm -rf "$tmp"
   mkdir "$tmp"
-  if ! tail -c +$((skip + 1)) "$self" | gzip -dc | tar -x --no-same-owner -C "$tmp" -f -; then
+  if ! tail -c +$((skip + 1)) "$self" | ${
+    gzip ? "gzip -dc | " : ""
+  }tar -x --no-same-owner -C "$tmp" -f -; then
     rm -rf "$tmp"
     echo "$name: cannot unpack into $base" >&2
     exit 1
@@ -104,10 +109,10 @@ exec "$dir/deno" run -A --quiet --no-prompt --cached-only --node-modules-dir=man
 `;
 }
 
-function headerFor(hash: string): string {
+function headerFor(hash: string, gzip: boolean): string {
   let skip = 0;
   for (;;) {
-    const h = header(hash, skip);
+    const h = header(hash, skip, gzip);
     const n = new TextEncoder().encode(h).length;
     if (n === skip) return h;
     skip = n;
@@ -117,12 +122,14 @@ function headerFor(hash: string): string {
 /**
  * Writes the standalone artifact at `out` unless the one there was built
  * from the same content; returns whether it built. Concurrent callers wait
- * on a lock beside it.
+ * on a lock beside it. `gzip: false` leaves the tar uncompressed, as a
+ * compiled release embeds its files (bench/deploy.ts uses that).
  */
 export async function buildStandalone(
   out: string,
-  log: (m: string) => void = (m) => console.error(m),
+  opts: { gzip: boolean; log?: (m: string) => void } = { gzip: true },
 ): Promise<boolean> {
+  const log = opts.log ?? ((m: string) => console.error(m));
   const outDir = out.slice(0, out.lastIndexOf("/"));
   await Deno.mkdir(outDir, { recursive: true });
   using lock = await Deno.open(`${out}.lock`, {
@@ -131,7 +138,7 @@ export async function buildStandalone(
   });
   await lock.lock(true);
   const files = await programFiles();
-  const key = await buildKey(files);
+  const key = await buildKey(files, opts.gzip);
   const keyFile = `${out}.key`;
   const had = await Deno.readTextFile(keyFile).catch(() => "");
   const present = await Deno.stat(out).then(() => true, () => false);
@@ -150,11 +157,13 @@ export async function buildStandalone(
       "-c",
       `tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C ${
         quote(`${stage}/tree`)
-      } -cf - . | gzip -n -6 > ${quote(`${stage}/payload.tgz`)}`,
+      } -cf - .${opts.gzip ? " | gzip -n -6" : ""} > ${
+        quote(`${stage}/payload.tgz`)
+      }`,
     ]);
     const payload = await Deno.readFile(`${stage}/payload.tgz`);
     const hash = (await sha256(payload)).slice(0, 20);
-    const head = new TextEncoder().encode(headerFor(hash));
+    const head = new TextEncoder().encode(headerFor(hash, opts.gzip));
     const whole = new Uint8Array(head.length + payload.length);
     whole.set(head);
     whole.set(payload, head.length);
