@@ -9,12 +9,12 @@ import { paths } from "../state/paths.ts";
 import { download, run } from "../transport/run.ts";
 import type { Transport } from "../transport/types.ts";
 import type { LogSource } from "./logs.ts";
+import { isVoyageId } from "./voyage_id.ts";
 
 /** Prints `<voyage>/logs/<file>` for every voyage log on the ship. */
 const LIST_ALL =
   'cd "$HOME/.ohcommodore/voyages" 2>/dev/null || exit 0; for f in */logs/*.log; do [ -f "$f" ] && echo "$f"; done; exit 0';
 
-const VOYAGE_ID = /^[a-z0-9]{1,32}$/;
 const LOG_FILE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}\.log$/;
 
 /** Where the flagship keeps a gone ship's logs of a voyage. */
@@ -38,7 +38,7 @@ export async function collectShipLogs(
   for (const line of list.stdout.split("\n")) {
     const [voyage, logs, file, ...rest] = line.split("/");
     if (
-      logs !== "logs" || rest.length || !VOYAGE_ID.test(voyage) ||
+      logs !== "logs" || rest.length || !isVoyageId(voyage) ||
       !LOG_FILE.test(file ?? "")
     ) continue;
     // Only voyages this flagship sails (and has not purged).

@@ -178,11 +178,11 @@ Deno.test("a failed voyage's ships show their real state, not provisioning forev
   assert.deepEqual(stateOf(await status(home, id)), ["idle", "idle"]);
 });
 
-Deno.test("status with no id: the only active voyage, else the only one, else a list; short ids; default ships; shell needs a terminal", async () => {
+Deno.test("status with no id: the only active voyage, else the only one, else a list; short ids; default ships; ocaptain's short flags; shell needs a terminal", async () => {
   await using fleet = await localFleet();
   const home = fleet.home;
   const plan = await writePlan(`${home}/plan`, [
-    { id: "1", command: "echo 1 > one.txt" },
+    { id: "1", command: "echo hello-one; echo other; echo 1 > one.txt" },
   ], { ships: null });
   const one = { OHCOMMODORE_DEFAULT_SHIPS: "1" };
   const bad = await ohc(home, ["sail", plan, "--agent", "shell"], {
@@ -194,8 +194,29 @@ Deno.test("status with no id: the only active voyage, else the only one, else a 
   assert.equal((await waitVoyage(home, a)).ships.length, 1);
   // The only voyage there is, though it has ended.
   assert.match((await ohcOk(home, ["status"])).stdout, new RegExp(a));
-  const b = await sailOk(home, [plan, "--agent", "shell"], one);
-  await waitVoyage(home, b);
+  // ocaptain's logs -s SHIP -f -g RE -n N (a ship as ocaptain names it).
+  const greped = await ohcOk(home, [
+    "logs",
+    a,
+    "-s",
+    "ship-0",
+    "-f",
+    "-g",
+    "hello-one$",
+    "-n",
+    "50",
+  ]);
+  assert.deepEqual(greped.stdout.trim().split("\n"), [
+    `[${a}-0 task-1] hello-one`,
+  ]);
+  const last = await ohcOk(home, ["logs", a, "-s", "0", "-n", "1"]);
+  assert.equal(last.stdout.trim().split("\n").length, 1, last.stdout);
+  const noShip = await ohc(home, ["logs", a, "-s", "ship-7"]);
+  assert.equal(noShip.code, 2);
+  assert.match(noShip.stderr, new RegExp(`its ships: ${a}-0 \\(ship-0\\)`));
+  // sail -n wins over OHCOMMODORE_DEFAULT_SHIPS.
+  const b = await sailOk(home, [plan, "-n", "2", "--agent", "shell"], one);
+  assert.equal((await waitVoyage(home, b)).ships.length, 2);
   const none = await ohc(home, ["voyage", "status"]);
   assert.equal(none.code, 2, none.stdout);
   assert.equal(none.stdout, "");
@@ -206,7 +227,8 @@ Deno.test("status with no id: the only active voyage, else the only one, else a 
   assert.match(none.stderr, new RegExp(`${b} \\(verified\\)`));
 
   // Short ids where only reading; whole ids where destroying.
-  const short = a.slice(0, 4) === b.slice(0, 4) ? a : a.slice(0, 4);
+  const len = [4, 5, 6, 7].find((n) => a.slice(0, n) !== b.slice(0, n))!;
+  const short = a.slice(0, len);
   assert.equal((await status(home, short)).voyage.id, a);
   const guess = await ohc(home, ["voyage", "sink", short, "--force"]);
   assert.equal(guess.code, 2);
