@@ -133,6 +133,33 @@ Deno.test("sink keeps the record (logs from the ship, tasks, verify, clone); ret
   ]);
   assert.equal(ts[0].attempts, 2);
 
+  // Added after a sink: a new ship (one per open task) sails it on.
+  await ohcOk(home, ["voyage", "sink", id, "--force"]);
+  await Deno.writeTextFile(
+    `${more}/3.json`,
+    JSON.stringify({
+      id: "4",
+      subject: "four",
+      command: "echo 4 > four.txt",
+      blockedBy: ["3"],
+    }),
+  );
+  const after = JSON.parse(
+    (await ohcOk(home, ["voyage", "add", id, `${more}/3.json`, "--json"]))
+      .stdout,
+  );
+  assert.deepEqual([after.tasks, after.reopened, after.new_ships], [
+    ["4"],
+    true,
+    [`${id}-2`],
+  ]);
+  const again = await waitVoyage(home, id, 180_000);
+  assert.equal(again.voyage.state, "verified");
+  assert.deepEqual(
+    (await voyageTasks(home, id)).map((t) => [t.id, t.status, t.ship])[3],
+    ["4", "done", `${id}-2`],
+  );
+
   // --purge: nothing of it is left.
   await ohcOk(home, ["voyage", "sink", id, "--force", "--purge"]);
   const gone = await ohc(home, ["voyage", "logs", id]);
