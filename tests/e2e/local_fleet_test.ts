@@ -410,15 +410,32 @@ Deno.test("--help on every command, --version, unknown commands", async () => {
         "clone",
         "shell",
         "sink",
+        "retry",
+        "add",
       ]
         .map((c) => ["voyage", c]),
-      ["sail"],
+      // ocaptain's names, at the top level.
+      ...["sail", "status", "tasks", "logs", "clone", "shell", "sink"].map((
+        c,
+      ) => [c]),
       ["doctor"],
     ]
   ) {
     const r = await ohc(home, [...cmd, "--help"]);
     assert.equal(r.code, 0, cmd.join(" "));
     assert.match(r.stdout, /^Usage: ohcommodore/);
+  }
+  // --help shows ocaptain's names and flags.
+  const top = (await ohc(home, ["--help"])).stdout;
+  for (
+    const c of ["sail", "status", "tasks", "logs", "clone", "shell", "sink"]
+  ) {
+    assert.match(top, new RegExp(`^  ${c} .*same as 'voyage ${c}'`, "m"));
+  }
+  const logsHelp = (await ohc(home, ["voyage", "logs", "--help"])).stdout;
+  assert.match(logsHelp, /also 'ohcommodore logs'/);
+  for (const f of ["-s, --ship", "-f, --follow", "-g, --grep", "-n, --tail"]) {
+    assert.ok(logsHelp.includes(f), f);
   }
   const v = await ohc(home, ["--version"]);
   assert.match(v.stdout, /^ohcommodore \d+\.\d+\.\d+\n$/);

@@ -539,7 +539,13 @@ export function registerVoyage(program: Command, exit: Exit): void {
   );
 
   for (const [name, description, define] of verbs) {
-    define(voyage.command(name).description(description));
+    define(
+      voyage.command(name).description(
+        TOP_LEVEL.includes(name)
+          ? `${description}\n(also 'ohcommodore ${name}', as ocaptain spells it)`
+          : description,
+      ),
+    );
     if (TOP_LEVEL.includes(name)) {
       define(
         program.command(name).description(`same as 'voyage ${name}'`),
