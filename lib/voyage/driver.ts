@@ -75,6 +75,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The longest a voyage's claims wait for its ships' first answers. */
 const LEARN_WAIT_MS = 30_000;
 
+/** A ship's loop that failed (a database call threw) starts again after this. */
+const RESTART_MS = [250, 1_000, 5_000, 15_000];
+
 /** Settles when `p` does, or after `ms`, whichever is first. */
 function within(p: Promise<unknown>, ms: number): Promise<unknown> {
   let t: ReturnType<typeof setTimeout> | undefined;
@@ -105,7 +108,7 @@ export class VoyageDriver {
         await this.start(v.id);
       } else if (v.state === "complete") {
         // verify.sh was running when the daemon stopped: once more.
-        void this.complete(v, true);
+        this.detach(`voyage ${v.id}: verify`, this.complete(v, true));
       }
     }
   }
@@ -121,10 +124,13 @@ export class VoyageDriver {
       running.add(s);
       let learnt!: () => void;
       firsts.push(new Promise((r) => learnt = r));
-      void this.shipLoop(voyage, s, learnt).finally(() => {
-        learnt();
-        running.delete(s);
-      });
+      this.detach(
+        `voyage ${voyage} ${s}`,
+        this.superviseShip(voyage, s, learnt).finally(() => {
+          learnt();
+          running.delete(s);
+        }),
+      );
     }
     // Bounded: a ship that neither answers nor fails holds up no one for
     // long (claims are safe without it; waiting is only for order).
@@ -135,6 +141,42 @@ export class VoyageDriver {
         LEARN_WAIT_MS,
       ),
     );
+  }
+
+  /**
+   * Work the daemon does not wait for: a failure is logged, never left
+   * unhandled (Deno ends a process on an unhandled rejection, and the
+   * daemon with it).
+   */
+  private detach(what: string, p: Promise<unknown>): void {
+    p.catch((e) => this.d.log(`${what}: ${(e as Error)?.message ?? e}`));
+  }
+
+  /**
+   * Runs a ship's loop until it ends by itself. One that fails (a database
+   * call threw) starts again after a pause: a new loop first learns what
+   * the ship holds, so the task it ran is taken up again (resumed where it
+   * is held, landed once) rather than lost until its lease ends.
+   */
+  private async superviseShip(
+    voyage: string,
+    name: string,
+    learnt: () => void,
+  ): Promise<void> {
+    for (let failures = 0;; failures++) {
+      try {
+        return await this.shipLoop(voyage, name, learnt);
+      } catch (e) {
+        learnt(); // nobody waits on a loop that failed
+        const pause = RESTART_MS[Math.min(failures, RESTART_MS.length - 1)];
+        this.d.log(
+          `voyage ${voyage} ${name}: the ship's loop failed (${
+            (e as Error)?.message ?? e
+          }); again in ${pause} ms`,
+        );
+        await sleep(pause);
+      }
+    }
   }
 
   /**
@@ -512,7 +554,10 @@ export class VoyageDriver {
       const beat = () => {
         if (Date.now() - lastBeat < beatEvery) return;
         lastBeat = Date.now();
-        void this.d.queue.heartbeat(v.id, ship.name, task.id);
+        this.detach(
+          `task ${task.id}: heartbeat`,
+          this.d.queue.heartbeat(v.id, ship.name, task.id),
+        );
       };
       const release = st.holds ?? undefined;
       let res: RunTaskResult;
@@ -545,19 +590,37 @@ export class VoyageDriver {
       const local = `${work}/task-${taskSlug(task.id)}-${
         crypto.randomUUID().slice(0, 8)
       }.bundle`;
-      await Deno.writeFile(
-        local,
-        res.bundle_data !== undefined
-          ? base64ToBytes(res.bundle_data)
-          : await download(t, res.bundle),
-      );
-      // A flagship that stopped mid-landing may have landed it already.
-      const before = resumed
-        ? await git.findLanded(v.bare, v.branch, stamp)
-        : null;
-      if (before) {
+      let before: string | null = null;
+      let landed: Awaited<ReturnType<typeof git.integrateTask>> | null = null;
+      try {
+        await Deno.writeFile(
+          local,
+          res.bundle_data !== undefined
+            ? base64ToBytes(res.bundle_data)
+            : await download(t, res.bundle),
+        );
+        // A flagship that stopped mid-landing may have landed it already.
+        before = resumed ? await git.findLanded(v.bare, v.branch, stamp) : null;
+        if (!before) {
+          landed = await git.integrateTask({
+            bare: v.bare,
+            branch: v.branch,
+            taskId: task.id,
+            source: local,
+            commit: res.commit,
+            worktreeDir: `${work}/worktrees`,
+            expect: stamp,
+          });
+        }
+      } finally {
+        // Landed, or not landable (the task's failure, below): either way
+        // the bundle has served.
         await Deno.remove(local).catch(() => {});
-        st.known = [res.base, res.commit];
+      }
+      // The ship holds its commit, now in the bare repo too: the next base
+      // for it is at most a thin bundle, or nothing after a fast-forward.
+      st.known = [res.base, res.commit];
+      if (before) {
         return {
           outcome: { ok: true, commit: before },
           note: `task ${task.id}: done, landed before at ${
@@ -565,19 +628,7 @@ export class VoyageDriver {
           }`,
         };
       }
-      const landed = await git.integrateTask({
-        bare: v.bare,
-        branch: v.branch,
-        taskId: task.id,
-        source: local,
-        commit: res.commit,
-        worktreeDir: `${work}/worktrees`,
-        expect: stamp,
-      });
-      await Deno.remove(local).catch(() => {});
-      // The ship holds its commit, now in the bare repo too: the next base
-      // for it is at most a thin bundle, or nothing after a fast-forward.
-      st.known = [res.base, res.commit];
+      landed = landed!;
       if (landed.ok) {
         return {
           outcome: { ok: true, commit: landed.tip, agent: res.agent },
