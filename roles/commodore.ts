@@ -29,7 +29,8 @@ import { providerFor } from "../lib/providers/mod.ts";
 import type { Provider, VmRecord } from "../lib/providers/types.ts";
 import type { Transport } from "../lib/transport/types.ts";
 import { call, lostCall } from "../lib/rpc/client.ts";
-import { argString, type RpcHandlers } from "../lib/rpc/server.ts";
+import { implement } from "../lib/rpc/ops.ts";
+import type { RpcHandlers } from "../lib/rpc/server.ts";
 import {
   readFleet,
   type ShipRecord,
@@ -506,75 +507,49 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
     (message: string, subject?: string) =>
       emit({ type: "progress", message, subject });
   return {
-    "fleet.status": () => c.status(),
-    "fleet.versions": async () => ({
-      flagship: VERSION,
-      ships: await Promise.all((await c.listShips()).map(async (s) => {
-        try {
-          const r = await call<{ version: string }>(
-            c.provider.transport(shipVm(s)),
-            "vm.identity",
-          );
-          return { name: s.name, version: r.version };
-        } catch (e) {
-          return { name: s.name, version: null, error: (e as Error).message };
-        }
-      })),
+    ...implement("call", {
+      "fleet.status": () => c.status(),
+      "fleet.versions": async () => ({
+        flagship: VERSION,
+        ships: await Promise.all((await c.listShips()).map(async (s) => {
+          try {
+            const r = await call<{ version: string }>(
+              c.provider.transport(shipVm(s)),
+              "vm.identity",
+            );
+            return { name: s.name, version: r.version };
+          } catch (e) {
+            return {
+              name: s.name,
+              version: null,
+              error: (e as Error).message,
+            };
+          }
+        })),
+      }),
+      "ship.list": () => c.listShips(),
+      "ship.create": (a, { secrets, emit }) =>
+        c.createShip(a, { secrets, onProgress: progress(emit) }),
+      "fleet.capacity": async (a) => {
+        await c.checkCapacity(a.adding);
+        return null;
+      },
+      "ship.destroy": (a, { emit }) => c.destroyShip(a.name, progress(emit)),
+      "fleet.sink": (_a, { emit }) => c.sink(progress(emit)),
+      "fleet.recover": (_a, { emit }) => c.recover(progress(emit)),
+      "fleet.settings": () => c.getSettings(),
+      "fleet.configure": (a, { emit }) =>
+        c.setSettings(a.set ?? {}, a.unset ?? [], progress(emit)),
+      "ship.exec": async (a, { emit, input }) => {
+        const code = await c.exec(a.name, a.argv, {
+          input,
+          onOutput: (stream, data) =>
+            emit({ type: "output", stream, data: bytesToBase64(data) }),
+        });
+        return { code };
+      },
     }),
-    "ship.list": () => c.listShips(),
-    "ship.create": ({ args, secrets, emit }) =>
-      c.createShip(
-        {
-          spec: argString(args, "spec"),
-          name: typeof args.name === "string" ? args.name : undefined,
-          bootstrap: args.bootstrap as Bootstrap | undefined,
-          settings: args.settings as Record<string, string> | undefined,
-          clone_url: typeof args.clone_url === "string"
-            ? args.clone_url
-            : undefined,
-        },
-        { secrets, onProgress: progress(emit) },
-      ),
-    "fleet.capacity": ({ args }) => {
-      const n = args.adding;
-      if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
-        throw new UsageError("fleet.capacity needs adding: a positive integer");
-      }
-      return c.checkCapacity(n);
-    },
-    "ship.destroy": ({ args, emit }) =>
-      c.destroyShip(argString(args, "name"), progress(emit)),
-    "fleet.sink": ({ emit }) => c.sink(progress(emit)),
-    "fleet.recover": ({ emit }) => c.recover(progress(emit)),
-    "fleet.settings": () => c.getSettings(),
-    "fleet.configure": ({ args, emit }) => {
-      const set = args.set ?? {};
-      const unset = args.unset ?? [];
-      if (
-        typeof set !== "object" || Array.isArray(set) ||
-        !Array.isArray(unset) || unset.some((k) => typeof k !== "string")
-      ) {
-        throw new UsageError("fleet.configure needs set: {} and unset: []");
-      }
-      return c.setSettings(
-        set as Record<string, string>,
-        unset as string[],
-        progress(emit),
-      );
-    },
     ...voyageHandlers(c, progress),
-    "ship.exec": async ({ args, emit, input }) => {
-      const argv = args.argv;
-      if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) {
-        throw new UsageError("ship.exec needs argv: string[]");
-      }
-      const code = await c.exec(argString(args, "name"), argv as string[], {
-        input,
-        onOutput: (stream, data) =>
-          emit({ type: "output", stream, data: bytesToBase64(data) }),
-      });
-      return { code };
-    },
   };
 }
 

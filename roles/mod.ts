@@ -1,4 +1,5 @@
 import type { RpcHandlers } from "../lib/rpc/server.ts";
+import { wrapOps } from "../lib/rpc/ops.ts";
 import { readIdentity } from "../lib/state/identity.ts";
 import { vmHandlers } from "./vm.ts";
 
@@ -8,8 +9,10 @@ export async function handlersForRole(): Promise<RpcHandlers> {
   if (id?.role === "commodore") {
     const { Commodore, commodoreHandlers } = await import("./commodore.ts");
     const ops = commodoreHandlers(new Commodore(id));
-    if (id.provider.kind === "sprites") await holdWhileLong(ops);
-    return { ...vmHandlers, ...ops };
+    return {
+      ...vmHandlers,
+      ...(id.provider.kind === "sprites" ? await holdWhileLong(ops) : ops),
+    };
   }
   if (id?.role === "captain") {
     const { captainHandlers } = await import("./captain.ts");
@@ -20,29 +23,19 @@ export async function handlersForRole(): Promise<RpcHandlers> {
 
 /**
  * On a sprite, the flagship holds itself awake while it serves an operation
- * that can be quiet for longer than a sprite waits before it pauses (making
- * a ship, sailing, a user's command): the caller hears nothing meanwhile,
- * and a paused flagship would drop the call.
+ * that can be quiet for longer than a sprite waits before it pauses (the
+ * registry marks them `long`: making a ship, sailing, a user's command):
+ * the caller hears nothing meanwhile, and a paused flagship would drop the
+ * call.
  */
-const LONG = [
-  "ship.create",
-  "ship.destroy",
-  "ship.exec",
-  "fleet.sink",
-  "fleet.recover",
-  "voyage.sail",
-  "voyage.sink",
-  "voyage.logs",
-  "voyage.bundle",
-];
-
-async function holdWhileLong(ops: RpcHandlers): Promise<void> {
+async function holdWhileLong(ops: RpcHandlers): Promise<RpcHandlers> {
   const { SpriteHold } = await import("../lib/providers/sprites_runtime.ts");
   // Killed with its session, this process would leave its hold behind:
   // a short one.
   const hold = new SpriteHold(`ohcommodore-rpc-${Deno.pid}`, { expireS: 90 });
-  for (const op of LONG) {
-    const h = ops[op];
-    if (h) ops[op] = (ctx) => hold.during(() => h(ctx));
-  }
+  return wrapOps(
+    ops,
+    (spec) => spec.long,
+    (h) => (ctx) => hold.during(() => h(ctx)),
+  );
 }

@@ -9,15 +9,11 @@ import { OhcError, UsageError } from "../errors.ts";
 import { InboxService } from "../inbox/service.ts";
 import { illegalTransition } from "../inbox/ops.ts";
 import { openStore } from "../inbox/store.ts";
-import { MAX_TIMEOUT_S, recordToWire } from "../inbox/types.ts";
+import { recordToWire } from "../inbox/types.ts";
 import type { LinkManager } from "../link/flagship.ts";
 import { ShipLinkEnd } from "../link/ship.ts";
-import {
-  argString,
-  type RpcContext,
-  type RpcHandlers,
-  serveOne,
-} from "../rpc/stream.ts";
+import { implement, wrapOps } from "../rpc/ops.ts";
+import { type RpcHandlers, serveOne } from "../rpc/stream.ts";
 import { resolveShortId } from "../short_id.ts";
 import { readFleet } from "../state/fleet.ts";
 import { readIdentity } from "../state/identity.ts";
@@ -28,19 +24,9 @@ import { keepAwake } from "./awake.ts";
 import { HOLD_SCRIPT, Scheduler } from "./scheduler.ts";
 import { StartJournal } from "./start_journal.ts";
 
-/** Voyage operations that give ships work to do. */
-const VOYAGE_WORK_OPS = [
-  "voyage.create",
-  "voyage.retry_tasks",
-  "voyage.add_tasks",
-  "voyage.add_ships",
-];
-
 function log(msg: string) {
   console.error(`${new Date().toISOString()} daemon[${Deno.pid}]: ${msg}`);
 }
-
-const STATUSES = ["unread", "running", "pending", "done", "error"] as const;
 
 const schedulerSettings = (s: Settings) => ({
   limit: s.get("OHCOMMODORE_INBOX_CONCURRENCY"),
@@ -159,176 +145,150 @@ export async function runDaemon(): Promise<number> {
   await syncLinks();
 
   /** The message a (possibly short) id names in this machine's inbox. */
-  const inboxId = (args: Record<string, unknown>) =>
+  const inboxId = (id: string) =>
     resolveShortId(
-      argString(args, "id"),
+      id,
       (p, n) => store.idsStartingWith("inbox", p, n),
       "message",
     );
 
   const started = new Date().toISOString();
   const handlers: RpcHandlers = {
-    "daemon.status": async () => ({
-      pid: Deno.pid,
-      version: VERSION,
-      started_at: started,
-      identity: service.me,
-      busy: scheduler.busy,
-      paused: scheduler.isPaused,
-      counts: await store.counts(),
-      queued: await service.flushDelivered().then(() => store.countQueued()),
-      // Entries the flagship passed on that the next ship has not stored yet.
-      relaying: links?.relay.inFlight ?? 0,
-    }),
-    // The marker is written first: a pause survives a restart (maintenance).
-    "daemon.pause": async () => {
-      await Deno.writeTextFile(pausedMarker, new Date().toISOString() + "\n");
-      scheduler.pause();
-      log("scheduler paused");
-      return { paused: true, running: scheduler.busy };
-    },
-    "daemon.resume": async () => {
-      await Deno.remove(pausedMarker).catch((e) => {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      });
-      scheduler.resume();
-      log("scheduler resumed");
-      return { paused: false, running: scheduler.busy };
-    },
-    "inbox.identity": () => Promise.resolve(service.me),
-    "inbox.send": async ({ args }) => {
-      const timeout = args.timeout_s;
-      if (
-        timeout !== undefined && timeout !== null &&
-        (typeof timeout !== "number" || !(timeout > 0) ||
-          timeout > MAX_TIMEOUT_S)
-      ) {
-        throw new UsageError(
-          `--timeout must be a positive number of seconds, at most ${MAX_TIMEOUT_S}`,
+    ...implement("daemon", {
+      "daemon.status": async () => ({
+        pid: Deno.pid,
+        version: VERSION,
+        started_at: started,
+        identity: service.me,
+        busy: scheduler.busy,
+        paused: scheduler.isPaused,
+        counts: await store.counts(),
+        queued: await service.flushDelivered().then(() => store.countQueued()),
+        // Entries the flagship passed on that the next ship has not stored yet.
+        relaying: links?.relay.inFlight ?? 0,
+      }),
+      // The marker is written first: a pause survives a restart (maintenance).
+      "daemon.pause": async () => {
+        await Deno.writeTextFile(
+          pausedMarker,
+          new Date().toISOString() + "\n",
         );
-      }
-      const sent = await service.send(
-        argString(args, "recipient"),
-        argString(args, "command"),
-        (timeout as number | null | undefined) ?? null,
-      );
-      awake?.poke();
-      return sent;
-    },
-    "inbox.wait": async ({ args, signal }) => {
-      waiting++;
-      awake?.poke();
-      try {
-        return recordToWire(
-          await service.waitResult(
-            argString(args, "id"),
-            Number(args.timeout_ms ?? 3_600_000),
-            signal,
-          ),
-        );
-      } finally {
-        waiting--;
-      }
-    },
-    "inbox.list": async ({ args }) => {
-      const status = args.status as string | undefined;
-      if (
-        status !== undefined &&
-        !STATUSES.includes(status as typeof STATUSES[number])
-      ) {
-        throw new UsageError(
-          `invalid status "${status}": one of ${STATUSES.join(", ")}`,
-        );
-      }
-      const msgs = await store.list({
-        status: status as typeof STATUSES[number] | undefined,
-        limit: typeof args.limit === "number" ? args.limit : undefined,
-        withOutput: false,
-      });
-      await service.flushDelivered();
-      const queued = await store.queuedOutbox();
-      return {
-        messages: msgs.map(recordToWire),
-        queued: queued.map((q) => ({
-          id: q.id,
-          kind: q.kind,
-          recipient: q.recipient,
-          ship: q.ship,
-          attempts: q.attempts,
-          created_at: q.created_at,
-          command: q.kind === "message" ? q.payload.command : null,
-        })),
-      };
-    },
-    "inbox.show": async ({ args }) => {
-      const id = await resolveShortId(
-        argString(args, "id"),
-        async (p, n) => [
-          ...await store.idsStartingWith("inbox", p, n),
-          ...await store.idsStartingWith("sent", p, n),
-        ],
-        "message",
-      );
-      const m = await store.get(id);
-      if (m) return { kind: "inbox", record: recordToWire(m) };
-      const s = await store.getSent(id);
-      if (s) return { kind: "sent", record: recordToWire(s) };
-      throw new UsageError(`no message ${id}`);
-    },
-    "inbox.set": async ({ args }) => {
-      const id = await inboxId(args);
-      const status = argString(args, "status") as "pending" | "done" | "error";
-      if (!scheduler.handling(id)) {
-        const e = illegalTransition(id, status, "running", "manual");
-        throw new UsageError(e.message, e.hint);
-      }
-      let ok: boolean;
-      try {
-        ok = await store.setStatus(id, status, (args.error as string) ?? null);
-      } catch (e) {
-        if (e instanceof OhcError && e.code === "illegal_transition") {
-          throw new UsageError(e.message);
+        scheduler.pause();
+        log("scheduler paused");
+        return { paused: true, running: scheduler.busy };
+      },
+      "daemon.resume": async () => {
+        await Deno.remove(pausedMarker).catch((e) => {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        });
+        scheduler.resume();
+        log("scheduler resumed");
+        return { paused: false, running: scheduler.busy };
+      },
+      "inbox.identity": () => service.me,
+      "inbox.send": (a) =>
+        service.send(a.recipient, a.command, a.timeout_s ?? null),
+      "inbox.wait": async (a, { signal }) => {
+        waiting++;
+        awake?.poke();
+        try {
+          return recordToWire(
+            await service.waitResult(a.id, a.timeout_ms ?? 3_600_000, signal),
+          );
+        } finally {
+          waiting--;
         }
-        throw e;
-      }
-      if (!ok) throw new UsageError(`no message ${id}`);
-      const m = await store.get(id);
-      if (m && (status === "done" || status === "error")) {
-        await service.finished(m);
-      }
-      return m ? recordToWire(m) : null;
-    },
-    "inbox.delete": async ({ args }) => {
-      const id = await inboxId(args);
-      scheduler.handling(id); // a running one may go too, as before
-      if (!(await store.delete(id))) throw new UsageError(`no message ${id}`);
-      return { deleted: id };
-    },
-    "link.attach": (ctx) => {
-      if (!shipEnd) throw new UsageError("only ships accept a link");
-      return shipEnd.attach(ctx);
-    },
-    "link.status": async () => {
-      await syncLinks();
-      return links?.status() ?? [];
-    },
-    "link.sync": async () => {
-      await syncLinks();
-      return links?.status() ?? [];
-    },
+      },
+      "inbox.list": async (a) => {
+        const msgs = await store.list({
+          status: a.status,
+          limit: a.limit,
+          withOutput: false,
+        });
+        await service.flushDelivered();
+        const queued = await store.queuedOutbox();
+        return {
+          messages: msgs.map(recordToWire),
+          queued: queued.map((q) => ({
+            id: q.id,
+            kind: q.kind,
+            recipient: q.recipient,
+            ship: q.ship,
+            attempts: q.attempts,
+            created_at: q.created_at,
+            command: q.kind === "message" ? q.payload.command : null,
+          })),
+        };
+      },
+      "inbox.show": async (a) => {
+        const id = await resolveShortId(
+          a.id,
+          async (p, n) => [
+            ...await store.idsStartingWith("inbox", p, n),
+            ...await store.idsStartingWith("sent", p, n),
+          ],
+          "message",
+        );
+        const m = await store.get(id);
+        if (m) return { kind: "inbox" as const, record: recordToWire(m) };
+        const s = await store.getSent(id);
+        if (s) return { kind: "sent" as const, record: recordToWire(s) };
+        throw new UsageError(`no message ${id}`);
+      },
+      "inbox.set": async (a) => {
+        const id = await inboxId(a.id);
+        if (!scheduler.handling(id)) {
+          const e = illegalTransition(id, a.status, "running", "manual");
+          throw new UsageError(e.message, e.hint);
+        }
+        let ok: boolean;
+        try {
+          ok = await store.setStatus(id, a.status, a.error ?? null);
+        } catch (e) {
+          if (e instanceof OhcError && e.code === "illegal_transition") {
+            throw new UsageError(e.message);
+          }
+          throw e;
+        }
+        if (!ok) throw new UsageError(`no message ${id}`);
+        const m = await store.get(id);
+        if (m && (a.status === "done" || a.status === "error")) {
+          await service.finished(m);
+        }
+        return m ? recordToWire(m) : null;
+      },
+      "inbox.delete": async (a) => {
+        const id = await inboxId(a.id);
+        scheduler.handling(id); // a running one may go too, as before
+        if (!(await store.delete(id))) throw new UsageError(`no message ${id}`);
+        return { deleted: id };
+      },
+      "link.attach": async (_a, ctx) => {
+        if (!shipEnd) throw new UsageError("only ships accept a link");
+        await shipEnd.attach(ctx);
+        return null;
+      },
+      "link.status": async () => {
+        await syncLinks();
+        return links?.status() ?? [];
+      },
+      "link.sync": async () => {
+        await syncLinks();
+        return links?.status() ?? [];
+      },
+    }),
     ...voyageHandlers,
-    // Work to do: sprites stay awake for it.
-    ...Object.fromEntries(
-      VOYAGE_WORK_OPS.filter((op) => voyageHandlers[op]).map((op) => [
-        op,
-        async (ctx: RpcContext) => {
-          const r = await voyageHandlers[op](ctx);
-          awake?.poke();
-          return r;
-        },
-      ]),
-    ),
   };
+  // Work for ships (a message, a voyage): a sprite stays awake for it.
+  const served = wrapOps(
+    handlers,
+    (spec) => spec.work,
+    (h) => async (ctx) => {
+      const r = await h(ctx);
+      awake?.poke();
+      return r;
+    },
+  );
 
   const sock = paths.daemonSocket(home);
   await Deno.remove(sock).catch(() => {});
@@ -379,7 +339,7 @@ export async function runDaemon(): Promise<number> {
   }, 2_000);
 
   for await (const conn of listener) {
-    void serveOne(conn.readable, conn.writable, () => handlers)
+    void serveOne(conn.readable, conn.writable, () => served)
       .catch((e) => log(`connection: ${(e as Error).message}`))
       .finally(() => {
         try {
