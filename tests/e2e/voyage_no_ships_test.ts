@@ -21,9 +21,13 @@ Deno.test("a sail whose ships all fail to be created ends 'failed', with the rea
   const plan = await writePlan(`${home}/plan`, [
     { id: "1", command: "true" },
   ]);
-  const r = await ohc(home, ["sail", plan, "--agent", "shell", "--ships", "2"], {
-    timeoutMs: 300_000,
-  });
+  const r = await ohc(
+    home,
+    ["sail", plan, "--agent", "shell", "--ships", "2"],
+    {
+      timeoutMs: 300_000,
+    },
+  );
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /no ship could be created/);
   const list = JSON.parse(
