@@ -35,6 +35,7 @@ import { OhcError, toErrorInfo, UsageError } from "../lib/errors.ts";
 import { fromErrorInfo } from "../lib/errors.ts";
 import { base64ToBytes, bytesToBase64 } from "../lib/inbox/types.ts";
 import { readLines } from "../lib/lines.ts";
+import { implement } from "../lib/rpc/ops.ts";
 import type { RpcHandlers } from "../lib/rpc/server.ts";
 import { writeFileAtomic } from "../lib/state/atomic.ts";
 import type { Identity } from "../lib/state/identity.ts";
@@ -70,8 +71,8 @@ export {
 } from "../lib/voyage/captain_protocol.ts";
 
 export function captainHandlers(self: Identity): RpcHandlers {
-  return {
-    "captain.session": async ({ args, secrets, emit, input, signal }) => {
+  return implement("call", {
+    "captain.session": async (_a, { args, secrets, emit, input, signal }) => {
       const voyage = checkVoyageId(args.voyage_id, "captain.session");
       // Loaded once per session, not once per task.
       const mods = await loadModules();
@@ -153,7 +154,7 @@ export function captainHandlers(self: Identity): RpcHandlers {
         lock.close();
       }
     },
-  };
+  });
 }
 
 /** The PATH an agent gets: the installed program first, then the captain's. */

@@ -47,8 +47,8 @@ import {
   repoLabel,
   validateName,
 } from "../lib/validate.ts";
-import type { Reopened } from "../lib/voyage/queue.ts";
-import type { SetupArgs } from "./vm.ts";
+import { voyageCallOps } from "../lib/voyage/flagship/call_ops.ts";
+import type { SetupArgs } from "../lib/fleet/rpc.ts";
 
 export class Commodore implements FleetApi {
   readonly provider: Provider;
@@ -388,7 +388,9 @@ export class Commodore implements FleetApi {
 const KEEP_LOGS_MS = 120_000;
 
 async function keepLogs(t: Transport, ship: string, onProgress: Progress) {
-  const { collectShipLogs } = await import("../lib/voyage/log_archive.ts");
+  const { collectShipLogs } = await import(
+    "../lib/voyage/flagship/log_archive.ts"
+  );
   try {
     const n = await collectShipLogs(
       t,
@@ -549,228 +551,10 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
         return { code };
       },
     }),
-    ...voyageHandlers(c, progress),
-  };
-}
-
-/** Voyage operations that need the provider (the queue's live in the daemon). */
-function voyageHandlers(
-  c: Commodore,
-  progress: (emit: Parameters<RpcHandlers[string]>[0]["emit"]) => Progress,
-): RpcHandlers {
-  const daemon = async <T>(
-    op: string,
-    args: Record<string, unknown>,
-    secrets?: Record<string, string>,
-  ) => {
-    const { daemonCall } = await import("../lib/daemon/client.ts");
-    return await daemonCall<T>(op, args, { secrets });
-  };
-  /**
-   * After a retry or added tasks: a voyage with work and no ship left (or
-   * asked for more with `ships`) gets new ships, as at sail.
-   */
-  const sailOn = async (
-    r: Reopened & { ships: string[] },
-    args: Record<string, unknown>,
-    onProgress: Progress,
-  ) => {
-    const asked = args.ships;
-    if (
-      asked !== undefined &&
-      (typeof asked !== "number" || !Number.isInteger(asked) || asked < 1)
-    ) {
-      throw new UsageError("--ships must be a positive whole number");
-    }
-    if (asked === undefined && (r.ships.length > 0 || r.open === 0)) {
-      return { ...r, new_ships: [] };
-    }
-    const { Settings } = await import("../lib/settings.ts");
-    const count = (asked as number | undefined) ??
-      Math.min(
-        r.open,
-        typeof args.default_ships === "number"
-          ? args.default_ships
-          : (await Settings.load()).get("OHCOMMODORE_DEFAULT_SHIPS"),
-      );
-    await c.checkCapacity(count);
-    const { ships } = await daemon<{ ships: string[] }>("voyage.add_ships", {
-      id: r.voyage,
-      count,
-    });
-    onProgress(`provisioning ${count} ship(s)`, r.voyage);
-    const results = await Promise.allSettled(
-      ships.map((name) => createVoyageShip(name, onProgress)),
-    );
-    if (results.every((x) => x.status === "rejected")) {
-      throw new OhcError(
-        "no_ships",
-        `no ship could be created for voyage ${r.voyage}: ${
-          (results[0] as PromiseRejectedResult).reason?.message
-        }`,
-      );
-    }
-    return { ...r, new_ships: ships };
-  };
-  // A voyage's ships get its code from the flagship: no GH_TOKEN.
-  const createVoyageShip = (name: string, onProgress: Progress) =>
-    c.createShip({ spec: name }, { secrets: {}, onProgress }).catch(
-      async (e) => {
-        await voyageShipsGone(
-          [name],
-          `could not be created: ${(e as Error).message}`,
-        );
-        throw e;
-      },
-    );
-  return {
-    "voyage.sail": async ({ args, secrets, emit }) => {
-      const { sail } = await import("../lib/voyage/sail.ts");
-      // What agents need on ships; nothing else is kept with the voyage.
-      const { onlyAgentEnv } = await import("../lib/voyage/agent_env.ts");
-      const onProgress = progress(emit);
-      return await sail(
-        args as unknown as import("../lib/voyage/sail.ts").SailRequest,
-        {
-          onProgress,
-          ghToken: secrets.GH_TOKEN,
-          register: (voyage, tasks, ships) =>
-            daemon(
-              "voyage.create",
-              { voyage, tasks, ships },
-              onlyAgentEnv(secrets),
-            ),
-          checkCapacity: (n) => c.checkCapacity(n),
-          createShip: (name) => createVoyageShip(name, onProgress),
-        },
-      );
-    },
-    // Sunk, its ships destroyed (their logs kept here first); its record
-    // (repository, tasks, logs, verify output) stays unless `purge`.
-    "voyage.sink": async ({ args, emit }) => {
-      const purge = args.purge === true;
-      const r = await daemon<{ voyage: string; ships: string[] }>(
-        "voyage.stop",
-        { id: args.id },
-      );
-      const fleet = new Set((await c.listShips()).map((s) => s.name));
-      const gone = r.ships.filter((s) => fleet.has(s));
-      await Promise.all(
-        gone.map((s) => c.destroyShip(s, progress(emit), { keepLogs: !purge })),
-      );
-      // Ships the fleet no longer has leave the voyage too: none of its
-      // tasks stays running.
-      const missing = r.ships.filter((s) => !fleet.has(s));
-      if (missing.length) {
-        await voyageShipsGone(missing, "is not in the fleet");
-      }
-      if (purge) await daemon("voyage.purge", { id: r.voyage });
-      return { voyage: r.voyage, destroyed: gone, purged: purge };
-    },
-    "voyage.retry": async ({ args, emit }) =>
-      await sailOn(
-        await daemon<Reopened & { ships: string[] }>("voyage.retry_tasks", {
-          id: args.id,
-          tasks: args.tasks ?? [],
-        }),
-        args,
-        progress(emit),
-      ),
-    "voyage.add": async ({ args, emit }) =>
-      await sailOn(
-        await daemon<Reopened & { ships: string[] }>("voyage.add_tasks", {
-          id: args.id,
-          files: args.files,
-        }),
-        args,
-        progress(emit),
-      ),
-    "voyage.logs": async ({ args, emit, signal }) => {
-      const { voyageLogs, shipLogs } = await import("../lib/voyage/logs.ts");
-      const { archivedLogs } = await import("../lib/voyage/log_archive.ts");
-      const { resolveVoyageShip } = await import(
-        "../lib/voyage/ship_names.ts"
-      );
-      const v = await daemon<{ id: string }>("voyage.get", { id: args.id });
-      const shipsOf = async () =>
-        (await daemon<{ ships: { ship: string }[] }>("voyage.status", {
-          id: v.id,
-        })).ships.map((x) => x.ship);
-      const only = typeof args.ship === "string" && args.ship
-        ? resolveVoyageShip(v.id, await shipsOf(), args.ship)
-        : null;
-      let grep: RegExp | undefined;
-      if (typeof args.grep === "string") {
-        try {
-          grep = new RegExp(args.grep);
-        } catch (e) {
-          throw new UsageError(`--grep: ${(e as Error).message}`);
-        }
-      }
-      const tail = typeof args.tail === "number" && args.tail > 0
-        ? args.tail
-        : undefined;
-      await voyageLogs({
-        // Each ship where it is: in the fleet, else what the flagship kept.
-        sources: async () => {
-          const fleet = new Map(
-            (await c.listShips()).map((s) => [s.name, s]),
-          );
-          const out = [];
-          for (const ship of only ? [only] : await shipsOf()) {
-            const rec = fleet.get(ship);
-            if (rec?.ssh_dest && rec.status !== "creating") {
-              out.push(
-                shipLogs(ship, c.provider.transport(shipVm(rec)), v.id),
-              );
-            } else {
-              const kept = await archivedLogs(v.id, ship);
-              if (kept) out.push(kept);
-            }
-          }
-          return out;
-        },
-        ended: async () => {
-          const cur = await daemon<{ state: string }>("voyage.get", {
-            id: v.id,
-          });
-          return !["planning", "running", "complete"].includes(cur.state);
-        },
-        follow: args.follow === true,
-        raw: args.raw === true,
-        grep,
-        tail,
-        signal,
-        emit: (line) =>
-          emit({
-            type: "output",
-            stream: "stdout",
-            data: bytesToBase64(new TextEncoder().encode(line + "\n")),
-          }),
-      });
-      return null;
-    },
-    "voyage.bundle": async ({ args, emit }) => {
-      const v = await daemon<{ id: string; bare: string; branch: string }>(
-        "voyage.get",
-        { id: args.id },
-      );
-      const { bundleVoyage } = await import("../lib/voyage/git.ts");
-      const file = await Deno.makeTempFile({ suffix: ".bundle" });
-      try {
-        await bundleVoyage({ bare: v.bare, file });
-        const bytes = await Deno.readFile(file);
-        for (let i = 0; i < bytes.length; i += 1 << 20) {
-          emit({
-            type: "output",
-            stream: "stdout",
-            data: bytesToBase64(bytes.subarray(i, i + (1 << 20))),
-          });
-        }
-      } finally {
-        await Deno.remove(file).catch(() => {});
-      }
-      return { id: v.id, branch: v.branch };
-    },
+    ...voyageCallOps({
+      fleet: c,
+      transport: (s) => c.provider.transport(shipVm(s)),
+      shipsGone: voyageShipsGone,
+    }),
   };
 }

@@ -35,7 +35,7 @@ import { paths } from "../lib/state/paths.ts";
 import { remoteBin, retryLost } from "../lib/transport/run.ts";
 import type { Transport } from "../lib/transport/types.ts";
 import { validateName } from "../lib/validate.ts";
-import type { SetupArgs } from "./vm.ts";
+import type { SetupArgs } from "../lib/fleet/rpc.ts";
 
 export async function requireConfig(): Promise<Config> {
   const c = await readConfig();

@@ -4,6 +4,7 @@
  */
 import { parseAssignments, writeSettingsFile } from "../lib/settings.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
+import { implement } from "../lib/rpc/ops.ts";
 import type { RpcHandlers } from "../lib/rpc/server.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/state/atomic.ts";
 import {
@@ -17,16 +18,6 @@ import { gitCredentialArgs } from "../lib/git/credential.ts";
 import { git } from "../lib/git/exec.ts";
 import { VERSION } from "../lib/version.ts";
 
-export interface SetupArgs {
-  identity: Identity;
-  /** Run cloudinit/init.sh with these settings (absent: skip it). */
-  bootstrap?: Bootstrap | null;
-  /** Clone this URL into ~/<dir> (captains with a repo). */
-  clone?: { url: string; dir: string } | null;
-  /** The VM's settings file (lib/settings.ts), checked again here. */
-  settings?: Record<string, string>;
-}
-
 /** A settings object from a request: every entry checked (exit 2 if bad). */
 function settingsArg(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
@@ -38,20 +29,20 @@ function settingsArg(v: unknown): Record<string, string> {
   );
 }
 
-export const vmHandlers: RpcHandlers = {
+export const vmHandlers: RpcHandlers = implement("call", {
   "vm.identity": async () => ({
     identity: await readIdentity(),
     version: VERSION,
   }),
 
   /** `fleet config set` on this VM: its daemon reloads them by itself. */
-  "vm.settings": async ({ args }) => {
-    const values = settingsArg(args.settings);
+  "vm.settings": async (a) => {
+    const values = settingsArg(a.settings);
     await writeSettingsFile(values);
     return { settings: values };
   },
 
-  "vm.setup": async (ctx) => {
+  "vm.setup": async (_a, ctx) => {
     const wanted = parseIdentity(ctx.args.identity, "setup request");
     if (wanted.provider.kind !== "sprites") return await setup(ctx, wanted);
     // cloudinit and a clone can be quiet for longer than a sprite waits
@@ -61,7 +52,7 @@ export const vmHandlers: RpcHandlers = {
       () => setup(ctx, wanted),
     );
   },
-};
+});
 
 async function setup(
   { args, secrets, emit }: Parameters<RpcHandlers[string]>[0],
@@ -108,7 +99,7 @@ async function setup(
       },
     });
   }
-  const clone = args.clone as SetupArgs["clone"];
+  const clone = args.clone as { url: string; dir: string } | null | undefined;
   if (clone) {
     if (!/^[A-Za-z0-9._-]+$/.test(clone.dir) || clone.dir.startsWith(".")) {
       throw new UsageError(`bad checkout directory "${clone.dir}"`);

@@ -6,14 +6,16 @@
 import { UsageError } from "../errors.ts";
 import type { RpcEvent } from "../rpc/protocol.ts";
 import type { CallOptions } from "../rpc/stream.ts";
+import { type OpArgs, type OpName, type OpResult, opSpec } from "../rpc/ops.ts";
 import { readIdentity } from "../state/identity.ts";
 
-export async function flagshipCall<T>(
+export async function flagshipCall<N extends OpName>(
   command: string,
-  op: string,
-  args: Record<string, unknown> = {},
+  op: N,
+  args: OpArgs<N>,
   opts: CallOptions = {},
-): Promise<T> {
+): Promise<OpResult<N>> {
+  type T = OpResult<N>;
   const id = await readIdentity();
   if (!id) {
     const { flagshipTransport, requireConfig } = await import(
@@ -32,8 +34,7 @@ export async function flagshipCall<T>(
       `'${command}' runs on your own machine or on the flagship, not on ship "${id.name}"`,
     );
   }
-  const { DAEMON_OPS } = await import("../rpc/server.ts");
-  if (DAEMON_OPS.test(op)) {
+  if (opSpec(op)?.owner === "daemon") {
     const { daemonCall } = await import("../daemon/client.ts");
     return await daemonCall<T>(op, args, opts);
   }

@@ -124,7 +124,7 @@ export async function runDaemon(): Promise<number> {
     const { providerFor } = await import("../providers/mod.ts");
     const provider = providerFor(self.provider);
     links = new LinkManager(provider, service, log);
-    const { voyageOps } = await import("../voyage/ops.ts");
+    const { voyageOps } = await import("../voyage/flagship/daemon_ops.ts");
     voyageHandlers = await voyageOps({
       store,
       provider,

@@ -1,11 +1,8 @@
 import { toErrorInfo } from "../errors.ts";
+import { opSpec } from "./ops.ts";
 import { type RpcHandlers, serveOne, splitFirstLine } from "./stream.ts";
 export type { RpcContext, RpcHandler, RpcHandlers } from "./stream.ts";
 export { argString } from "./stream.ts";
-
-/** Operations the daemon owns: `_rpc` passes them through to its socket. */
-export const DAEMON_OPS =
-  /^(inbox|link|daemon)\.|^voyage\.(create|list|status|tasks|events|get|stop|ships_gone|purge|retry_tasks|add_tasks|add_ships)$/;
 
 /**
  * `ohcommodore _rpc`: serves one request from stdin on stdout. Errors travel
@@ -20,14 +17,17 @@ export async function serveStdio(
   try {
     op = JSON.parse(first)?.op ?? "";
   } catch { /* serveOne reports it */ }
-  if (DAEMON_OPS.test(op)) {
+  // The registry says who owns it: the daemon's are passed through to its
+  // socket; the rest are served here.
+  const spec = opSpec(op);
+  if (spec?.owner === "daemon") {
     const { proxyToDaemon } = await import("../daemon/client.ts");
     try {
       await proxyToDaemon(
         line,
         rest,
         Deno.stdout.writable,
-        op === "link.attach",
+        spec.session,
       );
     } catch (e) {
       const ev = { type: "error", error: toErrorInfo(e) };

@@ -39,6 +39,14 @@ export interface Voyage {
   verify_output: string | null;
 }
 
+/** What `create` takes: the rest is the queue's to set. */
+export type NewVoyage =
+  & Omit<
+    Voyage,
+    "created_at" | "finished_at" | "verify_code" | "verify_output" | "model"
+  >
+  & { model?: string | null };
+
 export interface Task {
   voyage_id: string;
   id: string;
@@ -174,12 +182,7 @@ export class VoyageQueue {
   }
 
   create(
-    v:
-      & Omit<
-        Voyage,
-        "created_at" | "finished_at" | "verify_code" | "verify_output" | "model"
-      >
-      & { model?: string | null },
+    v: NewVoyage,
     tasks: NewTask[],
     ships: string[],
   ): Promise<void> {
@@ -486,7 +489,8 @@ export class VoyageQueue {
   failVoyage(id: string, reason: string): Promise<boolean> {
     return this.store.transaction(async (q) => {
       const v = await this.voyageIn(q, id);
-      if (v.state !== "running") return false;
+      // 'planning': its ships could not be made.
+      if (v.state !== "running" && v.state !== "planning") return false;
       const now = this.iso();
       await q(
         `UPDATE voyages SET state = 'failed', finished_at = $2 WHERE id = $1`,

@@ -1,8 +1,8 @@
 /**
  * The voyage's operations. The flagship's daemon owns the queue and the
- * driver (lib/voyage/ops.ts); its per-call process does what needs the
- * provider or the ships (roles/commodore.ts); a ship's per-call process
- * serves the flagship's session (roles/captain.ts).
+ * driver (flagship/daemon_ops.ts); its per-call process does what needs
+ * the provider or the ships (flagship/call_ops.ts); a ship's per-call
+ * process serves the flagship's session (roles/captain.ts).
  */
 import { UsageError } from "../errors.ts";
 import {
@@ -18,17 +18,32 @@ import {
   strList,
 } from "../rpc/op.ts";
 import type { AgentKind } from "./agents.ts";
-import type { VoyageStatus } from "./ops.ts";
 import type { PlanFiles } from "./plan.ts";
 import type {
   NewTask,
+  NewVoyage,
   Reopened,
   TaskEvent,
   TaskStatus,
   TaskWithRuns,
   Voyage,
 } from "./queue.ts";
-import type { SailResult } from "./sail.ts";
+import type { SailResult } from "./flagship/sail.ts";
+
+export interface VoyageStatus {
+  voyage: Voyage;
+  /** Why it failed before its tasks ran (a ship without the agent), else null. */
+  reason: string | null;
+  counts: Record<TaskStatus, number>;
+  ships: {
+    ship: string;
+    state: string;
+    current_task: string | null;
+    task_started_at: string | null;
+    last_heartbeat: string | null;
+    stale: boolean;
+  }[];
+}
 
 const TASK_STATUSES: readonly TaskStatus[] = [
   "pending",
@@ -54,7 +69,11 @@ export const VOYAGE_OPS = {
   // The daemon's: the queue and the driver.
   "voyage.create": op(
     "daemon",
-    shape({ voyage: data<Voyage>(), tasks: data<NewTask[]>(), ships: strList }),
+    shape({
+      voyage: data<NewVoyage>(),
+      tasks: data<NewTask[]>(),
+      ships: strList,
+    }),
     returns<{ id: string }>(),
     { on: "flagship", work: true },
   ),
@@ -86,6 +105,20 @@ export const VOYAGE_OPS = {
     "daemon",
     shape({ id: str }),
     returns<{ voyage: string; ships: string[] }>(),
+    { on: "flagship" },
+  ),
+  /** Its first ship is up: 'planning' becomes 'running', its loops start. */
+  "voyage.launch": op(
+    "daemon",
+    shape({ id: str }),
+    returns<{ voyage: string; launched: boolean }>(),
+    { on: "flagship", work: true },
+  ),
+  /** It cannot sail (no ship could be created): 'failed', with the reason. */
+  "voyage.fail": op(
+    "daemon",
+    shape({ id: str, reason: str }),
+    returns<{ voyage: string; failed: boolean }>(),
     { on: "flagship" },
   ),
   /** Forgets a voyage: its rows and its folder on the flagship. */

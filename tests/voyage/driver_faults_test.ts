@@ -22,7 +22,7 @@ import type {
   SessionRequest,
   TaskKey,
 } from "../../lib/voyage/captain_protocol.ts";
-import { VoyageDriver } from "../../lib/voyage/driver.ts";
+import { VoyageDriver } from "../../lib/voyage/flagship/driver.ts";
 import { branchTip, createVoyageRepo } from "../../lib/voyage/git.ts";
 import { readLines } from "../../lib/lines.ts";
 import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";

@@ -17,7 +17,7 @@ import type { Identity } from "../../lib/state/identity.ts";
 import { paths } from "../../lib/state/paths.ts";
 import type { RemoteProcess, Transport } from "../../lib/transport/types.ts";
 import type { Provider } from "../../lib/providers/types.ts";
-import { VoyageDriver } from "../../lib/voyage/driver.ts";
+import { VoyageDriver } from "../../lib/voyage/flagship/driver.ts";
 import { bundleVoyage } from "../../lib/git/bundle.ts";
 import { prepareCheckout } from "../../lib/git/checkout.ts";
 import { commitTask } from "../../lib/git/commit.ts";
@@ -27,7 +27,7 @@ import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
 import { killServer } from "../../lib/voyage/tmux.ts";
 import { captainHandlers, shipCheckout } from "../../roles/captain.ts";
 import type { RunTaskResult } from "../../lib/voyage/captain_protocol.ts";
-import { CaptainSession } from "../../lib/voyage/session.ts";
+import { CaptainSession } from "../../lib/voyage/flagship/session.ts";
 import { base64ToBytes, bytesToBase64 } from "../../lib/inbox/types.ts";
 
 const enc = new TextEncoder();

@@ -8,7 +8,10 @@ import { openStore } from "../../lib/inbox/store.ts";
 import type { Provider } from "../../lib/providers/types.ts";
 import type { RpcHandlers } from "../../lib/rpc/stream.ts";
 import type { ShipRecord } from "../../lib/state/fleet.ts";
-import { shipStateNow, voyageOps } from "../../lib/voyage/ops.ts";
+import {
+  shipStateNow,
+  voyageOps,
+} from "../../lib/voyage/flagship/daemon_ops.ts";
 
 async function withOps(
   fn: (

@@ -4,7 +4,7 @@ import {
   nextShipNames,
   resolveVoyageShip,
   shipNumber,
-} from "../../lib/voyage/ship_names.ts";
+} from "../../lib/voyage/flagship/ship_names.ts";
 
 Deno.test("a voyage's ships answer to ocaptain's names: ship-N, shipN, N (from 0), and their own", () => {
   const ships = ["v1-0", "v1-1", "v1-10"];

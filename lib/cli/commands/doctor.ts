@@ -175,14 +175,10 @@ export function registerDoctor(program: Command, exit: Exit): void {
           }
         }
         try {
-          const v = await flagshipCall<
-            {
-              flagship: string;
-              ships: { name: string; version: string | null; error?: string }[];
-            }
-          >(
+          const v = await flagshipCall(
             "doctor",
             "fleet.versions",
+            {},
           );
           add({
             name: "flagship",

@@ -12,8 +12,7 @@ import { UsageError } from "../../errors.ts";
 import { escapeControls } from "../../terminal_text.ts";
 import type { RpcEvent } from "../../rpc/protocol.ts";
 import type { Reopened, Task } from "../../voyage/queue.ts";
-import type { VoyageStatus } from "../../voyage/ops.ts";
-import type { SailResult } from "../../voyage/sail.ts";
+import type { VoyageStatus } from "../../voyage/rpc.ts";
 import { flagshipCall } from "../flagship.ts";
 import { age, err, out, printJson, progress, table } from "../render.ts";
 import type { Exit } from "../program.ts";
@@ -201,7 +200,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
             const secrets: Record<string, string> = { ...agentEnv };
             const gh = needsToken ? Deno.env.get("GH_TOKEN") : undefined;
             if (gh) secrets.GH_TOKEN = gh;
-            const r = await flagshipCall<SailResult>(
+            const r = await flagshipCall(
               "voyage sail",
               "voyage.sail",
               {
@@ -242,7 +241,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
           json?: boolean;
           wait?: boolean;
         }) => {
-          let s = await flagshipCall<VoyageStatus>(
+          let s = await flagshipCall(
             "voyage status",
             "voyage.status",
             { id },
@@ -252,7 +251,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
             ["planning", "running", "complete"].includes(s.voyage.state)
           ) {
             await new Promise((r) => setTimeout(r, 500));
-            s = await flagshipCall<VoyageStatus>(
+            s = await flagshipCall(
               "voyage status",
               "voyage.status",
               { id: s.voyage.id },
@@ -290,8 +289,10 @@ export function registerVoyage(program: Command, exit: Exit): void {
           status?: string;
           json?: boolean;
         }) => {
-          const status = o.status && (STATUS_ALIASES[o.status] ?? o.status);
-          const r = await flagshipCall<{ voyage: string; tasks: Task[] }>(
+          const status = o.status
+            ? (STATUS_ALIASES[o.status] ?? o.status) as Task["status"]
+            : undefined;
+          const r = await flagshipCall(
             "voyage tasks",
             "voyage.tasks",
             { id, status },
@@ -401,7 +402,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
             throw new UsageError("give --dir or --dest, not both");
           }
           const chunks: Uint8Array[] = [];
-          const r = await flagshipCall<{ id: string; branch: string }>(
+          const r = await flagshipCall(
             "voyage clone",
             "voyage.bundle",
             { id },
@@ -492,7 +493,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
             );
           }
           const ids = o.all
-            ? (await flagshipCall<VoyageStatus[]>("voyage sink", "voyage.list"))
+            ? (await flagshipCall("voyage sink", "voyage.list", {}))
               .map((s) => s.voyage.id)
             : [id!];
           if (ids.length === 0) {
@@ -513,9 +514,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
           const results = [];
           for (const v of ids) {
             results.push(
-              await flagshipCall<
-                { voyage: string; destroyed: string[]; purged: boolean }
-              >(
+              await flagshipCall(
                 "voyage sink",
                 "voyage.sink",
                 { id: v, purge },
@@ -557,9 +556,10 @@ export function registerVoyage(program: Command, exit: Exit): void {
     .description("every voyage on the flagship")
     .option("--json", "machine-readable output")
     .action(async (o) => {
-      const all = await flagshipCall<VoyageStatus[]>(
+      const all = await flagshipCall(
         "voyage list",
         "voyage.list",
+        {},
       );
       await rememberNames("voyages", all.map((s) => s.voyage.id));
       if (o.json) return printJson(all);
@@ -610,7 +610,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
     .action(async (id, tasks, o) => {
       const { MAX_SHIPS } = await import("../../voyage/plan_rules.ts");
       const ships = maxShips("--ships", o.ships, MAX_SHIPS);
-      const r = await flagshipCall<Reopened & { new_ships: string[] }>(
+      const r = await flagshipCall(
         "voyage retry",
         "voyage.retry",
         { id, tasks, ships, default_ships: await defaultShipsFromEnv() },
@@ -643,13 +643,13 @@ export function registerVoyage(program: Command, exit: Exit): void {
       );
       const files = await readAddedTaskFiles(paths);
       // Checked here against the voyage's tasks, before anything changes.
-      const have = await flagshipCall<{ voyage: string; tasks: Task[] }>(
+      const have = await flagshipCall(
         "voyage add",
         "voyage.tasks",
         { id },
       );
       parseAddedTasks(files, have.tasks.map((t) => t.id));
-      const r = await flagshipCall<Reopened & { new_ships: string[] }>(
+      const r = await flagshipCall(
         "voyage add",
         "voyage.add",
         {

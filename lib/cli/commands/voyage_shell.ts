@@ -8,8 +8,11 @@
 import { UsageError } from "../../errors.ts";
 import { paths } from "../../state/paths.ts";
 import { quoteArgv } from "../../transport/shell_quote.ts";
-import type { VoyageStatus } from "../../voyage/ops.ts";
-import { resolveVoyageShip, shipNumber } from "../../voyage/ship_names.ts";
+import type { VoyageStatus } from "../../voyage/rpc.ts";
+import {
+  resolveVoyageShip,
+  shipNumber,
+} from "../../voyage/flagship/ship_names.ts";
 import { flagshipCall } from "../flagship.ts";
 
 /**
@@ -33,7 +36,7 @@ export async function voyageShell(
       "voyage shell attaches to tmux and needs a terminal: run it in one, or pass --raw for a plain shell on the ship that reads stdin",
     );
   }
-  const s = await flagshipCall<VoyageStatus>(
+  const s = await flagshipCall(
     "voyage shell",
     "voyage.status",
     { id },

@@ -2,41 +2,27 @@
  * The flagship daemon's voyage operations: the queue (which only the
  * daemon opens) and the driver that sails every running voyage.
  */
-import { UsageError } from "../errors.ts";
-import type { InboxStore } from "../inbox/store.ts";
-import type { Provider } from "../providers/types.ts";
-import { argString, type RpcHandlers } from "../rpc/stream.ts";
-import { readJsonFile, writeJsonAtomic } from "../state/atomic.ts";
-import type { ShipRecord } from "../state/fleet.ts";
-import { paths } from "../state/paths.ts";
-import { resolveShortId } from "../short_id.ts";
+import { UsageError } from "../../errors.ts";
+import type { InboxStore } from "../../inbox/store.ts";
+import type { Provider } from "../../providers/types.ts";
+import { implement } from "../../rpc/ops.ts";
+import type { RpcHandlers } from "../../rpc/stream.ts";
+import type { VoyageStatus } from "../rpc.ts";
+import { readJsonFile, writeJsonAtomic } from "../../state/atomic.ts";
+import type { ShipRecord } from "../../state/fleet.ts";
+import { paths } from "../../state/paths.ts";
+import { resolveShortId } from "../../short_id.ts";
 import { VoyageDriver } from "./driver.ts";
 import {
-  type NewTask,
   type TaskStatus,
   type Voyage,
   VoyageQueue,
   type VoyageState,
-} from "./queue.ts";
+} from "../queue.ts";
 import { nextShipNames } from "./ship_names.ts";
 
 const HEARTBEAT_STALE_MS = 10_000;
 const secretsFile = (id: string) => `${paths.secrets()}/voyage-${id}.json`;
-
-export interface VoyageStatus {
-  voyage: Voyage;
-  /** Why it failed before its tasks ran (a ship without the agent), else null. */
-  reason: string | null;
-  counts: Record<TaskStatus, number>;
-  ships: {
-    ship: string;
-    state: string;
-    current_task: string | null;
-    task_started_at: string | null;
-    last_heartbeat: string | null;
-    stale: boolean;
-  }[];
-}
 
 export async function voyageOps(deps: {
   store: InboxStore;
@@ -94,7 +80,8 @@ export async function voyageOps(deps: {
     }
     const all = await queue.list();
     const active = all.filter((v) =>
-      v.state === "running" || v.state === "complete"
+      v.state === "planning" || v.state === "running" ||
+      v.state === "complete"
     );
     if (active.length === 1) return active[0];
     if (active.length === 0 && all.length === 1) return all[0];
@@ -158,52 +145,54 @@ export async function voyageOps(deps: {
     );
   };
 
-  return {
-    "voyage.create": async ({ args, secrets: given }) => {
-      const v = args.voyage as Voyage;
-      await queue.create(v, args.tasks as NewTask[], args.ships as string[]);
+  return implement("daemon", {
+    "voyage.create": async (a, { secrets: given }) => {
+      const v = a.voyage;
+      await queue.create(v, a.tasks, a.ships);
       if (Object.keys(given).length) {
         await writeJsonAtomic(secretsFile(v.id), given);
         secrets.set(v.id, given);
       }
-      await driver.start(v.id);
+      // A voyage still 'planning' (its ships being made) starts at launch.
+      if (v.state === "running") await driver.start(v.id);
       return { id: v.id };
+    },
+    "voyage.launch": async (a) => {
+      const v = await pick(a.id, { exact: true });
+      const launched = await queue.setVoyageState(v.id, "running", {}, [
+        "planning",
+      ]);
+      if (launched || v.state === "running") await driver.start(v.id);
+      return { voyage: v.id, launched };
+    },
+    "voyage.fail": async (a) => {
+      const v = await pick(a.id, { exact: true });
+      const failed = await queue.failVoyage(v.id, a.reason);
+      driver.shipsGone();
+      return { voyage: v.id, failed };
     },
     "voyage.list": async () =>
       await Promise.all((await queue.list()).map(status)),
-    "voyage.status": async ({ args }) => await status(await pick(args.id)),
-    "voyage.tasks": async ({ args }) => {
-      const v = await pick(args.id);
-      const st = args.status as TaskStatus | undefined;
-      if (st && !["pending", "running", "done", "failed"].includes(st)) {
-        throw new UsageError(
-          `invalid status "${st}": one of pending, running, done, failed`,
-        );
-      }
-      return { voyage: v.id, tasks: await queue.tasksWithRuns(v.id, st) };
+    "voyage.status": async (a) => await status(await pick(a.id)),
+    "voyage.tasks": async (a) => {
+      const v = await pick(a.id);
+      return { voyage: v.id, tasks: await queue.tasksWithRuns(v.id, a.status) };
     },
-    "voyage.events": async ({ args }) =>
-      await queue.events((await pick(args.id)).id),
-    "voyage.get": async ({ args }) => await pick(args.id),
+    "voyage.events": async (a) => await queue.events((await pick(a.id)).id),
+    "voyage.get": async (a) => await pick(a.id),
     // The flagship destroyed these ships (or could not create them).
-    "voyage.ships_gone": async ({ args }) => {
-      const ships = args.ships;
-      if (
-        !Array.isArray(ships) || ships.some((x) => typeof x !== "string")
-      ) {
-        throw new UsageError("voyage.ships_gone needs ships: string[]");
-      }
-      const reason = typeof args.reason === "string"
-        ? args.reason
-        : "was destroyed";
-      const voyages = await queue.shipsGone(ships as string[], reason);
+    "voyage.ships_gone": async (a) => {
+      const voyages = await queue.shipsGone(
+        a.ships,
+        a.reason ?? "was destroyed",
+      );
       driver.shipsGone();
       return { voyages };
     },
     // Sunk from whatever state it was in; its ships (that the flagship
     // destroys next) leave with what they ran.
-    "voyage.stop": async ({ args }) => {
-      const v = await pick(argString(args, "id"), { exact: true });
+    "voyage.stop": async (a) => {
+      const v = await pick(a.id, { exact: true });
       await queue.sink(v.id);
       driver.shipsGone();
       return {
@@ -211,33 +200,26 @@ export async function voyageOps(deps: {
         ships: (await queue.ships(v.id)).map((s) => s.ship),
       };
     },
-    "voyage.purge": async ({ args }) => {
-      const v = await pick(argString(args, "id"), { exact: true });
+    "voyage.purge": async (a) => {
+      const v = await pick(a.id, { exact: true });
       await queue.purge(v.id);
       secrets.delete(v.id);
       await Deno.remove(secretsFile(v.id)).catch(() => {});
       await Deno.remove(voyageRoot(v), { recursive: true }).catch(() => {});
       return { voyage: v.id };
     },
-    "voyage.retry_tasks": async ({ args }) => {
-      const v = await pick(args.id);
-      const tasks = args.tasks ?? [];
-      if (!Array.isArray(tasks) || tasks.some((t) => typeof t !== "string")) {
-        throw new UsageError("voyage.retry_tasks needs tasks: string[]");
-      }
-      const r = await queue.retry(v.id, tasks as string[]);
+    "voyage.retry_tasks": async (a) => {
+      const v = await pick(a.id);
+      const r = await queue.retry(v.id, a.tasks ?? []);
       await loadSecrets(v.id);
       await driver.reopen(v.id);
       return { ...r, ships: await liveShips(v.id) };
     },
-    "voyage.add_tasks": async ({ args }) => {
-      const v = await pick(args.id);
-      const { parseAddedTasks } = await import("./plan.ts");
+    "voyage.add_tasks": async (a) => {
+      const v = await pick(a.id);
+      const { parseAddedTasks } = await import("../plan.ts");
       const have = await queue.tasks(v.id);
-      const tasks = parseAddedTasks(
-        args.files as Record<string, string>,
-        have.map((t) => t.id),
-      );
+      const tasks = parseAddedTasks(a.files, have.map((t) => t.id));
       const r = await queue.addTasks(
         v.id,
         tasks.map((t) => ({
@@ -254,21 +236,20 @@ export async function voyageOps(deps: {
       return { ...r, ships: await liveShips(v.id) };
     },
     // New ships for a voyage that has none left (the flagship creates them).
-    "voyage.add_ships": async ({ args }) => {
-      const v = await pick(argString(args, "id"), { exact: true });
-      const n = args.count;
-      if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
+    "voyage.add_ships": async (a) => {
+      const v = await pick(a.id, { exact: true });
+      if (!Number.isInteger(a.count) || a.count < 1) {
         throw new UsageError(
           "voyage.add_ships needs count: a positive integer",
         );
       }
       const had = (await queue.ships(v.id)).map((s) => s.ship);
-      const ships = nextShipNames(v.id, had, n);
+      const ships = nextShipNames(v.id, had, a.count);
       await queue.addShips(v.id, ships);
       await driver.reopen(v.id);
       return { voyage: v.id, ships };
     },
-  };
+  });
 }
 
 /** The voyage's folder on the flagship: its plan, repository, logs, verify. */

@@ -24,12 +24,12 @@
  * claims its next one before the idle ships are woken, so the task its
  * landing released (whose code it has) usually goes to it.
  */
-import { OhcError } from "../errors.ts";
-import { base64ToBytes, bytesToBase64 } from "../inbox/types.ts";
-import type { Provider } from "../providers/types.ts";
-import type { ShipRecord } from "../state/fleet.ts";
-import { download, upload } from "../transport/run.ts";
-import type { Transport } from "../transport/types.ts";
+import { OhcError } from "../../errors.ts";
+import { base64ToBytes, bytesToBase64 } from "../../inbox/types.ts";
+import type { Provider } from "../../providers/types.ts";
+import type { ShipRecord } from "../../state/fleet.ts";
+import { download, upload } from "../../transport/run.ts";
+import type { Transport } from "../../transport/types.ts";
 import {
   type BaseArgs,
   type HoldResult,
@@ -39,9 +39,9 @@ import {
   shipVoyageDir,
   type SyncResult,
   type TaskKey,
-} from "./captain_protocol.ts";
-import type { FinishOutcome, Task, Voyage, VoyageQueue } from "./queue.ts";
-import { taskSlug } from "./plan_rules.ts";
+} from "../captain_protocol.ts";
+import type { FinishOutcome, Task, Voyage, VoyageQueue } from "../queue.ts";
+import { taskSlug } from "../plan/plan_rules.ts";
 import { CaptainSession } from "./session.ts";
 
 export interface DriverDeps {
@@ -227,6 +227,11 @@ export class VoyageDriver {
       ship = await this.shipRecord(name);
       if (!ship) {
         learnt();
+        // One that could not be created left the voyage: nothing to wait for.
+        const row = (await this.d.queue.ships(voyage)).find((s) =>
+          s.ship === name
+        );
+        if (!row || row.state === "gone") return log("never came");
         await sleep(Math.min(250 * 2 ** Math.min(i, 4), 2_000));
       }
       if (i > 1_800) return log("never became ready");
@@ -394,7 +399,10 @@ export class VoyageDriver {
     t: Transport,
     st: ShipState,
   ): Promise<{ base: Omit<BaseArgs, "voyage_id" | "branch">; sent: BaseSent }> {
-    const git = await import("./git.ts");
+    const git = {
+      ...await import("../../git/repo.ts"),
+      ...await import("../../git/bundle.ts"),
+    };
     const tip = await git.branchTip(v.bare, v.branch);
     if (st.known.includes(tip)) return { base: { tip }, sent: "no bundle" };
     const work = `${v.plan_dir}/../work`;
@@ -520,7 +528,10 @@ export class VoyageDriver {
     st: ShipState,
     resumed: boolean,
   ): Promise<{ outcome: FinishOutcome; note: string } | "lost" | "busy"> {
-    const git = await import("./git.ts");
+    const git = {
+      ...await import("../../git/commit.ts"),
+      ...await import("../../git/land.ts"),
+    };
     const t = this.d.provider.transport(ship);
     const work = `${v.plan_dir}/../work`;
     try {
@@ -709,7 +720,7 @@ export class VoyageDriver {
         ["running", "complete"],
       );
       if (!verifying) return;
-      const git = await import("./git.ts");
+      const git = await import("../../git/verify.ts");
       this.d.log(`voyage ${v.id}: complete; running verify.sh`);
       const r = await git.runVerify({
         bare: v.bare,

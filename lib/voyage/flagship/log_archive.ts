@@ -5,9 +5,9 @@
  * `voyage logs` reads them once the ship is gone. `voyage sink --purge`
  * removes them with the rest of the voyage.
  */
-import { paths } from "../state/paths.ts";
-import { download, run } from "../transport/run.ts";
-import type { Transport } from "../transport/types.ts";
+import { paths } from "../../state/paths.ts";
+import { download, run } from "../../transport/run.ts";
+import type { Transport } from "../../transport/types.ts";
 import type { LogSource } from "./logs.ts";
 import { isVoyageId } from "./voyage_id.ts";
 

@@ -7,9 +7,9 @@
  * `raw`; `grep` and `tail` apply to the lines as shown. `follow` polls for
  * growth once a second until the voyage has ended.
  */
-import type { Transport } from "../transport/types.ts";
-import { renderAgentLine } from "./agent_log.ts";
-import { shipVoyageDir } from "./captain_protocol.ts";
+import type { Transport } from "../../transport/types.ts";
+import { renderAgentLine } from "../agent_log.ts";
+import { shipVoyageDir } from "../captain_protocol.ts";
 
 /** Where one ship's logs of a voyage are read: the ship, or its archive. */
 export interface LogSource {

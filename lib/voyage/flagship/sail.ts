@@ -3,17 +3,17 @@
  * repo, hand the tasks to the daemon's queue, provision the ships in
  * parallel. The daemon's driver then sails it; this returns right away.
  */
-import { OhcError, UsageError } from "../errors.ts";
-import type { Progress } from "../fleet/api.ts";
-import { withTokenFile } from "../git.ts";
-import { Settings } from "../settings.ts";
-import { paths } from "../state/paths.ts";
-import { parseRepoArg } from "../validate.ts";
-import { checkModel } from "./agent_env.ts";
-import { type AgentKind, validateAgentChoice } from "./agents.ts";
-import { EMPTY_REPO, parsePlan, type Plan, type PlanFiles } from "./plan.ts";
-import { MAX_SHIPS } from "./plan_rules.ts";
-import type { NewTask } from "./queue.ts";
+import { OhcError, UsageError } from "../../errors.ts";
+import type { Progress } from "../../fleet/api.ts";
+import { withTokenFile } from "../../git/credential.ts";
+import { Settings } from "../../settings.ts";
+import { paths } from "../../state/paths.ts";
+import { parseRepoArg } from "../../validate.ts";
+import { checkModel } from "../agent_env.ts";
+import { type AgentKind, validateAgentChoice } from "../agents.ts";
+import { EMPTY_REPO, parsePlan, type Plan, type PlanFiles } from "../plan.ts";
+import { MAX_SHIPS } from "../plan/plan_rules.ts";
+import type { NewTask, NewVoyage } from "../queue.ts";
 import { nextShipNames } from "./ship_names.ts";
 
 export interface SailRequest {
@@ -58,11 +58,12 @@ function newVoyageId(): string {
 
 export interface SailDeps {
   createShip: (name: string) => Promise<unknown>;
-  register: (
-    v: Record<string, unknown>,
-    tasks: NewTask[],
-    ships: string[],
-  ) => Promise<void>;
+  /** Hands the voyage to the daemon's queue, 'planning': nothing runs yet. */
+  register: (v: NewVoyage, tasks: NewTask[], ships: string[]) => Promise<void>;
+  /** Its first ship is up: the voyage is 'running', its ships' loops start. */
+  launch: (id: string) => Promise<void>;
+  /** No ship could be created: the voyage is 'failed', with the reason. */
+  fail: (id: string, reason: string) => Promise<void>;
   onProgress: Progress;
   /** Refuses `count` more ships than the provider runs at once. */
   checkCapacity?: (count: number) => Promise<void>;
@@ -145,7 +146,7 @@ async function launch(
   await writePlanFiles(planDir, plan.files);
 
   deps.onProgress(`creating the voyage repository (${plan.repo})`, id);
-  const git = await import("./git.ts");
+  const git = await import("../../git/repo.ts");
   let source: Parameters<typeof git.createVoyageRepo>[0]["source"];
   if (plan.repo === EMPTY_REPO) source = { kind: "empty" };
   else {
@@ -162,11 +163,13 @@ async function launch(
   );
 
   const ships = nextShipNames(id, [], count);
+  // 'planning' until a ship is up: no ship's loop waits for ships that may
+  // never come, and a voyage none of whose ships could be made fails.
   await deps.register(
     {
       id,
       name: plan.name ?? null,
-      state: "running",
+      state: "planning",
       plan_dir: planDir,
       bare: repo.bare,
       branch: repo.branch,
@@ -188,17 +191,21 @@ async function launch(
     ships,
   );
   deps.onProgress(`provisioning ${count} ship(s)`, id);
+  let launched: Promise<void> | null = null;
   const results = await Promise.allSettled(
-    ships.map((s) => deps.createShip(s)),
+    ships.map(async (s) => {
+      await deps.createShip(s);
+      launched ??= deps.launch(id);
+      await launched;
+    }),
   );
-  const failed = results.filter((r) => r.status === "rejected").length;
-  if (failed === ships.length) {
-    throw new OhcError(
-      "no_ships",
-      `no ship could be created for voyage ${id}: ${
-        (results[0] as PromiseRejectedResult).reason?.message
-      }`,
-    );
+  if (!launched) {
+    const reason = `no ship could be created for voyage ${id}: ${
+      (results[0] as PromiseRejectedResult).reason?.message
+    }`;
+    await deps.fail(id, reason);
+    throw new OhcError("no_ships", reason);
   }
+  await launched;
   return { id, ships, tasks: plan.tasks.length, branch: repo.branch };
 }

@@ -8,10 +8,10 @@
  * a new session, which first asks the ship what it holds: a task that was
  * running goes on without the session (see captain_protocol.ts).
  */
-import { fromErrorInfo, OhcError } from "../errors.ts";
-import { call } from "../rpc/client.ts";
-import type { Transport } from "../transport/types.ts";
-import type { SessionRequest } from "./captain_protocol.ts";
+import { fromErrorInfo, OhcError } from "../../errors.ts";
+import { call } from "../../rpc/client.ts";
+import type { Transport } from "../../transport/types.ts";
+import type { SessionRequest } from "../captain_protocol.ts";
 
 export class CaptainSession {
   #writer: WritableStreamDefaultWriter<Uint8Array>;

@@ -3,7 +3,7 @@
  * `<voyage id>-<n>`, counting from 0 as ocaptain's `ship-0`, `ship-1` do;
  * so `ship-0`, `ship0` and `0` mean the same ship as its real name.
  */
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../errors.ts";
 
 /** The voyage's n-th ship (0-based). */
 export const voyageShipName = (voyage: string, n: number): string =>
