@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { ARTIFACT, ensureArtifact, localFleet } from "../helpers/cli.ts";
 import { type OpName, OPS, opSpec } from "../../lib/rpc/ops.ts";
+import { readLines } from "../../lib/lines.ts";
 
 async function rpc(
   home: string,
@@ -29,10 +30,19 @@ async function rpc(
   await w.write(
     new TextEncoder().encode(JSON.stringify({ v: 1, op, args }) + "\n"),
   );
-  await w.close();
-  const out = await child.output();
-  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-  return JSON.parse(lines.at(-1) ?? "{}");
+  // The input stays open until the answer: a session op (link.attach)
+  // ends when its caller's input does.
+  let last = "";
+  for await (const line of readLines(child.stdout)) {
+    if (line.trim()) last = line;
+    const ev = JSON.parse(line);
+    if (ev.type === "result" || ev.type === "error") break;
+  }
+  await w.close().catch(() => {});
+  await child.status;
+  await child.stderr.cancel().catch(() => {});
+  if (!last) throw new Error(`${op}: no answer`);
+  return JSON.parse(last);
 }
 
 Deno.test("every declared operation is reachable over _rpc where it is served", async () => {
