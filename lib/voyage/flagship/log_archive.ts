@@ -9,7 +9,7 @@ import { paths } from "../../state/paths.ts";
 import { download, run } from "../../transport/run.ts";
 import type { Transport } from "../../transport/types.ts";
 import type { LogSource } from "./logs.ts";
-import { isVoyageId } from "./voyage_id.ts";
+import { isVoyageId } from "../voyage_id.ts";
 
 /** Prints `<voyage>/logs/<file>` for every voyage log on the ship. */
 const LIST_ALL =
