@@ -169,11 +169,14 @@ const PROBE_SCRIPT = [
  * runs a half-sent or corrupted binary. With `$4` a directory, the gzip'd
  * stream (`$5` bytes) is also kept there as `<sha256>.gz`, the VM's deploy
  * cache, so a flagship passes on what it got without compressing again.
- * Constant; values arrive as arguments.
+ * Temp files whose writer is gone (killed mid-upload: a sprite's cold
+ * pause) are removed first. Constant; values arrive as arguments.
  */
 const INSTALL_SCRIPT = [
   'set -e; umask 077; cd "$HOME"',
   'd=$(dirname -- "$1"); mkdir -p -- "$d"',
+  'stale() { for o in "$@"; do p=${o##*.tmp.}; if [ -f "$o" ] && ! kill -0 "$p" 2>/dev/null; then rm -f -- "$o"; fi; done; }',
+  'stale "$1".tmp.*; if [ -d "$4" ]; then stale "$4"/*.gz.tmp.*; fi',
   't="$1.tmp.$$"; g=; trap \'rm -f -- "$t" $g\' EXIT',
   'if [ "$3" = gzip ] && [ "$4" != - ]; then mkdir -p -- "$4"; g="$4/$2.gz.tmp.$$"; tee "$g" | gzip -dc > "$t"; elif [ "$3" = gzip ]; then gzip -dc > "$t"; else cat > "$t"; fi',
   'h=$(sha256sum < "$t" | cut -d" " -f1)',
@@ -242,7 +245,7 @@ export async function deploy(
   const payload = gzip ? await gzipped(build) : build.bytes;
   const res = await runRetryingLost(
     t,
-    [
+    heldOnSprite([
       "sh",
       "-c",
       INSTALL_SCRIPT,
@@ -252,7 +255,7 @@ export async function deploy(
       gzip ? "gzip" : "plain",
       how.keepCompressed ? remotePaths.deployCache : "-",
       String(payload.length),
-    ],
+    ]),
     payload,
   );
   if (res.code !== 0) {
@@ -270,15 +273,18 @@ async function download(
   t: Transport,
   opts: DeployOptions,
 ): Promise<DeployReport> {
-  const res = await runRetryingLost(t, [
-    "sh",
-    "-c",
-    DOWNLOAD_SCRIPT,
-    "download",
-    remotePaths.bin,
-    opts.releaseUrl!,
-    opts.reuse ? "reuse" : "always",
-  ]);
+  const res = await runRetryingLost(
+    t,
+    heldOnSprite([
+      "sh",
+      "-c",
+      DOWNLOAD_SCRIPT,
+      "download",
+      remotePaths.bin,
+      opts.releaseUrl!,
+      opts.reuse ? "reuse" : "always",
+    ]),
+  );
   const [action, sha256, size] = res.stdout.trim().split("\n").at(-1)!
     .split(" ");
   if (res.code !== 0 || !/^(reused|downloaded)$/.test(action)) {
@@ -302,7 +308,7 @@ function lastLine(r: { code: number; stdout: string; stderr: string }) {
 }
 
 async function checkVersion(t: Transport, release?: string): Promise<void> {
-  const res = await runRetryingLost(t, remoteBin("--version"));
+  const res = await runRetryingLost(t, heldOnSprite(remoteBin("--version")));
   if (res.code !== 0) {
     throw new OhcError(
       "deploy_failed",
@@ -323,6 +329,28 @@ async function checkVersion(t: Transport, release?: string): Promise<void> {
         : "is OHCOMMODORE_BINARY this version's binary?",
     );
   }
+}
+
+/**
+ * argv run holding the machine awake when it is a sprite (`sprite-env` on
+ * PATH: a Tasks API hold of 90 s, deleted when it ends). A sprite pauses
+ * after a while without traffic and drops the session of a quiet command:
+ * an upload's checks (sha256sum, sync of a large file on a slow disk), a
+ * standalone binary's first start (it unpacks itself), a download.
+ * Elsewhere argv just runs.
+ */
+export function heldOnSprite(argv: string[]): string[] {
+  return [
+    "sh",
+    "-c",
+    [
+      "h=/v1/tasks/ohcommodore-deploy-$$",
+      'if command -v sprite-env >/dev/null 2>&1; then sprite-env curl -s -X PUT -d \'{"expire":"90s"}\' "$h" >/dev/null 2>&1 || true; trap \'sprite-env curl -s -X DELETE "$h" >/dev/null 2>&1\' EXIT; fi',
+      '"$@"',
+    ].join("; "),
+    "held",
+    ...argv,
+  ];
 }
 
 /** `run` again while only the connection was lost (idempotent steps). */

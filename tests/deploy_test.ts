@@ -137,6 +137,33 @@ Deno.test("deploy: a flagship keeps the gzip'd binary it got and passes it on wi
   }
 });
 
+Deno.test("deploy: a temp file left by an upload that was killed goes; a live upload's stays", async () => {
+  const { dir, bin, home, t } = await setup();
+  const live = new Deno.Command("sleep", { args: ["60"] }).spawn();
+  try {
+    await withBinary(bin, async () => {
+      await Deno.mkdir(`${home}/.ohcommodore/bin`, { recursive: true });
+      // Pids that no longer run (a child that has exited), and one that does.
+      const gone = new Deno.Command("true").spawn();
+      await gone.status;
+      const dead = `${installed(home)}.tmp.${gone.pid}`;
+      const busy = `${installed(home)}.tmp.${live.pid}`;
+      await Deno.writeTextFile(dead, "half a binary");
+      await Deno.writeTextFile(busy, "being written");
+      assert.equal((await deploy(t, ON)).action, "uploaded");
+      assert.deepEqual(
+        [...Deno.readDirSync(`${home}/.ohcommodore/bin`)].map((e) => e.name)
+          .sort(),
+        ["ohcommodore", `ohcommodore.tmp.${live.pid}`],
+      );
+    });
+  } finally {
+    live.kill();
+    await live.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("deploy: compression and reuse can be turned off", async () => {
   const { dir, bin, home, t } = await setup();
   try {

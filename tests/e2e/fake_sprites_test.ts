@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { type FakeSprites, startFakeSprites } from "./emulators/sprite.ts";
 import { until } from "../helpers/wait.ts";
 import { processesOf } from "./emulators/sprite/procs.ts";
+import { bareRootSkipReason } from "../helpers/bare_root.ts";
 
 async function withFake(
   opts: Omit<Parameters<typeof startFakeSprites>[0], "dir">,
@@ -358,4 +359,58 @@ Deno.test("fake sprites: failing handshakes and cut sessions, on request", async
     assert.equal(cut.lost, true);
     assert.equal((await exec(s, "box", ["true"])).code, 0);
   });
+});
+
+Deno.test({
+  name:
+    "fake sprites, bare: only the OS inside (no host deno, node or checkout), sprite-env on /.sprite/api.sock, services back after a cold pause",
+  ignore: bareRootSkipReason() !== null,
+  async fn() {
+    await withFake({ bare: true, idleS: 1, coldS: 2 }, async (s) => {
+      await api(s)("POST", "/v1/sprites", { name: "box" });
+      const look = await exec(s, "box", [
+        "sh",
+        "-c",
+        'hostname; echo "$HOME"; pwd; ls -A /usr/local; command -v deno node npm sprite; test -e /work || echo no-checkout; test -S /.sprite/api.sock && echo socket; systemctl --user show-environment >/dev/null 2>&1 || echo no-systemd',
+      ]);
+      assert.equal(look.code, 0, look.stderr);
+      assert.equal(
+        look.stdout,
+        "box\n/home/sprite\n/home/sprite\nno-checkout\nsocket\nno-systemd\n",
+      );
+      // Its home is the sprite's directory on the host.
+      await exec(s, "box", ["sh", "-c", "echo hi > /home/sprite/f"]);
+      assert.equal(await Deno.readTextFile(`${s.home("box")}/f`), "hi\n");
+      const svc = await exec(s, "box", [
+        "sprite-env",
+        "services",
+        "create",
+        "tick",
+        "--cmd",
+        "sh",
+        "--args",
+        "-c,echo started >> svc.log; exec sleep 600",
+        "--no-stream",
+      ]);
+      assert.equal(svc.code, 0, svc.stderr);
+      await until(
+        "the service",
+        async () =>
+          (await Deno.readTextFile(`${s.home("box")}/svc.log`).catch(() =>
+            ""
+          )) ===
+            "started\n",
+      );
+      await until("cold", async () => (await statusOf(s, "box")) === "cold", {
+        timeoutMs: 10_000,
+      });
+      assert.equal((await exec(s, "box", ["true"])).code, 0);
+      await until(
+        "the service started again",
+        async () =>
+          (await Deno.readTextFile(`${s.home("box")}/svc.log`)) ===
+            "started\nstarted\n",
+      );
+    });
+  },
 });

@@ -7,7 +7,9 @@
  * upload). The flagship gets its token from `init`, in a 0600 file.
  *
  * The first test holds the fake to the service's terms: sprites pause
- * after 5 s without activity and lose every process after 10 s.
+ * after 5 s without activity and lose every process after 10 s, and hold
+ * only the OS (bare: tests/helpers/bare_root.ts, needs root), so the
+ * standalone artifact is what runs there, as a release binary would.
  */
 import assert from "node:assert/strict";
 import { type FakeSprites, startFakeSprites } from "./emulators/sprite.ts";
@@ -15,8 +17,12 @@ import { processesOf } from "./emulators/sprite/procs.ts";
 import type { FleetStatus } from "../../lib/fleet/api.ts";
 import { exists, ohc, ohcOk } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
-import { voyageTasks } from "../helpers/voyage.ts";
 import { until } from "../helpers/wait.ts";
+import { bareRootSkipReason } from "../helpers/bare_root.ts";
+import { standaloneArtifact } from "../helpers/standalone.ts";
+import { voyageTasks } from "../helpers/voyage.ts";
+
+const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 async function fleetOn(
   opts: Omit<Parameters<typeof startFakeSprites>[0], "dir"> & {
@@ -58,116 +64,147 @@ async function fleetOn(
 const spriteState = async (s: FakeSprites, name: string) =>
   (await s.state()).find((x) => x.name === name);
 
-Deno.test("sprites on real terms (pause after 5 s, cold after 10 s): init, 2 ships, a voyage of 20 s tasks, inbox to a cold ship, the running limit", async () => {
-  await fleetOn({ idleS: 5, coldS: 10 }, async ({ s, home, run, ok, tmp }) => {
-    const init = await ok(["init", "--provider", "sprites"]);
-    assert.match(init.stdout, /Flagship ready: flagship/);
-    assert.match(init.stderr, /sprites token from ~\/\.sprites\/sprites\.json/);
-    const config = JSON.parse(
-      await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
-    );
-    assert.deepEqual(config.flagship.provider, {
-      kind: "sprites",
-      org: s.org,
-      api_url: s.url,
-    });
-    // The flagship's token: a 0600 file; its daemon: a sprite service.
-    const tokenFile = `${s.home("flagship")}/.ohcommodore/secrets/sprite_token`;
-    assert.equal(await Deno.readTextFile(tokenFile), s.token());
-    assert.equal((await Deno.stat(tokenFile)).mode! & 0o777, 0o600);
-    const flagship = (await spriteState(s, "flagship"))!;
-    assert.deepEqual(flagship.services.map((x) => x.name), ["ohcommodore"]);
-
-    const created = await ok(["ship", "create", "alpha", "bravo"]);
-    assert.match(created.stdout, /Ship ready: alpha/);
-    assert.match(created.stdout, /Ship ready: bravo/);
-    assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
-    // Inside a ship: the base image's tools and our binary, no `sprite`.
-    const inside = await ok([
-      "ship",
-      "exec",
-      "alpha",
-      "--",
-      "sh",
-      "-c",
-      'command -v sprite || echo "no sprite CLI"; echo "$PATH"',
-    ]);
-    assert.equal(
-      inside.stdout,
-      `no sprite CLI\n${s.home("alpha")}/.ohcommodore/bin:${s.dir}/base/bin\n`,
-    );
-
-    // A voyage of 3 tasks of 20 s on 3 new ships. Nothing from the laptop
-    // touches the fleet meanwhile: the flagship holds itself awake while
-    // the voyage sails, and pauses once it is over.
-    const plan = await writePlan(
-      `${tmp}/plan`,
-      ["1", "2", "3"].map((id) => ({
-        id,
-        command: `sleep 20 && echo ${id} > out-${id}.txt`,
-      })),
-      {
-        ships: 3,
-        verify:
-          '#!/bin/bash\nset -e\nfor i in 1 2 3; do test "$(cat out-$i.txt)" = $i; done\n',
-      },
-    );
-    const id = JSON.parse(
-      (await ok(["voyage", "sail", plan, "--agent", "shell", "--json"])).stdout,
-    ).id;
-    let held = false;
-    await until("the voyage over and the flagship paused", async () => {
-      const f = await spriteState(s, "flagship");
-      if (f?.tasks.includes("ohcommodore-daemon")) held = true;
-      return f?.status !== "running";
-    }, { timeoutMs: 180_000, everyMs: 250 });
-    assert.ok(held, "the flagship held itself awake during the voyage");
-    const st = JSON.parse(
-      (await ok(["voyage", "status", id, "--json"])).stdout,
-    );
-    assert.equal(st.voyage.state, "verified", JSON.stringify(st));
-    const tasks = await voyageTasks(ok, id);
-    assert.deepEqual(tasks.map((t) => [t.id, t.status, t.attempts]), [
-      ["1", "done", 1],
-      ["2", "done", 1],
-      ["3", "done", 1],
-    ]);
-
-    // Idle, the whole fleet pauses and goes cold; a message to a cold ship
-    // wakes the flagship and the ship (their daemons are services) and
-    // runs, its result coming back to the waiting laptop.
-    await until("alpha and the flagship cold", async () => {
-      const st = await s.state();
-      return ["alpha", "flagship"].every((n) =>
-        st.find((x) => x.name === n)?.status === "cold"
+Deno.test({
+  name:
+    "sprites on real terms (bare sprites, pause after 5 s, cold after 10 s): init, 2 ships, a voyage of 20 s tasks, inbox to a cold ship, links back, holds released, the running limit",
+  ignore: bareRootSkipReason() !== null,
+  async fn() {
+    // Sprites hold only the OS (no deno, node, checkout or `sprite` CLI):
+    // the standalone artifact, which carries everything, runs there.
+    const bin = await standaloneArtifact();
+    await fleetOn({
+      bare: true,
+      idleS: 5,
+      coldS: 10,
+      env: { OHCOMMODORE_BINARY: bin },
+    }, async ({ s, home, run, ok, tmp }) => {
+      const init = await ok(["init", "--provider", "sprites"]);
+      assert.match(init.stdout, /Flagship ready: flagship/);
+      assert.match(
+        init.stderr,
+        /sprites token from ~\/\.sprites\/sprites\.json/,
       );
-    }, { timeoutMs: 60_000, everyMs: 250 });
-    assert.deepEqual(processesOf(`${s.dir}/sprites/alpha`), []);
-    const sent = await ok([
-      "inbox",
-      "send",
-      "--wait",
-      "captain@alpha",
-      'echo "hi from $(basename "$PWD")"',
-    ]);
-    assert.equal(sent.stdout, "hi from home\n");
+      const config = JSON.parse(
+        await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
+      );
+      assert.deepEqual(config.flagship.provider, {
+        kind: "sprites",
+        org: s.org,
+        api_url: s.url,
+      });
+      // The flagship's token: a 0600 file; its daemon: a sprite service.
+      const tokenFile = `${
+        s.home("flagship")
+      }/.ohcommodore/secrets/sprite_token`;
+      assert.equal(await Deno.readTextFile(tokenFile), s.token());
+      assert.equal((await Deno.stat(tokenFile)).mode! & 0o777, 0o600);
+      const flagship = (await spriteState(s, "flagship"))!;
+      assert.deepEqual(flagship.services.map((x) => x.name), ["ohcommodore"]);
 
-    // The plan runs 3 sprites at once: the flagship and 2 ships take them
-    // all, so a third ship is refused before anything is made.
-    await ok(["voyage", "sink", id, "--force"]);
-    assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
-    await s.knobs({ runningLimit: 3 });
-    const third = await run(["ship", "create", "charlie"]);
-    assert.equal(third.code, 2, third.stderr);
-    assert.equal(
-      third.stderr,
-      "error: cannot create another ship: the sprites plan runs at most 3 sprites at once (running_limit 3), and the flagship and 2 ships already make 3\n",
-    );
-    assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
-    const ships = JSON.parse((await ok(["fleet", "status", "--json"])).stdout)
-      .ships.map((x: { name: string }) => x.name);
-    assert.deepEqual(ships, ["alpha", "bravo"]);
-  });
+      const created = await ok(["ship", "create", "alpha", "bravo"]);
+      assert.match(created.stdout, /Ship ready: alpha/);
+      assert.match(created.stdout, /Ship ready: bravo/);
+      assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
+      // Inside a ship: the OS, the base image's tools and our binary; no
+      // `sprite`, deno, node or checkout.
+      const inside = await ok([
+        "ship",
+        "exec",
+        "alpha",
+        "--",
+        "sh",
+        "-c",
+        `ls -A /usr/local; command -v sprite deno node npm; test -e '${root}' || echo no-checkout; ls ~/.ohcommodore/bin; echo "$PATH"`,
+      ]);
+      assert.equal(
+        inside.stdout,
+        "no-checkout\nohcommodore\n/home/sprite/.ohcommodore/bin:/opt/sprite/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin\n",
+      );
+
+      // A voyage of 3 tasks of 20 s on 3 new ships. Nothing from the
+      // laptop touches the fleet meanwhile: the flagship holds itself
+      // awake while the voyage sails, and pauses once it is over.
+      const plan = await writePlan(
+        `${tmp}/plan`,
+        ["1", "2", "3"].map((id) => ({
+          id,
+          command: `sleep 20 && echo ${id} > out-${id}.txt`,
+        })),
+        {
+          ships: 3,
+          verify:
+            '#!/bin/bash\nset -e\nfor i in 1 2 3; do test "$(cat out-$i.txt)" = $i; done\n',
+        },
+      );
+      const id = JSON.parse(
+        (await ok(["voyage", "sail", plan, "--agent", "shell", "--json"]))
+          .stdout,
+      ).id;
+      let held = false;
+      await until("the voyage over and the flagship paused", async () => {
+        const f = await spriteState(s, "flagship");
+        if (f?.tasks.includes("ohcommodore-daemon")) held = true;
+        return f?.status !== "running";
+      }, { timeoutMs: 240_000, everyMs: 250 });
+      assert.ok(held, "the flagship held itself awake during the voyage");
+      const st = JSON.parse(
+        (await ok(["voyage", "status", id, "--json"])).stdout,
+      );
+      assert.equal(st.voyage.state, "verified", JSON.stringify(st));
+      const tasks = await voyageTasks(ok, id);
+      assert.deepEqual(tasks.map((t) => [t.id, t.status, t.attempts]), [
+        ["1", "done", 1],
+        ["2", "done", 1],
+        ["3", "done", 1],
+      ]);
+
+      // Idle, the whole fleet lets go of its holds and goes cold: it
+      // costs nothing, and nothing it started survives.
+      await until("every sprite cold, none held", async () => {
+        const st = await s.state();
+        return st.length === 6 &&
+          st.every((x) => x.status === "cold" && x.tasks.length === 0);
+      }, { timeoutMs: 90_000, everyMs: 250 });
+      assert.deepEqual(await s.processes("alpha"), []);
+      // A message to a cold ship wakes the flagship and the ship (their
+      // daemons are services) and runs, its result coming back to the
+      // waiting laptop.
+      const sent = await ok([
+        "inbox",
+        "send",
+        "--wait",
+        "captain@alpha",
+        'echo "hi from $PWD"',
+      ]);
+      assert.equal(sent.stdout, "hi from /home/sprite\n");
+      // After the cold wake, the flagship's links come back, to the cold
+      // bravo too.
+      await until("links up after the wake", async () => {
+        const st = JSON.parse(
+          (await ok(["fleet", "status", "--json"])).stdout,
+        ) as FleetStatus;
+        return ["alpha", "bravo"].every((n) =>
+          st.ships.find((x) => x.name === n)?.link.state === "up"
+        );
+      }, { timeoutMs: 60_000, everyMs: 500 });
+
+      // The plan runs 3 sprites at once: the flagship and 2 ships take
+      // them all, so a third ship is refused before anything is made.
+      await ok(["voyage", "sink", id, "--force"]);
+      assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
+      await s.knobs({ runningLimit: 3 });
+      const third = await run(["ship", "create", "charlie"]);
+      assert.equal(third.code, 2, third.stderr);
+      assert.equal(
+        third.stderr,
+        "error: cannot create another ship: the sprites plan runs at most 3 sprites at once (running_limit 3), and the flagship and 2 ships already make 3\n",
+      );
+      assert.deepEqual(await s.list(), ["alpha", "bravo", "flagship"]);
+      const ships = JSON.parse((await ok(["fleet", "status", "--json"])).stdout)
+        .ships.map((x: { name: string }) => x.name);
+      assert.deepEqual(ships, ["alpha", "bravo"]);
+    });
+  },
 });
 
 Deno.test("sprites: init in $SPRITE_ORG, ship create of 3 in one command, status, exec, ssh, recover (waking no other sprite), destroy, sink --scuttle, with cut connections on the way", async () => {
@@ -175,7 +212,7 @@ Deno.test("sprites: init in $SPRITE_ORG, ship create of 3 in one command, status
   // opens (a reset connection): deploy, upload and setup make them again.
   await fleetOn({
     dropExecs: 3,
-    dropMatch: "^sh -c set -e; umask 077|--version$|_rpc$",
+    dropMatch: "held sh -c set -e; umask 077|--version$|_rpc$",
     failConnects: 1,
     orgs: ["test-org", "fleet-org"],
     env: { SPRITE_ORG: "fleet-org" },
@@ -350,6 +387,23 @@ Deno.test("sprites: the flagship's host fails mid-task; the ship holds itself wh
       ["1", "done", 1],
     ]);
   });
+});
+
+Deno.test({
+  name:
+    "bare sprites: the dev artifact cannot run there (negative control); init removes its sprite",
+  ignore: bareRootSkipReason() !== null,
+  async fn() {
+    await fleetOn({ bare: true }, async ({ s, run }) => {
+      const r = await run(["init", "--provider", "sprites"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /error: ohcommodore on flagship did not start: .*deno: not found/,
+      );
+      assert.deepEqual(await s.list(), []);
+    });
+  },
 });
 
 Deno.test("sprites: init without a token anywhere stops before any sprite exists", async () => {

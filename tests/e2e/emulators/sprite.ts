@@ -15,10 +15,12 @@
  * the sprite's own; nothing else of the host's environment goes in. The
  * dev artifact still runs there because it names the host's deno and this
  * checkout by absolute path (a real sprite has Deno installed, but not our
- * checkout: the release binary holds everything).
+ * checkout). With `bare`, a sprite holds only the OS, and only the
+ * standalone artifact (which carries everything) runs there.
  */
 
 import { processesOf, signalAll } from "./sprite/procs.ts";
+import { processesMentioning } from "./exedev/vm.ts";
 
 const HERE = new URL("./sprite", import.meta.url).pathname;
 
@@ -38,6 +40,12 @@ export interface FakeSpritesOptions {
   dropExecs?: number;
   /** A regular expression on the command line (words joined by spaces). */
   dropMatch?: string;
+  /**
+   * Sprites that hold only the OS (tests/helpers/bare_root.ts; needs root:
+   * see bareRootSkipReason): the dev artifact cannot run there, the
+   * standalone artifact can.
+   */
+  bare?: boolean;
 }
 
 export interface FakeSpriteState {
@@ -72,6 +80,8 @@ export interface FakeSprites {
   state(): Promise<FakeSpriteState[]>;
   /** Makes a sprite cold at once, as if its host failed. */
   freeze(name: string): Promise<void>;
+  /** The pids of the sprite's live processes, as the fake sees them. */
+  processes(name: string): Promise<number[]>;
   /** Changes the service's terms (e.g. `{ runningLimit: 3 }`). */
   knobs(k: Partial<Omit<FakeSpritesOptions, "dir" | "org">>): Promise<void>;
   /** The server's log (transitions, failures). */
@@ -79,20 +89,25 @@ export interface FakeSprites {
   stop(): Promise<void>;
 }
 
-/** The base image's PATH: sprite-env plus the system's tools, no `sprite`. */
-async function baseBin(dir: string): Promise<string> {
-  const bin = `${dir}/base/bin`;
+/**
+ * The base image: `sprite-env` (over the sprite's management socket) and,
+ * for a sprite that is not bare, the host's system tools by symlink (no
+ * `sprite` among them: that CLI is never inside a sprite). A bare sprite
+ * sees this directory at /opt/sprite and the OS's own /usr/bin.
+ */
+async function baseDir(dir: string, bare: boolean): Promise<string> {
+  const base = `${dir}/base`;
+  const bin = `${base}/bin`;
   await Deno.mkdir(bin, { recursive: true });
-  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  await Deno.copyFile(`${HERE}/sprite_env.py`, `${base}/sprite_env.py`);
+  const script = bare ? "/opt/sprite/sprite_env.py" : `${base}/sprite_env.py`;
   await Deno.writeTextFile(
     `${bin}/sprite-env`,
-    `#!/bin/sh\nDENO_DIR=${q(`${dir}/deno-cache`)} exec ${
-      q(Deno.execPath())
-    } run -A --quiet --no-config --no-lock ${
-      q(`${HERE}/sprite_env.ts`)
-    } "$@"\n`,
+    `#!/bin/sh\nexec python3 '${script}' "$@"\n`,
     { mode: 0o755 },
   );
+  await Deno.chmod(`${bin}/sprite-env`, 0o755);
+  if (bare) return base;
   const seen = new Set(["sprite-env", "sprite"]);
   for (
     const d of ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
@@ -105,7 +120,7 @@ async function baseBin(dir: string): Promise<string> {
       }
     } catch { /* no such dir */ }
   }
-  return bin;
+  return base;
 }
 
 export async function startFakeSprites(
@@ -115,6 +130,7 @@ export async function startFakeSprites(
   const org = o.org ?? "test-org";
   await Deno.mkdir(`${dir}/sprites`, { recursive: true });
   const secret = crypto.randomUUID().replaceAll("-", "");
+  const base = await baseDir(dir, o.bare ?? false);
   const n = (v: number | undefined) => String(v ?? 0);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -129,7 +145,9 @@ export async function startFakeSprites(
       PATH: "/usr/bin:/bin",
       FAKE_SPRITE_DIR: dir,
       FAKE_SPRITE_SECRET: secret,
-      FAKE_SPRITE_BASE_PATH: await baseBin(dir),
+      FAKE_SPRITE_BASE_DIR: base,
+      FAKE_SPRITE_BASE_PATH: `${base}/bin`,
+      FAKE_SPRITE_BARE: o.bare ? "1" : "",
       FAKE_SPRITE_IDLE_S: n(o.idleS),
       FAKE_SPRITE_COLD_S: n(o.coldS),
       FAKE_SPRITE_RUNNING_LIMIT: n(o.runningLimit),
@@ -195,6 +213,11 @@ export async function startFakeSprites(
       const r = await fetch(`${url}/_fake/sprites`);
       return await r.json() as FakeSpriteState[];
     },
+    async processes(name) {
+      const r = await fetch(`${url}/_fake/sprites/${name}/processes`);
+      if (!r.ok) throw new Error(`processes: ${await r.text()}`);
+      return await r.json() as number[];
+    },
     async freeze(name) {
       const r = await fetch(`${url}/_fake/sprites/${name}/freeze`, {
         method: "POST",
@@ -219,6 +242,8 @@ export async function startFakeSprites(
       } catch { /* gone */ }
       await child.status;
       // Anything left (a process the server did not start) goes too.
+      // A bare sprite's holder names its root; its end ends the sprite.
+      signalAll(processesMentioning(`${dir}/sprites/`), "SIGKILL");
       for await (const e of Deno.readDir(`${dir}/sprites`)) {
         signalAll(processesOf(`${dir}/sprites/${e.name}`), "SIGKILL");
       }

@@ -4,12 +4,12 @@
  * 1 stdout, 2 stderr, 3 exit + code, 4 stdin EOF; text frames for
  * `{"type":"signal"}`) and the HTTP form (POST, the same frames as chunks).
  *
- * The command runs as a host process in its own process group, in the
+ * The command runs in its own process group (model.ts spawn), in the
  * sprite's home (or `dir`), with only the sprite's base environment plus
  * the `env` parameters: no host PATH or state. When its session ends
  * before it does, its process group is killed.
  */
-import type { Model, Session, Sprite } from "./model.ts";
+import { killGroup, type Model, type Session, type Sprite } from "./model.ts";
 
 const SIGNALS: Record<string, number> = {
   SIGHUP: 1,
@@ -57,23 +57,23 @@ interface Started {
 }
 
 function start(model: Model, s: Sprite, r: ExecRequest): Started {
-  const cwd = r.dir ? model.mapPath(s, r.dir) : s.home;
+  // `dir` as the sprite's processes see it, checked on the host's side.
+  const cwd = r.dir ? model.insidePath(s, r.dir) : model.homeIn(s);
   try {
-    if (!Deno.statSync(cwd).isDirectory) throw new Error();
+    if (r.dir && !Deno.statSync(model.mapPath(s, r.dir)).isDirectory) {
+      throw new Error();
+    }
   } catch {
     return { child: null, failed: [1, `chdir ${r.dir}: no such directory`] };
   }
   try {
-    const child = new Deno.Command(r.argv[0], {
-      args: r.argv.slice(1),
+    const child = model.spawn(s, r.argv, {
       cwd,
       env: { ...model.baseEnv(s), PWD: cwd, ...r.env },
-      clearEnv: true,
       stdin: r.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
-      detached: true, // its own process group, killed with its session
-    }).spawn();
+    });
     return { child, failed: null };
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
@@ -89,16 +89,6 @@ function start(model: Model, s: Sprite, r: ExecRequest): Started {
       child: null,
       failed: [126, `exec: "${r.argv[0]}": ${(e as Error).message}`],
     };
-  }
-}
-
-function killGroup(child: Deno.ChildProcess, sig: Deno.Signal): void {
-  try {
-    Deno.kill(-child.pid, sig);
-  } catch {
-    try {
-      child.kill(sig);
-    } catch { /* gone */ }
   }
 }
 

@@ -1,7 +1,8 @@
 /**
- * A fake sprite's management socket (`/.sprite/api.sock` on a real one,
- * `<sprite dir>/api.sock` here), which `sprite-env` talks to: the Tasks
- * API (holds that keep the sprite running) and services.
+ * A fake sprite's management socket (`/.sprite/api.sock` on a real one and
+ * in a bare fake one; `<sprite dir>/sprite/api.sock` seen from the host),
+ * which `sprite-env` talks to: the Tasks API (holds that keep the sprite
+ * running) and services.
  */
 import type { Model, Service, Sprite } from "./model.ts";
 

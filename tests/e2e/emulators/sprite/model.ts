@@ -14,6 +14,8 @@
  *   already runs `runningLimit` sprites.
  * - Services restart when they exit on their own; `stop` is sticky.
  */
+import { processesInPidNs } from "../exedev/vm.ts";
+import { bareRootScript } from "../../../helpers/bare_root.ts";
 import { processesOf, signalAll } from "./procs.ts";
 
 export interface Knobs {
@@ -36,6 +38,13 @@ export interface Knobs {
   dropExecs: number;
   /** ...of those whose argv (joined by spaces) matches this, if set. */
   dropMatch: string;
+  /**
+   * Sprites hold only the OS (tests/helpers/bare_root.ts): each runs in its
+   * own mount, UTS and pid namespaces, chrooted, with /home/sprite, /.sprite
+   * (the management socket, service logs) and /opt/sprite (sprite-env)
+   * bound in. Needs root.
+   */
+  bare: boolean;
 }
 
 export type Status = "cold" | "warm" | "running";
@@ -90,6 +99,16 @@ export interface Sprite {
   lastCut: boolean;
   /** The management socket (`/.sprite/api.sock` of a real sprite). */
   mgmt: Deno.HttpServer | null;
+  /** A bare sprite's namespaces while it is up (knob `bare`). */
+  vm: Vm | null;
+}
+
+interface Vm {
+  /** `unshare`, whose child (pid 1 inside) holds the namespaces. */
+  holder: Deno.ChildProcess;
+  init: number;
+  ns: string;
+  root: string;
 }
 
 export class LimitError extends Error {
@@ -101,6 +120,17 @@ export class LimitError extends Error {
 }
 
 const iso = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+
+/** Signals a process started in its own group, and the group. */
+export function killGroup(child: Deno.ChildProcess, sig: Deno.Signal): void {
+  try {
+    Deno.kill(-child.pid, sig);
+  } catch {
+    try {
+      child.kill(sig);
+    } catch { /* gone */ }
+  }
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Model {
@@ -113,7 +143,156 @@ export class Model {
     /** The environment every process in a sprite starts with. */
     readonly baseEnv: (s: Sprite) => Record<string, string>,
     readonly log: (m: string) => void,
+    /** What /opt/sprite holds in a bare sprite (sprite-env). */
+    readonly baseDir: string,
   ) {}
+
+  /** The sprite's home as its processes see it. */
+  homeIn(s: Sprite): string {
+    return this.knobs.bare ? "/home/sprite" : s.home;
+  }
+
+  /** Its /.sprite as its processes see it (socket, service logs). */
+  runtimeIn(s: Sprite): string {
+    return this.knobs.bare ? "/.sprite" : `${s.dir}/sprite`;
+  }
+
+  /** A path a process of the sprite asked for, as it sees it. */
+  insidePath(s: Sprite, path: string): string {
+    if (!this.knobs.bare) return this.mapPath(s, path);
+    if (path === "~") return "/home/sprite";
+    if (path.startsWith("~/")) return `/home/sprite/${path.slice(2)}`;
+    if (!path.startsWith("/")) return `/home/sprite/${path}`;
+    return path;
+  }
+
+  /** The live processes of the sprite. */
+  procs(s: Sprite): number[] {
+    if (this.knobs.bare) return s.vm ? processesInPidNs(s.vm.ns) : [];
+    return processesOf(s.dir);
+  }
+
+  /**
+   * Starts a process in the sprite (its own process group): a host process
+   * with the sprite's environment, or, for a bare sprite, one entered into
+   * its namespaces and chrooted into its root.
+   */
+  spawn(
+    s: Sprite,
+    argv: string[],
+    o: {
+      cwd: string;
+      env: Record<string, string>;
+      stdin: "piped" | "null";
+      stdout: "piped" | "null";
+      stderr: "piped" | "null";
+    },
+  ): Deno.ChildProcess {
+    if (!this.knobs.bare) {
+      return new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        cwd: o.cwd,
+        env: o.env,
+        clearEnv: true,
+        stdin: o.stdin,
+        stdout: o.stdout,
+        stderr: o.stderr,
+        detached: true,
+      }).spawn();
+    }
+    if (!s.vm) throw new Error(`sprite ${s.name} is not up`);
+    return new Deno.Command("/usr/bin/nsenter", {
+      args: [
+        "-t",
+        String(s.vm.init),
+        "-m",
+        "-u",
+        "-p",
+        "--",
+        "/usr/sbin/chroot",
+        s.vm.root,
+        "/bin/sh",
+        "-c",
+        'cd "$1" || exit 1; shift; exec "$@"',
+        "sh",
+        o.cwd,
+        ...argv,
+      ],
+      env: o.env,
+      clearEnv: true,
+      stdin: o.stdin,
+      stdout: o.stdout,
+      stderr: o.stderr,
+      detached: true,
+    }).spawn();
+  }
+
+  /** Boots a bare sprite's namespaces (its root persists on disk). */
+  private async startVm(s: Sprite): Promise<void> {
+    const root = `${s.dir}/root`;
+    const ready = `${s.dir}/vm.ready`;
+    await Deno.remove(ready).catch(() => {});
+    const script = "set -e\n" +
+      bareRootScript(root, {
+        binds: [
+          [s.home, "/home/sprite"],
+          [`${s.dir}/sprite`, "/.sprite"],
+          [this.baseDir, "/opt/sprite"],
+        ],
+      }) + `hostname ${s.name}\necho up > ${ready}\n` +
+      // Its pid 1 in the root too: to its processes, no chroot at all
+      // (systemctl, seeing one, would answer "ignoring command", 0).
+      `exec /usr/sbin/chroot "$R" sleep infinity\n`;
+    const holder = new Deno.Command("/usr/bin/unshare", {
+      args: [
+        "--mount",
+        "--uts",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        script,
+      ],
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const deadline = Date.now() + 30_000;
+    while (!(await Deno.stat(ready).then(() => true, () => false))) {
+      if (Date.now() > deadline) {
+        holder.kill("SIGKILL");
+        throw new Error(`sprite ${s.name}: its root did not come up`);
+      }
+      await sleep(20);
+    }
+    const init = Number(
+      Deno.readTextFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`)
+        .trim().split(/\s+/)[0],
+    );
+    s.vm = {
+      holder,
+      init,
+      ns: Deno.readLinkSync(`/proc/${init}/ns/pid`),
+      root,
+    };
+  }
+
+  /** Ends a bare sprite's namespaces: every process in it dies. */
+  private stopVm(s: Sprite): void {
+    const vm = s.vm;
+    s.vm = null;
+    if (!vm) return;
+    signalAll(processesInPidNs(vm.ns), "SIGKILL");
+    try {
+      vm.holder.kill("SIGKILL");
+    } catch { /* gone */ }
+    void vm.holder.status;
+  }
 
   of(org: string): Sprite[] {
     return [...this.sprites.values()].filter((s) => s.org === org)
@@ -139,7 +318,7 @@ export class Model {
   async create(name: string, org: string, labels: string[]): Promise<Sprite> {
     const dir = `${this.root}/sprites/${name}`;
     await Deno.mkdir(`${dir}/home`, { recursive: true });
-    await Deno.mkdir(`${dir}/logs`, { recursive: true });
+    await Deno.mkdir(`${dir}/sprite/logs/services`, { recursive: true });
     const s: Sprite = {
       id: crypto.randomUUID(),
       name,
@@ -159,6 +338,7 @@ export class Model {
       execs: 0,
       lastCut: false,
       mgmt: null,
+      vm: null,
     };
     this.sprites.set(name, s);
     await this.save(s);
@@ -192,8 +372,9 @@ export class Model {
       const from = s.status;
       s.status = "running";
       if (from === "warm") {
-        signalAll(processesOf(s.dir), "SIGCONT");
+        signalAll(this.procs(s), "SIGCONT");
       } else {
+        if (this.knobs.bare) await this.startVm(s);
         for (const svc of this.bootOrder(s)) {
           if (!svc.stopped) this.startService(s, svc);
         }
@@ -205,6 +386,8 @@ export class Model {
       await s.waking;
     } finally {
       s.waking = null;
+      // Idle time counts from the end of a boot, however long it took.
+      this.touch(s);
     }
   }
 
@@ -226,21 +409,24 @@ export class Model {
 
   startService(s: Sprite, svc: Service): void {
     if (svc.child) return;
-    const log = `${s.dir}/logs/${svc.name}.log`;
+    const log = `${this.runtimeIn(s)}/logs/services/${svc.name}.log`;
     let child: Deno.ChildProcess;
     try {
-      const f = Deno.openSync(log, { append: true, create: true });
-      f.close();
-      child = new Deno.Command("/bin/sh", {
+      child = this.spawn(s, [
+        "/bin/sh",
+        "-c",
         // The runtime's log: both streams into one file.
-        args: ["-c", 'exec "$@" >>"$0" 2>&1', log, svc.cmd, ...svc.args],
-        cwd: svc.dir ? this.mapPath(s, svc.dir) : s.home,
+        'exec "$@" >>"$0" 2>&1',
+        log,
+        svc.cmd,
+        ...svc.args,
+      ], {
+        cwd: svc.dir ? this.insidePath(s, svc.dir) : this.homeIn(s),
         env: { ...this.baseEnv(s), ...svc.env },
-        clearEnv: true,
         stdin: "null",
         stdout: "null",
         stderr: "null",
-      }).spawn();
+      });
     } catch (e) {
       this.log(`${s.name}: service ${svc.name} cannot start: ${e}`);
       return;
@@ -273,24 +459,22 @@ export class Model {
     svc.child = null;
     svc.pid = null;
     if (!child) return;
-    try {
-      child.kill("SIGTERM");
-    } catch { /* gone */ }
-    const t = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 5_000);
+    killGroup(child, "SIGTERM");
+    const t = setTimeout(() => killGroup(child, "SIGKILL"), 5_000);
     void child.status.finally(() => clearTimeout(t));
   }
 
-  /** /home/sprite/... is the sprite's home; relative paths are under it. */
+  /**
+   * A path of the sprite on the host: /home/sprite/... is the sprite's
+   * home, relative paths are under it; other paths are the host's own, or
+   * under a bare sprite's root.
+   */
   mapPath(s: Sprite, path: string): string {
     if (path === "/home/sprite" || path === "~") return s.home;
     if (path.startsWith("/home/sprite/")) return s.home + path.slice(12);
     if (path.startsWith("~/")) return `${s.home}/${path.slice(2)}`;
     if (!path.startsWith("/")) return `${s.home}/${path}`;
-    return path;
+    return this.knobs.bare ? `${s.dir}/root${path}` : path;
   }
 
   /** Warm pause: connections drop, processes stop where they are. */
@@ -299,7 +483,7 @@ export class Model {
     s.status = "warm";
     for (const x of [...s.sessions]) x.drop();
     outbound(s);
-    signalAll(processesOf(s.dir), "SIGSTOP");
+    signalAll(this.procs(s), "SIGSTOP");
     this.log(`${s.name}: running -> warm`);
     void this.save(s);
   }
@@ -314,7 +498,8 @@ export class Model {
       svc.child = null;
       svc.pid = null;
     }
-    signalAll(processesOf(s.dir), "SIGKILL");
+    if (this.knobs.bare) this.stopVm(s);
+    else signalAll(this.procs(s), "SIGKILL");
     this.log(`${s.name}: -> cold`);
     void this.save(s);
   }
@@ -348,17 +533,24 @@ export class Model {
     }
   }
 
-  async destroy(s: Sprite): Promise<void> {
-    this.sprites.delete(s.name);
+  /** Stops everything of the sprite (its files stay). */
+  async halt(s: Sprite): Promise<void> {
     for (const x of [...s.sessions]) x.drop();
     for (const svc of s.services.values()) this.stopService(svc);
     await s.mgmt?.shutdown().catch(() => {});
+    s.mgmt = null;
     for (let i = 0; i < 20; i++) {
-      const left = processesOf(s.dir);
+      const left = this.procs(s);
       if (left.length === 0) break;
       signalAll(left, "SIGKILL");
       await sleep(50);
     }
+    this.stopVm(s);
+  }
+
+  async destroy(s: Sprite): Promise<void> {
+    this.sprites.delete(s.name);
+    await this.halt(s);
     await Deno.remove(s.dir, { recursive: true }).catch(() => {});
   }
 }

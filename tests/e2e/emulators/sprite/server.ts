@@ -12,6 +12,8 @@
  * - FAKE_SPRITE_SECRET: the last part of every valid token
  *   (`<org>/<org id>/<token id>/<secret>`; the org is the first part);
  * - FAKE_SPRITE_BASE_PATH: PATH inside sprites (the base image's tools);
+ * - FAKE_SPRITE_BASE_DIR: what a bare sprite has at /opt/sprite;
+ * - FAKE_SPRITE_BARE=1: sprites hold only the OS (model.ts);
  * - FAKE_SPRITE_IDLE_S, FAKE_SPRITE_COLD_S, FAKE_SPRITE_RUNNING_LIMIT,
  *   FAKE_SPRITE_WARM_LIMIT, FAKE_SPRITE_CREATE_RATE (`n/seconds`),
  *   FAKE_SPRITE_FAIL_CONNECTS, FAKE_SPRITE_DROP_EXECS,
@@ -30,9 +32,7 @@ import {
   listeners,
   localPortsOf,
   MARKER,
-  processesOf,
   processGroup,
-  signalAll,
   socketInodes,
 } from "./procs.ts";
 
@@ -55,8 +55,10 @@ const knobs: Knobs = {
   failConnects: Number(env("FAKE_SPRITE_FAIL_CONNECTS")) || 0,
   dropExecs: Number(env("FAKE_SPRITE_DROP_EXECS")) || 0,
   dropMatch: env("FAKE_SPRITE_DROP_MATCH"),
+  bare: env("FAKE_SPRITE_BARE") === "1",
 };
 const BASE_PATH = env("FAKE_SPRITE_BASE_PATH") || "/usr/bin:/bin";
+const BASE_DIR = env("FAKE_SPRITE_BASE_DIR");
 const LOG = `${ROOT}/server.log`;
 
 function log(m: string) {
@@ -70,18 +72,20 @@ function log(m: string) {
 /** What every process of a sprite starts with: the base image, no host. */
 function baseEnv(s: Sprite): Record<string, string> {
   return {
-    HOME: s.home,
+    HOME: model.homeIn(s),
     USER: "sprite",
     LOGNAME: "sprite",
     SHELL: "/bin/bash",
-    PATH: BASE_PATH,
+    PATH: knobs.bare
+      ? "/opt/sprite/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+      : BASE_PATH,
     LANG: "C.UTF-8",
     SPRITE_NAME: s.name,
-    [MARKER]: s.dir,
+    ...(knobs.bare ? {} : { [MARKER]: s.dir }),
   };
 }
 
-const model = new Model(ROOT, knobs, baseEnv, log);
+const model = new Model(ROOT, knobs, baseEnv, log, BASE_DIR);
 
 const json = (v: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(v) + "\n", {
@@ -119,7 +123,7 @@ const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Drops the sessions whose client is a process of `s` (it paused). */
 function dropOutbound(s: Sprite): void {
-  const ports = localPortsOf(processesOf(s.dir));
+  const ports = localPortsOf(model.procs(s));
   if (ports.size === 0) return;
   for (const other of model.sprites.values()) {
     for (const x of [...other.sessions]) {
@@ -138,7 +142,7 @@ function limitAnswer(e: LimitError): Response {
 
 async function ensureMgmt(s: Sprite): Promise<void> {
   if (s.mgmt) return;
-  const path = `${s.dir}/api.sock`;
+  const path = `${s.dir}/sprite/api.sock`;
   await Deno.remove(path).catch(() => {});
   s.mgmt = Deno.serve(
     { path, onListen() {} },
@@ -153,13 +157,22 @@ async function handle(
   const url = new URL(req.url);
   const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "_fake") {
-    if (parts[1] === "sprites" && req.method === "GET") {
+    if (parts[1] === "sprites" && parts.length === 2 && req.method === "GET") {
       return json([...model.sprites.values()].map((s) => ({
         ...apiObject(s),
         tasks: [...s.tasks.keys()],
         sessions: s.sessions.size,
         services: [...s.services.values()].map(serviceJson),
       })));
+    }
+    if (
+      parts[1] === "sprites" && parts[3] === "processes" &&
+      req.method === "GET"
+    ) {
+      // Its live processes (a cold sprite has none).
+      const s = model.sprites.get(parts[2]);
+      if (!s) return fail(404, "not_found", "no such sprite");
+      return json(model.procs(s));
     }
     if (
       parts[1] === "sprites" && parts[3] === "freeze" && req.method === "POST"
@@ -364,9 +377,7 @@ async function shutdown() {
   clearInterval(clock);
   clearInterval(portWatch);
   for (const s of model.sprites.values()) {
-    for (const x of [...s.sessions]) x.drop();
-    await s.mgmt?.shutdown().catch(() => {});
-    signalAll(processesOf(s.dir), "SIGKILL");
+    await model.halt(s).catch(() => {});
   }
   await server.shutdown().catch(() => {});
   Deno.exit(0);
