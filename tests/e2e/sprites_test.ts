@@ -344,10 +344,11 @@ Deno.test("sprites: the flagship's host fails mid-task; the ship holds itself wh
       ships: 1,
       verify: '#!/bin/bash\ntest "$(cat out.txt)" = done\n',
     });
-    const id = JSON.parse(
+    const sailed = JSON.parse(
       (await ok(["voyage", "sail", plan, "--agent", "shell", "--json"])).stdout,
-    ).id;
-    const ship = `${id}-1`;
+    );
+    const id: string = sailed.id;
+    const [ship]: string[] = sailed.ships;
     // The agent's command runs on the ship; then the flagship's host fails.
     const agentRuns = () =>
       processesOf(`${s.dir}/sprites/${ship}`).some((p) => {
