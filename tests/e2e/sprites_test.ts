@@ -390,6 +390,53 @@ Deno.test("sprites: the flagship's host fails mid-task; the ship holds itself wh
   });
 });
 
+Deno.test("sprites: a ship's host fails mid-task (cold, its agent killed); woken, its daemon back as a service, the task runs again there and the voyage verifies", async () => {
+  await fleetOn({ idleS: 5, coldS: 8 }, async ({ s, ok, tmp }) => {
+    await ok(["init", "--provider", "sprites"]);
+    // The first run is the one the host failure kills; the retry finds the
+    // marker and finishes quickly.
+    const plan = await writePlan(`${tmp}/plan`, [{
+      id: "1",
+      command:
+        "if [ -e ~/tried ]; then echo done > out.txt; else touch ~/tried; sleep 600; fi",
+    }], {
+      ships: 1,
+      verify: '#!/bin/bash\ntest "$(cat out.txt)" = done\n',
+    });
+    const sailed = JSON.parse(
+      (await ok(["voyage", "sail", plan, "--agent", "shell", "--json"])).stdout,
+    );
+    const id: string = sailed.id;
+    const [ship]: string[] = sailed.ships;
+    const agentRuns = () =>
+      processesOf(`${s.dir}/sprites/${ship}`).some((p) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${p}/cmdline`) ===
+            "sleep\x00600\x00";
+        } catch {
+          return false; // gone
+        }
+      });
+    await until("the agent running", agentRuns, {
+      timeoutMs: 60_000,
+      everyMs: 100,
+    });
+    await s.freeze(ship);
+    assert.equal(agentRuns(), false);
+    const st = await until("the voyage verified", async () => {
+      const st = JSON.parse(
+        (await ok(["voyage", "status", id, "--json"])).stdout,
+      );
+      return st.voyage.state === "verified" && st;
+    }, { timeoutMs: 120_000, everyMs: 1000 });
+    assert.equal(st.voyage.state, "verified");
+    const tasks = await voyageTasks(ok, id);
+    assert.deepEqual(tasks.map((t) => [t.id, t.status, t.attempts]), [
+      ["1", "done", 2],
+    ]);
+  });
+});
+
 Deno.test({
   name:
     "bare sprites: the dev artifact cannot run there (negative control); init removes its sprite",
