@@ -14,9 +14,9 @@
  * Exit 0 when the tests pass with the newest release, 1 otherwise. Bump
  * CLAUDE_CODE_VERSION (tests/helpers/claude_code.ts) once it is green.
  */
-import { agentCommand } from "../lib/voyage/agents.ts";
-import { buildPrompt } from "../lib/voyage/prompt.ts";
-import { runDirect } from "../lib/voyage/tmux.ts";
+import { agentCommand } from "../lib/voyage/ship/agents/command.ts";
+import { buildPrompt } from "../lib/voyage/ship/prompt.ts";
+import { runDirect } from "../lib/voyage/ship/runner.ts";
 import { scriptOf, startAnthropic } from "../tests/e2e/emulators/anthropic.ts";
 import {
   CLAUDE_CODE_VERSION,

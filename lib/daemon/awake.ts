@@ -27,12 +27,12 @@ export interface Awake {
 
 /**
  * Whether an agent runs a voyage task here: a checkout holds a run
- * (voyage/ship_hold.ts) whose wrapper is alive and has not written its
+ * (voyage/ship/runs.ts) whose wrapper is alive and has not written its
  * exit code (tmux.ts). A run outlives the flagship's session, so this,
  * not the session, keeps the ship awake.
  */
 async function runningTask(home = paths.home()): Promise<boolean> {
-  const { readHeld } = await import("../voyage/ship_hold.ts");
+  const { readHeld } = await import("../voyage/ship/runs.ts");
   const root = `${paths.dir(home)}/voyages`;
   try {
     for await (const e of Deno.readDir(root)) {

@@ -1,7 +1,7 @@
 import { OhcError } from "../errors.ts";
 import { paths } from "../state/paths.ts";
 import { LocalTransport } from "../transport/local.ts";
-import { agentWorkDir, removeAgentWork } from "../voyage/agent_workdir.ts";
+import { agentWorkDir, removeAgentWork } from "../voyage/ship/agent_workdir.ts";
 import type { Provider, VmRecord } from "./types.ts";
 
 /** Marks a folder as a local VM; `list()` reads it back. */

@@ -6,13 +6,11 @@
  * failures become one-line reasons, retries show as `api_retry` events.
  */
 import assert from "node:assert/strict";
-import {
-  agentCommand,
-  type AgentOutcome,
-  parseClaudeStream,
-} from "../../lib/voyage/agents.ts";
-import { buildPrompt } from "../../lib/voyage/prompt.ts";
-import { runDirect } from "../../lib/voyage/tmux.ts";
+import { agentCommand } from "../../lib/voyage/ship/agents/command.ts";
+import { type AgentOutcome } from "../../lib/voyage/ship/agents/types.ts";
+import { parseClaudeStream } from "../../lib/voyage/ship/agents/claude.ts";
+import { buildPrompt } from "../../lib/voyage/ship/prompt.ts";
+import { runDirect } from "../../lib/voyage/ship/runner.ts";
 import {
   type AnthropicEmulator,
   scriptOf,

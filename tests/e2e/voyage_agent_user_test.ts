@@ -10,12 +10,15 @@
  * path: voyage_claude_test.ts.
  */
 import assert from "node:assert/strict";
-import { findExecutable, resolveUser } from "../../lib/voyage/agents.ts";
-import { DEFAULT_AGENT_USER } from "../../lib/voyage/agent_user.ts";
+import {
+  findExecutable,
+  resolveUser,
+} from "../../lib/voyage/ship/agents/os_user.ts";
+import { DEFAULT_AGENT_USER } from "../../lib/voyage/ship/agent_user.ts";
 import {
   AGENT_WORK_ROOT,
   agentWorkDir,
-} from "../../lib/voyage/agent_workdir.ts";
+} from "../../lib/voyage/ship/agent_workdir.ts";
 import { ohcOk, scratchHome, teardown } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
 import { skipCheck } from "../helpers/prereq.ts";

@@ -16,9 +16,12 @@
  * also needs root.
  */
 import assert from "node:assert/strict";
-import { findExecutable, resolveUser } from "../../lib/voyage/agents.ts";
-import { DEFAULT_AGENT_USER } from "../../lib/voyage/agent_user.ts";
-import { AGENT_WORK_ROOT } from "../../lib/voyage/agent_workdir.ts";
+import {
+  findExecutable,
+  resolveUser,
+} from "../../lib/voyage/ship/agents/os_user.ts";
+import { DEFAULT_AGENT_USER } from "../../lib/voyage/ship/agent_user.ts";
+import { AGENT_WORK_ROOT } from "../../lib/voyage/ship/agent_workdir.ts";
 import {
   type Script,
   scriptOf,

@@ -1,11 +1,11 @@
-/** lib/voyage/agent_user.ts: who runs the agent, and who may pass a directory. */
+/** lib/voyage/ship/agent_user.ts: who runs the agent, and who may pass a directory. */
 import assert from "node:assert/strict";
 import {
   agentUserName,
   canSearch,
   DEFAULT_AGENT_USER,
   ensureAgentUser,
-} from "../../lib/voyage/agent_user.ts";
+} from "../../lib/voyage/ship/agent_user.ts";
 
 const env = (vars: Record<string, string>) => (k: string) => vars[k];
 

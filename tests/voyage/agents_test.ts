@@ -7,23 +7,29 @@
  */
 import assert from "node:assert/strict";
 import { OhcError, UsageError } from "../../lib/errors.ts";
-import { buildPrompt, FAILURE_MARKER } from "../../lib/voyage/prompt.ts";
+import { buildPrompt, FAILURE_MARKER } from "../../lib/voyage/ship/prompt.ts";
 import {
   AGENT_KINDS,
-  agentCommand,
-  type AgentOptions,
-  findExecutable,
   parseAgentKind,
-  parseAgentOutput,
-  parseClaudeStream,
-  parseCodexStream,
-  prepareClaudeHome,
-  readSecretFile,
-  requireAgentProgram,
-  resolveUser,
   validateAgentChoice,
-} from "../../lib/voyage/agents.ts";
-import { runDirect } from "../../lib/voyage/tmux.ts";
+} from "../../lib/voyage/ship/agents/kinds.ts";
+import {
+  agentCommand,
+  requireAgentProgram,
+} from "../../lib/voyage/ship/agents/command.ts";
+import { type AgentOptions } from "../../lib/voyage/ship/agents/types.ts";
+import {
+  findExecutable,
+  resolveUser,
+} from "../../lib/voyage/ship/agents/os_user.ts";
+import { parseAgentOutput } from "../../lib/voyage/ship/agents/outcome.ts";
+import {
+  parseClaudeStream,
+  prepareClaudeHome,
+} from "../../lib/voyage/ship/agents/claude.ts";
+import { parseCodexStream } from "../../lib/voyage/ship/agents/codex.ts";
+import { readSecretFile } from "../../lib/voyage/ship/agents/secret_file.ts";
+import { runDirect } from "../../lib/voyage/ship/runner.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const FAKE_CLAUDE = `${root}tests/fakes/claude`;

@@ -24,9 +24,10 @@ import { commitTask } from "../../lib/git/commit.ts";
 import { integrateTask } from "../../lib/git/land.ts";
 import { createVoyageRepo } from "../../lib/git/repo.ts";
 import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
-import { killServer } from "../../lib/voyage/tmux.ts";
-import { captainHandlers, shipCheckout } from "../../roles/captain.ts";
-import type { RunTaskResult } from "../../lib/voyage/captain_protocol.ts";
+import { killServer } from "../../lib/voyage/ship/tmux.ts";
+import { captainHandlers } from "../../roles/captain.ts";
+import { shipCheckout } from "../../lib/voyage/protocol.ts";
+import type { RunTaskResult } from "../../lib/voyage/protocol.ts";
 import { CaptainSession } from "../../lib/voyage/flagship/session.ts";
 import { base64ToBytes, bytesToBase64 } from "../../lib/inbox/types.ts";
 

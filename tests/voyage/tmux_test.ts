@@ -11,11 +11,13 @@ import { OhcError } from "../../lib/errors.ts";
 import {
   attachArgv,
   capturePane,
-  envFileText,
   hasTmux,
-  killRun,
   killServer,
   listWindows,
+} from "../../lib/voyage/ship/tmux.ts";
+import { envFileText } from "../../lib/voyage/ship/run_files.ts";
+import {
+  killRun,
   readRun,
   runDirect,
   runInTmux,
@@ -24,10 +26,11 @@ import {
   startRun,
   type TmuxRunOptions,
   waitRun,
-} from "../../lib/voyage/tmux.ts";
-import { agentCommand, findExecutable } from "../../lib/voyage/agents.ts";
+} from "../../lib/voyage/ship/runner.ts";
+import { agentCommand } from "../../lib/voyage/ship/agents/command.ts";
+import { findExecutable } from "../../lib/voyage/ship/agents/os_user.ts";
 import { quoteArgv } from "../../lib/transport/shell_quote.ts";
-import { buildPrompt } from "../../lib/voyage/prompt.ts";
+import { buildPrompt } from "../../lib/voyage/ship/prompt.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const FAKE_CLAUDE = `${root}tests/fakes/claude`;

@@ -1,5 +1,5 @@
 /**
- * The flagship's end of a `captain.session` (see roles/captain.ts): one
+ * The flagship's end of a `captain.session` (see ship/session.ts): one
  * `_rpc` process on the ship, opened through the ship's transport and kept
  * for the voyage, so a task costs a JSON line instead of a process start.
  * Requests go one at a time; each resolves with its reply. When the

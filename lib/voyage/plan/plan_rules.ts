@@ -1,6 +1,6 @@
 /**
  * What a valid plan is, in one place: `voyage check` and `sail` (through
- * plan.ts) and the ship that runs a task (roles/captain.ts) apply these same
+ * plan.ts) and the ship that runs a task (ship/task_run.ts) apply these same
  * rules, so a plan that checks runs, and one that cannot run fails at check
  * with the reason.
  *

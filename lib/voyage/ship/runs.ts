@@ -12,9 +12,9 @@
  * flagship died) ends by itself on the end of its input; the next one waits
  * here for it.
  */
-import type { ErrorInfo } from "../errors.ts";
-import { readJsonFile, writeJsonAtomic } from "../state/atomic.ts";
-import type { RunTaskResult, TaskKey } from "./captain_protocol.ts";
+import type { ErrorInfo } from "../../errors.ts";
+import { readJsonFile, writeJsonAtomic } from "../../state/atomic.ts";
+import type { RunTaskResult, TaskKey } from "../protocol.ts";
 
 export interface Held extends TaskKey {
   state: "running" | "finished";

@@ -34,15 +34,13 @@
  * - the agent's credentials stay the captain's (0600 files it reads to set
  *   the agent's environment); the agent user gets none of its files.
  */
-import { isSettingName, Settings } from "../settings.ts";
-import { OhcError } from "../errors.ts";
+import { isSettingName, Settings } from "../../settings.ts";
+import { OhcError } from "../../errors.ts";
 import { AGENT_WORK_ROOT, agentWorkDir } from "./agent_workdir.ts";
-import {
-  type AgentKind,
-  type AgentUser,
-  prepareClaudeHome,
-  resolveUser,
-} from "./agents.ts";
+import { prepareClaudeHome } from "./agents/claude.ts";
+import type { AgentKind } from "./agents/kinds.ts";
+import { resolveUser } from "./agents/os_user.ts";
+import type { AgentUser } from "./agents/types.ts";
 
 export const DEFAULT_AGENT_USER = "ohcommodore-agent";
 
