@@ -2,7 +2,7 @@
  * The voyage's operations. The flagship's daemon owns the queue and the
  * driver (flagship/daemon_ops.ts); its per-call process does what needs
  * the provider or the ships (flagship/call_ops.ts); a ship's per-call
- * process serves the flagship's session (roles/captain.ts).
+ * process serves the flagship's session (ship/session.ts).
  */
 import { UsageError } from "../errors.ts";
 import {
@@ -219,7 +219,7 @@ export const VOYAGE_OPS = {
 
   /**
    * A ship's end of the flagship's session for a voyage: requests on the
-   * input, one reply event each (lib/voyage/captain_protocol.ts).
+   * input, one reply event each (lib/voyage/protocol.ts).
    */
   "captain.session": op(
     "call",
