@@ -85,7 +85,7 @@ export function registerDoctor(program: Command, exit: Exit): void {
       });
       // The credential sail asks for with --agent claude (agent_env.ts).
       const { agentEnvFrom, requireAgentCredential } = await import(
-        "../../voyage/agent_env.ts"
+        "../../voyage/ship/agent_env.ts"
       );
       const claudeEnv = agentEnvFrom("claude", (k) => Deno.env.get(k));
       let claudeOk = true;
