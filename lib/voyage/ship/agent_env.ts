@@ -11,7 +11,8 @@
  * agents/codex.ts).
  */
 import { UsageError } from "../../errors.ts";
-import { AGENT_KINDS, agentAdapter, type AgentKind } from "./agents/kinds.ts";
+import { AGENT_KINDS, type AgentKind } from "./agents/kinds.ts";
+import { agentAdapter } from "./agents/registry.ts";
 
 /** Each kind's variables are in its own file (agents/claude.ts, ...). */
 const VARS = AGENT_KINDS.flatMap((k) => agentAdapter(k).env ?? []);

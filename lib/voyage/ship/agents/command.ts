@@ -4,7 +4,7 @@
  * `agentCommand(kind, opts)` returns an `AgentInvocation`: the argv, the
  * complete environment, the working directory and the file to feed on stdin.
  * It starts nothing; tmux.ts runs it. What differs by kind is in the kind's
- * own file (claude.ts, codex.ts, shell.ts, custom.ts; listed in kinds.ts).
+ * own file (claude.ts, codex.ts, shell.ts, custom.ts; listed in kinds.ts, mapped in registry.ts).
  *
  * Every kind runs in the checkout and gets the OHC_* variables
  * (`OHC_VOYAGE_ID`, `OHC_SHIP`, `OHC_TASK_ID`, `OHC_TASK_SUBJECT`,
@@ -37,7 +37,8 @@
  */
 import { OhcError } from "../../../errors.ts";
 import { AGENT_ENV_NAMES, isAgentSecret } from "../agent_env.ts";
-import { agentAdapter, type AgentKind } from "./kinds.ts";
+import type { AgentKind } from "./kinds.ts";
+import { agentAdapter } from "./registry.ts";
 import { findExecutable, resolveUser, setprivPrefix } from "./os_user.ts";
 import { readSecretEnvFile } from "./secret_file.ts";
 import type { AgentInvocation, AgentOptions } from "./types.ts";

@@ -1,38 +1,19 @@
 /**
- * The agent kinds, listed once: each is one file beside this one (claude,
- * codex, shell, custom) saying what differs by kind. Everything that
- * names the kinds (the CLI's `--agent` choices, the session's wire type,
- * which variables travel) takes them from here.
+ * The agent kinds, listed once. Each is one file beside this one (claude.ts,
+ * codex.ts, shell.ts, custom.ts) saying what differs by kind, and
+ * registry.ts maps every kind here to it (its type makes the two lists one).
+ * Everything that names the kinds (the CLI's `--agent` choices, the
+ * session's wire type, which variables travel) takes them from here. Light
+ * on purpose: the CLI loads it on every start.
  */
 import { UsageError } from "../../../errors.ts";
-import { claude } from "./claude.ts";
-import { codex } from "./codex.ts";
-import { custom } from "./custom.ts";
-import { shell } from "./shell.ts";
-import type { AgentAdapter, AgentTask } from "./types.ts";
 
-export const AGENTS = {
-  claude,
-  codex,
-  shell,
-  custom,
-} as const satisfies Record<
-  string,
-  AgentAdapter
->;
-
-export type AgentKind = keyof typeof AGENTS;
-export const AGENT_KINDS = Object.keys(AGENTS) as readonly AgentKind[];
+export const AGENT_KINDS = ["claude", "codex", "shell", "custom"] as const;
+export type AgentKind = typeof AGENT_KINDS[number];
 export const DEFAULT_AGENT: AgentKind = "claude";
 
 export function isAgentKind(s: string): s is AgentKind {
-  return Object.hasOwn(AGENTS, s);
-}
-
-/** The kind's adapter (a UsageError for a kind that is none). */
-export function agentAdapter(kind: AgentKind): AgentAdapter {
-  if (!isAgentKind(kind)) throw new UsageError(`unknown agent "${kind}"`);
-  return AGENTS[kind];
+  return (AGENT_KINDS as readonly string[]).includes(s);
 }
 
 /** `--agent` value to AgentKind; a UsageError (exit 2) naming the choices. */
@@ -43,9 +24,13 @@ export function parseAgentKind(s: string): AgentKind {
   );
 }
 
-/** The program an agent kind needs on a ship (claude, codex); none for shell and custom. */
-export function agentProgram(kind: AgentKind): string | undefined {
-  return agentAdapter(kind).program;
+/** The task fields an adapter needs (a PlanTask has all of them). */
+export interface AgentTask {
+  id: string;
+  subject: string;
+  description?: string;
+  /** For the shell agent. */
+  command?: string;
 }
 
 /**

@@ -1,6 +1,7 @@
 /** What the flagship learns from an agent's log: its outcome and stats. */
 import type { AgentRunStats } from "../../queue.ts";
-import { agentAdapter, type AgentKind } from "./kinds.ts";
+import type { AgentKind } from "./kinds.ts";
+import { agentAdapter } from "./registry.ts";
 import type { AgentOutcome } from "./types.ts";
 
 /** What the flagship keeps of a run with the task's attempt (cost, usage, ...). */

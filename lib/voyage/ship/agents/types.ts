@@ -1,13 +1,5 @@
 /** The shapes every agent kind shares (one file per kind beside this). */
-
-/** The task fields an adapter needs (a PlanTask has all of them). */
-export interface AgentTask {
-  id: string;
-  subject: string;
-  description?: string;
-  /** For the shell agent. */
-  command?: string;
-}
+import type { AgentKind, AgentTask } from "./kinds.ts";
 
 export interface AgentOptions {
   voyageId: string;
@@ -63,7 +55,7 @@ export interface AgentOptions {
 }
 
 export interface AgentInvocation {
-  kind: string;
+  kind: AgentKind;
   /** What to exec. Never holds a secret. */
   argv: string[];
   /** The complete environment of the agent (secrets included). */
