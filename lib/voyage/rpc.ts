@@ -17,7 +17,7 @@ import {
   str,
   strList,
 } from "../rpc/op.ts";
-import type { AgentKind } from "./agents.ts";
+import type { AgentKind } from "./ship/agents/kinds.ts";
 import type { PlanFiles } from "./plan.ts";
 import type {
   NewTask,

@@ -6,7 +6,7 @@
  * this test), the task must not be lost, and nothing may be left behind.
  *
  * The ship is a scripted captain served in this process (the session
- * protocol of captain_protocol.ts); the queue (in-memory DuckDB) and the
+ * protocol of protocol.ts); the queue (in-memory DuckDB) and the
  * voyage's bare repo are real.
  */
 import assert from "node:assert/strict";
@@ -21,9 +21,9 @@ import type {
   RunTaskResult,
   SessionRequest,
   TaskKey,
-} from "../../lib/voyage/captain_protocol.ts";
+} from "../../lib/voyage/protocol.ts";
 import { VoyageDriver } from "../../lib/voyage/flagship/driver.ts";
-import { branchTip, createVoyageRepo } from "../../lib/voyage/git.ts";
+import { branchTip, createVoyageRepo } from "../../lib/git/repo.ts";
 import { readLines } from "../../lib/lines.ts";
 import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
 

@@ -16,8 +16,7 @@ import type { VoyageStatus } from "../../voyage/rpc.ts";
 import { flagshipCall } from "../flagship.ts";
 import { age, err, out, printJson, progress, table } from "../render.ts";
 import type { Exit } from "../program.ts";
-
-const AGENTS = ["claude", "codex", "shell", "custom"] as const;
+import { AGENT_KINDS, type AgentKind } from "../../voyage/ship/agents/kinds.ts";
 
 function positiveInt(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -126,7 +125,9 @@ export function registerVoyage(program: Command, exit: Exit): void {
           "owner/repo, git URL or path (default: the plan's repo)",
         )
         .addOption(
-          new Option("--agent <agent>", "who does each task").choices(AGENTS)
+          new Option("--agent <agent>", "who does each task").choices(
+            AGENT_KINDS,
+          )
             .default("claude" as const),
         )
         .option(
@@ -144,7 +145,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
             o: {
               ships?: string;
               repo?: string;
-              agent: typeof AGENTS[number];
+              agent: AgentKind;
               agentCommand?: string;
               model?: string;
               json?: boolean;
@@ -152,14 +153,14 @@ export function registerVoyage(program: Command, exit: Exit): void {
           ) => {
             const { loadPlan } = await import("../../voyage/plan.ts");
             const { validateAgentChoice } = await import(
-              "../../voyage/agents.ts"
+              "../../voyage/ship/agents/kinds.ts"
             );
             const { parseRepoArg } = await import("../../validate.ts");
             const { MAX_SHIPS } = await import("../../voyage/plan_rules.ts");
             const ships = maxShips("--ships", o.ships, MAX_SHIPS);
             const defaultShips = await defaultShipsFromEnv();
             const { agentEnvFrom, checkModel, requireAgentCredential } =
-              await import("../../voyage/agent_env.ts");
+              await import("../../voyage/ship/agent_env.ts");
             const model = checkModel(o.agent, o.model);
             // Everything about the plan is checked here, before any VM exists.
             const plan = await loadPlan(dir, { repo: o.repo });
@@ -417,7 +418,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
           const file = await Deno.makeTempFile({ suffix: ".bundle" });
           try {
             await Deno.writeFile(file, concatBytes(chunks));
-            const { cloneVoyage } = await import("../../voyage/git.ts");
+            const { cloneVoyage } = await import("../../git/checkout.ts");
             const c = await cloneVoyage({ bare: file, branch: r.branch, dir });
             out(`Cloned ${r.branch} into ${c.dir} (at ${c.tip.slice(0, 12)}).`);
           } finally {

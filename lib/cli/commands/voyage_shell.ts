@@ -58,7 +58,7 @@ export async function voyageShell(
       );
     }
   }
-  const { shipCheckout } = await import("../../voyage/captain_protocol.ts");
+  const { shipCheckout } = await import("../../voyage/protocol.ts");
   const argv = o.raw
     ? ["sh", "-c", RAW, "sh", shipCheckout(v)]
     : ["sh", "-c", ATTACH];

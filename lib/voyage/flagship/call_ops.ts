@@ -99,7 +99,7 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
     "voyage.sail": async (a, { secrets, emit }) => {
       const { sail } = await import("./sail.ts");
       // What agents need on ships; nothing else is kept with the voyage.
-      const { onlyAgentEnv } = await import("../agent_env.ts");
+      const { onlyAgentEnv } = await import("../ship/agent_env.ts");
       const onProgress = progress(emit);
       return await sail(a, {
         onProgress,

@@ -5,7 +5,7 @@
  * mark the task done. When nothing is left, run verify.sh on the result.
  *
  * Each ship is reached through one long-lived captain session (see
- * session.ts and captain_protocol.ts). A task's run belongs to the ship:
+ * session.ts and protocol.ts). A task's run belongs to the ship:
  * it goes on when the session is cut, and the ship refuses a second task
  * while its checkout holds one. So every session starts by asking the
  * ship what it holds (`hold`) and reconciling that with the queue: the run
@@ -39,7 +39,9 @@ import {
   shipVoyageDir,
   type SyncResult,
   type TaskKey,
-} from "../captain_protocol.ts";
+} from "../protocol.ts";
+import { isAgentKind } from "../ship/agents/kinds.ts";
+import { agentProgram } from "../ship/agents/registry.ts";
 import type { FinishOutcome, Task, Voyage, VoyageQueue } from "../queue.ts";
 import { taskSlug } from "../plan/plan_rules.ts";
 import { CaptainSession } from "./session.ts";
@@ -465,7 +467,7 @@ export class VoyageDriver {
     st: ShipState,
     log: (m: string) => void,
   ): Promise<boolean> {
-    if (v.agent !== "claude" && v.agent !== "codex") return true;
+    if (!isAgentKind(v.agent) || !agentProgram(v.agent)) return true;
     try {
       const s = this.session(v, this.d.provider.transport(ship), st);
       const r = await s.request<{ program: string | null }>("check", {

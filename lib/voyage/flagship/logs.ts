@@ -9,7 +9,7 @@
  */
 import type { Transport } from "../../transport/types.ts";
 import { renderAgentLine } from "../agent_log.ts";
-import { shipVoyageDir } from "../captain_protocol.ts";
+import { shipVoyageDir } from "../protocol.ts";
 
 /** Where one ship's logs of a voyage are read: the ship, or its archive. */
 export interface LogSource {

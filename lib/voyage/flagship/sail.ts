@@ -9,8 +9,9 @@ import { withTokenFile } from "../../git/credential.ts";
 import { Settings } from "../../settings.ts";
 import { paths } from "../../state/paths.ts";
 import { parseRepoArg } from "../../validate.ts";
-import { checkModel } from "../agent_env.ts";
-import { type AgentKind, validateAgentChoice } from "../agents.ts";
+import { checkModel } from "../ship/agent_env.ts";
+import { newVoyageId } from "../voyage_id.ts";
+import { type AgentKind, validateAgentChoice } from "../ship/agents/kinds.ts";
 import { EMPTY_REPO, parsePlan, type Plan, type PlanFiles } from "../plan.ts";
 import { MAX_SHIPS } from "../plan/plan_rules.ts";
 import type { NewTask, NewVoyage } from "../queue.ts";
@@ -48,12 +49,6 @@ async function writePlanFiles(dir: string, files: PlanFiles) {
       createNew: true,
     });
   }
-}
-
-function newVoyageId(): string {
-  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
-  const bytes = crypto.getRandomValues(new Uint8Array(6));
-  return "v" + [...bytes].map((b) => alphabet[b % 36]).join("");
 }
 
 export interface SailDeps {

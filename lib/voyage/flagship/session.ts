@@ -6,12 +6,12 @@
  * session's process ends (ship gone, killed, unreachable), the pending
  * request and every later one fail with `unreachable`, and the driver opens
  * a new session, which first asks the ship what it holds: a task that was
- * running goes on without the session (see captain_protocol.ts).
+ * running goes on without the session (see protocol.ts).
  */
 import { fromErrorInfo, OhcError } from "../../errors.ts";
 import { call } from "../../rpc/client.ts";
 import type { Transport } from "../../transport/types.ts";
-import type { SessionRequest } from "../captain_protocol.ts";
+import type { SessionRequest } from "../protocol.ts";
 
 export class CaptainSession {
   #writer: WritableStreamDefaultWriter<Uint8Array>;

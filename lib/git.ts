@@ -1,2 +1,0 @@
-// Transition shim (issue #14): lib/git/credential.ts; goes with its last importer.
-export * from "./git/credential.ts";
