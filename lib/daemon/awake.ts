@@ -15,6 +15,7 @@
  * A ship does not hold for results waiting to go up: the flagship's next
  * link, whenever it wakes, collects them.
  */
+import type { Database } from "../db/database.ts";
 import type { InboxStore } from "../inbox/store.ts";
 import type { Identity } from "../state/identity.ts";
 import { paths } from "../state/paths.ts";
@@ -61,6 +62,7 @@ async function runningTask(home = paths.home()): Promise<boolean> {
 
 export async function keepAwake(o: {
   self: Identity;
+  db: Database;
   store: InboxStore;
   running: () => number;
   waiting: () => number;
@@ -74,7 +76,7 @@ export async function keepAwake(o: {
   const hold = new SpriteHold("ohcommodore-daemon", { log: o.log });
   const flagship = o.self.role === "commodore";
   const queue = flagship
-    ? new (await import("../voyage/queue.ts")).VoyageQueue(o.store)
+    ? new (await import("../voyage/queue.ts")).VoyageQueue(o.db)
     : null;
   const busy = async (): Promise<string | null> => {
     if (o.running() > 0) return "running a message";

@@ -7,8 +7,8 @@
 import { Settings } from "../settings.ts";
 import { OhcError, UsageError } from "../errors.ts";
 import { InboxService } from "../inbox/service.ts";
-import { illegalTransition } from "../inbox/ops.ts";
-import { openStore } from "../inbox/store.ts";
+import { illegalTransition } from "../inbox/checks.ts";
+import { InboxStore } from "../inbox/store.ts";
 import { recordToWire } from "../inbox/types.ts";
 import type { LinkManager } from "../link/flagship.ts";
 import { ShipLinkEnd } from "../link/ship.ts";
@@ -21,6 +21,7 @@ import { paths } from "../state/paths.ts";
 import { VERSION } from "../version.ts";
 import { commandCgroups, sweepCommandCgroups } from "./containment.ts";
 import { keepAwake } from "./awake.ts";
+import { openMachineDatabase } from "./database.ts";
 import { HOLD_SCRIPT, Scheduler } from "./scheduler.ts";
 import { StartJournal } from "./start_journal.ts";
 
@@ -54,9 +55,10 @@ export async function runDaemon(): Promise<number> {
   });
   await lock.lock(true);
 
-  const store = await openStore(paths.inboxDb(home));
+  const db = await openMachineDatabase(paths.inboxDb(home));
+  const store = new InboxStore(db);
   const { journal, noted } = await StartJournal.open(paths.startJournal(home));
-  const interrupted = await store.markInterrupted(noted);
+  const interrupted = await store.inbox.markInterrupted(noted);
   journal.clear();
   if (interrupted) {
     log(
@@ -79,8 +81,8 @@ export async function runDaemon(): Promise<number> {
   const stale = await sweepCommandCgroups(cgroups);
   if (stale) log(`ended what ${stale} interrupted message(s) left running`);
   const scheduler = new Scheduler({
-    unread: () => store.unread(),
-    claim: (msgs) => store.claimThese(msgs),
+    unread: () => store.inbox.unread(),
+    claim: (msgs) => store.inbox.claimThese(msgs),
     complete: (m, result, next) => service.complete(m, result, next),
   }, {
     cwd,
@@ -101,6 +103,7 @@ export async function runDaemon(): Promise<number> {
   let waiting = 0;
   const awake = await keepAwake({
     self,
+    db,
     store,
     running: () => scheduler.busy,
     waiting: () => waiting,
@@ -126,7 +129,7 @@ export async function runDaemon(): Promise<number> {
     links = new LinkManager(provider, service, log);
     const { voyageOps } = await import("../voyage/flagship/daemon_ops.ts");
     voyageHandlers = await voyageOps({
-      store,
+      db,
       provider,
       ships: async () => Object.values((await readFleet(home)).ships),
       log,
@@ -148,7 +151,7 @@ export async function runDaemon(): Promise<number> {
   const inboxId = (id: string) =>
     resolveShortId(
       id,
-      (p, n) => store.idsStartingWith("inbox", p, n),
+      (p, n) => store.inbox.idsStartingWith(p, n),
       "message",
     );
 
@@ -162,8 +165,10 @@ export async function runDaemon(): Promise<number> {
         identity: service.me,
         busy: scheduler.busy,
         paused: scheduler.isPaused,
-        counts: await store.counts(),
-        queued: await service.flushDelivered().then(() => store.countQueued()),
+        counts: await store.inbox.counts(),
+        queued: await service.flushDelivered().then(() =>
+          store.outbox.countQueued()
+        ),
         // Entries the flagship passed on that the next ship has not stored yet.
         relaying: links?.relay.inFlight ?? 0,
       }),
@@ -200,13 +205,13 @@ export async function runDaemon(): Promise<number> {
         }
       },
       "inbox.list": async (a) => {
-        const msgs = await store.list({
+        const msgs = await store.inbox.list({
           status: a.status,
           limit: a.limit,
           withOutput: false,
         });
         await service.flushDelivered();
-        const queued = await store.queuedOutbox();
+        const queued = await store.outbox.queued();
         return {
           messages: msgs.map(recordToWire),
           queued: queued.map((q) => ({
@@ -224,14 +229,14 @@ export async function runDaemon(): Promise<number> {
         const id = await resolveShortId(
           a.id,
           async (p, n) => [
-            ...await store.idsStartingWith("inbox", p, n),
-            ...await store.idsStartingWith("sent", p, n),
+            ...await store.inbox.idsStartingWith(p, n),
+            ...await store.sent.idsStartingWith(p, n),
           ],
           "message",
         );
-        const m = await store.get(id);
+        const m = await store.inbox.get(id);
         if (m) return { kind: "inbox" as const, record: recordToWire(m) };
-        const s = await store.getSent(id);
+        const s = await store.sent.get(id);
         if (s) return { kind: "sent" as const, record: recordToWire(s) };
         throw new UsageError(`no message ${id}`);
       },
@@ -243,7 +248,7 @@ export async function runDaemon(): Promise<number> {
         }
         let ok: boolean;
         try {
-          ok = await store.setStatus(id, a.status, a.error ?? null);
+          ok = await store.inbox.setStatus(id, a.status, a.error ?? null);
         } catch (e) {
           if (e instanceof OhcError && e.code === "illegal_transition") {
             throw new UsageError(e.message);
@@ -251,7 +256,7 @@ export async function runDaemon(): Promise<number> {
           throw e;
         }
         if (!ok) throw new UsageError(`no message ${id}`);
-        const m = await store.get(id);
+        const m = await store.inbox.get(id);
         if (m && (a.status === "done" || a.status === "error")) {
           await service.finished(m);
         }
@@ -260,7 +265,9 @@ export async function runDaemon(): Promise<number> {
       "inbox.delete": async (a) => {
         const id = await inboxId(a.id);
         scheduler.handling(id); // a running one may go too, as before
-        if (!(await store.delete(id))) throw new UsageError(`no message ${id}`);
+        if (!(await store.inbox.delete(id))) {
+          throw new UsageError(`no message ${id}`);
+        }
         return { deleted: id };
       },
       "link.attach": async (_a, ctx) => {
@@ -309,7 +316,7 @@ export async function runDaemon(): Promise<number> {
     await scheduler.stop("interrupted: the daemon stopped");
     await awake?.stop().catch(() => {});
     await service.flushDelivered().catch(() => {});
-    await store.close();
+    await db.close();
     journal.close();
     await Deno.remove(sock).catch(() => {});
     lock.close();

@@ -18,7 +18,7 @@
  * (messages someone handles by hand meanwhile start only through a claim).
  */
 import { concatBytes } from "../bytes.ts";
-import type { FinishArgs } from "../inbox/store.ts";
+import type { FinishArgs } from "../inbox/finishing.ts";
 import {
   type CommandCgroups,
   contain,

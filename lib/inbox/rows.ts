@@ -22,10 +22,6 @@ import {
   type SentStatus,
 } from "./types.ts";
 
-// Transition: lib/voyage/queue.ts reads these here until it moves to lib/db.
-export { num, numOrNull, str, strOrNull } from "../db/values.ts";
-export type { Row } from "../db/values.ts";
-
 export const MSG_COLS =
   "seq, id, sender, recipient, command, status, created_at, received_at, " +
   "started_at, finished_at, exit_code, stdout, stderr, stdout_truncated, " +

@@ -1,10 +1,9 @@
 /**
- * The inbox database's schema, as versioned migrations. `schema_version`
- * holds one row per applied migration; each migration runs once, inside one
- * transaction together with its `schema_version` row, so a crash or a failing
- * statement leaves the database at the previous version.
+ * The inbox's tables (inbox, outbox, sent), as versioned migrations
+ * (lib/db/migrate.ts). Versions are one numbering with the voyage queue's
+ * (lib/voyage/queue_schema.ts): take the next free one across both.
  *
- * Design notes (DuckDB specifics):
+ * Design notes (DuckDB specifics, for every table on the database):
  * - Arrival order is a per-table sequence (`seq`), not a timestamp: created_at
  *   is the sender's clock and received_at can tie.
  * - Timestamps are ISO 8601 strings made in JS (UTC, lexically sortable); no
@@ -16,16 +15,9 @@
  *   constraint quirks; these tables are small and columnar scans are cheap.
  */
 
-import type { DuckDBConnection } from "@duckdb/node-api";
-import { OhcError } from "../errors.ts";
+import type { Migration } from "../db/migrate.ts";
 
-export interface Migration {
-  version: number;
-  name: string;
-  statements: readonly string[];
-}
-
-export const MIGRATIONS: readonly Migration[] = [
+export const INBOX_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: "inbox, outbox, sent",
@@ -86,72 +78,6 @@ export const MIGRATIONS: readonly Migration[] = [
         started_at       VARCHAR,
         finished_at      VARCHAR,
         result_at        VARCHAR
-      )`,
-    ],
-  },
-  {
-    version: 2,
-    name: "voyage queue (flagship): voyages, tasks, task_events, voyage_ships",
-    statements: [
-      `CREATE TABLE voyages (
-        id            VARCHAR PRIMARY KEY,
-        name          VARCHAR,
-        state         VARCHAR NOT NULL
-          CHECK (state IN ('planning', 'running', 'complete', 'verified', 'failed', 'sunk')),
-        plan_dir      VARCHAR NOT NULL,
-        bare          VARCHAR NOT NULL,
-        branch        VARCHAR NOT NULL,
-        repo          VARCHAR,
-        agent         VARCHAR NOT NULL,
-        agent_command VARCHAR,
-        objective     VARCHAR NOT NULL,
-        max_attempts  INTEGER NOT NULL,
-        lease_s       DOUBLE  NOT NULL,
-        created_at    VARCHAR NOT NULL,
-        finished_at   VARCHAR,
-        verify_code   INTEGER,
-        verify_output VARCHAR
-      )`,
-      `CREATE TABLE tasks (
-        voyage_id   VARCHAR NOT NULL,
-        id          VARCHAR NOT NULL,
-        ord         INTEGER NOT NULL,
-        subject     VARCHAR NOT NULL,
-        description VARCHAR NOT NULL,
-        acceptance  VARCHAR,
-        command     VARCHAR,
-        blocked_by  VARCHAR NOT NULL,
-        status      VARCHAR NOT NULL
-          CHECK (status IN ('pending', 'running', 'done', 'failed')),
-        ship        VARCHAR,
-        attempts    INTEGER NOT NULL DEFAULT 0,
-        lease_until VARCHAR,
-        started_at  VARCHAR,
-        finished_at VARCHAR,
-        commit_sha  VARCHAR,
-        error       VARCHAR,
-        conflict    VARCHAR,
-        side_branch VARCHAR,
-        PRIMARY KEY (voyage_id, id)
-      )`,
-      `CREATE SEQUENCE task_events_seq START 1`,
-      `CREATE TABLE task_events (
-        seq       BIGINT NOT NULL DEFAULT nextval('task_events_seq'),
-        voyage_id VARCHAR NOT NULL,
-        task_id   VARCHAR,
-        ship      VARCHAR,
-        event     VARCHAR NOT NULL,
-        detail    VARCHAR,
-        at_time   VARCHAR NOT NULL
-      )`,
-      `CREATE TABLE voyage_ships (
-        voyage_id       VARCHAR NOT NULL,
-        ship            VARCHAR NOT NULL,
-        state           VARCHAR NOT NULL,
-        current_task    VARCHAR,
-        task_started_at VARCHAR,
-        last_heartbeat  VARCHAR,
-        PRIMARY KEY (voyage_id, ship)
       )`,
     ],
   },
@@ -222,107 +148,4 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE sent_v3 RENAME TO sent`,
     ],
   },
-  {
-    version: 4,
-    name: "voyage model; task_attempts: each attempt's outcome, cost and usage",
-    // voyages has no nextval() default, so ADD COLUMN replays from the WAL
-    // (see version 3).
-    statements: [
-      `ALTER TABLE voyages ADD COLUMN model VARCHAR`,
-      `CREATE TABLE task_attempts (
-        voyage_id   VARCHAR NOT NULL,
-        task_id     VARCHAR NOT NULL,
-        attempt     INTEGER NOT NULL,
-        ship        VARCHAR,
-        started_at  VARCHAR,
-        finished_at VARCHAR NOT NULL,
-        outcome     VARCHAR NOT NULL,
-        error       VARCHAR,
-        cost_usd    DOUBLE,
-        usage       VARCHAR,
-        model       VARCHAR,
-        turns       INTEGER,
-        duration_ms BIGINT,
-        session_id  VARCHAR,
-        api_retries INTEGER,
-        PRIMARY KEY (voyage_id, task_id, attempt)
-      )`,
-    ],
-  },
-  {
-    version: 5,
-    name: "tasks.attempts_before: a retried task's attempt limit counts anew",
-    // tasks has no nextval() default, so ADD COLUMN replays from the WAL
-    // (see version 3).
-    statements: [
-      `ALTER TABLE tasks ADD COLUMN attempts_before INTEGER DEFAULT 0`,
-    ],
-  },
 ];
-
-/** The version this code writes and understands. */
-export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;
-
-/** The highest applied version; 0 for a fresh database. */
-export async function schemaVersion(conn: DuckDBConnection): Promise<number> {
-  await ensureVersionTable(conn);
-  const reader = await conn.runAndReadAll(
-    "SELECT coalesce(max(version), 0) AS v FROM schema_version",
-  );
-  return Number(reader.getRowObjects()[0].v);
-}
-
-/**
- * Brings the database up to the latest migration. Returns the versions it
- * applied (empty when the database was already current). A database written
- * by a newer ohcommodore is refused rather than guessed at.
- */
-export async function migrate(
-  conn: DuckDBConnection,
-  migrations: readonly Migration[] = MIGRATIONS,
-  now: () => Date = () => new Date(),
-): Promise<number[]> {
-  const current = await schemaVersion(conn);
-  const latest = migrations.length
-    ? migrations[migrations.length - 1].version
-    : 0;
-  if (current > latest) {
-    throw new OhcError(
-      "schema_too_new",
-      `inbox database is at schema version ${current}, newer than this ohcommodore understands (${latest})`,
-      "upgrade ohcommodore on this machine",
-    );
-  }
-  const applied: number[] = [];
-  for (const m of migrations) {
-    if (m.version <= current) continue;
-    await conn.run("BEGIN TRANSACTION");
-    try {
-      for (const sql of m.statements) await conn.run(sql);
-      await conn.run(
-        "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
-        [m.version, m.name, now().toISOString()],
-      );
-      await conn.run("COMMIT");
-    } catch (err) {
-      await conn.run("ROLLBACK").catch(() => {});
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new OhcError(
-        "migration_failed",
-        `inbox schema migration ${m.version} (${m.name}) failed: ${
-          reason.split("\n")[0]
-        }`,
-      );
-    }
-    applied.push(m.version);
-  }
-  return applied;
-}
-
-async function ensureVersionTable(conn: DuckDBConnection): Promise<void> {
-  await conn.run(`CREATE TABLE IF NOT EXISTS schema_version (
-    version    INTEGER PRIMARY KEY,
-    name       VARCHAR NOT NULL,
-    applied_at VARCHAR NOT NULL
-  )`);
-}

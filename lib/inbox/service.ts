@@ -9,7 +9,8 @@
  */
 import { OhcError, UsageError } from "../errors.ts";
 import type { Identity } from "../state/identity.ts";
-import type { FinishArgs, InboxStore, InboxTables } from "./store.ts";
+import type { FinishArgs } from "./finishing.ts";
+import type { InboxStore, InboxTables } from "./store.ts";
 import {
   type Envelope,
   type Message,

@@ -10,30 +10,11 @@
  */
 
 import { OhcError } from "../errors.ts";
-import {
-  type Database,
-  inTransaction,
-  openDatabase,
-  type Query,
-} from "../db/database.ts";
-import { InboxTable, type ListOptions } from "./inbox_table.ts";
+import { type Database, inTransaction, openDatabase } from "../db/database.ts";
+import { InboxTable } from "./inbox_table.ts";
 import { Outbox } from "./outbox.ts";
-import { MIGRATIONS } from "./schema.ts";
+import { INBOX_MIGRATIONS } from "./schema.ts";
 import { SentTable } from "./sent_table.ts";
-import type {
-  ManualStatus,
-  Message,
-  MessageStatus,
-  OutboxEntry,
-  SentRecord,
-} from "./types.ts";
-
-export type { FinishArgs, Finished } from "./finishing.ts";
-export type { ListOptions } from "./inbox_table.ts";
-export type { OutboxKey } from "./outbox.ts";
-// Transition: lib/voyage/queue.ts reads these here until it takes the database.
-export type { Param, Row } from "../db/values.ts";
-export type { Query } from "../db/database.ts";
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
 
@@ -63,7 +44,7 @@ export async function openStore(
 ): Promise<InboxStore> {
   const max = checkMax(opts.maxOutputBytes);
   const db = await openDatabase(path, {
-    migrations: MIGRATIONS,
+    migrations: INBOX_MIGRATIONS,
     now: opts.now,
   });
   return new InboxStore(db, { ...opts, maxOutputBytes: max }, true);
@@ -134,56 +115,5 @@ export class InboxStore implements InboxTables {
   /** Waits for running operations, then closes the database if it owns it. */
   async close(): Promise<void> {
     if (this.#owned) await this.#db.close();
-  }
-
-  // ---- Transition: lib/daemon/daemon.ts and lib/voyage/queue.ts call
-  // these until they move to the tables (after the habits change lands).
-
-  transaction<T>(fn: (q: Query) => Promise<T>): Promise<T> {
-    return this.#db.transaction(fn);
-  }
-  markInterrupted(started?: string[]): Promise<number> {
-    return this.inbox.markInterrupted(started);
-  }
-  unread(): Promise<Message[]> {
-    return this.inbox.unread();
-  }
-  claimThese(msgs: Message[]): Promise<Message[]> {
-    return this.inbox.claimThese(msgs);
-  }
-  idsStartingWith(
-    table: "inbox" | "sent",
-    prefix: string,
-    limit: number,
-  ): Promise<string[]> {
-    return this[table].idsStartingWith(prefix, limit);
-  }
-  counts(): Promise<Record<MessageStatus, number>> {
-    return this.inbox.counts();
-  }
-  countQueued(ship?: string): Promise<number> {
-    return this.outbox.countQueued(ship);
-  }
-  list(opts?: ListOptions): Promise<Message[]> {
-    return this.inbox.list(opts);
-  }
-  queuedOutbox(ship?: string): Promise<OutboxEntry[]> {
-    return this.outbox.queued(ship);
-  }
-  get(id: string): Promise<Message | null> {
-    return this.inbox.get(id);
-  }
-  getSent(id: string): Promise<SentRecord | null> {
-    return this.sent.get(id);
-  }
-  setStatus(
-    id: string,
-    status: ManualStatus,
-    error?: string | null,
-  ): Promise<boolean> {
-    return this.inbox.setStatus(id, status, error);
-  }
-  delete(id: string): Promise<boolean> {
-    return this.inbox.delete(id);
   }
 }

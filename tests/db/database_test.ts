@@ -7,7 +7,11 @@ import { join } from "node:path";
 import { OhcError } from "../../lib/errors.ts";
 import { openDatabase } from "../../lib/db/database.ts";
 import { mergeMigrations, type Migration } from "../../lib/db/migrate.ts";
-import { openStore } from "../../lib/inbox/store.ts";
+import {
+  MACHINE_MIGRATIONS,
+  openMachineDatabase,
+} from "../../lib/daemon/database.ts";
+import { InboxStore } from "../../lib/inbox/store.ts";
 import { VoyageQueue } from "../../lib/voyage/queue.ts";
 
 const FIXTURE = new URL("../fixtures/db/v4.duckdb.gz", import.meta.url);
@@ -32,7 +36,8 @@ Deno.test("a database made by the old code (schema 4, one migration list) opens 
   const dir = await Deno.makeTempDir({ prefix: "db_old_" });
   try {
     const path = await unpackFixture(dir);
-    const s = await openStore(path);
+    const db = await openMachineDatabase(path);
+    const s = new InboxStore(db);
     try {
       const m1 = (await s.inbox.get("m1"))!;
       assert.equal(m1.status, "done");
@@ -43,7 +48,7 @@ Deno.test("a database made by the old code (schema 4, one migration list) opens 
         (await s.outbox.queued()).map((o) => `${o.kind}:${o.id}:${o.ship}`),
         ["message:o1:delta", "message:s1:flagship", "result:m1:alpha"],
       );
-      const q = new VoyageQueue(s);
+      const q = new VoyageQueue(db);
       assert.equal((await q.get("v1"))?.objective, "fixture");
       const tasks = await q.tasksWithRuns("v1");
       assert.deepEqual(tasks.map((t) => [t.id, t.status]), [
@@ -51,6 +56,16 @@ Deno.test("a database made by the old code (schema 4, one migration list) opens 
         ["2", "pending"],
       ]);
       assert.equal(tasks[0].runs[0].cost_usd, 0.5);
+      // The voyage queue's own migration list took it on from version 4.
+      const versions = await db.run(
+        (sql) => sql.query("SELECT version FROM schema_version ORDER BY 1"),
+        "autocommit",
+      );
+      assert.deepEqual(
+        versions.map((r) => r.version),
+        MACHINE_MIGRATIONS.map((m) => m.version),
+      );
+      assert.equal(tasks[1].attempts_before, 0);
       // It works on: new rows land beside the old ones.
       assert.equal((await q.claim("v1", "alpha"))?.id, "2");
       await s.inbox.insert({
@@ -65,7 +80,7 @@ Deno.test("a database made by the old code (schema 4, one migration list) opens 
         "m1",
       ]);
     } finally {
-      await s.close();
+      await db.close();
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

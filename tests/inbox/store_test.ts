@@ -8,13 +8,19 @@ import { basename, dirname, join } from "node:path";
 import { OhcError } from "../../lib/errors.ts";
 import {
   DEFAULT_MAX_OUTPUT_BYTES,
-  type InboxStore,
+  InboxStore,
   openStore,
 } from "../../lib/inbox/store.ts";
 import { isLockError } from "../../lib/db/database.ts";
 import { bound } from "../../lib/inbox/rows.ts";
 import { envelope } from "../helpers/inbox.ts";
-import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../lib/inbox/schema.ts";
+import { migrate } from "../../lib/db/migrate.ts";
+import { openDatabase } from "../../lib/db/database.ts";
+import {
+  MACHINE_MIGRATIONS,
+  openMachineDatabase,
+} from "../../lib/daemon/database.ts";
+import { INBOX_MIGRATIONS } from "../../lib/inbox/schema.ts";
 import {
   type Envelope,
   type Message,
@@ -29,6 +35,7 @@ import {
 const ROOT = new URL("../../", import.meta.url);
 const STORE_URL = new URL("lib/inbox/store.ts", ROOT).href;
 const DB_URL = new URL("lib/db/database.ts", ROOT).href;
+const MACHINE_DB_URL = new URL("lib/daemon/database.ts", ROOT).href;
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
@@ -1022,7 +1029,7 @@ Deno.test("a version 2 database is upgraded with its rows, and reopens after a S
     const { DuckDBInstance } = await import("@duckdb/node-api");
     const db = await DuckDBInstance.create(path);
     const conn = await db.connect();
-    await migrate(conn, MIGRATIONS.slice(0, 2));
+    await migrate(conn, MACHINE_MIGRATIONS.slice(0, 2));
     await conn.run(
       `INSERT INTO inbox (id, sender, recipient, command, created_at, received_at)
        VALUES ('old', 'captain@a', 'captain@b', 'echo old', 't', 't')`,
@@ -1036,14 +1043,17 @@ Deno.test("a version 2 database is upgraded with its rows, and reopens after a S
     db.closeSync();
     // Upgrade, write, and die before any checkpoint: all of it is in the WAL.
     const child = await denoEval(
-      `import { openStore } from ${JSON.stringify(STORE_URL)};
-       const s = await openStore(${JSON.stringify(path)});
+      `import { InboxStore } from ${JSON.stringify(STORE_URL)};
+       import { openMachineDatabase } from ${JSON.stringify(MACHINE_DB_URL)};
+       const s = new InboxStore(await openMachineDatabase(${
+        JSON.stringify(path)
+      }), {}, true);
        await s.inbox.insert({ id: "new", sender: "captain@a", recipient: "captain@b", command: "x" });
        await s.sent.record({ id: "new-sent", sender: "captain@b", recipient: "captain@a", command: "y", created_at: new Date().toISOString(), timeout_s: null }, { hop: "flag" });
        Deno.kill(Deno.pid, "SIGKILL");`,
     );
     assert.notEqual(child.code, 0);
-    const s = await openStore(path);
+    const s = new InboxStore(await openMachineDatabase(path), {}, true);
     try {
       assert.deepEqual((await s.inbox.list()).map((m) => m.id), ["new", "old"]);
       assert.equal((await s.sent.get("old-sent"))?.status, "sent");
@@ -1125,10 +1135,9 @@ Deno.test("migrations run once; reopening keeps the data", async () => {
       )).getRowObjectsJS();
       assert.deepEqual(
         rows,
-        MIGRATIONS.map((m) => ({ version: m.version, name: m.name })),
+        INBOX_MIGRATIONS.map((m) => ({ version: m.version, name: m.name })),
       );
-      assert.equal(rows.at(-1)?.version, SCHEMA_VERSION);
-      assert.deepEqual(await migrate(conn), []);
+      assert.deepEqual(await migrate(conn, INBOX_MIGRATIONS), []);
     } finally {
       conn.closeSync();
       db.closeSync();
@@ -1158,7 +1167,7 @@ Deno.test("a failing migration rolls back whole; a newer schema is refused", asy
     await rejectsWith(
       migrate(conn, [m1, m2]),
       "migration_failed",
-      /^inbox schema migration 2 \(two\) failed: Parser Error/,
+      /^schema migration 2 \(two\) failed: Parser Error/,
     );
     const tables = (await conn.runAndReadAll(
       "SELECT table_name FROM information_schema.tables ORDER BY table_name",
@@ -1396,7 +1405,10 @@ Deno.test("a duplicate among concurrent operations fails none of them (group com
 
 Deno.test("an operation that swallows a failed statement cannot silently lose the others in its batch", async () => {
   const dir = await Deno.makeTempDir();
-  const s = await openStore(`${dir}/data.duckdb`);
+  const db = await openDatabase(`${dir}/data.duckdb`, {
+    migrations: INBOX_MIGRATIONS,
+  });
+  const s = new InboxStore(db, {}, true);
   try {
     await s.inbox.insert(msg("dup"));
     // One batch: an insert, then a transaction that fails a statement and
@@ -1405,7 +1417,7 @@ Deno.test("an operation that swallows a failed statement cannot silently lose th
     const r = await Promise.allSettled([
       s.inbox.list(), // in flight, so the next two queue up as one batch
       s.inbox.insert(msg("before")),
-      s.transaction(async (q) => {
+      db.transaction(async (q) => {
         await q(
           "INSERT INTO inbox (id, sender, recipient, command, created_at, received_at) VALUES ('dup', 'a', 'b', 'c', 'x', 'y')",
         ).catch(() => {});

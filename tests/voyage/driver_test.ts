@@ -1,7 +1,7 @@
 /**
  * The voyage driver against a ship served in this process: the captain's
  * own session handler behind a Transport whose spawn() runs it on streams,
- * a real queue (in-memory store), a real bare repo, tmux. What it pins: a
+ * a real queue (in-memory database), a real bare repo, tmux. What it pins: a
  * ship that has the voyage tip gets no bundle, one with an older tip a thin
  * one, and a ship that lacks what the driver believed it had still gets
  * the task done (need_base, then the full bundle).
@@ -10,7 +10,8 @@
  * its own process).
  */
 import assert from "node:assert/strict";
-import { openStore } from "../../lib/inbox/store.ts";
+import { openDatabase } from "../../lib/db/database.ts";
+import { VOYAGE_MIGRATIONS } from "../../lib/voyage/queue_schema.ts";
 import { serveOne } from "../../lib/rpc/stream.ts";
 import type { ShipRecord } from "../../lib/state/fleet.ts";
 import type { Identity } from "../../lib/state/identity.ts";
@@ -91,7 +92,9 @@ async function sailChain(
   const shipHome = `${dir}/ship`;
   await Deno.mkdir(shipHome);
   Deno.env.set("HOME", shipHome);
-  const store = await openStore(":memory:");
+  const db = await openDatabase(":memory:", {
+    migrations: VOYAGE_MIGRATIONS,
+  });
   try {
     const id = "vd1";
     const repo = await createVoyageRepo({
@@ -105,7 +108,7 @@ async function sailChain(
       `${planDir}/verify.sh`,
       "test -f a.txt && test -f b.txt && test -f c.txt\n",
     );
-    const queue = new VoyageQueue(store);
+    const queue = new VoyageQueue(db);
     const task = (n: string, file: string, blocked_by: string[]): NewTask => ({
       id: n,
       subject: `write ${file}`,
@@ -164,7 +167,7 @@ async function sailChain(
     return { logs, tasks: await queue.tasks(id) };
   } finally {
     await killServer(paths.tmuxSocket(shipHome));
-    await store.close();
+    await db.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
@@ -225,7 +228,9 @@ Deno.test("a flagship that stopped after landing a task, before recording it: th
   const shipHome = `${dir}/ship`;
   await Deno.mkdir(shipHome);
   Deno.env.set("HOME", shipHome);
-  const store = await openStore(":memory:");
+  const db = await openDatabase(":memory:", {
+    migrations: VOYAGE_MIGRATIONS,
+  });
   try {
     const id = "vd2";
     const repo = await createVoyageRepo({
@@ -237,7 +242,7 @@ Deno.test("a flagship that stopped after landing a task, before recording it: th
     await Deno.mkdir(planDir);
     await Deno.writeTextFile(`${planDir}/verify.sh`, "test -f a.txt\n");
     const runs = `${dir}/runs.log`;
-    const queue = new VoyageQueue(store);
+    const queue = new VoyageQueue(db);
     const v = {
       id,
       name: id,
@@ -324,7 +329,7 @@ Deno.test("a flagship that stopped after landing a task, before recording it: th
     assert.ok(logs.some((l) => /landed before/.test(l)), logs.join("\n"));
   } finally {
     await killServer(paths.tmuxSocket(shipHome));
-    await store.close();
+    await db.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

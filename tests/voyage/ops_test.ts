@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { UsageError } from "../../lib/errors.ts";
-import { openStore } from "../../lib/inbox/store.ts";
+import { openDatabase } from "../../lib/db/database.ts";
+import { VOYAGE_MIGRATIONS } from "../../lib/voyage/queue_schema.ts";
 import type { Provider } from "../../lib/providers/types.ts";
 import type { RpcHandlers } from "../../lib/rpc/stream.ts";
 import type { ShipRecord } from "../../lib/state/fleet.ts";
@@ -19,13 +20,15 @@ async function withOps(
   ) => Promise<void>,
   ships: ShipRecord[] = [],
 ) {
-  const store = await openStore(":memory:");
+  const db = await openDatabase(":memory:", {
+    migrations: VOYAGE_MIGRATIONS,
+  });
   const home = await Deno.makeTempDir();
   const was = Deno.env.get("HOME");
   Deno.env.set("HOME", home);
   try {
     const h: RpcHandlers = await voyageOps({
-      store,
+      db,
       provider: {} as Provider,
       ships: () => Promise.resolve(ships),
       log: () => {},
@@ -41,7 +44,7 @@ async function withOps(
     );
   } finally {
     if (was) Deno.env.set("HOME", was);
-    await store.close();
+    await db.close();
     await Deno.remove(home, { recursive: true });
   }
 }

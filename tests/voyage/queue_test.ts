@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { openStore } from "../../lib/inbox/store.ts";
+import { openDatabase } from "../../lib/db/database.ts";
+import { VOYAGE_MIGRATIONS } from "../../lib/voyage/queue_schema.ts";
 import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
 
 function voyage(id: string, leaseS = 60, maxAttempts = 2) {
@@ -31,12 +32,14 @@ const task = (id: string, blocked_by: string[] = []): NewTask => ({
 async function withQueue(
   fn: (q: VoyageQueue, clock: { t: number }) => Promise<void>,
 ) {
-  const store = await openStore(":memory:");
+  const db = await openDatabase(":memory:", {
+    migrations: VOYAGE_MIGRATIONS,
+  });
   const clock = { t: Date.parse("2026-01-01T00:00:00Z") };
   try {
-    await fn(new VoyageQueue(store, () => new Date(clock.t)), clock);
+    await fn(new VoyageQueue(db, () => new Date(clock.t)), clock);
   } finally {
-    await store.close();
+    await db.close();
   }
 }
 

@@ -3,7 +3,7 @@
  * daemon opens) and the driver that sails every running voyage.
  */
 import { UsageError } from "../../errors.ts";
-import type { InboxStore } from "../../inbox/store.ts";
+import type { Database } from "../../db/database.ts";
 import type { Provider } from "../../providers/types.ts";
 import { implement } from "../../rpc/ops.ts";
 import type { RpcHandlers } from "../../rpc/stream.ts";
@@ -25,12 +25,12 @@ const HEARTBEAT_STALE_MS = 10_000;
 const secretsFile = (id: string) => `${paths.secrets()}/voyage-${id}.json`;
 
 export async function voyageOps(deps: {
-  store: InboxStore;
+  db: Database;
   provider: Provider;
   ships: () => Promise<ShipRecord[]>;
   log: (m: string) => void;
 }): Promise<RpcHandlers> {
-  const queue = new VoyageQueue(deps.store);
+  const queue = new VoyageQueue(deps.db);
   const secrets = new Map<string, Record<string, string>>();
   const driver = new VoyageDriver({
     queue,
