@@ -11,7 +11,8 @@
  */
 import assert from "node:assert/strict";
 import { bytesToBase64 } from "../../lib/inbox/types.ts";
-import { openStore } from "../../lib/inbox/store.ts";
+import { openDatabase } from "../../lib/db/database.ts";
+import { VOYAGE_MIGRATIONS } from "../../lib/voyage/queue_schema.ts";
 import type { Provider } from "../../lib/providers/types.ts";
 import { type RpcContext, serveOne } from "../../lib/rpc/stream.ts";
 import type { ShipRecord } from "../../lib/state/fleet.ts";
@@ -152,7 +153,9 @@ async function sail(o: {
   lease_s?: number;
 }): Promise<Sailed> {
   const dir = await Deno.makeTempDir({ prefix: "ohc-driver-faults-" });
-  const store = await openStore(":memory:");
+  const db = await openDatabase(":memory:", {
+    migrations: VOYAGE_MIGRATIONS,
+  });
   try {
     const id = "vf1";
     const repo = await createVoyageRepo({
@@ -163,7 +166,7 @@ async function sail(o: {
     const planDir = `${dir}/voyage/plan`;
     await Deno.mkdir(planDir);
     await Deno.writeTextFile(`${planDir}/verify.sh`, "true\n");
-    const real = new VoyageQueue(store);
+    const real = new VoyageQueue(db);
     const tasks: NewTask[] = Array.from({ length: o.tasks }, (_, i) => ({
       id: `${i + 1}`,
       subject: `task ${i + 1}`,
@@ -234,7 +237,7 @@ async function sail(o: {
       runs: ship.runs,
     };
   } finally {
-    await store.close();
+    await db.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
