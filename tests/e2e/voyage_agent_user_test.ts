@@ -122,7 +122,7 @@ Deno.test({
     // real path outside the ship's HOME (~/voyage-<id> links there).
     const agent = resolveUser(DEFAULT_AGENT_USER);
     assert.notEqual(agent.uid, 0);
-    const ship = `${home}/.ohcommodore/local/${id}-1`;
+    const ship = `${home}/.ohcommodore/local/${id}-0`;
     const link = `${ship}/voyage-${id}`;
     assert.ok((await Deno.lstat(link)).isSymlink);
     const checkout = await Deno.realPath(link);
