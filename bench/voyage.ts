@@ -30,7 +30,8 @@ import {
   compareIds,
   lowerBoundMakespan,
 } from "../lib/voyage/plan/dag.ts";
-import { loadPlan, type Plan } from "../lib/voyage/plan.ts";
+import { loadPlan } from "../lib/voyage/plan/read.ts";
+import type { Plan } from "../lib/voyage/plan/plan.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const { values: opt, positionals } = parseArgs({

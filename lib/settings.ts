@@ -9,7 +9,7 @@
 import { UsageError } from "./errors.ts";
 import { readJsonFile, writeJsonAtomic } from "./state/atomic.ts";
 import { paths } from "./state/paths.ts";
-import { MAX_SHIPS } from "./voyage/plan_rules.ts";
+import { MAX_SHIPS } from "./voyage/plan/plan_rules.ts";
 
 interface Spec<T> {
   help: string;

@@ -454,7 +454,7 @@ export function buildProgram(exit: Exit): Command {
     )
     .option("--json", "machine-readable output")
     .action(async (dir, o) => {
-      const { loadPlan } = await import("../voyage/plan.ts");
+      const { loadPlan } = await import("../voyage/plan/read.ts");
       const { analyze } = await import("../voyage/plan/dag.ts");
       const { checkJson, formatCheck } = await import(
         "../voyage/plan/check_report.ts"

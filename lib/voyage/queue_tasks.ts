@@ -4,7 +4,7 @@
  * gone, a task's outcome.
  */
 import type { Query } from "../db/database.ts";
-import { chainRanks } from "./dag.ts";
+import { chainRanks } from "./plan/dag.ts";
 import {
   type Clock,
   event,

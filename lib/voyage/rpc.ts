@@ -18,7 +18,7 @@ import {
   strList,
 } from "../rpc/op.ts";
 import type { AgentKind } from "./ship/agents/kinds.ts";
-import type { PlanFiles } from "./plan.ts";
+import type { PlanFiles } from "./plan/plan.ts";
 import type {
   NewTask,
   NewVoyage,

@@ -18,7 +18,7 @@ import {
   recommendShips,
   topoOrder,
 } from "../../lib/voyage/plan/dag.ts";
-import { loadPlan } from "../../lib/voyage/plan.ts";
+import { loadPlan } from "../../lib/voyage/plan/read.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 

@@ -6,15 +6,19 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../../lib/errors.ts";
 import {
-  badJsonMessage,
-  extractAcceptance,
-  extractObjective,
-  loadPlan,
-  parseAddedTasks,
   type Plan,
+  PLAN_TASK_STATUSES,
   PlanError,
-  readAddedTaskFiles,
-} from "../../lib/voyage/plan.ts";
+  type PlanTaskStatus,
+} from "../../lib/voyage/plan/plan.ts";
+import type { TaskStatus } from "../../lib/voyage/queue.ts";
+import { badJsonMessage } from "../../lib/voyage/plan/problems.ts";
+import { extractAcceptance } from "../../lib/voyage/plan/tasks.ts";
+import {
+  extractObjective,
+  parseAddedTasks,
+} from "../../lib/voyage/plan/check.ts";
+import { loadPlan, readAddedTaskFiles } from "../../lib/voyage/plan/read.ts";
 import { analyze } from "../../lib/voyage/plan/dag.ts";
 import { checkJson, formatCheck } from "../../lib/voyage/plan/check_report.ts";
 
@@ -489,7 +493,7 @@ Deno.test("task slugs: plain ids stay, others escape, never two ids to one slug"
 });
 
 Deno.test("parsePlan: the files a sail sends, checked as loadPlan checks a directory", async () => {
-  const { parsePlan } = await import("../../lib/voyage/plan.ts");
+  const { parsePlan } = await import("../../lib/voyage/plan/check.ts");
   const demo = await loadPlan(example("demo"));
   assert.equal(parsePlan("p", demo.files).tasks.length, demo.tasks.length);
   assert.throws(
@@ -593,4 +597,13 @@ Deno.test("voyage add reads task files and plan directories with a plan's care",
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a plan file's task status and the queue's are two types, named apart", () => {
+  const inPlan: PlanTaskStatus = "in_progress";
+  const inQueue: TaskStatus = "running";
+  // @ts-expect-error: the queue's statuses are not a plan file's
+  const wrong: PlanTaskStatus = "running";
+  assert.ok(PLAN_TASK_STATUSES.includes(inPlan));
+  assert.ok(inQueue && wrong);
 });

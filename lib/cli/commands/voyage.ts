@@ -151,12 +151,14 @@ export function registerVoyage(program: Command, exit: Exit): void {
               json?: boolean;
             },
           ) => {
-            const { loadPlan } = await import("../../voyage/plan.ts");
+            const { loadPlan } = await import("../../voyage/plan/read.ts");
             const { validateAgentChoice } = await import(
               "../../voyage/ship/agents/kinds.ts"
             );
             const { parseRepoArg } = await import("../../validate.ts");
-            const { MAX_SHIPS } = await import("../../voyage/plan_rules.ts");
+            const { MAX_SHIPS } = await import(
+              "../../voyage/plan/plan_rules.ts"
+            );
             const ships = maxShips("--ships", o.ships, MAX_SHIPS);
             const defaultShips = await defaultShipsFromEnv();
             const { agentEnvFrom, checkModel, requireAgentCredential } =
@@ -609,7 +611,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
     )
     .option("--json", "machine-readable output")
     .action(async (id, tasks, o) => {
-      const { MAX_SHIPS } = await import("../../voyage/plan_rules.ts");
+      const { MAX_SHIPS } = await import("../../voyage/plan/plan_rules.ts");
       const ships = maxShips("--ships", o.ships, MAX_SHIPS);
       const r = await flagshipCall(
         "voyage retry",
@@ -637,11 +639,10 @@ export function registerVoyage(program: Command, exit: Exit): void {
     )
     .option("--json", "machine-readable output")
     .action(async (id, paths, o) => {
-      const { MAX_SHIPS } = await import("../../voyage/plan_rules.ts");
+      const { MAX_SHIPS } = await import("../../voyage/plan/plan_rules.ts");
       const ships = maxShips("--ships", o.ships, MAX_SHIPS);
-      const { parseAddedTasks, readAddedTaskFiles } = await import(
-        "../../voyage/plan.ts"
-      );
+      const { readAddedTaskFiles } = await import("../../voyage/plan/read.ts");
+      const { parseAddedTasks } = await import("../../voyage/plan/check.ts");
       const files = await readAddedTaskFiles(paths);
       // Checked here against the voyage's tasks, before anything changes.
       const have = await flagshipCall(

@@ -217,7 +217,7 @@ export async function voyageOps(deps: {
     },
     "voyage.add_tasks": async (a) => {
       const v = await pick(a.id);
-      const { parseAddedTasks } = await import("../plan.ts");
+      const { parseAddedTasks } = await import("../plan/check.ts");
       const have = await queue.tasks(v.id);
       const tasks = parseAddedTasks(a.files, have.map((t) => t.id));
       const r = await queue.addTasks(

@@ -5,8 +5,7 @@
  */
 
 import type { Analysis } from "./dag.ts";
-import type { Plan, PlanProblem } from "../plan.ts";
-import { displayPath } from "../plan.ts";
+import { displayPath, type Plan, type PlanProblem } from "./plan.ts";
 import { escapeControls as safe } from "../../terminal_text.ts";
 
 /** The JSON form of `voyage check --json`. Keys follow ocaptain's dag_analyzer where they overlap. */
