@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { exeDevSkipReason } from "./emulators/exedev.ts";
 import { exeDevFleet } from "../helpers/exedev_fleet.ts";
+import { exists } from "../helpers/cli.ts";
+import { sha256Hex } from "../../lib/deploy.ts";
 import { SUMS_FILE } from "../../lib/release.ts";
 import { publish, serveRelease } from "../helpers/release.ts";
 import { standaloneArtifact } from "../helpers/standalone.ts";
@@ -49,6 +51,17 @@ Deno.test({
       env: { OHCOMMODORE_BINARY: bin, OHC_OFFLINE: "1" },
     });
     await f.ok(["ship", "create", "alpha", "beta", "gamma"]);
+    // The flagship keeps the gzip'd build it got, to pass on to its ships;
+    // a ship keeps none.
+    const sha = await sha256Hex(await Deno.readFile(bin));
+    const cache = (h: string) => `${h}/.ohcommodore/cache/deploy`;
+    assert.deepEqual(
+      [...Deno.readDirSync(cache(await f.vmHome("flagship")))].map((e) =>
+        e.name
+      ),
+      [`${sha}.gz`],
+    );
+    assert.equal(await exists(cache(await f.vmHome("alpha"))), false);
 
     // A ship sees only the OS and what was uploaded.
     const look = await f.ok([
