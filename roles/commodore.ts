@@ -15,7 +15,7 @@ import {
 } from "../lib/settings.ts";
 import { paths } from "../lib/state/paths.ts";
 import { VERSION } from "../lib/version.ts";
-import { OhcError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import type {
   CreateShipRequest,
   FleetApi,
@@ -24,12 +24,17 @@ import type {
   Progress,
   SinkResult,
 } from "../lib/fleet/api.ts";
-import type { LinkStatus } from "../lib/link/flagship.ts";
 import { providerFor } from "../lib/providers/mod.ts";
 import type { Provider, VmRecord } from "../lib/providers/types.ts";
 import type { Transport } from "../lib/transport/types.ts";
 import { call, lostCall } from "../lib/rpc/client.ts";
-import { implement } from "../lib/rpc/ops.ts";
+import { callDaemon } from "../lib/rpc/calls.ts";
+import {
+  implement,
+  type OpArgs,
+  type OpResult,
+  type OpsOf,
+} from "../lib/rpc/ops.ts";
 import type { RpcHandlers } from "../lib/rpc/server.ts";
 import {
   readFleet,
@@ -38,6 +43,7 @@ import {
   updateFleet,
 } from "../lib/state/fleet.ts";
 import { checkVmName, fleetTag, isFleetVm } from "../lib/fleet/naming.ts";
+import { overLimit, resolveShip, sortShips } from "../lib/fleet/ships.ts";
 import type { Identity } from "../lib/state/identity.ts";
 import { retryLost, withBinPath } from "../lib/transport/run.ts";
 import {
@@ -407,32 +413,22 @@ async function keepLogs(t: Transport, ship: string, onProgress: Progress) {
 }
 
 /**
- * Refuses, before anything is created, a fleet that needs more VMs at once
- * than the plan runs: a voyage needs the flagship and every ship running.
+ * Asks the flagship's daemon, when it is up (it is not started for this):
+ * null when it is down or the call failed.
  */
-function overLimit(
-  limit: number | undefined,
-  ships: number,
-  adding: number,
-  what: string,
-): void {
-  if (limit === undefined || 1 + ships + adding <= limit) return;
-  throw new UsageError(
-    `cannot create ${what}: the sprites plan runs at most ${limit} sprites at once (running_limit ${limit}), and the flagship and ${ships} ship${
-      ships === 1 ? "" : "s"
-    } already make ${1 + ships}`,
-    "destroy a ship, or move to a plan that runs more sprites at once",
-  );
-}
-
-/** The daemon's links, or null when it does not answer. */
-async function linkStatus(): Promise<LinkStatus[] | null> {
-  const { connectDaemon, daemonCall } = await import("../lib/daemon/client.ts");
+async function ifDaemonUp<N extends OpsOf<"daemon">>(
+  op: N,
+  args: OpArgs<N>,
+): Promise<OpResult<N> | null> {
+  const { connectDaemon } = await import("../lib/daemon/client.ts");
   const conn = await connectDaemon();
   if (!conn) return null;
   conn.close();
-  return await daemonCall<LinkStatus[]>("link.status").catch(() => null);
+  return await callDaemon(op, args).catch(() => null);
 }
+
+/** The daemon's links, or null when it does not answer. */
+const linkStatus = () => ifDaemonUp("link.status", {});
 
 /**
  * Tells the flagship's daemon that ships it sailed voyages with are gone:
@@ -441,65 +437,12 @@ async function linkStatus(): Promise<LinkStatus[] | null> {
  * decide when it is back.
  */
 async function voyageShipsGone(ships: string[], reason: string) {
-  const { connectDaemon, daemonCall } = await import(
-    "../lib/daemon/client.ts"
-  );
-  const conn = await connectDaemon();
-  if (!conn) return;
-  conn.close();
-  await daemonCall("voyage.ships_gone", { ships, reason }).catch(() => {});
+  await ifDaemonUp("voyage.ships_gone", { ships, reason });
 }
 
 /** Tells the flagship's daemon the registry changed (it also notices by itself). */
 async function pokeLinks(): Promise<void> {
-  const { connectDaemon } = await import("../lib/daemon/client.ts");
-  const conn = await connectDaemon();
-  if (!conn) return;
-  conn.close();
-  const { daemonCall } = await import("../lib/daemon/client.ts");
-  await daemonCall("link.sync").catch(() => {});
-}
-
-function sortShips(ships: ShipRecord[]): ShipRecord[] {
-  return ships.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/**
- * Exact name, or a unique prefix (not for `exact`: commands that destroy);
- * an ambiguous prefix lists the matches.
- */
-export function resolveShip(
-  ships: ShipRecord[],
-  nameOrPrefix: string,
-  o: { ready?: boolean; exact?: boolean } = {},
-): ShipRecord {
-  const mustBeReady = o.ready === true;
-  const exact = ships.find((s) => s.name === nameOrPrefix);
-  const prefixed = ships.filter((s) => s.name.startsWith(nameOrPrefix));
-  const matches = exact ? [exact] : o.exact ? [] : prefixed;
-  if (matches.length === 0 || nameOrPrefix === "") {
-    const near = o.exact && nameOrPrefix !== "" && prefixed.length > 0
-      ? ` (this command takes a whole name: ${
-        prefixed.map((s) => s.name).join(", ")
-      })`
-      : "";
-    throw new UsageError(`no ship named "${nameOrPrefix}"${near}`);
-  }
-  if (matches.length > 1) {
-    throw new UsageError(
-      `"${nameOrPrefix}" matches ${matches.length} ships: ${
-        matches.map((s) => s.name).join(", ")
-      }`,
-    );
-  }
-  const ship = matches[0];
-  if (mustBeReady && (ship.status === "creating" || !ship.ssh_dest)) {
-    throw new OhcError(
-      "not_ready",
-      `ship "${ship.name}" is still being created`,
-    );
-  }
-  return ship;
+  await ifDaemonUp("link.sync", {});
 }
 
 /** The flagship's RPC surface: FleetApi, op by op. */
