@@ -302,7 +302,9 @@ export class VoyageDriver {
     const v = await this.d.queue.get(voyage);
     if (v?.state !== "running") return;
     const s = await this.d.queue.settled(voyage);
-    if (s.settled) void this.complete(v, s.allDone);
+    if (s.settled) {
+      this.detach(`voyage ${v.id}: verify`, this.complete(v, s.allDone));
+    }
     this.wake();
   }
 
