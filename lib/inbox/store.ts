@@ -10,7 +10,12 @@
  */
 
 import { OhcError } from "../errors.ts";
-import { type Database, inTransaction, openDatabase } from "../db/database.ts";
+import {
+  type Database,
+  inTransaction,
+  openDatabase,
+  type Sql,
+} from "../db/database.ts";
 import { InboxTable } from "./inbox_table.ts";
 import { Outbox } from "./outbox.ts";
 import { INBOX_MIGRATIONS } from "./schema.ts";
@@ -67,6 +72,8 @@ export class InboxStore implements InboxTables {
   /** Bound on stored stdout and on stored stderr, each. */
   readonly maxOutputBytes: number;
   #db: Database;
+  #batchSql: Sql | null = null;
+  #batchTables: InboxTables | null = null;
   #owned: boolean;
   #now: () => Date;
 
@@ -107,9 +114,18 @@ export class InboxStore implements InboxTables {
     opts: { writesOnce?: boolean } = {},
   ): Promise<T> {
     return this.#db.run(
-      (sql) => fn(this.#tables(inTransaction(sql))),
+      (sql) => fn(this.#inBatch(sql)),
       opts.writesOnce ? "autocommit" : "tx",
     );
+  }
+
+  /** The tables for a batch's steps, made once per connection. */
+  #inBatch(sql: Sql): InboxTables {
+    if (this.#batchSql !== sql) {
+      this.#batchTables = this.#tables(inTransaction(sql));
+      this.#batchSql = sql;
+    }
+    return this.#batchTables!;
   }
 
   /** Waits for running operations, then closes the database if it owns it. */
