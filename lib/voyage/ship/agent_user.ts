@@ -39,6 +39,7 @@ import { OhcError } from "../../errors.ts";
 import { AGENT_WORK_ROOT, agentWorkDir } from "./agent_workdir.ts";
 import { prepareClaudeHome } from "./agents/claude.ts";
 import type { AgentKind } from "./agents/kinds.ts";
+import { agentAdapter } from "./agents/registry.ts";
 import { resolveUser } from "./agents/os_user.ts";
 import type { AgentUser } from "./agents/types.ts";
 
@@ -54,7 +55,7 @@ export function agentUserName(
   const chosen = o.env("OHCOMMODORE_AGENT_USER");
   if (chosen) return chosen;
   if (
-    o.uid === 0 && kind === "claude" &&
+    o.uid === 0 && agentAdapter(kind).refusesRoot &&
     o.env("OHCOMMODORE_CLAUDE_ALLOW_ROOT") !== "1"
   ) {
     return DEFAULT_AGENT_USER;
@@ -93,8 +94,8 @@ export async function prepareAgentRun(
   });
   if (name === undefined || uid !== 0) {
     // As itself (or agentCommand explains why it cannot switch users).
-    if (kind === "claude" && name === undefined) {
-      await prepareClaudeHome(o.home, { trust: [o.checkout] });
+    if (name === undefined) {
+      await agentAdapter(kind).prepareHome?.(o.home, [o.checkout]);
     }
     return { runAsUser: name, env: {}, checkout: o.checkout };
   }

@@ -32,6 +32,8 @@ export const claude: AgentAdapter = {
   installHint:
     "install Claude Code on the ships (npm install -g @anthropic-ai/claude-code, or a cloudinit INIT_PATH hook)",
   takesModel: true,
+  refusesRoot: true,
+  prepareHome: (home, trust) => prepareClaudeHome(home, { trust }),
   // Claude Code picks among the credentials itself: cloud providers first,
   // then ANTHROPIC_AUTH_TOKEN, ANTHROPIC_API_KEY, then CLAUDE_CODE_OAUTH_TOKEN.
   env: {

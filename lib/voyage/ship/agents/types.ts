@@ -121,6 +121,13 @@ export interface AgentAdapter {
   installHint?: string;
   /** The variables that travel to its runs; none: it gets none. */
   env?: AgentVars;
+  /**
+   * It refuses to run as root (a root captain runs it as the agent user,
+   * agent_user.ts), and its HOME is made ready for it first.
+   */
+  refusesRoot?: boolean;
+  /** Makes `home` ready for a run in the folders `trust` (no first-run stops). */
+  prepareHome?(home: string, trust: string[]): Promise<unknown>;
   /** It takes `sail --model`. */
   takesModel: boolean;
   /** `sail`'s pre-flight: its environment holds a credential (exit 2 if not). */
