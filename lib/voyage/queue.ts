@@ -12,6 +12,7 @@ import { addTasksIn, retryIn } from "./queue_reopen.ts";
 import {
   type Clock,
   event,
+  insertTasks,
   TASK_COLS,
   toRun,
   toTask,
@@ -76,23 +77,7 @@ export class VoyageQueue {
           v.model ?? null,
         ],
       );
-      let ord = 0;
-      for (const t of tasks) {
-        await q(
-          `INSERT INTO tasks (voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')`,
-          [
-            v.id,
-            t.id,
-            ord++,
-            t.subject,
-            t.description,
-            t.acceptance,
-            t.command,
-            JSON.stringify(t.blocked_by),
-          ],
-        );
-      }
+      await insertTasks(q, v.id, 0, tasks);
       for (const s of ships) {
         await q(
           `INSERT INTO voyage_ships (voyage_id, ship, state) VALUES ($1, $2, 'provisioning')`,

@@ -8,6 +8,7 @@ import { num, str } from "../db/values.ts";
 import {
   type Clock,
   event,
+  insertTasks,
   TASK_COLS,
   toTask,
   voyageIn,
@@ -137,24 +138,13 @@ export async function addTasksIn(
       );
     }
   }
-  let ord = Math.max(-1, ...have.map((r) => num(r.ord))) + 1;
-  for (const t of tasks) {
-    await q(
-      `INSERT INTO tasks (voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')`,
-      [
-        id,
-        t.id,
-        ord++,
-        t.subject,
-        t.description,
-        t.acceptance,
-        t.command,
-        JSON.stringify(t.blocked_by),
-      ],
-    );
-    await event(q, iso, id, t.id, null, "added");
-  }
+  await insertTasks(
+    q,
+    id,
+    Math.max(-1, ...have.map((r) => num(r.ord))) + 1,
+    tasks,
+  );
+  for (const t of tasks) await event(q, iso, id, t.id, null, "added");
   const reopened = await reopenIn(q, iso, v);
   return {
     voyage: id,

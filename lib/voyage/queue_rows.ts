@@ -7,6 +7,7 @@ import type { Query } from "../db/database.ts";
 import { num, numOrNull, type Row, str, strOrNull } from "../db/values.ts";
 import type {
   AgentRunStats,
+  NewTask,
   Task,
   TaskRun,
   TaskStatus,
@@ -51,6 +52,31 @@ export async function voyageIn(q: Query, id: string): Promise<Voyage> {
 }
 
 /** One row per attempt, once it has ended (a retried claim replaces none). */
+/** New pending tasks of a voyage, in order from `ord`. */
+export async function insertTasks(
+  q: Query,
+  voyageId: string,
+  ord: number,
+  tasks: NewTask[],
+): Promise<void> {
+  for (const t of tasks) {
+    await q(
+      `INSERT INTO tasks (voyage_id, id, ord, subject, description, acceptance, command, blocked_by, status)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')`,
+      [
+        voyageId,
+        t.id,
+        ord++,
+        t.subject,
+        t.description,
+        t.acceptance,
+        t.command,
+        JSON.stringify(t.blocked_by),
+      ],
+    );
+  }
+}
+
 export async function recordAttempt(
   q: Query,
   iso: Clock,

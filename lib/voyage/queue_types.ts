@@ -1,4 +1,5 @@
 /** The voyage queue's records, as its operations (queue.ts) return them. */
+import type { PlanTask } from "./plan/plan.ts";
 
 export type VoyageState =
   | "planning"
@@ -125,6 +126,18 @@ export type NewTask = Pick<
   Task,
   "id" | "subject" | "description" | "acceptance" | "command" | "blocked_by"
 >;
+
+/** A plan's tasks as the queue takes them (at sail, and by voyage add). */
+export function newTasks(tasks: PlanTask[]): NewTask[] {
+  return tasks.map((t) => ({
+    id: t.id,
+    subject: t.subject,
+    description: t.description,
+    acceptance: t.acceptance ?? null,
+    command: t.command ?? null,
+    blocked_by: t.blockedBy,
+  }));
+}
 
 export interface FinishOutcome {
   ok: boolean;

@@ -19,6 +19,7 @@ import {
   VoyageQueue,
   type VoyageState,
 } from "../queue.ts";
+import { newTasks } from "../queue_types.ts";
 import { nextShipNames } from "./ship_names.ts";
 
 const HEARTBEAT_STALE_MS = 10_000;
@@ -222,14 +223,7 @@ export async function voyageOps(deps: {
       const tasks = parseAddedTasks(a.files, have.map((t) => t.id));
       const r = await queue.addTasks(
         v.id,
-        tasks.map((t) => ({
-          id: t.id,
-          subject: t.subject,
-          description: t.description,
-          acceptance: t.acceptance ?? null,
-          command: t.command ?? null,
-          blocked_by: t.blockedBy,
-        })),
+        newTasks(tasks),
       );
       await loadSecrets(v.id);
       await driver.reopen(v.id);

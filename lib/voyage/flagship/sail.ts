@@ -16,6 +16,7 @@ import { parsePlan } from "../plan/check.ts";
 import { EMPTY_REPO, type Plan, type PlanFiles } from "../plan/plan.ts";
 import { MAX_SHIPS } from "../plan/plan_rules.ts";
 import type { NewTask, NewVoyage } from "../queue.ts";
+import { newTasks } from "../queue_types.ts";
 import { nextShipNames } from "./ship_names.ts";
 
 export interface SailRequest {
@@ -176,14 +177,7 @@ async function launch(
       objective: plan.objective,
       ...limits,
     },
-    plan.tasks.map((t) => ({
-      id: t.id,
-      subject: t.subject,
-      description: t.description,
-      acceptance: t.acceptance ?? null,
-      command: t.command ?? null,
-      blocked_by: t.blockedBy,
-    })),
+    newTasks(plan.tasks),
     ships,
   );
   deps.onProgress(`provisioning ${count} ship(s)`, id);
