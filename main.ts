@@ -24,7 +24,8 @@ async function main(args: string[]): Promise<number> {
     return await daemonEntry(args[1] as "run" | "supervise");
   }
   const { runCli } = await import("./lib/cli/run.ts");
-  return await runCli(args);
+  const { backends } = await import("./roles/cli.ts");
+  return await runCli(args, backends);
 }
 
 Deno.exit(await main(Deno.args));

@@ -207,8 +207,11 @@ export class Settings {
   ) {}
 
   /** Reads the settings file once. */
-  static async load(home = paths.home()): Promise<Settings> {
-    return new Settings(await readSettingsFile(home));
+  static async load(
+    home = paths.home(),
+    env: (k: string) => string | undefined = (k) => Deno.env.get(k),
+  ): Promise<Settings> {
+    return new Settings(await readSettingsFile(home), env);
   }
 
   raw(name: SettingName): string {

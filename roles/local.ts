@@ -2,7 +2,6 @@
  * The user's machine: owns config.json, creates and scuttles the flagship,
  * and forwards every fleet command to the flagship by RPC.
  */
-import type { Bootstrap } from "../lib/bootstrap.ts";
 import { deploy, deployOptions, startRemoteDaemon } from "../lib/deploy.ts";
 import { Settings } from "../lib/settings.ts";
 import { OhcError, UsageError } from "../lib/errors.ts";
@@ -11,6 +10,7 @@ import type {
   FleetApi,
   FleetConfig,
   FleetStatus,
+  InitOptions,
   Progress,
   SinkResult,
 } from "../lib/fleet/api.ts";
@@ -167,23 +167,6 @@ export class RemoteFleet implements FleetApi {
       tty,
     });
   }
-}
-
-export interface InitOptions {
-  provider: ProviderSettings;
-  /** The flagship's name in the fleet. */
-  name: string;
-  /**
-   * The user chose the name (`--name`): the VM gets exactly it, no fleet
-   * prefix and no second try when it is taken.
-   */
-  exactVmName?: boolean;
-  /** exedev: offer this key only (`--identity`), not the user's ssh setup. */
-  identityFile?: string;
-  bootstrap: Bootstrap;
-  /** The fleet's VM settings (lib/settings.ts), from the laptop's env. */
-  settings?: Record<string, string>;
-  onProgress: Progress;
 }
 
 /** Fleet ids drawn before `init` gives up on names the provider refuses. */

@@ -15,8 +15,9 @@ export const cacheFile = (kind: CachedKind) => `.ohcommodore/cache/${kind}`;
 export async function rememberNames(
   kind: CachedKind,
   names: string[],
+  home = paths.home(),
 ): Promise<void> {
   const text = names.length ? names.join("\n") + "\n" : "";
-  await writeFileAtomic(`${paths.home()}/${cacheFile(kind)}`, text, 0o600)
+  await writeFileAtomic(`${home}/${cacheFile(kind)}`, text, 0o600)
     .catch(() => {});
 }

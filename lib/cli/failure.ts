@@ -1,20 +1,20 @@
 import { OhcError, UsageError } from "../errors.ts";
-import { err } from "./render.ts";
+import { err, type Io, processIo } from "./io.ts";
 
 /**
  * Turns a failure into one line on stderr (and a hint, if any) and its exit
  * code: 2 for misuse, else the error's own (1 for failures while acting).
  */
-export function reportFailure(e: unknown): number {
+export function reportFailure(e: unknown, io: Io = processIo): number {
   if (e instanceof UsageError) {
-    err(`error: ${e.message}`);
+    err(io, `error: ${e.message}`);
     return 2;
   }
   if (e instanceof OhcError) {
-    err(`error: ${e.message}`);
-    if (e.hint) err(`hint: ${e.hint}`);
+    err(io, `error: ${e.message}`);
+    if (e.hint) err(io, `hint: ${e.hint}`);
     return e.exitCode;
   }
-  err(`error: ${e instanceof Error ? e.message : String(e)}`);
+  err(io, `error: ${e instanceof Error ? e.message : String(e)}`);
   return 1;
 }

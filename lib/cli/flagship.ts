@@ -1,53 +1,85 @@
 /**
  * Calls an operation of the flagship from wherever the CLI runs: over the
  * transport from the laptop; in this process (or through the daemon) on
- * the flagship itself. Ships are not allowed.
+ * the flagship itself. Ships are not allowed. Calls are typed by the
+ * registry of operations (lib/rpc/ops.ts) and routed by its owner.
  */
 import { UsageError } from "../errors.ts";
+import type { Machine } from "../machine.ts";
 import type { RpcEvent } from "../rpc/protocol.ts";
 import type { CallOptions } from "../rpc/stream.ts";
 import { type OpArgs, type OpName, type OpResult, opSpec } from "../rpc/ops.ts";
-import { readIdentity } from "../state/identity.ts";
+import type { Backends } from "./backends.ts";
 
+/** An operation of the flagship, called from wherever the CLI runs. */
+export type FlagshipCall = <N extends OpName>(
+  op: N,
+  args: OpArgs<N>,
+  opts?: CallOptions,
+) => Promise<OpResult<N>>;
+
+/** The refusal of a fleet command on a ship. */
+export function notOnShip(command: string, ship: string): UsageError {
+  return new UsageError(
+    `'${command}' runs on your own machine or on the flagship, not on ship "${ship}"`,
+  );
+}
+
+export async function flagshipCaller(
+  backends: Backends,
+  machine: Machine,
+  command: string,
+): Promise<FlagshipCall> {
+  const id = machine.identity;
+  if (!id) {
+    const laptop = await backends.laptop();
+    const t = laptop.transport(await laptop.requireConfig());
+    const { callRemote } = await import("../rpc/calls.ts");
+    return (op, args, opts) => callRemote(t, op, args, opts);
+  }
+  if (id.role !== "commodore") throw notOnShip(command, id.name);
+  const { daemonCall } = await import("../daemon/client.ts");
+  let own: ReturnType<Backends["flagship"]> | undefined;
+  return async <N extends OpName>(
+    op: N,
+    args: OpArgs<N>,
+    opts: CallOptions = {},
+  ): Promise<OpResult<N>> => {
+    type T = OpResult<N>;
+    const raw = args as Record<string, unknown>;
+    if (opSpec(op)?.owner === "daemon") {
+      return await daemonCall<T>(op, raw, { ...opts, home: machine.home });
+    }
+    own ??= backends.flagship(id);
+    const h = (await own).handlers[op];
+    if (!h) throw new UsageError(`the flagship does not handle "${op}"`);
+    return await h({
+      args: raw,
+      secrets: opts.secrets ?? {},
+      emit: (ev: RpcEvent) => opts.onEvent?.(ev),
+      input: opts.input ?? new ReadableStream({ start: (c) => c.close() }),
+      signal: new AbortController().signal,
+    }) as T;
+  };
+}
+
+/**
+ * The same, for commands not yet given a CliContext (commands/voyage.ts
+ * until it moves to VoyageApi).
+ */
 export async function flagshipCall<N extends OpName>(
   command: string,
   op: N,
   args: OpArgs<N>,
   opts: CallOptions = {},
 ): Promise<OpResult<N>> {
-  type T = OpResult<N>;
-  const id = await readIdentity();
-  if (!id) {
-    const { flagshipTransport, requireConfig } = await import(
-      "../../roles/local.ts"
-    );
-    const { call } = await import("../rpc/client.ts");
-    return await call<T>(
-      flagshipTransport(await requireConfig()),
-      op,
-      args,
-      opts,
-    );
-  }
-  if (id.role !== "commodore") {
-    throw new UsageError(
-      `'${command}' runs on your own machine or on the flagship, not on ship "${id.name}"`,
-    );
-  }
-  if (opSpec(op)?.owner === "daemon") {
-    const { daemonCall } = await import("../daemon/client.ts");
-    return await daemonCall<T>(op, args, opts);
-  }
-  const { Commodore, commodoreHandlers } = await import(
-    "../../roles/commodore.ts"
+  const { readMachine } = await import("../machine.ts");
+  const { paths } = await import("../state/paths.ts");
+  const { backends } = await import("../../roles/cli.ts");
+  const call = await flagshipCaller(
+    backends,
+    await readMachine(paths.home()),
+    command,
   );
-  const h = commodoreHandlers(new Commodore(id))[op];
-  if (!h) throw new UsageError(`the flagship does not handle "${op}"`);
-  return await h({
-    args,
-    secrets: opts.secrets ?? {},
-    emit: (ev: RpcEvent) => opts.onEvent?.(ev),
-    input: opts.input ?? new ReadableStream({ start: (c) => c.close() }),
-    signal: new AbortController().signal,
-  }) as T;
+  return await call(op, args, opts);
 }

@@ -11,7 +11,14 @@ export class ProgressView {
   private readonly tty: boolean;
   private readonly enc = new TextEncoder();
 
-  constructor(subjects: string[], tty = Deno.stderr.isTerminal()) {
+  constructor(
+    subjects: string[],
+    tty = Deno.stderr.isTerminal(),
+    private readonly sink: (b: Uint8Array) => void = (b) => {
+      let off = 0;
+      while (off < b.length) off += Deno.stderr.writeSync(b.subarray(off));
+    },
+  ) {
     this.tty = tty;
     for (const s of subjects) this.lines.set(s, "waiting");
     if (this.tty) this.draw();
@@ -44,8 +51,6 @@ export class ProgressView {
   }
 
   private write(text: string) {
-    const b = this.enc.encode(text);
-    let off = 0;
-    while (off < b.length) off += Deno.stderr.writeSync(b.subarray(off));
+    this.sink(this.enc.encode(text));
   }
 }

@@ -1,23 +1,55 @@
 import { CommanderError } from "@commander-js/extra-typings";
+import { paths } from "../state/paths.ts";
+import type { Backends } from "./backends.ts";
+import { type CliContext, processContext } from "./context.ts";
 import { reportFailure } from "./failure.ts";
-import { buildProgram, type Exit } from "./program.ts";
+import { type Io, processIo } from "./io.ts";
+import { type BuildOptions, buildProgram } from "./program.ts";
 
 /**
  * Runs the CLI and turns every failure into one line on stderr: exit 2 for
  * misuse (commander's parse errors included), 1 for failures while acting.
  */
-export async function runCli(args: string[]): Promise<number> {
-  const exit: Exit = { code: 0 };
-  const program = buildProgram(exit);
+export async function runCli(
+  args: string[],
+  backends: Backends,
+  io: Io = processIo,
+): Promise<number> {
+  const ctx = processContext(backends, io);
   try {
     // ~/.ohcommodore/.env < ./.env < the real environment (lib/env_file.ts).
-    // Only on the user's side: VMs get their settings through requests.
-    if (!Deno.env.get("OHCOMMODORE_NO_DOTENV")) {
+    // Only on the user's side: VMs get their settings through requests,
+    // and a VM's home is no place for the user's tokens to be picked up.
+    if (!Deno.env.get("OHCOMMODORE_NO_DOTENV") && !isVm(paths.home())) {
       const { applyLoadedEnv, loadEnvSync } = await import("../env_file.ts");
-      applyLoadedEnv(loadEnvSync());
+      applyLoadedEnv(loadEnvSync({ home: paths.home() }));
     }
+  } catch (e) {
+    return reportFailure(e, io);
+  }
+  return await runParsed(ctx, args);
+}
+
+/** A VM holds an identity; the user's own machine none. */
+function isVm(home: string): boolean {
+  try {
+    Deno.statSync(paths.identity(home));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Parses and runs one command line in `ctx`; its exit code. */
+export async function runParsed(
+  ctx: CliContext,
+  args: string[],
+  opts: BuildOptions = {},
+): Promise<number> {
+  const program = buildProgram(ctx, opts);
+  try {
     await program.parseAsync(args, { from: "user" });
-    return exit.code;
+    return ctx.exit.code;
   } catch (e) {
     if (e instanceof CommanderError) {
       // commander already printed its one-line message (or the help).
@@ -27,6 +59,6 @@ export async function runCli(args: string[]): Promise<number> {
       ) return 0;
       return 2;
     }
-    return reportFailure(e);
+    return reportFailure(e, ctx.io);
   }
 }

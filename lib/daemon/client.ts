@@ -1,20 +1,8 @@
 import { OhcError } from "../errors.ts";
 import { paths } from "../state/paths.ts";
 import { type CallOptions, exchange, unwrap } from "../rpc/stream.ts";
-
-/** Connects to this machine's daemon socket, or null if nobody answers. */
-export async function connectDaemon(
-  home = paths.home(),
-): Promise<Deno.UnixConn | null> {
-  try {
-    return await Deno.connect({
-      transport: "unix",
-      path: paths.daemonSocket(home),
-    });
-  } catch {
-    return null;
-  }
-}
+import { connectDaemon } from "./socket.ts";
+export { connectDaemon };
 
 /** Connects to the daemon, starting it first if nobody answers. */
 async function connectOrStart(

@@ -16,7 +16,7 @@ import {
   serviceState,
   spriteEnvRun,
 } from "../providers/sprites_runtime.ts";
-import { connectDaemon } from "./client.ts";
+import { connectDaemon } from "./socket.ts";
 
 /** The program to run for the daemon: this same ohcommodore. */
 export function selfBinary(

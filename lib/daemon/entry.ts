@@ -9,14 +9,17 @@ import { reportFailure } from "../cli/failure.ts";
 import { UsageError } from "../errors.ts";
 import { type Identity, readIdentity } from "../state/identity.ts";
 
+/** `daemon <what>` runs on a VM: the refusal on the user's own machine. */
+export function notOnVm(what: string): UsageError {
+  return new UsageError(
+    `'daemon ${what}' runs on the flagship or a ship; from here: ohcommodore ship exec <ship> -- ohcommodore daemon ${what}`,
+  );
+}
+
 /** This machine's identity: `daemon <what>` runs on the flagship or a ship. */
 export async function requireVm(what: string): Promise<Identity> {
   const id = await readIdentity();
-  if (!id) {
-    throw new UsageError(
-      `'daemon ${what}' runs on the flagship or a ship; from here: ohcommodore ship exec <ship> -- ohcommodore daemon ${what}`,
-    );
-  }
+  if (!id) throw notOnVm(what);
   return id;
 }
 

@@ -1,6 +1,6 @@
 import type { Bootstrap } from "../bootstrap.ts";
 import type { ShipRecord } from "../state/fleet.ts";
-import type { ProviderKind } from "../providers/types.ts";
+import type { ProviderKind, ProviderSettings } from "../providers/types.ts";
 
 /**
  * What the fleet commands need from the flagship. The commodore implements
@@ -91,4 +91,22 @@ export interface ShipView extends ShipRecord {
 export interface SinkResult {
   destroyed: string[];
   failed: { name: string; error: string }[];
+}
+
+/** `init`: the flagship to make (roles/local.ts makes it). */
+export interface InitOptions {
+  provider: ProviderSettings;
+  /** The flagship's name in the fleet. */
+  name: string;
+  /**
+   * The user chose the name (`--name`): the VM gets exactly it, no fleet
+   * prefix and no second try when it is taken.
+   */
+  exactVmName?: boolean;
+  /** exedev: offer this key only (`--identity`), not the user's ssh setup. */
+  identityFile?: string;
+  bootstrap: Bootstrap;
+  /** The fleet's VM settings (lib/settings.ts), from the laptop's env. */
+  settings?: Record<string, string>;
+  onProgress: Progress;
 }

@@ -3,13 +3,10 @@
  * to do about each failure. Exit 1 when a check fails.
  */
 import type { Command } from "@commander-js/extra-typings";
-import type { ExeDevProvider } from "../../providers/exedev.ts";
 import { readConfig } from "../../state/config.ts";
-import { readIdentity } from "../../state/identity.ts";
 import { VERSION } from "../../version.ts";
-import { flagshipCall } from "../flagship.ts";
-import { out, printJson } from "../render.ts";
-import type { Exit } from "../program.ts";
+import type { CliContext } from "../context.ts";
+import { out, printJson } from "../io.ts";
 
 interface Check {
   name: string;
@@ -18,6 +15,28 @@ interface Check {
   /** A warning does not fail the run. */
   warn?: boolean;
 }
+
+/** What doctor looks at on this machine (fakes in unit tests). */
+export interface DoctorProbes {
+  /** The first line a tool prints about itself, or null when it is missing. */
+  tool(cmd: string, args: string[]): Promise<string | null>;
+  /** null when DuckDB loads, else why not. */
+  duckdb(): Promise<string | null>;
+}
+
+export const machineProbes: DoctorProbes = {
+  tool,
+  async duckdb() {
+    try {
+      const { DuckDBInstance } = await import("@duckdb/node-api");
+      const db = await DuckDBInstance.create(":memory:");
+      db.closeSync();
+      return null;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  },
+};
 
 async function tool(cmd: string, args: string[]): Promise<string | null> {
   try {
@@ -35,7 +54,11 @@ async function tool(cmd: string, args: string[]): Promise<string | null> {
   }
 }
 
-export function registerDoctor(program: Command, exit: Exit): void {
+export function registerDoctor(
+  program: Command,
+  ctx: CliContext,
+  probes: DoctorProbes = machineProbes,
+): void {
   program.command("doctor")
     .description(
       "check ssh, the provider and its account, tokens, tmux, git, DuckDB,\n" +
@@ -45,38 +68,32 @@ export function registerDoctor(program: Command, exit: Exit): void {
     .action(async (o) => {
       const checks: Check[] = [];
       const add = (c: Check) => checks.push(c);
-      const ssh = await tool("ssh", ["-V"]);
+      const ssh = await probes.tool("ssh", ["-V"]);
       add({
         name: "ssh",
         ok: ssh !== null,
         detail: ssh ?? "not found: install openssh-client",
       });
-      const git = await tool("git", ["--version"]);
+      const git = await probes.tool("git", ["--version"]);
       add({
         name: "git",
         ok: git !== null,
         detail: git ?? "not found: install git",
       });
-      const tmux = await tool("tmux", ["-V"]);
+      const tmux = await probes.tool("tmux", ["-V"]);
       add({
         name: "tmux",
         ok: tmux !== null,
         detail: tmux ?? "not found: ships run agents without a tmux window",
         warn: true,
       });
-      try {
-        const { DuckDBInstance } = await import("@duckdb/node-api");
-        const db = await DuckDBInstance.create(":memory:");
-        db.closeSync();
-        add({ name: "duckdb", ok: true, detail: "loads" });
-      } catch (e) {
-        add({
-          name: "duckdb",
-          ok: false,
-          detail: `does not load: ${(e as Error).message}`,
-        });
-      }
-      const gh = !!Deno.env.get("GH_TOKEN");
+      const duckdb = await probes.duckdb();
+      add({
+        name: "duckdb",
+        ok: duckdb === null,
+        detail: duckdb === null ? "loads" : `does not load: ${duckdb}`,
+      });
+      const gh = !!ctx.env("GH_TOKEN");
       add({
         name: "GH_TOKEN",
         ok: gh,
@@ -87,7 +104,7 @@ export function registerDoctor(program: Command, exit: Exit): void {
       const { agentEnvFrom, requireAgentCredential } = await import(
         "../../voyage/ship/agent_env.ts"
       );
-      const claudeEnv = agentEnvFrom("claude", (k) => Deno.env.get(k));
+      const claudeEnv = agentEnvFrom("claude", (k) => ctx.env(k));
       let claudeOk = true;
       try {
         requireAgentCredential("claude", claudeEnv);
@@ -103,8 +120,9 @@ export function registerDoctor(program: Command, exit: Exit): void {
           : "not set (CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_API_KEY, needed for --agent claude)",
       });
 
-      const id = await readIdentity();
-      const config = id ? null : await readConfig().catch(() => null);
+      const m = await ctx.machine();
+      const id = m.identity;
+      const config = id ? null : await readConfig(m.home).catch(() => null);
       const provider = id?.provider ?? config?.flagship.provider;
       if (!provider) {
         add({
@@ -117,9 +135,9 @@ export function registerDoctor(program: Command, exit: Exit): void {
         add({ name: "provider", ok: true, detail: provider.kind });
         if (provider.kind === "exedev" && config) {
           try {
-            const { laptopProvider } = await import("../../../roles/local.ts");
-            const who = await (laptopProvider(config) as ExeDevProvider)
-              .whoami();
+            const who = await (await ctx.backends.laptop()).exeDevAccount(
+              config,
+            );
             add({
               name: "exe.dev account",
               ok: true,
@@ -143,7 +161,10 @@ export function registerDoctor(program: Command, exit: Exit): void {
           const { findSpriteToken, NO_TOKEN_HINT } = await import(
             "../../providers/sprites_token.ts"
           );
-          const found = await findSpriteToken({ org: provider.org });
+          const found = await findSpriteToken({
+            org: provider.org,
+            env: ctx.environ(),
+          });
           add({
             name: "sprites token",
             ok: found !== null,
@@ -175,11 +196,8 @@ export function registerDoctor(program: Command, exit: Exit): void {
           }
         }
         try {
-          const v = await flagshipCall(
-            "doctor",
-            "fleet.versions",
-            {},
-          );
+          const call = await ctx.flagship("doctor");
+          const v = await call("fleet.versions", {});
           add({
             name: "flagship",
             ok: v.flagship === VERSION,
@@ -201,16 +219,17 @@ export function registerDoctor(program: Command, exit: Exit): void {
         }
       }
       const failed = checks.filter((c) => !c.ok && !c.warn);
-      if (o.json) printJson({ ok: failed.length === 0, checks });
+      if (o.json) printJson(ctx.io, { ok: failed.length === 0, checks });
       else {
         for (const c of checks) {
           out(
+            ctx.io,
             `${c.ok ? "ok  " : c.warn ? "warn" : "FAIL"}  ${
               c.name.padEnd(24)
             } ${c.detail}`,
           );
         }
       }
-      if (failed.length) exit.code = 1;
+      if (failed.length) ctx.exit.code = 1;
     });
 }
