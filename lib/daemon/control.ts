@@ -16,6 +16,12 @@ import {
   serviceState,
   spriteEnvRun,
 } from "../providers/sprites_runtime.ts";
+import {
+  type PidRecord,
+  readPidfile,
+  stillOurs,
+  writePidfile,
+} from "./pidfile.ts";
 import { connectDaemon } from "./socket.ts";
 
 /** The program to run for the daemon: this same ohcommodore. */
@@ -37,35 +43,14 @@ export interface DaemonState {
   log: string;
 }
 
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT"); // harmless probe
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The supervisor the pidfile names, if it still runs. After a reboot (a
- * sprite's cold wake) the pid may belong to some other process now: where
- * /proc shows command lines, only a `daemon supervise` counts, else
- * ensureDaemon would wait on a stranger and never start one.
+ * sprite's cold wake) the pid may belong to some other process now, which
+ * ensureDaemon would wait on and stopDaemon would kill (pidfile.ts).
  */
-async function readPid(home: string): Promise<number | null> {
-  try {
-    const pid = Number((await Deno.readTextFile(paths.daemonPid(home))).trim());
-    if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return null;
-    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(
-      () => null,
-    );
-    if (cmdline !== null && !cmdline.split("\0").includes("supervise")) {
-      return null;
-    }
-    return pid;
-  } catch {
-    return null;
-  }
+async function readPid(home: string): Promise<PidRecord | null> {
+  const rec = await readPidfile(paths.daemonPid(home));
+  return rec && (await stillOurs(rec)) ? rec : null;
 }
 
 async function answering(home: string): Promise<boolean> {
@@ -77,7 +62,7 @@ async function answering(home: string): Promise<boolean> {
 
 export async function daemonState(home = paths.home()): Promise<DaemonState> {
   const service = await spriteService();
-  let pid = await readPid(home);
+  let pid = (await readPid(home))?.pid ?? null;
   const ok = await answering(home);
   if (service?.status === "running") pid = service.pid ?? null;
   return {
@@ -202,7 +187,7 @@ async function startSupervised(
   } catch (e) {
     if (e instanceof OhcError) throw e;
   }
-  if (await useSystemd()) {
+  if (await useSystemd(home)) {
     await systemctl("start", UNIT);
     return "systemd";
   }
@@ -247,14 +232,16 @@ export async function stopDaemon(home = paths.home()): Promise<boolean> {
     await waitFor(async () => !(await answering(home)), 10_000);
     return true;
   }
-  const pid = await readPid(home);
-  if (pid === null) return false;
+  const rec = await readPid(home);
+  if (rec === null) return false;
   try {
-    Deno.kill(pid, "SIGTERM"); // the supervisor stops its daemon, then itself
+    Deno.kill(rec.pid, "SIGTERM"); // the supervisor stops its daemon, then itself
   } catch { /* gone */ }
-  if (!(await waitFor(() => Promise.resolve(!alive(pid)), 10_000))) {
+  const gone = async () => !(await stillOurs(rec));
+  // Its group goes only while the pid is still the supervisor's.
+  if (!(await waitFor(gone, 10_000)) && !(await gone())) {
     try {
-      Deno.kill(-pid, "SIGKILL");
+      Deno.kill(-rec.pid, "SIGKILL");
     } catch { /* gone */ }
   }
   await waitFor(async () => !(await answering(home)), 5_000);
@@ -268,7 +255,7 @@ export async function stopDaemon(home = paths.home()): Promise<boolean> {
  */
 export async function supervise(home = paths.home()): Promise<number> {
   await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
-  await Deno.writeTextFile(paths.daemonPid(home), `${Deno.pid}\n`);
+  await writePidfile(paths.daemonPid(home));
   let child: Deno.ChildProcess | null = null;
   let stopping = false;
   const stop = () => {
@@ -368,10 +355,14 @@ async function systemctl(...args: string[]): Promise<boolean> {
   }
 }
 
-async function useSystemd(): Promise<boolean> {
+/**
+ * Installs and enables the user unit for `home`'s daemon where a user
+ * manager runs; false where none does (or OHCOMMODORE_NO_SYSTEMD is set).
+ */
+export async function useSystemd(home: string): Promise<boolean> {
   if (Deno.env.get("OHCOMMODORE_NO_SYSTEMD")) return false;
   if (!(await systemctl("show-environment"))) return false;
-  const dir = `${paths.home()}/.config/systemd/user`;
+  const dir = paths.systemdUserDir(home);
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
     `${dir}/${UNIT}`,
@@ -379,7 +370,7 @@ async function useSystemd(): Promise<boolean> {
 Description=ohcommodore daemon (inbox, scheduler, ship links)
 
 [Service]
-ExecStart=${selfBinary()} daemon run
+ExecStart=${selfBinary(home)} daemon run
 Restart=always
 RestartSec=1
 

@@ -33,6 +33,11 @@ export const paths = {
   /** The tmux server of `voyage shell`'s fleet views (where you run it). */
   viewSocket: (h = home()) => socketPath(h, "view.sock"),
   inboxDb: (h = home()) => `${h}/.local/ship/data.duckdb`,
+  /** Where a user manager (systemd --user) finds this user's units. */
+  systemdUserDir: (h = home()) => `${h}/.config/systemd/user`,
+  /** The names shell completion offers (cli/completion_cache.ts). */
+  completionCache: (kind: string, h = home()) =>
+    `${h}/.ohcommodore/cache/${kind}`,
   /** The scheduler's start journal (daemon/start_journal.ts). */
   startJournal: (h = home()) => `${h}/.local/ship/started.log`,
 };
