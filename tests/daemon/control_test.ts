@@ -85,7 +85,7 @@ Deno.test({
     const p = stranger("sh", "supervise", "x");
     try {
       // setsid forks when it leads a group already: find the shell.
-      let pid = p.pid;
+      const pid = p.pid;
       const want = (q: number) =>
         Deno.readTextFileSync(`/proc/${q}/cmdline`).includes("supervise");
       for (let i = 0; i < 500 && !want(pid); i++) {
