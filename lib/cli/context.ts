@@ -7,6 +7,7 @@
  */
 import type { FleetApi } from "../fleet/api.ts";
 import type { InboxApi } from "../inbox/api.ts";
+import type { VoyageApi } from "../voyage/api.ts";
 import { type Machine, readMachine } from "../machine.ts";
 import { paths } from "../state/paths.ts";
 import type { Backends } from "./backends.ts";
@@ -28,6 +29,8 @@ export interface CliContext {
   fleet(command: string): Promise<FleetApi>;
   /** This machine's inbox on a VM; the flagship's from the laptop. */
   inbox(): Promise<InboxApi>;
+  /** The flagship's voyages (from the laptop or on it). */
+  voyage(command: string): Promise<VoyageApi>;
   /** Calls the flagship's operations (from the laptop or on it). */
   flagship(command: string): Promise<FlagshipCall>;
   /** The role implementations (roles/), given by main.ts. */
@@ -85,6 +88,10 @@ export function makeContext(
     },
     async flagship(command) {
       return flagshipCaller(backends, await ctx.machine(), command);
+    },
+    async voyage(command) {
+      const { voyageApi } = await import("../voyage/api.ts");
+      return voyageApi(await ctx.flagship(command));
     },
   };
   return ctx;

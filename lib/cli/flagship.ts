@@ -62,24 +62,3 @@ export async function flagshipCaller(
     }) as T;
   };
 }
-
-/**
- * The same, for commands not yet given a CliContext (commands/voyage.ts
- * until it moves to VoyageApi).
- */
-export async function flagshipCall<N extends OpName>(
-  command: string,
-  op: N,
-  args: OpArgs<N>,
-  opts: CallOptions = {},
-): Promise<OpResult<N>> {
-  const { readMachine } = await import("../machine.ts");
-  const { paths } = await import("../state/paths.ts");
-  const { backends } = await import("../../roles/cli.ts");
-  const call = await flagshipCaller(
-    backends,
-    await readMachine(paths.home()),
-    command,
-  );
-  return await call(op, args, opts);
-}

@@ -13,10 +13,6 @@ import { registerInit } from "./commands/init.ts";
 import { registerShip } from "./commands/ship.ts";
 import { registerVoyage } from "./commands/voyage.ts";
 import type { CliContext } from "./context.ts";
-import { out, printJson } from "./io.ts";
-
-/** Resolves to the process exit code (commands/voyage.ts, until it takes a CliContext). */
-export type Exit = { code: number };
 
 export interface BuildOptions {
   /** What doctor looks at (this machine's tools, unless a test's fakes). */
@@ -48,33 +44,7 @@ export function buildProgram(
   registerInbox(program, ctx);
   registerDaemon(program, ctx);
 
-  const voyage = program.command("voyage").description(
-    "voyages: plans of dependent tasks sailed by many ships",
-  );
-
-  voyage.command("check")
-    .description(
-      "validate a plan directory and show its levels, widest level,\n" +
-        "critical path and a recommended ship count (nothing is created)",
-    )
-    .argument(
-      "<plan>",
-      "plan directory (voyage.json, spec.md, verify.sh, tasks/)",
-    )
-    .option("--json", "machine-readable output")
-    .action(async (dir, o) => {
-      const { loadPlan } = await import("../voyage/plan/read.ts");
-      const { analyze } = await import("../voyage/plan/dag.ts");
-      const { checkJson, formatCheck } = await import(
-        "../voyage/plan/check_report.ts"
-      );
-      const plan = await loadPlan(dir);
-      const analysis = analyze(plan.tasks);
-      if (o.json) printJson(ctx.io, checkJson(plan, analysis));
-      else out(ctx.io, formatCheck(plan, analysis));
-    });
-
-  registerVoyage(program, ctx.exit);
+  registerVoyage(program, ctx);
   registerDoctor(program, ctx, opts.probes);
   registerCompletion(program, ctx);
   return program;

@@ -1,24 +1,6 @@
-import type { FleetStatus, Progress, ShipView } from "../fleet/api.ts";
+import type { FleetStatus, ShipView } from "../fleet/api.ts";
 import type { ShipRecord } from "../state/fleet.ts";
 import { escapeControls } from "../terminal_text.ts";
-
-const enc = new TextEncoder();
-
-export function out(text: string): void {
-  Deno.stdout.writeSync(enc.encode(text.endsWith("\n") ? text : text + "\n"));
-}
-
-export function err(text: string): void {
-  Deno.stderr.writeSync(enc.encode(text.endsWith("\n") ? text : text + "\n"));
-}
-
-export function printJson(v: unknown): void {
-  out(JSON.stringify(v, null, 2));
-}
-
-/** Progress for people, on stderr, so stdout stays clean for --json. */
-export const progress: Progress = (message, subject) =>
-  err(subject ? `==> [${subject}] ${message}` : `==> ${message}`);
 
 export function age(iso: string, now = Date.now()): string {
   const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));

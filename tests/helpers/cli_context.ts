@@ -12,6 +12,7 @@ import { runParsed } from "../../lib/cli/run.ts";
 import type { FleetApi } from "../../lib/fleet/api.ts";
 import type { InboxApi } from "../../lib/inbox/api.ts";
 import type { Machine } from "../../lib/machine.ts";
+import type { VoyageApi } from "../../lib/voyage/api.ts";
 import { Settings } from "../../lib/settings.ts";
 import type { Identity } from "../../lib/state/identity.ts";
 
@@ -22,6 +23,7 @@ export interface Fakes {
   env?: Record<string, string>;
   fleet?: Partial<FleetApi>;
   inbox?: Partial<InboxApi>;
+  voyage?: Partial<VoyageApi>;
   flagship?: Record<string, (args: Record<string, unknown>) => unknown>;
   backends?: Partial<Backends>;
   /** What stdin holds; a terminal when `tty`. */
@@ -154,6 +156,10 @@ export async function runWith(fakes: Fakes, args: string[]): Promise<Ran> {
   const realFleet = ctx.fleet;
   ctx.inbox = () =>
     Promise.resolve(recorder("inbox", fakes.inbox ?? {}, calls));
+  ctx.voyage = async (command) => {
+    await realFleet(command); // the same refusal on a ship
+    return recorder("voyage", fakes.voyage ?? {}, calls);
+  };
   ctx.flagship = async (command) => {
     await realFleet(command); // the same refusal on a ship
     return flagship;

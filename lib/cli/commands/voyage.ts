@@ -10,33 +10,15 @@ import type { Command } from "@commander-js/extra-typings";
 import { Option } from "@commander-js/extra-typings";
 import { UsageError } from "../../errors.ts";
 import { escapeControls } from "../../terminal_text.ts";
-import type { RpcEvent } from "../../rpc/protocol.ts";
-import type { Reopened, Task } from "../../voyage/queue.ts";
+import type { Task } from "../../voyage/queue.ts";
 import type { VoyageStatus } from "../../voyage/rpc.ts";
-import { flagshipCall } from "../flagship.ts";
-import { age, err, out, printJson, progress, table } from "../render.ts";
-import type { Exit } from "../program.ts";
-import { AGENT_KINDS, type AgentKind } from "../../voyage/ship/agents/kinds.ts";
-
-function positiveInt(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new UsageError(`${flag} must be a positive whole number, not "${v}"`);
-  }
-  return n;
-}
-
-const progressEvents = {
-  onEvent: (e: RpcEvent) => {
-    if (e.type === "progress") progress(e.message, e.subject);
-  },
-};
-
-function decodeOutput(e: RpcEvent): Uint8Array | null {
-  if (e.type !== "output" || !e.data) return null;
-  return Uint8Array.from(atob(e.data), (c) => c.charCodeAt(0));
-}
+import type { CliContext } from "../context.ts";
+import { err, out, printJson, progressTo } from "../io.ts";
+import { age, table } from "../render.ts";
+import { confirm } from "./fleet.ts";
+import { registerSail } from "./voyage_sail.ts";
+import { registerSteer } from "./voyage_steer.ts";
+import { type DefineVerb, positiveInt } from "./voyage_args.ts";
 
 export function renderVoyage(s: VoyageStatus): string {
   const v = s.voyage;
@@ -82,152 +64,39 @@ const STATUS_ALIASES: Record<string, Task["status"]> = {
   completed: "done",
 };
 
-/** OHCOMMODORE_DEFAULT_SHIPS from this environment, checked, if set. */
-async function defaultShipsFromEnv(): Promise<number | undefined> {
-  const raw = Deno.env.get("OHCOMMODORE_DEFAULT_SHIPS");
-  if (raw === undefined) return undefined;
-  const { parseSetting } = await import("../../settings.ts");
-  return parseSetting("OHCOMMODORE_DEFAULT_SHIPS", raw);
-}
-
-function maxShips(flag: string, v: string | undefined, max: number) {
-  const n = positiveInt(flag, v);
-  if (n !== undefined && n > max) {
-    throw new UsageError(`${flag} must be between 1 and ${max}, not ${n}`);
-  }
-  return n;
-}
-
-export function registerVoyage(program: Command, exit: Exit): void {
-  const voyage = program.commands.find((c) => c.name() === "voyage")!;
-  const verbs: [string, string, (cmd: Command) => void][] = [];
-  const verb = (
-    name: string,
-    description: string,
-    define: (cmd: Command) => void,
-  ) => verbs.push([name, description, define]);
-
-  verb(
-    "sail",
-    "sail a plan: ships, repository, task queue; returns at once",
-    (cmd) =>
-      cmd
-        .argument(
-          "<plan>",
-          "plan directory (voyage.json, spec.md, verify.sh, tasks/)",
-        )
-        .option(
-          "-n, --ships <n>",
-          "how many ships (default: the plan's recommended_ships, else OHCOMMODORE_DEFAULT_SHIPS, 3)",
-        )
-        .option(
-          "-r, --repo <repo>",
-          "owner/repo, git URL or path (default: the plan's repo)",
-        )
-        .addOption(
-          new Option("--agent <agent>", "who does each task").choices(
-            AGENT_KINDS,
-          )
-            .default("claude" as const),
-        )
-        .option(
-          "--agent-command <cmd>",
-          "with --agent custom: run this in the checkout for each task",
-        )
-        .option(
-          "--model <model>",
-          "with --agent claude or codex: the model every task uses (claude: an alias such as sonnet, or a full name)",
-        )
-        .option("--json", "print {id, ships, tasks, branch}")
-        .action(
-          async (
-            dir: string,
-            o: {
-              ships?: string;
-              repo?: string;
-              agent: AgentKind;
-              agentCommand?: string;
-              model?: string;
-              json?: boolean;
-            },
-          ) => {
-            const { loadPlan } = await import("../../voyage/plan/read.ts");
-            const { validateAgentChoice } = await import(
-              "../../voyage/ship/agents/kinds.ts"
-            );
-            const { parseRepoArg } = await import("../../validate.ts");
-            const { MAX_SHIPS } = await import(
-              "../../voyage/plan/plan_rules.ts"
-            );
-            const ships = maxShips("--ships", o.ships, MAX_SHIPS);
-            const defaultShips = await defaultShipsFromEnv();
-            const { agentEnvFrom, checkModel, requireAgentCredential } =
-              await import("../../voyage/ship/agent_env.ts");
-            const model = checkModel(o.agent, o.model);
-            // Everything about the plan is checked here, before any VM exists.
-            const plan = await loadPlan(dir, { repo: o.repo });
-            validateAgentChoice(o.agent, {
-              tasks: plan.tasks.map((t) => ({
-                id: t.id,
-                subject: t.subject,
-                command: t.command,
-              })),
-              agentCommand: o.agentCommand,
-            });
-            let repo = o.repo ?? plan.repo;
-            // GH_TOKEN goes only where a repository needs it: the flagship's
-            // clone of a remote repository (ships get the code from the
-            // flagship).
-            let needsToken = false;
-            if (repo !== "empty") {
-              const spec = parseRepoArg(repo);
-              if (spec.kind === "none") {
-                throw new UsageError(
-                  `"${repo}" is not a repository`,
-                );
-              }
-              if (spec.kind === "path") repo = spec.path;
-              if (spec.kind === "url") needsToken = true;
-              if (spec.kind === "github") {
-                // As for ship create: the token must read it, before any VM.
-                const { requireRepoAccess } = await import("../../github.ts");
-                await requireRepoAccess([spec], Deno.env.get("GH_TOKEN"));
-                // The flagship clones what the laptop resolved (its GitHub base).
-                repo = spec.url;
-                needsToken = true;
-              }
-            }
-            // The agent's allow-listed environment travels with the secrets.
-            const agentEnv = agentEnvFrom(o.agent, (k) => Deno.env.get(k));
-            requireAgentCredential(o.agent, agentEnv);
-            const secrets: Record<string, string> = { ...agentEnv };
-            const gh = needsToken ? Deno.env.get("GH_TOKEN") : undefined;
-            if (gh) secrets.GH_TOKEN = gh;
-            const r = await flagshipCall(
-              "voyage sail",
-              "voyage.sail",
-              {
-                files: plan.files,
-                ships,
-                default_ships: defaultShips,
-                repo,
-                agent: o.agent,
-                agent_command: o.agentCommand,
-                model,
-              },
-              { secrets, ...progressEvents },
-            );
-            if (o.json) printJson(r);
-            else {
-              out(
-                `Voyage ${r.id} is sailing: ${r.tasks} tasks on ${r.ships.length} ships.`,
-              );
-              out(`  ohcommodore voyage status ${r.id}`);
-              out(`  ohcommodore voyage logs ${r.id} --follow`);
-            }
-          },
-        ),
+export function registerVoyage(program: Command, ctx: CliContext): void {
+  const { io } = ctx;
+  const progress = progressTo(io);
+  const voyage = program.command("voyage").description(
+    "voyages: plans of dependent tasks sailed by many ships",
   );
+  const verbs: [string, string, (cmd: Command) => void][] = [];
+  const verb: DefineVerb = (name, description, define) =>
+    verbs.push([name, description, define]);
+
+  voyage.command("check")
+    .description(
+      "validate a plan directory and show its levels, widest level,\n" +
+        "critical path and a recommended ship count (nothing is created)",
+    )
+    .argument(
+      "<plan>",
+      "plan directory (voyage.json, spec.md, verify.sh, tasks/)",
+    )
+    .option("--json", "machine-readable output")
+    .action(async (dir, o) => {
+      const { loadPlan } = await import("../../voyage/plan/read.ts");
+      const { analyze } = await import("../../voyage/plan/dag.ts");
+      const { checkJson, formatCheck } = await import(
+        "../../voyage/plan/check_report.ts"
+      );
+      const plan = await loadPlan(dir);
+      const analysis = analyze(plan.tasks);
+      if (o.json) printJson(io, checkJson(plan, analysis));
+      else out(io, formatCheck(plan, analysis));
+    });
+
+  registerSail(verb, ctx);
 
   verb(
     "status",
@@ -244,25 +113,18 @@ export function registerVoyage(program: Command, exit: Exit): void {
           json?: boolean;
           wait?: boolean;
         }) => {
-          let s = await flagshipCall(
-            "voyage status",
-            "voyage.status",
-            { id },
-          );
+          const api = await ctx.voyage("voyage status");
+          let s = await api.status(id);
           while (
             o.wait &&
             ["planning", "running", "complete"].includes(s.voyage.state)
           ) {
             await new Promise((r) => setTimeout(r, 500));
-            s = await flagshipCall(
-              "voyage status",
-              "voyage.status",
-              { id: s.voyage.id },
-            );
+            s = await api.status(s.voyage.id);
           }
-          if (o.json) printJson(s);
-          else out(renderVoyage(s));
-          if (o.wait && s.voyage.state !== "verified") exit.code = 1;
+          if (o.json) printJson(io, s);
+          else out(io, renderVoyage(s));
+          if (o.wait && s.voyage.state !== "verified") ctx.exit.code = 1;
         }),
   );
 
@@ -293,34 +155,36 @@ export function registerVoyage(program: Command, exit: Exit): void {
           json?: boolean;
         }) => {
           const status = o.status
-            ? (STATUS_ALIASES[o.status] ?? o.status) as Task["status"]
+            ? (STATUS_ALIASES[o.status] ?? o.status as Task["status"])
             : undefined;
-          const r = await flagshipCall(
-            "voyage tasks",
-            "voyage.tasks",
-            { id, status },
+          const r = await (await ctx.voyage("voyage tasks")).tasks({
+            id,
+            status,
+          });
+          if (o.json) return printJson(io, r.tasks);
+          out(
+            io,
+            table(
+              [
+                "ID",
+                "STATUS",
+                "SHIP",
+                "TRIES",
+                "BLOCKED BY",
+                "COMMIT",
+                "SUBJECT",
+              ],
+              r.tasks.map((t) => [
+                t.id,
+                t.status,
+                t.ship ?? "-",
+                String(t.attempts),
+                t.blocked_by.length ? t.blocked_by.join(",") : "-",
+                t.commit_sha?.slice(0, 10) ?? "-",
+                t.subject + (t.error ? `  [${t.error}]` : ""),
+              ]),
+            ),
           );
-          if (o.json) return printJson(r.tasks);
-          out(table(
-            [
-              "ID",
-              "STATUS",
-              "SHIP",
-              "TRIES",
-              "BLOCKED BY",
-              "COMMIT",
-              "SUBJECT",
-            ],
-            r.tasks.map((t) => [
-              t.id,
-              t.status,
-              t.ship ?? "-",
-              String(t.attempts),
-              t.blocked_by.length ? t.blocked_by.join(",") : "-",
-              t.commit_sha?.slice(0, 10) ?? "-",
-              t.subject + (t.error ? `  [${t.error}]` : ""),
-            ]),
-          ));
         }),
   );
 
@@ -368,24 +232,20 @@ export function registerVoyage(program: Command, exit: Exit): void {
           const tail = positiveInt("--tail", o.tail);
           let buf = "";
           const dec = new TextDecoder();
-          await flagshipCall("voyage logs", "voyage.logs", {
+          await (await ctx.voyage("voyage logs")).logs({
             id,
             ship: o.ship,
             follow: !!o.follow,
             raw: !!o.raw,
             grep: o.grep,
             tail,
-          }, {
-            onEvent: (e) => {
-              const b = decodeOutput(e);
-              if (!b) return;
-              buf += dec.decode(b, { stream: true });
-              const parts = buf.split("\n");
-              buf = parts.pop() ?? "";
-              parts.forEach((l) => out(l));
-            },
+          }, (b) => {
+            buf += dec.decode(b, { stream: true });
+            const parts = buf.split("\n");
+            buf = parts.pop() ?? "";
+            parts.forEach((l) => out(io, l));
           });
-          if (buf) out(buf);
+          if (buf) out(io, buf);
         }),
   );
 
@@ -405,16 +265,9 @@ export function registerVoyage(program: Command, exit: Exit): void {
             throw new UsageError("give --dir or --dest, not both");
           }
           const chunks: Uint8Array[] = [];
-          const r = await flagshipCall(
-            "voyage clone",
-            "voyage.bundle",
-            { id },
-            {
-              onEvent: (e) => {
-                const b = decodeOutput(e);
-                if (b) chunks.push(b);
-              },
-            },
+          const r = await (await ctx.voyage("voyage clone")).bundle(
+            id,
+            (b) => chunks.push(b),
           );
           const dir = o.dir ?? o.dest ?? r.id;
           const file = await Deno.makeTempFile({ suffix: ".bundle" });
@@ -422,7 +275,10 @@ export function registerVoyage(program: Command, exit: Exit): void {
             await Deno.writeFile(file, concatBytes(chunks));
             const { cloneVoyage } = await import("../../git/checkout.ts");
             const c = await cloneVoyage({ bare: file, branch: r.branch, dir });
-            out(`Cloned ${r.branch} into ${c.dir} (at ${c.tip.slice(0, 12)}).`);
+            out(
+              io,
+              `Cloned ${r.branch} into ${c.dir} (at ${c.tip.slice(0, 12)}).`,
+            );
           } finally {
             await Deno.remove(file).catch(() => {});
           }
@@ -451,7 +307,7 @@ export function registerVoyage(program: Command, exit: Exit): void {
           o: { raw?: boolean },
         ) => {
           const { voyageShell } = await import("./voyage_shell.ts");
-          exit.code = await voyageShell(id, ship, o);
+          ctx.exit.code = await voyageShell(ctx, id, ship, o);
         }),
   );
 
@@ -490,45 +346,38 @@ export function registerVoyage(program: Command, exit: Exit): void {
             throw new UsageError("give a voyage id or --all, not both");
           }
           const purge = !!(o.purge || o.includeStorage);
-          if (!o.force && !Deno.stdin.isTerminal()) {
+          if (!o.force && !io.stdinIsTerminal()) {
             throw new UsageError(
               "refusing to sink without a terminal to confirm on; pass --force",
             );
           }
+          const api = await ctx.voyage("voyage sink");
           const ids = o.all
-            ? (await flagshipCall("voyage sink", "voyage.list", {}))
-              .map((s) => s.voyage.id)
+            ? (await api.list()).map((s) => s.voyage.id)
             : [id!];
           if (ids.length === 0) {
-            if (o.json) printJson([]);
-            else out("No voyages.");
+            if (o.json) printJson(io, []);
+            else out(io, "No voyages.");
             return;
           }
           if (!o.force) {
             err(
+              io,
               `This will stop ${ids.join(", ")} and destroy its ships${
                 purge ? ", and remove its record (repository, tasks, logs)" : ""
               }.`,
             );
-            if (prompt("Type 'sink' to confirm:")?.trim() !== "sink") {
-              throw new UsageError("aborted");
-            }
+            confirm(io, "sink");
           }
           const results = [];
           for (const v of ids) {
-            results.push(
-              await flagshipCall(
-                "voyage sink",
-                "voyage.sink",
-                { id: v, purge },
-                progressEvents,
-              ),
-            );
+            results.push(await api.sink({ id: v, purge }, progress));
           }
-          if (o.json) printJson(results);
+          if (o.json) printJson(io, results);
           else {
             for (const r of results) {
               out(
+                io,
                 `Sank voyage ${r.voyage}: ${r.destroyed.length} ship(s) destroyed; ${
                   r.purged
                     ? "its record removed."
@@ -559,109 +408,30 @@ export function registerVoyage(program: Command, exit: Exit): void {
     .description("every voyage on the flagship")
     .option("--json", "machine-readable output")
     .action(async (o) => {
-      const all = await flagshipCall(
-        "voyage list",
-        "voyage.list",
-        {},
+      const all = await (await ctx.voyage("voyage list")).list();
+      await rememberNames(
+        "voyages",
+        all.map((s) => s.voyage.id),
+        (await ctx.machine()).home,
       );
-      await rememberNames("voyages", all.map((s) => s.voyage.id));
-      if (o.json) return printJson(all);
-      if (all.length === 0) return out("No voyages.");
-      out(table(
-        ["ID", "STATE", "DONE", "FAILED", "TASKS", "SHIPS", "AGE"],
-        all.map((s) => [
-          s.voyage.id,
-          s.voyage.state,
-          String(s.counts.done),
-          String(s.counts.failed),
-          String(Object.values(s.counts).reduce((a, b) => a + b, 0)),
-          String(s.ships.filter((x) => x.state !== "gone").length),
-          age(s.voyage.created_at),
-        ]),
-      ));
+      if (o.json) return printJson(io, all);
+      if (all.length === 0) return out(io, "No voyages.");
+      out(
+        io,
+        table(
+          ["ID", "STATE", "DONE", "FAILED", "TASKS", "SHIPS", "AGE"],
+          all.map((s) => [
+            s.voyage.id,
+            s.voyage.state,
+            String(s.counts.done),
+            String(s.counts.failed),
+            String(Object.values(s.counts).reduce((a, b) => a + b, 0)),
+            String(s.ships.filter((x) => x.state !== "gone").length),
+            age(s.voyage.created_at),
+          ]),
+        ),
+      );
     });
 
-  const steer = (
-    o: { json?: boolean },
-    r: Reopened & { new_ships: string[] },
-    what: string,
-  ) => {
-    if (o.json) return printJson(r);
-    out(
-      `${what} ${
-        r.tasks.length ? r.tasks.join(", ") : "no task"
-      } in voyage ${r.voyage}${r.reopened ? "; it sails again" : ""}${
-        r.new_ships.length ? ` on new ships ${r.new_ships.join(", ")}` : ""
-      }.`,
-    );
-    out(`  ohcommodore voyage status ${r.voyage}`);
-  };
-
-  voyage.command("retry")
-    .description(
-      "put failed tasks back in the queue (each with a fresh set of tries), so an\n" +
-        "ended voyage sails on; with no task failed, verify.sh runs again. A voyage\n" +
-        "with no ships left (sunk) gets new ones",
-    )
-    .argument("<id>", "voyage id, or a unique prefix of 4+ characters")
-    .argument("[tasks...]", "these tasks only (default: every failed one)")
-    .option(
-      "-n, --ships <n>",
-      "new ships to sail on (default: none while it has ships; else one per open task, at most OHCOMMODORE_DEFAULT_SHIPS)",
-    )
-    .option("--json", "machine-readable output")
-    .action(async (id, tasks, o) => {
-      const { MAX_SHIPS } = await import("../../voyage/plan/plan_rules.ts");
-      const ships = maxShips("--ships", o.ships, MAX_SHIPS);
-      const r = await flagshipCall(
-        "voyage retry",
-        "voyage.retry",
-        { id, tasks, ships, default_ships: await defaultShipsFromEnv() },
-        progressEvents,
-      );
-      steer(o, r, "Retrying");
-    });
-
-  voyage.command("add")
-    .description(
-      "add tasks to a voyage, checked as a plan's are (ids new to the voyage,\n" +
-        "blockers among its tasks or the added ones, no cycle); an ended voyage\n" +
-        "sails again, on new ships if it has none left",
-    )
-    .argument("<id>", "voyage id, or a unique prefix of 4+ characters")
-    .argument(
-      "<paths...>",
-      "task files (*.json), or directories: a plan (its tasks/) or a folder of task files",
-    )
-    .option(
-      "-n, --ships <n>",
-      "new ships to sail on (default: none while it has ships; else one per open task, at most OHCOMMODORE_DEFAULT_SHIPS)",
-    )
-    .option("--json", "machine-readable output")
-    .action(async (id, paths, o) => {
-      const { MAX_SHIPS } = await import("../../voyage/plan/plan_rules.ts");
-      const ships = maxShips("--ships", o.ships, MAX_SHIPS);
-      const { readAddedTaskFiles } = await import("../../voyage/plan/read.ts");
-      const { parseAddedTasks } = await import("../../voyage/plan/check.ts");
-      const files = await readAddedTaskFiles(paths);
-      // Checked here against the voyage's tasks, before anything changes.
-      const have = await flagshipCall(
-        "voyage add",
-        "voyage.tasks",
-        { id },
-      );
-      parseAddedTasks(files, have.tasks.map((t) => t.id));
-      const r = await flagshipCall(
-        "voyage add",
-        "voyage.add",
-        {
-          id: have.voyage,
-          files,
-          ships,
-          default_ships: await defaultShipsFromEnv(),
-        },
-        progressEvents,
-      );
-      steer(o, r, "Added");
-    });
+  registerSteer(voyage, ctx);
 }

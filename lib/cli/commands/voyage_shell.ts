@@ -13,7 +13,7 @@ import {
   resolveVoyageShip,
   shipNumber,
 } from "../../voyage/flagship/ship_names.ts";
-import { flagshipCall } from "../flagship.ts";
+import type { CliContext } from "../context.ts";
 
 /**
  * On the ship: attach to (or start) its session `voyage`. TMUX is unset:
@@ -26,21 +26,18 @@ const ATTACH =
 const RAW = 'cd "$HOME/$1" 2>/dev/null; exec "${SHELL:-bash}" -l';
 
 export async function voyageShell(
+  ctx: CliContext,
   id: string | undefined,
   ship: string | undefined,
   o: { raw?: boolean },
 ): Promise<number> {
   // Nothing is asked of the flagship before this is known.
-  if (!o.raw && !Deno.stdin.isTerminal()) {
+  if (!o.raw && !ctx.io.stdinIsTerminal()) {
     throw new UsageError(
       "voyage shell attaches to tmux and needs a terminal: run it in one, or pass --raw for a plain shell on the ship that reads stdin",
     );
   }
-  const s = await flagshipCall(
-    "voyage shell",
-    "voyage.status",
-    { id },
-  );
+  const s = await (await ctx.voyage("voyage shell")).status(id);
   const v = s.voyage.id;
   const live = s.ships.filter((x) => x.state !== "gone").map((x) => x.ship);
   if (ship === undefined && !o.raw) return await fleetView(v, live);
@@ -62,20 +59,11 @@ export async function voyageShell(
   const argv = o.raw
     ? ["sh", "-c", RAW, "sh", shipCheckout(v)]
     : ["sh", "-c", ATTACH];
-  const tty = Deno.stdin.isTerminal();
-  const { readIdentity } = await import("../../state/identity.ts");
-  const self = await readIdentity();
-  if (self) {
-    const { Commodore } = await import("../../../roles/commodore.ts");
-    return await new Commodore(self).ssh(target, argv, tty);
-  }
-  const { flagshipTransport, requireConfig } = await import(
-    "../../../roles/local.ts"
-  );
-  const { remoteBin } = await import("../../transport/run.ts");
-  return await flagshipTransport(await requireConfig()).interactive(
-    remoteBin("ship", "ssh", target, "--", ...argv),
-    { tty },
+  // As `ship ssh` does: through the flagship from the laptop, directly on it.
+  return await (await ctx.fleet("voyage shell")).ssh(
+    target,
+    argv,
+    ctx.io.stdinIsTerminal(),
   );
 }
 
