@@ -1,6 +1,6 @@
 import { compiledSelf } from "./compiled.ts";
 import { OhcError } from "./errors.ts";
-import { Settings } from "./settings.ts";
+import { knob, Settings } from "./settings.ts";
 import { paths, remotePaths } from "./state/paths.ts";
 import { lostConnection, remoteBin, run } from "./transport/run.ts";
 import type { Transport } from "./transport/types.ts";
@@ -14,7 +14,7 @@ import { VERSION } from "./version.ts";
 export function binaryToDeploy(
   build: { standalone?: boolean } = Deno.build,
 ): string {
-  const env = Deno.env.get("OHCOMMODORE_BINARY");
+  const env = knob("OHCOMMODORE_BINARY");
   if (env) return env;
   const self = compiledSelf(build);
   if (self) return self;

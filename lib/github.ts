@@ -5,6 +5,7 @@
  * itself (fetch), never in any argv, URL or error message.
  */
 
+import { knob } from "./settings.ts";
 import { OhcError, UsageError } from "./errors.ts";
 
 export interface RepoAccess {
@@ -58,9 +59,9 @@ export async function requireRepoAccess(
 function defaultApiBase(): string {
   let env: string | undefined;
   try {
-    env = Deno.env.get("OHCOMMODORE_GITHUB_API");
+    env = knob("OHCOMMODORE_GITHUB_API");
   } catch { /* no env permission */ }
-  return env || "https://api.github.com";
+  return env ?? "https://api.github.com";
 }
 
 /**

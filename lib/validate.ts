@@ -1,3 +1,4 @@
+import { knob } from "./settings.ts";
 import { UsageError } from "./errors.ts";
 
 /**
@@ -38,7 +39,7 @@ const URL_RE = /^(https?|ssh|git|file):\/\/[^\s]+$/;
 const SCP_URL_RE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~\/-]+$/;
 
 export function githubBase(): string {
-  return (Deno.env.get("OHCOMMODORE_GITHUB_URL") ?? "https://github.com")
+  return (knob("OHCOMMODORE_GITHUB_URL") ?? "https://github.com")
     .replace(/\/+$/, "");
 }
 

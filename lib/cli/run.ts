@@ -1,4 +1,5 @@
 import { CommanderError } from "@commander-js/extra-typings";
+import { knobOn } from "../settings.ts";
 import { paths } from "../state/paths.ts";
 import type { Backends } from "./backends.ts";
 import { type CliContext, processContext } from "./context.ts";
@@ -20,7 +21,7 @@ export async function runCli(
     // ~/.ohcommodore/.env < ./.env < the real environment (lib/env_file.ts).
     // Only on the user's side: VMs get their settings through requests,
     // and a VM's home is no place for the user's tokens to be picked up.
-    if (!Deno.env.get("OHCOMMODORE_NO_DOTENV") && !isVm(paths.home())) {
+    if (!knobOn("OHCOMMODORE_NO_DOTENV") && !isVm(paths.home())) {
       const { applyLoadedEnv, loadEnvSync } = await import("../env_file.ts");
       applyLoadedEnv(loadEnvSync({ home: paths.home() }));
     }

@@ -9,6 +9,7 @@
  */
 import { compiledSelf } from "../compiled.ts";
 import { OhcError } from "../errors.ts";
+import { knob, knobOn } from "../settings.ts";
 import { withLock } from "../state/atomic.ts";
 import { paths } from "../state/paths.ts";
 import {
@@ -29,7 +30,7 @@ export function selfBinary(
   home = paths.home(),
   build: { standalone?: boolean } = Deno.build,
 ): string {
-  const env = Deno.env.get("OHCOMMODORE_BINARY");
+  const env = knob("OHCOMMODORE_BINARY");
   if (env) return env;
   return compiledSelf(build) ?? paths.bin(home);
 }
@@ -360,7 +361,7 @@ async function systemctl(...args: string[]): Promise<boolean> {
  * manager runs; false where none does (or OHCOMMODORE_NO_SYSTEMD is set).
  */
 export async function useSystemd(home: string): Promise<boolean> {
-  if (Deno.env.get("OHCOMMODORE_NO_SYSTEMD")) return false;
+  if (knobOn("OHCOMMODORE_NO_SYSTEMD")) return false;
   if (!(await systemctl("show-environment"))) return false;
   const dir = paths.systemdUserDir(home);
   await Deno.mkdir(dir, { recursive: true });
@@ -384,6 +385,6 @@ WantedBy=default.target
 }
 
 async function systemdUnitActive(): Promise<boolean> {
-  if (Deno.env.get("OHCOMMODORE_NO_SYSTEMD")) return false;
+  if (knobOn("OHCOMMODORE_NO_SYSTEMD")) return false;
   return await systemctl("is-active", "--quiet", UNIT);
 }

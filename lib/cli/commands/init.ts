@@ -2,6 +2,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../../errors.ts";
 import type { ProviderSettings } from "../../providers/types.ts";
+import { knob } from "../../settings.ts";
 import { paths } from "../../state/paths.ts";
 import { validateName } from "../../validate.ts";
 import type { CliContext } from "../context.ts";
@@ -68,11 +69,11 @@ export function registerInit(program: Command, ctx: CliContext): void {
       misplaced("--org", o.org, "sprites");
       let provider: ProviderSettings;
       if (o.provider === "local") {
-        const root = o.root ?? ctx.env("OHCOMMODORE_LOCAL_ROOT") ??
+        const root = o.root ?? knob("OHCOMMODORE_LOCAL_ROOT", ctx.env) ??
           paths.localRoot(m.home);
         provider = { kind: "local", root: absolute(root) };
       } else if (o.provider === "exedev") {
-        const cfg = o.sshConfig ?? ctx.env("OHCOMMODORE_SSH_CONFIG");
+        const cfg = o.sshConfig ?? knob("OHCOMMODORE_SSH_CONFIG", ctx.env);
         if (cfg !== undefined) mustExist("--ssh-config", cfg);
         provider = {
           kind: "exedev",
