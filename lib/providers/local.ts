@@ -1,3 +1,4 @@
+import { readPidfile, stillOurs } from "../daemon/pidfile.ts";
 import { OhcError } from "../errors.ts";
 import { paths } from "../state/paths.ts";
 import { LocalTransport } from "../transport/local.ts";
@@ -141,14 +142,15 @@ async function processesIn(home: string, work: string): Promise<number[]> {
 }
 
 async function stopPidfiles(home: string): Promise<void> {
-  const runDir = `${home}/.ohcommodore/run`;
+  const runDir = paths.runDir(home);
   try {
     for await (const e of Deno.readDir(runDir)) {
       if (!e.name.endsWith(".pid")) continue;
-      const pid = Number(
-        (await Deno.readTextFile(`${runDir}/${e.name}`)).trim(),
-      );
-      if (Number.isInteger(pid) && pid > 1) {
+      // Only while the pid is still the process that wrote the file
+      // (daemon/pidfile.ts): a reused pid's group is somebody else's.
+      const rec = await readPidfile(`${runDir}/${e.name}`);
+      if (rec && (rec.start === null || await stillOurs(rec))) {
+        const pid = rec.pid;
         try {
           Deno.kill(-pid, "SIGTERM"); // its process group
         } catch {

@@ -161,3 +161,50 @@ Deno.test("control: the systemd unit goes under the home it is given, running th
     await Deno.remove(bin, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "local VM destroy: stops the process its pidfile names, not a reused pid",
+  ignore: !hasProc,
+  async fn() {
+    const { LocalProvider } = await import("../../lib/providers/local.ts");
+    const root = await Deno.makeTempDir();
+    const sleeper = () =>
+      new Deno.Command("setsid", {
+        args: ["sleep", "600"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+    const ours = sleeper();
+    const other = sleeper();
+    try {
+      const p = new LocalProvider(root);
+      await p.create("a");
+      const run = paths.runDir(`${root}/a`);
+      await Deno.mkdir(run, { recursive: true });
+      await Deno.writeTextFile(
+        `${run}/daemon.pid`,
+        `${ours.pid} ${await processStart(ours.pid)}\n`,
+      );
+      // A pidfile whose process is gone, its pid now another's.
+      await Deno.writeTextFile(`${run}/old.pid`, `${other.pid} 1\n`);
+      await p.destroy("a");
+      // Bounded: a destroy that missed it leaves it sleeping.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ended = await Promise.race([
+        ours.status.then((st) => st.signal),
+        new Promise((r) =>
+          timer = setTimeout(() => r("still running"), 30_000)
+        ),
+      ]);
+      clearTimeout(timer);
+      assert.equal(ended, "SIGTERM");
+      assert.equal(procState(other.pid), "S");
+    } finally {
+      await end(ours);
+      await end(other);
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});

@@ -2,6 +2,8 @@
  * Drives the real CLI as a user does: the dev artifact (same source as the
  * compiled binary), a scratch HOME, no inherited secrets.
  */
+import { readPidfile, stillOurs } from "../../lib/daemon/pidfile.ts";
+
 const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 export const ARTIFACT = `${root}/dist/dev/ohcommodore`;
 
@@ -174,9 +176,10 @@ export async function teardown(home: string): Promise<void> {
 async function killPidfiles(dir: string) {
   for (const f of await listDir(dir)) {
     if (!f.endsWith(".pid")) continue;
-    const pid = Number((await Deno.readTextFile(`${dir}/${f}`)).trim());
+    const rec = await readPidfile(`${dir}/${f}`);
+    if (!rec || (rec.start !== null && !(await stillOurs(rec)))) continue;
     try {
-      Deno.kill(-pid, "SIGKILL");
+      Deno.kill(-rec.pid, "SIGKILL");
     } catch { /* gone */ }
   }
 }
