@@ -76,7 +76,7 @@ export async function keepAwake(o: {
   const hold = new SpriteHold("ohcommodore-daemon", { log: o.log });
   const flagship = o.self.role === "commodore";
   const queue = flagship
-    ? new (await import("../voyage/queue.ts")).VoyageQueue(o.db)
+    ? new (await import("../voyage/flagship/queue.ts")).VoyageQueue(o.db)
     : null;
   const busy = async (): Promise<string | null> => {
     if (o.running() > 0) return "running a message";

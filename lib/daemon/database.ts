@@ -7,7 +7,7 @@
 import { type Database, openDatabase } from "../db/database.ts";
 import { mergeMigrations } from "../db/migrate.ts";
 import { INBOX_MIGRATIONS } from "../inbox/schema.ts";
-import { VOYAGE_MIGRATIONS } from "../voyage/queue_schema.ts";
+import { VOYAGE_MIGRATIONS } from "../voyage/flagship/queue_schema.ts";
 
 /** Every feature's migrations, in version order. */
 export const MACHINE_MIGRATIONS = mergeMigrations(

@@ -1,7 +1,7 @@
 /**
  * The inbox's tables (inbox, outbox, sent), as versioned migrations
  * (lib/db/migrate.ts). Versions are one numbering with the voyage queue's
- * (lib/voyage/queue_schema.ts): take the next free one across both.
+ * (lib/voyage/flagship/queue_schema.ts): take the next free one across both.
  *
  * Design notes (DuckDB specifics, for every table on the database):
  * - Arrival order is a per-table sequence (`seq`), not a timestamp: created_at

@@ -24,8 +24,18 @@
  * that started it is cut.
  */
 
-import type { AgentRunStats } from "./queue.ts";
 import type { AgentKind } from "./ship/agents/kinds.ts";
+
+/** What a ship reports of an agent's run (ship/agents/outcome.ts `agentRunStats`). */
+export interface AgentRunStats {
+  cost_usd: number | null;
+  usage: Record<string, unknown> | null;
+  model: string | null;
+  turns: number | null;
+  duration_ms: number | null;
+  session_id: string | null;
+  api_retries: number | null;
+}
 
 /** One run of one task: a task is tried again under a new attempt number. */
 export interface TaskKey {

@@ -1,5 +1,6 @@
 /** The voyage queue's records, as its operations (queue.ts) return them. */
 import type { PlanTask } from "./plan/plan.ts";
+import type { AgentRunStats } from "./protocol.ts";
 
 export type VoyageState =
   | "planning"
@@ -99,17 +100,6 @@ export interface TaskRun {
 
 /** A task with its attempts (`voyage tasks --json`). */
 export type TaskWithRuns = Task & { runs: TaskRun[] };
-
-/** What a ship reports of an agent's run (agents.ts `agentRunStats`). */
-export interface AgentRunStats {
-  cost_usd: number | null;
-  usage: Record<string, unknown> | null;
-  model: string | null;
-  turns: number | null;
-  duration_ms: number | null;
-  session_id: string | null;
-  api_retries: number | null;
-}
 
 /** What a retry or added tasks did to a voyage. */
 export interface Reopened {

@@ -27,7 +27,7 @@ import type {
   TaskStatus,
   TaskWithRuns,
   Voyage,
-} from "./queue.ts";
+} from "./flagship/queue.ts";
 import type { SailResult } from "./flagship/sail.ts";
 
 export interface VoyageStatus {

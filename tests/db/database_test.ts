@@ -12,7 +12,7 @@ import {
   openMachineDatabase,
 } from "../../lib/daemon/database.ts";
 import { InboxStore } from "../../lib/inbox/store.ts";
-import { VoyageQueue } from "../../lib/voyage/queue.ts";
+import { VoyageQueue } from "../../lib/voyage/flagship/queue.ts";
 
 const FIXTURE = new URL("../fixtures/db/v4.duckdb.gz", import.meta.url);
 

@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { bytesToBase64 } from "../../lib/inbox/types.ts";
 import { openDatabase } from "../../lib/db/database.ts";
-import { VOYAGE_MIGRATIONS } from "../../lib/voyage/queue_schema.ts";
+import { VOYAGE_MIGRATIONS } from "../../lib/voyage/flagship/queue_schema.ts";
 import type { Provider } from "../../lib/providers/types.ts";
 import { type RpcContext, serveOne } from "../../lib/rpc/stream.ts";
 import type { ShipRecord } from "../../lib/state/fleet.ts";
@@ -26,7 +26,7 @@ import type {
 import { VoyageDriver } from "../../lib/voyage/flagship/driver.ts";
 import { branchTip, createVoyageRepo } from "../../lib/git/repo.ts";
 import { readLines } from "../../lib/lines.ts";
-import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
+import { type NewTask, VoyageQueue } from "../../lib/voyage/flagship/queue.ts";
 
 /** What the scripted ship answers to `task`. */
 type TaskReply = (tip: string) => RunTaskResult;

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { openDatabase } from "../../lib/db/database.ts";
-import { VOYAGE_MIGRATIONS } from "../../lib/voyage/queue_schema.ts";
+import { VOYAGE_MIGRATIONS } from "../../lib/voyage/flagship/queue_schema.ts";
 import { serveOne } from "../../lib/rpc/stream.ts";
 import type { ShipRecord } from "../../lib/state/fleet.ts";
 import type { Identity } from "../../lib/state/identity.ts";
@@ -24,7 +24,7 @@ import { prepareCheckout } from "../../lib/git/checkout.ts";
 import { commitTask } from "../../lib/git/commit.ts";
 import { integrateTask } from "../../lib/git/land.ts";
 import { createVoyageRepo } from "../../lib/git/repo.ts";
-import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
+import { type NewTask, VoyageQueue } from "../../lib/voyage/flagship/queue.ts";
 import { killServer } from "../../lib/voyage/ship/tmux.ts";
 import { captainHandlers } from "../../roles/captain.ts";
 import { shipCheckout } from "../../lib/voyage/protocol.ts";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../../lib/errors.ts";
 import { openDatabase } from "../../lib/db/database.ts";
-import { VOYAGE_MIGRATIONS } from "../../lib/voyage/queue_schema.ts";
+import { VOYAGE_MIGRATIONS } from "../../lib/voyage/flagship/queue_schema.ts";
 import type { Provider } from "../../lib/providers/types.ts";
 import type { RpcHandlers } from "../../lib/rpc/stream.ts";
 import type { ShipRecord } from "../../lib/state/fleet.ts";

@@ -11,7 +11,7 @@ import {
   PlanError,
   type PlanTaskStatus,
 } from "../../lib/voyage/plan/plan.ts";
-import type { TaskStatus } from "../../lib/voyage/queue.ts";
+import type { TaskStatus } from "../../lib/voyage/flagship/queue.ts";
 import { badJsonMessage } from "../../lib/voyage/plan/problems.ts";
 import { extractAcceptance } from "../../lib/voyage/plan/tasks.ts";
 import {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../lib/db/database.ts";
-import { VOYAGE_MIGRATIONS } from "../../lib/voyage/queue_schema.ts";
-import { type NewTask, VoyageQueue } from "../../lib/voyage/queue.ts";
+import { VOYAGE_MIGRATIONS } from "../../lib/voyage/flagship/queue_schema.ts";
+import { type NewTask, VoyageQueue } from "../../lib/voyage/flagship/queue.ts";
 
 function voyage(id: string, leaseS = 60, maxAttempts = 2) {
   return {

@@ -10,7 +10,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { Option } from "@commander-js/extra-typings";
 import { UsageError } from "../../errors.ts";
 import { escapeControls } from "../../terminal_text.ts";
-import type { Task } from "../../voyage/queue.ts";
+import type { Task } from "../../voyage/flagship/queue.ts";
 import type { VoyageStatus } from "../../voyage/rpc.ts";
 import type { CliContext } from "../context.ts";
 import { err, out, printJson, progressTo } from "../io.ts";

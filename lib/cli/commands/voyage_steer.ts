@@ -3,7 +3,7 @@
  * ended) by reopening failed tasks or adding new ones.
  */
 import type { Command } from "@commander-js/extra-typings";
-import type { Reopened } from "../../voyage/queue.ts";
+import type { Reopened } from "../../voyage/flagship/queue.ts";
 import type { CliContext } from "../context.ts";
 import { out, printJson, progressTo } from "../io.ts";
 import { defaultShipsFromEnv, maxShips } from "./voyage_args.ts";

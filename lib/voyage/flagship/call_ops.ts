@@ -11,7 +11,7 @@ import { implement, type OpArgs } from "../../rpc/ops.ts";
 import type { RpcContext, RpcHandlers } from "../../rpc/stream.ts";
 import type { ShipRecord } from "../../state/fleet.ts";
 import type { Transport } from "../../transport/types.ts";
-import type { Reopened } from "../queue.ts";
+import type { Reopened } from "./queue.ts";
 
 /** What these operations need of the fleet (the commodore gives it). */
 export interface VoyageFleet {

@@ -18,7 +18,7 @@ import {
   type Voyage,
   VoyageQueue,
   type VoyageState,
-} from "../queue.ts";
+} from "./queue.ts";
 import { newTasks } from "../queue_types.ts";
 import { nextShipNames } from "./ship_names.ts";
 

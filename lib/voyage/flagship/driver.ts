@@ -25,7 +25,7 @@
  * landing released (whose code it has) usually goes to it.
  */
 import type { ShipRecord } from "../../state/fleet.ts";
-import type { Task, Voyage } from "../queue.ts";
+import type { Task, Voyage } from "./queue.ts";
 import { type DriverDeps, ShipHand, type ShipState } from "./ship_hand.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -15,7 +15,7 @@ import { type AgentKind, validateAgentChoice } from "../ship/agents/kinds.ts";
 import { parsePlan } from "../plan/check.ts";
 import { EMPTY_REPO, type Plan, type PlanFiles } from "../plan/plan.ts";
 import { MAX_SHIPS } from "../plan/plan_rules.ts";
-import type { NewTask, NewVoyage } from "../queue.ts";
+import type { NewTask, NewVoyage } from "./queue.ts";
 import { newTasks } from "../queue_types.ts";
 import { nextShipNames } from "./ship_names.ts";
 

@@ -21,7 +21,7 @@ import {
 } from "../protocol.ts";
 import { isAgentKind } from "../ship/agents/kinds.ts";
 import { agentProgram } from "../ship/agents/registry.ts";
-import type { FinishOutcome, Task, Voyage, VoyageQueue } from "../queue.ts";
+import type { FinishOutcome, Task, Voyage, VoyageQueue } from "./queue.ts";
 import { taskSlug } from "../plan/plan_rules.ts";
 import type { Provider } from "../../providers/types.ts";
 import { CaptainSession } from "./session.ts";

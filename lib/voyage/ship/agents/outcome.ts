@@ -1,5 +1,5 @@
 /** What the flagship learns from an agent's log: its outcome and stats. */
-import type { AgentRunStats } from "../../queue.ts";
+import type { AgentRunStats } from "../../protocol.ts";
 import type { AgentKind } from "./kinds.ts";
 import { agentAdapter } from "./registry.ts";
 import type { AgentOutcome } from "./types.ts";

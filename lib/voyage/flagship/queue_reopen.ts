@@ -2,9 +2,9 @@
  * A voyage sails again: failed tasks retried, tasks added (each inside the
  * transaction of the queue's operation, queue.ts).
  */
-import { UsageError } from "../errors.ts";
-import type { Query } from "../db/database.ts";
-import { num, str } from "../db/values.ts";
+import { UsageError } from "../../errors.ts";
+import type { Query } from "../../db/database.ts";
+import { num, str } from "../../db/values.ts";
 import {
   type Clock,
   event,
@@ -13,7 +13,7 @@ import {
   toTask,
   voyageIn,
 } from "./queue_rows.ts";
-import type { NewTask, Reopened, Voyage } from "./queue_types.ts";
+import type { NewTask, Reopened, Voyage } from "../queue_types.ts";
 
 /** An ended voyage sails again (a retry, added tasks). */
 export async function reopenIn(

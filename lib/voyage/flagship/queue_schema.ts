@@ -6,7 +6,7 @@
  * the next free one across both. Until these lists were split, all were
  * one list; a database made then holds the same versions and opens.
  */
-import type { Migration } from "../db/migrate.ts";
+import type { Migration } from "../../db/migrate.ts";
 
 export const VOYAGE_MIGRATIONS: readonly Migration[] = [
   {

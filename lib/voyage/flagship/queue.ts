@@ -5,9 +5,9 @@
  * one ship, and only once all its blockers are done. Every transition is
  * recorded in task_events with time and ship.
  */
-import { UsageError } from "../errors.ts";
-import type { Database } from "../db/database.ts";
-import { str, strOrNull } from "../db/values.ts";
+import { UsageError } from "../../errors.ts";
+import type { Database } from "../../db/database.ts";
+import { str, strOrNull } from "../../db/values.ts";
 import { addTasksIn, retryIn } from "./queue_reopen.ts";
 import {
   type Clock,
@@ -33,9 +33,9 @@ import type {
   Voyage,
   VoyageShip,
   VoyageState,
-} from "./queue_types.ts";
+} from "../queue_types.ts";
 
-export type * from "./queue_types.ts";
+export type * from "../queue_types.ts";
 
 export class VoyageQueue {
   #iso: Clock;

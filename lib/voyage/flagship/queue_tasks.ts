@@ -3,8 +3,8 @@
  * operation that takes it (queue.ts): a claim, a lease running out, a ship
  * gone, a task's outcome.
  */
-import type { Query } from "../db/database.ts";
-import { chainRanks } from "./plan/dag.ts";
+import type { Query } from "../../db/database.ts";
+import { chainRanks } from "../plan/dag.ts";
 import {
   type Clock,
   event,
@@ -13,7 +13,12 @@ import {
   TASK_COLS,
   toTask,
 } from "./queue_rows.ts";
-import type { FinishOutcome, Task, TaskStatus, Voyage } from "./queue_types.ts";
+import type {
+  FinishOutcome,
+  Task,
+  TaskStatus,
+  Voyage,
+} from "../queue_types.ts";
 
 export async function claimIn(
   q: Query,

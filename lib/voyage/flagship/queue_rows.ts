@@ -2,18 +2,18 @@
  * Rows of the voyage queue's tables (queue_schema.ts), and the steps its
  * operations share inside their transaction.
  */
-import { UsageError } from "../errors.ts";
-import type { Query } from "../db/database.ts";
-import { num, numOrNull, type Row, str, strOrNull } from "../db/values.ts";
+import { UsageError } from "../../errors.ts";
+import type { Query } from "../../db/database.ts";
+import { num, numOrNull, type Row, str, strOrNull } from "../../db/values.ts";
 import type {
-  AgentRunStats,
   NewTask,
   Task,
   TaskRun,
   TaskStatus,
   Voyage,
   VoyageState,
-} from "./queue_types.ts";
+} from "../queue_types.ts";
+import type { AgentRunStats } from "../protocol.ts";
 
 /** The time now, or `offsetMs` from now, as an ISO string. */
 export type Clock = (offsetMs?: number) => string;
