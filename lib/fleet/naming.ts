@@ -13,7 +13,7 @@ import { NAME_MAX } from "../validate.ts";
 import {
   exeDevNewNameError,
   RESERVED_NAME_MESSAGE,
-} from "../providers/exedev.ts";
+} from "../providers/exedev_lobby.ts";
 
 /** A letter, then 5 of [a-z0-9]: a valid start of an exe.dev name. */
 export const FLEET_ID_RE = /^[a-z][a-z0-9]{5}$/;

@@ -9,7 +9,7 @@ import {
   newFleetId,
   vmName,
 } from "../../lib/fleet/naming.ts";
-import { exeDevNewNameError } from "../../lib/providers/exedev.ts";
+import { exeDevNewNameError } from "../../lib/providers/exedev_lobby.ts";
 
 Deno.test("naming: a fleet id is a letter and 5 of [a-z0-9], drawn at random", () => {
   const ids = new Set<string>();

@@ -5,14 +5,14 @@
  * the pure helpers are tested without it.
  */
 import assert from "node:assert/strict";
+import { ExeDevProvider } from "../../lib/providers/exedev.ts";
 import {
   envFlags,
   exeDevNameError,
-  ExeDevProvider,
   parseExeDevStatus,
   parseJsonLines,
   parseSshDest,
-} from "../../lib/providers/exedev.ts";
+} from "../../lib/providers/exedev_lobby.ts";
 import { ensureKey, sshKeyPaths } from "../../lib/providers/ssh_keys.ts";
 import { providerFor } from "../../lib/providers/mod.ts";
 import { OhcError, UsageError } from "../../lib/errors.ts";
