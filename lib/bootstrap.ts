@@ -7,6 +7,7 @@
  */
 import { OhcError, UsageError } from "./errors.ts";
 import { readLines } from "./lines.ts";
+import { paths } from "./state/paths.ts";
 
 export interface Bootstrap {
   /** Plain settings passed through: INIT_URL, DOTFILES_URL, OHC_SKIP, ... */
@@ -83,7 +84,7 @@ export async function runBootstrap(o: {
   offlineByDefault: boolean;
   onLine: (line: string) => void;
 }): Promise<void> {
-  const dir = `${o.home}/.ohcommodore/init`;
+  const dir = paths.initDir(o.home);
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const script = `${dir}/init.sh`;
   await Deno.writeTextFile(
@@ -149,7 +150,7 @@ export async function runBootstrap(o: {
     throw new OhcError(
       "bootstrap_failed",
       `cloudinit/init.sh failed (exit ${status.code}): ${last}`,
-      `see ${o.home}/.ohcommodore/init.log on the VM`,
+      `see ${paths.initLog(o.home)} on the VM`,
     );
   }
 }

@@ -157,7 +157,7 @@ async function forgetCompressed(b: Build): Promise<void> {
  * there. Constant; the path is fixed.
  */
 const PROBE_SCRIPT = [
-  'f="$HOME/.ohcommodore/bin/ohcommodore"',
+  `f="$HOME/${remotePaths.bin}"`,
   'h=-; [ -f "$f" ] && h=$(sha256sum < "$f" 2>/dev/null | cut -d" " -f1)',
   "g=plain; command -v gzip >/dev/null 2>&1 && g=gzip",
   'echo "${h:--} $g"',

@@ -4,12 +4,13 @@
  * instead of asking the flagship.
  */
 import { writeFileAtomic } from "../state/atomic.ts";
-import { paths } from "../state/paths.ts";
+import { paths, remotePaths } from "../state/paths.ts";
 
 export type CachedKind = "ships" | "voyages";
 
 /** Home-relative, so the completion script can find it under $HOME. */
-export const cacheFile = (kind: CachedKind) => `.ohcommodore/cache/${kind}`;
+export const cacheFile = (kind: CachedKind) =>
+  remotePaths.completionCache(kind);
 
 /** Best effort: completion is a convenience, never a reason to fail. */
 export async function rememberNames(

@@ -93,9 +93,7 @@ export async function runDaemon(): Promise<number> {
     cgroups,
     env: {
       ...Deno.env.toObject(),
-      PATH: `${home}/.ohcommodore/bin:${
-        Deno.env.get("PATH") ?? "/usr/bin:/bin"
-      }`,
+      PATH: `${paths.binDir(home)}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
     },
     log,
   });

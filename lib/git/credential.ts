@@ -6,7 +6,7 @@
  * clones a voyage's repo (`withTokenFile`).
  */
 import { writeFileAtomic } from "../state/atomic.ts";
-import { paths } from "../state/paths.ts";
+import { paths, remotePaths } from "../state/paths.ts";
 import { quoteArg } from "../transport/shell_quote.ts";
 
 /**
@@ -16,7 +16,7 @@ import { quoteArg } from "../transport/shell_quote.ts";
  */
 export function gitCredentialArgs(tokenFile?: string): string[] {
   const file = tokenFile === undefined
-    ? '"$HOME/.ohcommodore/secrets/gh_token"'
+    ? `"$HOME/${remotePaths.ghTokenFile}"`
     : quoteArg(tokenFile);
   const helper = '!f() { test "$1" = get || exit 0; ' +
     `f=${file}; test -r "$f" || exit 0; ` +

@@ -1,3 +1,4 @@
+import { paths } from "../state/paths.ts";
 /**
  * This machine's SSH identity for the fleet: the key that reaches the
  * provider account (exe.dev's lobby) and the ships. Only the laptop (for
@@ -39,7 +40,7 @@ function shortHash(s: string): string {
 
 /** Where the key, known_hosts and master sockets of a home live. */
 export function sshKeyPaths(home: string): SshKeyPaths {
-  const dir = `${home}/.ohcommodore/ssh`;
+  const dir = paths.sshDir(home);
   const uid = Deno.uid() ?? 0;
   return {
     dir,

@@ -18,7 +18,13 @@ export const paths = {
   /** The VM's settings (lib/settings.ts), from the fleet's. */
   settings: (h = home()) => `${h}/.ohcommodore/settings.json`,
   secrets: (h = home()) => `${h}/.ohcommodore/secrets`,
+  binDir: (h = home()) => `${h}/.ohcommodore/bin`,
   bin: (h = home()) => `${h}/.ohcommodore/bin/ohcommodore`,
+  /** cloudinit/init.sh's copy and its inputs (lib/bootstrap.ts), and its log. */
+  initDir: (h = home()) => `${h}/.ohcommodore/init`,
+  initLog: (h = home()) => `${h}/.ohcommodore/init.log`,
+  /** This machine's own key, known_hosts and master sockets (ssh_keys.ts). */
+  sshDir: (h = home()) => `${h}/.ohcommodore/ssh`,
   /** The binary gzip'd for deploys, by sha256 (lib/deploy.ts). */
   deployCache: (h = home()) => `${h}/.ohcommodore/cache/deploy`,
   localRoot: (h = home()) => `${h}/.ohcommodore/local`,
@@ -35,9 +41,6 @@ export const paths = {
   inboxDb: (h = home()) => `${h}/.local/ship/data.duckdb`,
   /** Where a user manager (systemd --user) finds this user's units. */
   systemdUserDir: (h = home()) => `${h}/.config/systemd/user`,
-  /** The names shell completion offers (cli/completion_cache.ts). */
-  completionCache: (kind: string, h = home()) =>
-    `${h}/.ohcommodore/cache/${kind}`,
   /** The scheduler's start journal (daemon/start_journal.ts). */
   startJournal: (h = home()) => `${h}/.local/ship/started.log`,
 };
@@ -58,6 +61,13 @@ function socketPath(h: string, name: string): string {
 export const remotePaths = {
   identity: ".ohcommodore/identity.json",
   bin: ".ohcommodore/bin/ohcommodore",
+  binDir: ".ohcommodore/bin",
+  /** The GitHub token git's credential helper reads (git/credential.ts). */
+  ghTokenFile: ".ohcommodore/secrets/gh_token",
+  /** A ship's voyage files, one folder per voyage. */
+  voyages: ".ohcommodore/voyages",
+  /** The names shell completion offers (cli/completion_cache.ts). */
+  completionCache: (kind: string) => `.ohcommodore/cache/${kind}`,
   deployCache: ".ohcommodore/cache/deploy",
   secrets: ".ohcommodore/secrets",
 };

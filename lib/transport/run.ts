@@ -1,4 +1,5 @@
 import type { Transport } from "./types.ts";
+import { remotePaths } from "../state/paths.ts";
 
 export interface RunResult {
   code: number;
@@ -130,7 +131,7 @@ export function remoteBin(...args: string[]): string[] {
   return [
     "sh",
     "-c",
-    'exec "$HOME/.ohcommodore/bin/ohcommodore" "$@"',
+    `exec "$HOME/${remotePaths.bin}" "$@"`,
     "ohcommodore",
     ...args,
   ];
@@ -141,7 +142,7 @@ export function withBinPath(argv: string[]): string[] {
   return [
     "sh",
     "-c",
-    'PATH="$HOME/.ohcommodore/bin:$PATH"; export PATH; exec "$@"',
+    `PATH="$HOME/${remotePaths.binDir}:$PATH"; export PATH; exec "$@"`,
     "sh",
     ...argv,
   ];

@@ -25,6 +25,7 @@
  */
 
 import type { AgentKind } from "./ship/agents/kinds.ts";
+import { remotePaths } from "../state/paths.ts";
 
 /** What a ship reports of an agent's run (ship/agents/outcome.ts `agentRunStats`). */
 export interface AgentRunStats {
@@ -111,7 +112,7 @@ export interface HoldResult {
 export const INLINE_BUNDLE_MAX = 4 << 20;
 
 /** Where a voyage's files live on a ship (home-relative). */
-export const shipVoyageDir = (id: string) => `.ohcommodore/voyages/${id}`;
+export const shipVoyageDir = (id: string) => `${remotePaths.voyages}/${id}`;
 export const shipCheckout = (id: string) => `voyage-${id}`;
 
 export interface SessionRequest {

@@ -5,7 +5,7 @@
  * `voyage logs` reads them once the ship is gone. `voyage sink --purge`
  * removes them with the rest of the voyage.
  */
-import { paths } from "../../state/paths.ts";
+import { paths, remotePaths } from "../../state/paths.ts";
 import { download, run } from "../../transport/run.ts";
 import type { Transport } from "../../transport/types.ts";
 import type { LogSource } from "./logs.ts";
@@ -13,7 +13,7 @@ import { isVoyageId } from "../voyage_id.ts";
 
 /** Prints `<voyage>/logs/<file>` for every voyage log on the ship. */
 const LIST_ALL =
-  'cd "$HOME/.ohcommodore/voyages" 2>/dev/null || exit 0; for f in */logs/*.log; do [ -f "$f" ] && echo "$f"; done; exit 0';
+  `cd "$HOME/${remotePaths.voyages}" 2>/dev/null || exit 0; for f in */logs/*.log; do [ -f "$f" ] && echo "$f"; done; exit 0`;
 
 const LOG_FILE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}\.log$/;
 
@@ -48,7 +48,7 @@ export async function collectShipLogs(
     );
     if (!known) continue;
     signal?.throwIfAborted();
-    const bytes = await download(t, `.ohcommodore/voyages/${line}`);
+    const bytes = await download(t, `${remotePaths.voyages}/${line}`);
     const dir = archiveDir(voyage, ship);
     await Deno.mkdir(dir, { recursive: true });
     const tmp = `${dir}/.${file}.${crypto.randomUUID().slice(0, 8)}`;

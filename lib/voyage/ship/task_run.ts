@@ -42,7 +42,7 @@ import { clearHeld, type Held, readHeld, sameRun, writeHeld } from "./runs.ts";
 
 /** The PATH an agent gets: the installed program first, then the captain's. */
 export function agentPath(home: string): string {
-  return `${home}/.ohcommodore/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
+  return `${paths.binDir(home)}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
 }
 
 /** Brings the checkout to the tip the flagship asked for. */
