@@ -17,7 +17,7 @@
  * and /root persist, as a VM's disk does); the mounts vanish with the
  * namespace.
  */
-import { skipCheck } from "./prereq.ts";
+import { namespaceProblem, skipCheck } from "./prereq.ts";
 
 /** Host paths under /usr that hold development tools, not the OS. */
 export const HIDDEN_UNDER_USR = [
@@ -86,18 +86,7 @@ export function bareRootScript(
 function missingPrerequisite(): string | null {
   if (Deno.build.os !== "linux") return `needs Linux, this is ${Deno.build.os}`;
   if (Deno.uid() !== 0) return "a bare root needs root (mount, chroot)";
-  const probe = new Deno.Command("/usr/bin/unshare", {
-    args: ["--mount", "--pid", "--fork", "--mount-proc", "/bin/true"],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).outputSync();
-  if (!probe.success) {
-    return `cannot create namespaces: ${
-      new TextDecoder().decode(probe.stderr).trim()
-    }`;
-  }
-  return null;
+  return namespaceProblem(["--mount", "--pid"]);
 }
 
 /**

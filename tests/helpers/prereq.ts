@@ -47,6 +47,22 @@ export function skipCheck(
 }
 
 /** Runs a command; its stdout, or an error naming it with its stderr. */
+/** Why `unshare` cannot make these namespaces here, or null. */
+export function namespaceProblem(flags: string[]): string | null {
+  const probe = new Deno.Command("/usr/bin/unshare", {
+    args: [...flags, "--fork", "--mount-proc", "/bin/true"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  if (!probe.success) {
+    return `cannot create namespaces: ${
+      new TextDecoder().decode(probe.stderr).trim()
+    }`;
+  }
+  return null;
+}
+
 export async function runOk(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, {
     args,

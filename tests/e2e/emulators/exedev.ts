@@ -28,7 +28,12 @@
  * needs one.
  */
 
-import { isCi, runOk, skipCheck } from "../../helpers/prereq.ts";
+import {
+  isCi,
+  namespaceProblem,
+  runOk,
+  skipCheck,
+} from "../../helpers/prereq.ts";
 import { type Sshd, startSshd } from "../../helpers/sshd.ts";
 import { addKey } from "./exedev/lobby.ts";
 import {
@@ -120,18 +125,7 @@ function missingPrerequisite(): string | null {
     }
   }
   if (Deno.uid() !== 0) return "the exe.dev emulator needs root";
-  const probe = new Deno.Command("/usr/bin/unshare", {
-    args: ["--mount", "--uts", "--pid", "--fork", "--mount-proc", "/bin/true"],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).outputSync();
-  if (!probe.success) {
-    return `cannot create namespaces: ${
-      new TextDecoder().decode(probe.stderr).trim()
-    }`;
-  }
-  return null;
+  return namespaceProblem(["--mount", "--uts", "--pid"]);
 }
 
 /**
