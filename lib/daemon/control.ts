@@ -24,6 +24,7 @@ import {
   writePidfile,
 } from "./pidfile.ts";
 import { connectDaemon } from "./socket.ts";
+import { sleep } from "../sleep.ts";
 
 /** The program to run for the daemon: this same ohcommodore. */
 export function selfBinary(
@@ -81,8 +82,6 @@ export async function daemonState(home = paths.home()): Promise<DaemonState> {
     log: paths.daemonLog(home),
   };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Polls cond every 10 ms. A check is a connect to a Unix socket or a

@@ -204,10 +204,6 @@ export async function sourceArg(
   return { arg: source, local: false };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 export function rand(): string {
   return crypto.randomUUID().slice(0, 8);
 }

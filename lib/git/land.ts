@@ -3,6 +3,7 @@
  * fast-forward, else replay (replay.ts); compare-and-swap on the branch
  * ref; a side branch on a conflict, so no work is ever lost.
  */
+import { sleep } from "../sleep.ts";
 import { join, resolve } from "node:path";
 import { OhcError } from "../errors.ts";
 import { describeStamp, sameStamp, stampOf, type TaskStamp } from "./commit.ts";
@@ -13,7 +14,6 @@ import {
   isAncestor,
   mustCommit,
   rand,
-  sleep,
   sourceArg,
 } from "./exec.ts";
 import {

@@ -30,16 +30,21 @@ import {
   envFlags,
   exeDevNameError,
   exeDevNewNameError,
+  type ExeDevWhoami,
   firstError,
   lobbyText,
+  newVmError,
   notRegistered,
   parseExeDevStatus,
   parseJsonLines,
   parseSshDest,
+  parseWhoami,
   REGISTRATION_TEXT,
 } from "./exedev_lobby.ts";
+export type { ExeDevKey, ExeDevWhoami } from "./exedev_lobby.ts";
 import { ensureKey, sshKeyPaths } from "./ssh_keys.ts";
 import type { Provider, ProviderSettings, VmRecord } from "./types.ts";
+import { sleep } from "../sleep.ts";
 
 export type ExeDevSettings = Extract<ProviderSettings, { kind: "exedev" }>;
 
@@ -78,20 +83,6 @@ export interface ExeDevCreateOptions {
   env?: Record<string, string>;
   /** exe.dev tags (`new --tag`), e.g. the fleet's. */
   tags?: string[];
-}
-
-export interface ExeDevKey {
-  public_key: string;
-  fingerprint: string;
-  name?: string;
-  current: boolean;
-}
-
-export interface ExeDevWhoami {
-  email: string;
-  region: string;
-  region_display?: string;
-  ssh_keys: ExeDevKey[];
 }
 
 // ------------------------------------------------------------------ provider
@@ -222,33 +213,6 @@ export class ExeDevProvider implements Provider {
     return res;
   }
 
-  /** Maps an error message from `new` to the error people should see. */
-  private newError(name: string, msg: string): Error {
-    // Taken by another account, or on exe.dev's list of reserved words:
-    // either way somebody else's, and another name may do.
-    if (
-      /^VM name ".*" is not available$/.test(msg) ||
-      msg === "invalid VM name: this VM name is not available"
-    ) {
-      return new OhcError(
-        "name_taken",
-        `VM name "${name}" is not available`,
-        "pick another name (exe.dev names are global, not per account)",
-      );
-    }
-    if (msg.startsWith("invalid VM name")) {
-      return new UsageError(`${msg}: ${name}`);
-    }
-    if (msg.startsWith("You have reached the maximum number of VMs")) {
-      return new OhcError(
-        "exedev_quota",
-        `exe.dev: ${msg}`,
-        "destroy a VM (ssh exe.dev ls) or upgrade your plan",
-      );
-    }
-    return new OhcError("exedev_create_failed", `exe.dev new ${name}: ${msg}`);
-  }
-
   async create(
     name: string,
     opts: ExeDevCreateOptions = {},
@@ -270,7 +234,7 @@ export class ExeDevProvider implements Provider {
     const docs = parseJsonLines(res.stdout);
     const err = firstError(docs);
     if (res.code !== 0 || err !== null) {
-      throw this.newError(name, err ?? lobbyText(res));
+      throw newVmError(name, err ?? lobbyText(res));
     }
     const d = docs.find((x) => typeof x.ssh_dest === "string");
     if (d === undefined || typeof d.vm_name !== "string") {
@@ -504,22 +468,7 @@ export class ExeDevProvider implements Provider {
         `exe.dev whoami: ${lobbyText(res)}`,
       );
     }
-    const keys = Array.isArray(doc.ssh_keys) ? doc.ssh_keys : [];
-    return {
-      email: doc.email as string,
-      region: typeof doc.region === "string" ? doc.region : "",
-      region_display: typeof doc.region_display === "string"
-        ? doc.region_display
-        : undefined,
-      ssh_keys: keys.filter((k) => k !== null && typeof k === "object").map(
-        (k) => ({
-          public_key: String(k.public_key ?? ""),
-          fingerprint: String(k.fingerprint ?? ""),
-          ...(typeof k.name === "string" ? { name: k.name } : {}),
-          current: k.current === true,
-        }),
-      ),
-    };
+    return parseWhoami(doc);
   }
 
   /** Ends the master connections this provider opened. */
@@ -530,18 +479,4 @@ export class ExeDevProvider implements Provider {
     this.lobbyUp = undefined;
     await Promise.all(all.map((t) => t.close().catch(() => {})));
   }
-}
-
-/** Resolves after `ms`, or as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -160,3 +160,64 @@ export function lobbyText(res: RunResult): string {
     .filter(Boolean);
   return text.at(-1) ?? `exit ${res.code}`;
 }
+
+export interface ExeDevKey {
+  public_key: string;
+  fingerprint: string;
+  name?: string;
+  current: boolean;
+}
+
+export interface ExeDevWhoami {
+  email: string;
+  region: string;
+  region_display?: string;
+  ssh_keys: ExeDevKey[];
+}
+
+/** The account `whoami --json` describes. */
+export function parseWhoami(doc: Record<string, unknown>): ExeDevWhoami {
+  const keys = Array.isArray(doc.ssh_keys) ? doc.ssh_keys : [];
+  return {
+    email: doc.email as string,
+    region: typeof doc.region === "string" ? doc.region : "",
+    region_display: typeof doc.region_display === "string"
+      ? doc.region_display
+      : undefined,
+    ssh_keys: keys.filter((k) => k !== null && typeof k === "object").map(
+      (k) => ({
+        public_key: String(k.public_key ?? ""),
+        fingerprint: String(k.fingerprint ?? ""),
+        ...(typeof k.name === "string" ? { name: k.name } : {}),
+        current: k.current === true,
+      }),
+    ),
+  };
+}
+
+/** Maps an error message from `new` to the error people should see. */
+export function newVmError(name: string, msg: string): Error {
+  // Taken by another account, or on exe.dev's list of reserved words:
+  // either way somebody else's, and another name may do.
+  if (
+    /^VM name ".*" is not available$/.test(msg) ||
+    msg === "invalid VM name: this VM name is not available"
+  ) {
+    return new OhcError(
+      "name_taken",
+      `VM name "${name}" is not available`,
+      "pick another name (exe.dev names are global, not per account)",
+    );
+  }
+  if (msg.startsWith("invalid VM name")) {
+    return new UsageError(`${msg}: ${name}`);
+  }
+  if (msg.startsWith("You have reached the maximum number of VMs")) {
+    return new OhcError(
+      "exedev_quota",
+      `exe.dev: ${msg}`,
+      "destroy a VM (ssh exe.dev ls) or upgrade your plan",
+    );
+  }
+  return new OhcError("exedev_create_failed", `exe.dev new ${name}: ${msg}`);
+}

@@ -11,6 +11,7 @@
  * one line naming the limit.
  */
 import { OhcError } from "../errors.ts";
+import { sleep } from "../sleep.ts";
 
 export const DEFAULT_API_URL = "https://api.sprites.dev";
 
@@ -101,8 +102,6 @@ export interface ExecParams {
   dir?: string;
   env?: Record<string, string>;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The plan's limits in a list answer: under `org` (with the org's running,

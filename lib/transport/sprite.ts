@@ -18,6 +18,7 @@
  */
 import type { ExecParams, SpritesApi } from "../providers/sprites_api.ts";
 import type { RemoteProcess, SpawnOptions, Transport } from "./types.ts";
+import { sleep } from "../sleep.ts";
 
 /** Begins the stderr line of an exec whose connection was lost. */
 export const LOST = "sprites.dev: connection to";
@@ -36,8 +37,6 @@ const SIGNALS: Partial<Record<Deno.Signal, number>> = {
   SIGKILL: 9,
   SIGTERM: 15,
 };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Sprite names: one DNS label (the URL is `<name>-<org>.sprites.app`). */
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -1,6 +1,7 @@
 import { quoteArgv } from "./shell_quote.ts";
 import { run } from "./run.ts";
 import type { RemoteProcess, SpawnOptions, Transport } from "./types.ts";
+import { sleep } from "../sleep.ts";
 
 /**
  * A machine reached with the system OpenSSH client (`ssh` on PATH).
@@ -487,17 +488,4 @@ export async function waitForSsh(
     await sleep(Math.min(delay, left), signal);
     delay = Math.min(delay * 2, 2000);
   }
-}
-
-/** Resolves after `ms`, or as soon as `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

@@ -27,8 +27,7 @@
 import type { ShipRecord } from "../../state/fleet.ts";
 import type { Task, Voyage } from "./queue.ts";
 import { type DriverDeps, ShipHand, type ShipState } from "./ship_hand.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from "../../sleep.ts";
 
 /** The longest a voyage's claims wait for its ships' first answers. */
 const LEARN_WAIT_MS = 30_000;

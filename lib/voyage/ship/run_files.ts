@@ -37,18 +37,6 @@ export async function ensureLogDir(logFile: string): Promise<void> {
   if (i > 0) await Deno.mkdir(logFile.slice(0, i), { recursive: true });
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
 /**
  * Wakes a waiter when anything changes in `dir` (inotify through
  * Deno.watchFs), so the exit file is read the moment the wrapper writes it

@@ -48,6 +48,7 @@
  * server dies), the result is `{ code: 129, lost: true }`.
  */
 
+import { sleep } from "../../sleep.ts";
 import { OhcError } from "../../errors.ts";
 import {
   checkCwd,
@@ -57,7 +58,6 @@ import {
   findTool,
   killGroup,
   readExit,
-  sleep,
   summary,
   wrapperScript,
 } from "./run_files.ts";
