@@ -4,6 +4,7 @@
  * and the daemon's own processes) skip the command parser: they run on every
  * hop and every VM start, and the parser's imports cost more than Deno's start.
  */
+import { processHome } from "./lib/process_home.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** What the supervisor (or systemd) starts: `daemon run`, `daemon supervise`. */
@@ -17,11 +18,12 @@ async function main(args: string[]): Promise<number> {
   if (args[0] === "_rpc") {
     const { serveStdio } = await import("./lib/rpc/server.ts");
     const { handlersForRole } = await import("./roles/mod.ts");
-    return await serveStdio(handlersForRole);
+    const home = processHome();
+    return await serveStdio(home, () => handlersForRole(home));
   }
   if (args.length === 2 && args[0] === "daemon" && DAEMON_ENTRY.has(args[1])) {
     const { daemonEntry } = await import("./lib/daemon/entry.ts");
-    return await daemonEntry(args[1] as "run" | "supervise");
+    return await daemonEntry(args[1] as "run" | "supervise", processHome());
   }
   const { runCli } = await import("./lib/cli/run.ts");
   const { backends } = await import("./roles/cli.ts");

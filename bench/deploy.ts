@@ -118,7 +118,6 @@ const redeploys: {
   ms: number;
   action: string;
 }[] = [];
-const realHome = Deno.env.get("HOME")!;
 try {
   for (const row of ROWS) {
     const counts = `${relDir}/counts-${results.length}`;
@@ -172,9 +171,7 @@ try {
         const config = JSON.parse(
           await Deno.readTextFile(`${f.home}/.ohcommodore/config.json`),
         );
-        Deno.env.set("OHCOMMODORE_BINARY", bin);
         // This process deploys as that laptop (its deploy cache, not ours).
-        Deno.env.set("HOME", f.home);
         for (const reuse of [true, false]) {
           const before = await relayTotals(counts, false);
           const t = new SshTransport({
@@ -188,6 +185,8 @@ try {
             compress: true,
             reuse,
             releaseUrl: null,
+            cacheDir: `${f.home}/.ohcommodore/cache/deploy`,
+            binary: bin,
           });
           const ms = performance.now() - s0;
           await t.close?.();
@@ -202,7 +201,6 @@ try {
         }
       }
     } finally {
-      Deno.env.set("HOME", realHome);
       await f.stop();
     }
   }

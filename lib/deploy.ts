@@ -1,6 +1,6 @@
 import { compiledSelf } from "./compiled.ts";
 import { OhcError } from "./errors.ts";
-import { knob, Settings } from "./settings.ts";
+import { type Env, knob, Settings } from "./settings.ts";
 import { paths, remotePaths } from "./state/paths.ts";
 import { lostConnection, remoteBin, run } from "./transport/run.ts";
 import type { Transport } from "./transport/types.ts";
@@ -13,9 +13,10 @@ import { VERSION } from "./version.ts";
  */
 export function binaryToDeploy(
   build: { standalone?: boolean } = Deno.build,
+  env?: Env,
 ): string {
-  const env = knob("OHCOMMODORE_BINARY");
-  if (env) return env;
+  const set = knob("OHCOMMODORE_BINARY", env);
+  if (set) return set;
   const self = compiledSelf(build);
   if (self) return self;
   throw new OhcError(
@@ -36,6 +37,10 @@ export interface DeployOptions {
    * binary from there itself, and nothing is sent.
    */
   releaseUrl: string | null;
+  /** This machine's cache of the gzip'd build (paths.deployCache). */
+  cacheDir: string;
+  /** The file to install; default binaryToDeploy(). */
+  binary?: string;
 }
 
 /** What one deploy did, for progress lines and bench/deploy.ts. */
@@ -53,9 +58,11 @@ export interface DeployReport {
 
 /** The deploy settings of a fleet: its settings file's values, then env. */
 export function deployOptions(
+  home: string,
   settings: Settings = new Settings({}),
 ): DeployOptions {
   return {
+    cacheDir: paths.deployCache(home),
     compress: settings.get("OHCOMMODORE_DEPLOY_COMPRESS"),
     reuse: settings.get("OHCOMMODORE_DEPLOY_REUSE"),
     releaseUrl: settings.get("OHCOMMODORE_RELEASE_URL"),
@@ -116,9 +123,9 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
  * (a flagship keeps what the laptop sent it), else compressed now and
  * kept there, one build at a time.
  */
-function gzipped(b: Build): Promise<Uint8Array> {
+function gzipped(b: Build, cacheDir: string): Promise<Uint8Array> {
   return b.gzipped ??= (async () => {
-    const file = `${paths.deployCache()}/${b.sha256}.gz`;
+    const file = `${cacheDir}/${b.sha256}.gz`;
     try {
       return await Deno.readFile(file);
     } catch { /* not cached */ }
@@ -147,9 +154,9 @@ async function keepCompressed(file: string, gz: Uint8Array): Promise<void> {
   }
 }
 
-async function forgetCompressed(b: Build): Promise<void> {
+async function forgetCompressed(b: Build, cacheDir: string): Promise<void> {
   b.gzipped = undefined;
-  await Deno.remove(`${paths.deployCache()}/${b.sha256}.gz`).catch(() => {});
+  await Deno.remove(`${cacheDir}/${b.sha256}.gz`).catch(() => {});
 }
 
 /**
@@ -224,12 +231,12 @@ export const DOWNLOAD_SCRIPT = [
  */
 export async function deploy(
   t: Transport,
-  opts: DeployOptions = deployOptions(),
+  opts: DeployOptions,
   /** Keep the gzip'd binary on the VM too (a flagship, which passes it on). */
   how: { keepCompressed?: boolean } = {},
 ): Promise<DeployReport> {
   if (opts.releaseUrl) return await download(t, opts);
-  const build = await readBuild(binaryToDeploy());
+  const build = await readBuild(opts.binary ?? binaryToDeploy());
   const probe = await runRetryingLost(t, ["sh", "-c", PROBE_SCRIPT]);
   const [have, unpack] = probe.code === 0
     ? probe.stdout.trim().split(" ")
@@ -242,7 +249,7 @@ export async function deploy(
     return { action: "reused", sent: 0, ...report };
   }
   const gzip = opts.compress && unpack === "gzip";
-  const payload = gzip ? await gzipped(build) : build.bytes;
+  const payload = gzip ? await gzipped(build, opts.cacheDir) : build.bytes;
   const res = await runRetryingLost(
     t,
     heldOnSprite([
@@ -259,7 +266,7 @@ export async function deploy(
     payload,
   );
   if (res.code !== 0) {
-    if (gzip) await forgetCompressed(build); // in case the cache was bad
+    if (gzip) await forgetCompressed(build, opts.cacheDir); // in case the cache was bad
     throw new OhcError(
       "deploy_failed",
       `installing ohcommodore on ${t.dest} failed: ${lastLine(res)}`,

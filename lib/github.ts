@@ -5,7 +5,7 @@
  * itself (fetch), never in any argv, URL or error message.
  */
 
-import { knob } from "./settings.ts";
+import { type Env, knob } from "./settings.ts";
 import { OhcError, UsageError } from "./errors.ts";
 
 export interface RepoAccess {
@@ -21,6 +21,8 @@ export interface CheckRepoOptions {
   apiBase?: string;
   /** Gives up after this long. Default 15 s. */
   timeoutMs?: number;
+  /** Where OHCOMMODORE_GITHUB_API is read; default the process's. */
+  env?: Env;
 }
 
 const OWNER_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
@@ -56,12 +58,12 @@ export async function requireRepoAccess(
   for (const r of repos) await checkRepoAccess(r.owner, r.repo, token, opts);
 }
 
-function defaultApiBase(): string {
-  let env: string | undefined;
+function defaultApiBase(env?: Env): string {
+  let set: string | undefined;
   try {
-    env = knob("OHCOMMODORE_GITHUB_API");
+    set = knob("OHCOMMODORE_GITHUB_API", env);
   } catch { /* no env permission */ }
-  return env ?? "https://api.github.com";
+  return set ?? "https://api.github.com";
 }
 
 /**
@@ -83,7 +85,7 @@ export async function checkRepoAccess(
       "the GitHub token is empty or malformed (set GH_TOKEN)",
     );
   }
-  const base = (opts.apiBase ?? defaultApiBase()).replace(/\/+$/, "");
+  const base = (opts.apiBase ?? defaultApiBase(opts.env)).replace(/\/+$/, "");
   const url = `${base}/repos/${encodeURIComponent(owner)}/${
     encodeURIComponent(repo)
   }`;

@@ -178,7 +178,7 @@ export function settingsFromEnv(
 
 /** This machine's settings file (`~/.ohcommodore/settings.json`). */
 export async function readSettingsFile(
-  home = paths.home(),
+  home: string,
 ): Promise<Record<string, string>> {
   return (await readJsonFile(paths.settings(home), (v, file) => {
     if (v === null || typeof v !== "object" || Array.isArray(v)) {
@@ -194,7 +194,7 @@ export async function readSettingsFile(
 
 export async function writeSettingsFile(
   values: Record<string, string>,
-  home = paths.home(),
+  home: string,
 ): Promise<void> {
   await writeJsonAtomic(paths.settings(home), values, 0o644);
 }
@@ -208,7 +208,7 @@ export class Settings {
 
   /** Reads the settings file once. */
   static async load(
-    home = paths.home(),
+    home: string,
     env: (k: string) => string | undefined = (k) => Deno.env.get(k),
   ): Promise<Settings> {
     return new Settings(await readSettingsFile(home), env);
@@ -247,7 +247,8 @@ export const KNOBS = {
 
 export type KnobName = keyof typeof KNOBS;
 
-type Env = (k: string) => string | undefined;
+/** Where a process's environment is read: the real one, or a test's. */
+export type Env = (k: string) => string | undefined;
 
 /** The knob's value, or undefined when it is unset or empty. */
 export function knob(

@@ -7,11 +7,11 @@ import { implement } from "../lib/rpc/ops.ts";
 import type { RpcHandlers } from "../lib/rpc/server.ts";
 import type { Identity } from "../lib/state/identity.ts";
 
-export function captainHandlers(self: Identity): RpcHandlers {
+export function captainHandlers(self: Identity, home: string): RpcHandlers {
   return implement("call", {
     "captain.session": async (_args, ctx) => {
       const { serveSession } = await import("../lib/voyage/ship/session.ts");
-      return await serveSession(self, ctx);
+      return await serveSession(self, home, ctx);
     },
   });
 }

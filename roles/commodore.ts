@@ -58,13 +58,13 @@ import type { SetupArgs } from "../lib/fleet/rpc.ts";
 
 export class Commodore implements FleetApi {
   readonly provider: Provider;
-  constructor(readonly self: Identity) {
-    this.provider = providerFor(self.provider);
+  constructor(readonly self: Identity, readonly home: string) {
+    this.provider = providerFor(self.provider, { home });
   }
 
   async status(): Promise<FleetStatus> {
-    const fleet = await readFleet();
-    const linked = await linkStatus();
+    const fleet = await readFleet(this.home);
+    const linked = await linkStatus(this.home);
     const links = new Map((linked ?? []).map((l) => [l.ship, l]));
     return {
       flagship: {
@@ -85,7 +85,7 @@ export class Commodore implements FleetApi {
   }
 
   async listShips(): Promise<ShipRecord[]> {
-    return sortShips(Object.values((await readFleet()).ships));
+    return sortShips(Object.values((await readFleet(this.home)).ships));
   }
 
   async createShip(
@@ -122,7 +122,7 @@ export class Commodore implements FleetApi {
 
     // Reserve the name first, so two concurrent creates cannot both take it
     // (and, with the reservations counted, cannot both take the last slot).
-    await updateFleet((f) => {
+    await updateFleet(this.home, (f) => {
       if (f.ships[name]) {
         throw new UsageError(`a ship named "${name}" already exists`);
       }
@@ -147,9 +147,12 @@ export class Commodore implements FleetApi {
       });
       const t = this.provider.transport(vm);
       // The fleet's settings, and what the laptop's environment set now.
-      const settings = { ...await readSettingsFile(), ...req.settings };
+      const settings = {
+        ...await readSettingsFile(this.home),
+        ...req.settings,
+      };
       onProgress("installing ohcommodore", name);
-      await deploy(t, deployOptions(new Settings(settings)));
+      await deploy(t, deployOptions(this.home, new Settings(settings)));
       const setup: SetupArgs = {
         bootstrap: await this.bootstrapFor(req),
         settings,
@@ -189,7 +192,7 @@ export class Commodore implements FleetApi {
       onProgress("starting daemon", name);
       await startRemoteDaemon(t);
       const created = vm;
-      const rec = await updateFleet((f) => {
+      const rec = await updateFleet(this.home, (f) => {
         const rec: ShipRecord = {
           ...f.ships[name],
           ssh_dest: created.ssh_dest,
@@ -198,12 +201,12 @@ export class Commodore implements FleetApi {
         f.ships[name] = rec;
         return rec;
       });
-      await pokeLinks();
+      await pokeLinks(this.home);
       return rec;
     } catch (e) {
       // Leave no orphan: the VM goes, and so does the reservation.
       if (vm) await this.provider.destroy(vm.name).catch(() => {});
-      await updateFleet((f) => {
+      await updateFleet(this.home, (f) => {
         delete f.ships[name];
       }).catch(() => {});
       throw e;
@@ -214,7 +217,7 @@ export class Commodore implements FleetApi {
   async checkCapacity(adding: number): Promise<void> {
     const limit = await this.provider.runningLimit?.();
     if (limit === undefined) return;
-    const ships = Object.keys((await readFleet()).ships).length;
+    const ships = Object.keys((await readFleet(this.home)).ships).length;
     overLimit(
       limit,
       ships,
@@ -226,7 +229,10 @@ export class Commodore implements FleetApi {
   /** The laptop's settings for this ship, else those it gave at init. */
   private async bootstrapFor(req: CreateShipRequest): Promise<Bootstrap> {
     if (!isEmpty(req.bootstrap)) return req.bootstrap!;
-    return (await readJsonFile(paths.bootstrap(), (v) => v as Bootstrap)) ??
+    return (await readJsonFile(
+      paths.bootstrap(this.home),
+      (v) => v as Bootstrap,
+    )) ??
       { env: {} };
   }
 
@@ -243,17 +249,19 @@ export class Commodore implements FleetApi {
     if (vm.ssh_dest) {
       const t = this.provider.transport(vm);
       // Its voyages' logs stay on the flagship (voyage logs reads them).
-      if (o.keepLogs !== false) await keepLogs(t, ship.name, onProgress);
+      if (o.keepLogs !== false) {
+        await keepLogs(this.home, t, ship.name, onProgress);
+      }
     }
     onProgress("destroying VM", ship.name);
     await this.provider.destroy(vm.name);
     // Its voyages hear why before the registry loses it (a driver that
     // finds it missing first would only know that it left).
-    await voyageShipsGone([ship.name], "was destroyed");
-    await updateFleet((f) => {
+    await voyageShipsGone(this.home, [ship.name], "was destroyed");
+    await updateFleet(this.home, (f) => {
       delete f.ships[ship.name];
     });
-    await pokeLinks();
+    await pokeLinks(this.home);
     return ship;
   }
 
@@ -312,14 +320,14 @@ export class Commodore implements FleetApi {
         onProgress(`skipped: ${(e as Error).message}`, vm.name);
       }
     }));
-    await updateFleet((f) => {
+    await updateFleet(this.home, (f) => {
       f.ships = Object.fromEntries(found.map((s) => [s.name, s]));
     });
     return sortShips(found);
   }
 
   async getSettings(): Promise<FleetConfig> {
-    return { settings: await readSettingsFile(), failed: [] };
+    return { settings: await readSettingsFile(this.home), failed: [] };
   }
 
   async setSettings(
@@ -333,7 +341,7 @@ export class Commodore implements FleetApi {
     );
     for (const k of unset) settingName(k);
     const settings = await updateJsonFile(
-      paths.settings(),
+      paths.settings(this.home),
       (v) => v as Record<string, string>,
       (): Record<string, string> => ({}),
       (cur) => {
@@ -393,12 +401,18 @@ export class Commodore implements FleetApi {
 /** The longest a ship's logs are fetched for before it is destroyed anyway. */
 const KEEP_LOGS_MS = 120_000;
 
-async function keepLogs(t: Transport, ship: string, onProgress: Progress) {
+async function keepLogs(
+  home: string,
+  t: Transport,
+  ship: string,
+  onProgress: Progress,
+) {
   const { collectShipLogs } = await import(
     "../lib/voyage/flagship/log_archive.ts"
   );
   try {
     const n = await collectShipLogs(
+      home,
       t,
       ship,
       AbortSignal.timeout(KEEP_LOGS_MS),
@@ -417,18 +431,19 @@ async function keepLogs(t: Transport, ship: string, onProgress: Progress) {
  * null when it is down or the call failed.
  */
 async function ifDaemonUp<N extends OpsOf<"daemon">>(
+  home: string,
   op: N,
   args: OpArgs<N>,
 ): Promise<OpResult<N> | null> {
   const { connectDaemon } = await import("../lib/daemon/client.ts");
-  const conn = await connectDaemon();
+  const conn = await connectDaemon(home);
   if (!conn) return null;
   conn.close();
-  return await callDaemon(op, args).catch(() => null);
+  return await callDaemon(op, args, { home }).catch(() => null);
 }
 
 /** The daemon's links, or null when it does not answer. */
-const linkStatus = () => ifDaemonUp("link.status", {});
+const linkStatus = (home: string) => ifDaemonUp(home, "link.status", {});
 
 /**
  * Tells the flagship's daemon that ships it sailed voyages with are gone:
@@ -436,13 +451,17 @@ const linkStatus = () => ifDaemonUp("link.status", {});
  * and a voyage left with no ship is sunk. Without a daemon, the leases
  * decide when it is back.
  */
-async function voyageShipsGone(ships: string[], reason: string) {
-  await ifDaemonUp("voyage.ships_gone", { ships, reason });
+async function voyageShipsGone(
+  home: string,
+  ships: string[],
+  reason: string,
+) {
+  await ifDaemonUp(home, "voyage.ships_gone", { ships, reason });
 }
 
 /** Tells the flagship's daemon the registry changed (it also notices by itself). */
-async function pokeLinks(): Promise<void> {
-  await ifDaemonUp("link.sync", {});
+async function pokeLinks(home: string): Promise<void> {
+  await ifDaemonUp(home, "link.sync", {});
 }
 
 /** The flagship's RPC surface: FleetApi, op by op. */
@@ -495,9 +514,10 @@ export function commodoreHandlers(c: Commodore): RpcHandlers {
       },
     }),
     ...voyageCallOps({
+      home: c.home,
       fleet: c,
       transport: (s) => c.provider.transport(shipVm(s)),
-      shipsGone: voyageShipsGone,
+      shipsGone: (ships, reason) => voyageShipsGone(c.home, ships, reason),
     }),
   };
 }

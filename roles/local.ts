@@ -37,8 +37,8 @@ import type { Transport } from "../lib/transport/types.ts";
 import { validateName } from "../lib/validate.ts";
 import type { SetupArgs } from "../lib/fleet/rpc.ts";
 
-export async function requireConfig(): Promise<Config> {
-  const c = await readConfig();
+export async function requireConfig(home: string): Promise<Config> {
+  const c = await readConfig(home);
   if (!c) {
     throw new UsageError(
       "no flagship configured: run 'ohcommodore init' first",
@@ -48,12 +48,17 @@ export async function requireConfig(): Promise<Config> {
 }
 
 /** The provider as the laptop reaches it (the user's own ssh for exe.dev). */
-export function laptopProvider(c: Pick<Config, "flagship" | "identity_file">) {
-  return providerFor(c.flagship.provider, { identityFile: c.identity_file });
+export function laptopProvider(
+  c: Pick<Config, "flagship" | "identity_file">,
+  home: string,
+) {
+  return providerFor(c.flagship.provider, { home }, {
+    identityFile: c.identity_file,
+  });
 }
 
-export function flagshipTransport(c: Config): Transport {
-  return laptopProvider(c).transport({
+export function flagshipTransport(c: Config, home: string): Transport {
+  return laptopProvider(c, home).transport({
     name: c.flagship.vm ?? c.flagship.name,
     ssh_dest: c.flagship.ssh_dest,
   });
@@ -62,8 +67,8 @@ export function flagshipTransport(c: Config): Transport {
 /** FleetApi over RPC to the flagship. */
 export class RemoteFleet implements FleetApi {
   readonly t: Transport;
-  constructor(readonly config: Config) {
-    this.t = flagshipTransport(config);
+  constructor(readonly config: Config, home: string) {
+    this.t = flagshipTransport(config, home);
   }
 
   private call<T>(
@@ -178,7 +183,10 @@ function nameTaken(e: unknown): boolean {
 }
 
 /** Creates the flagship VM, installs ohcommodore and saves config.json. */
-export async function initFlagship(o: InitOptions): Promise<Config> {
+export async function initFlagship(
+  o: InitOptions,
+  home: string,
+): Promise<Config> {
   validateName(o.name, "flagship name");
   // Where names are global, a name somebody holds means another fleet id.
   let fleetId = newFleetId();
@@ -189,21 +197,23 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     o.name,
     "flagship name",
   );
-  if (await readConfig()) {
+  if (await readConfig(home)) {
     throw new UsageError(
-      `already initialized (${paths.config()}); run 'ohcommodore fleet sink --scuttle' first to start over`,
+      `already initialized (${
+        paths.config(home)
+      }); run 'ohcommodore fleet sink --scuttle' first to start over`,
     );
   }
   // The flagship drives the provider from now on: it gets the sprites
   // token (exe.dev gets a key of its own, registered below), and the org
   // and API it is for are kept in the fleet's settings.
   const sprites = o.provider.kind === "sprites"
-    ? await spritesLogin(o.provider)
+    ? await spritesLogin(o.provider, home)
     : null;
   if (sprites) o = { ...o, provider: sprites.settings };
   const provider = sprites
     ? new SpritesProvider(sprites.settings, { token: sprites.token })
-    : providerFor(o.provider, { identityFile: o.identityFile });
+    : providerFor(o.provider, { home }, { identityFile: o.identityFile });
   if (sprites) {
     o.onProgress(`using the sprites token from ${sprites.source}`, o.name);
   }
@@ -235,7 +245,7 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
     const t = provider.transport(vm);
     o.onProgress("installing ohcommodore", o.name);
     // The flagship keeps the gzip'd binary to pass on to its ships.
-    await deploy(t, deployOptions(new Settings(o.settings ?? {})), {
+    await deploy(t, deployOptions(home, new Settings(o.settings ?? {})), {
       keepCompressed: true,
     });
     const identity: Identity = {
@@ -280,7 +290,7 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
       },
       ...(o.identityFile ? { identity_file: o.identityFile } : {}),
     };
-    await writeConfig(config);
+    await writeConfig(config, home);
     return config;
   } catch (e) {
     await provider.destroy(vm.name).catch(() => {});
@@ -294,11 +304,12 @@ export async function initFlagship(o: InitOptions): Promise<Config> {
  */
 async function spritesLogin(
   s: Extract<ProviderSettings, { kind: "sprites" }>,
+  home: string,
 ): Promise<{ settings: typeof s; token: string; source: string }> {
   const { findSpriteToken, NO_TOKEN_HINT } = await import(
     "../lib/providers/sprites_token.ts"
   );
-  const found = await findSpriteToken({ org: s.org });
+  const found = await findSpriteToken({ org: s.org, home });
   if (!found) {
     throw new OhcError(
       "sprites_no_token",
@@ -319,10 +330,14 @@ async function spritesLogin(
 }
 
 /** Destroys the flagship VM and forgets it. */
-export async function scuttle(c: Config, onProgress: Progress): Promise<void> {
+export async function scuttle(
+  c: Config,
+  home: string,
+  onProgress: Progress,
+): Promise<void> {
   onProgress("scuttling flagship", c.flagship.name);
-  await laptopProvider(c).destroy(c.flagship.vm ?? c.flagship.name);
-  await Deno.remove(paths.config()).catch((e) => {
+  await laptopProvider(c, home).destroy(c.flagship.vm ?? c.flagship.name);
+  await Deno.remove(paths.config(home)).catch((e) => {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
 }

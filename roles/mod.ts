@@ -4,21 +4,22 @@ import { readIdentity } from "../lib/state/identity.ts";
 import { vmHandlers } from "./vm.ts";
 
 /** The RPC operations this machine answers, by its role. */
-export async function handlersForRole(): Promise<RpcHandlers> {
-  const id = await readIdentity();
+export async function handlersForRole(home: string): Promise<RpcHandlers> {
+  const id = await readIdentity(home);
+  const vm = vmHandlers(home);
   if (id?.role === "commodore") {
     const { Commodore, commodoreHandlers } = await import("./commodore.ts");
-    const ops = commodoreHandlers(new Commodore(id));
+    const ops = commodoreHandlers(new Commodore(id, home));
     return {
-      ...vmHandlers,
+      ...vm,
       ...(id.provider.kind === "sprites" ? await holdWhileLong(ops) : ops),
     };
   }
   if (id?.role === "captain") {
     const { captainHandlers } = await import("./captain.ts");
-    return { ...vmHandlers, ...captainHandlers(id) };
+    return { ...vm, ...captainHandlers(id, home) };
   }
-  return vmHandlers;
+  return vm;
 }
 
 /**

@@ -29,36 +29,42 @@ function settingsArg(v: unknown): Record<string, string> {
   );
 }
 
-export const vmHandlers: RpcHandlers = implement("call", {
-  "vm.identity": async () => ({
-    identity: await readIdentity(),
-    version: VERSION,
-  }),
+/** What this machine (its home) answers before and after it has a role. */
+export const vmHandlers = (home: string): RpcHandlers =>
+  implement("call", {
+    "vm.identity": async () => ({
+      identity: await readIdentity(home),
+      version: VERSION,
+    }),
 
-  /** `fleet config set` on this VM: its daemon reloads them by itself. */
-  "vm.settings": async (a) => {
-    const values = settingsArg(a.settings);
-    await writeSettingsFile(values);
-    return { settings: values };
-  },
+    /** `fleet config set` on this VM: its daemon reloads them by itself. */
+    "vm.settings": async (a) => {
+      const values = settingsArg(a.settings);
+      await writeSettingsFile(values, home);
+      return { settings: values };
+    },
 
-  "vm.setup": async (_a, ctx) => {
-    const wanted = parseIdentity(ctx.args.identity, "setup request");
-    if (wanted.provider.kind !== "sprites") return await setup(ctx, wanted);
-    // cloudinit and a clone can be quiet for longer than a sprite waits
-    // before it pauses (which would stop them): hold it meanwhile.
-    const { SpriteHold } = await import("../lib/providers/sprites_runtime.ts");
-    return await new SpriteHold("ohcommodore-setup", { expireS: 90 }).during(
-      () => setup(ctx, wanted),
-    );
-  },
-});
+    "vm.setup": async (_a, ctx) => {
+      const wanted = parseIdentity(ctx.args.identity, "setup request");
+      if (wanted.provider.kind !== "sprites") {
+        return await setup(home, ctx, wanted);
+      }
+      // cloudinit and a clone can be quiet for longer than a sprite waits
+      // before it pauses (which would stop them): hold it meanwhile.
+      const { SpriteHold } = await import(
+        "../lib/providers/sprites_runtime.ts"
+      );
+      return await new SpriteHold("ohcommodore-setup", { expireS: 90 }).during(
+        () => setup(home, ctx, wanted),
+      );
+    },
+  });
 
 async function setup(
+  home: string,
   { args, secrets, emit }: Parameters<RpcHandlers[string]>[0],
   wanted: Identity,
 ): Promise<{ identity: Identity; public_key: string | null }> {
-  const home = paths.home();
   const current = await readIdentity(home);
   if (
     current &&
@@ -135,10 +141,11 @@ async function cloneRepo(
   } catch { /* clone it */ }
   emit({ type: "progress", message: `cloning ${url}` });
   // The hardened runner (lib/git/exec.ts): no hooks, no ext:: transport,
-  // no prompt; the person's global config still says how to reach the URL.
+  // no prompt; the machine's global config (its HOME's) still says how to
+  // reach the URL, and the credential helper reads the machine's token.
   const res = await git(
     [...gitCredentialArgs(), "clone", "--quiet", "--", url, target],
-    { cwd: home, isolated: false, allowFail: true },
+    { cwd: home, isolated: false, allowFail: true, env: { HOME: home } },
   );
   if (res.code !== 0) {
     await Deno.remove(target, { recursive: true }).catch(() => {});

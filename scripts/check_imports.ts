@@ -1,8 +1,10 @@
 /**
- * The module graph's two rules (issue #14): no file under lib/ imports
- * roles/, and no import cycle, type-only imports and dynamic `import()`
- * included (a cycle through a type is still two modules that cannot be
- * understood apart). Prints one line per breach; exit 1 when there is one.
+ * The module graph's rules (issue #14): no file under lib/ imports roles/;
+ * no import cycle, type-only imports and dynamic `import()` included (a
+ * cycle through a type is still two modules that cannot be understood
+ * apart); and the process's HOME is read only where a process starts
+ * (lib/process_home.ts is imported by the entry modules alone).
+ * Prints one line per breach; exit 1 when there is one.
  *
  *   deno run -A scripts/check_imports.ts [ROOT]
  */
@@ -39,8 +41,12 @@ function resolve(from: string, spec: string): string {
   return parts.join("/");
 }
 
+/** Where a process starts: the only importers of the process's HOME. */
+const PROCESS_HOME = "lib/process_home.ts";
+const ENTRIES = ["main.ts", "lib/cli/run.ts", "lib/cli/context.ts"];
+
 export interface Breach {
-  kind: "lib_imports_roles" | "cycle";
+  kind: "lib_imports_roles" | "cycle" | "home_below_entry";
   /** The importer and what it imports; for a cycle, the modules in order. */
   modules: string[];
 }
@@ -49,6 +55,9 @@ export interface Breach {
 export function breaches(graph: Map<string, string[]>): Breach[] {
   const out: Breach[] = [];
   for (const [file, deps] of graph) {
+    if (deps.includes(PROCESS_HOME) && !ENTRIES.includes(file)) {
+      out.push({ kind: "home_below_entry", modules: [file, PROCESS_HOME] });
+    }
     if (!file.startsWith("lib/")) continue;
     for (const d of deps) {
       if (d.startsWith("roles/")) {
@@ -145,6 +154,10 @@ export async function readGraph(root: string): Promise<Map<string, string[]>> {
 export function describe(b: Breach): string {
   return b.kind === "cycle"
     ? `import cycle: ${b.modules.join(" -> ")}`
+    : b.kind === "home_below_entry"
+    ? `reads the process's HOME below an entry: ${b.modules[0]} -> ${
+      b.modules[1]
+    } (take the machine's home as a parameter)`
     : `lib/ imports roles/: ${b.modules[0]} -> ${b.modules[1]}`;
 }
 

@@ -1,11 +1,12 @@
 /**
- * `deno task test`: the suite, in two runs. `deno test --parallel` runs
- * test files as workers of one process, and they share its environment: a
- * file that sets HOME or OHCOMMODORE_BINARY for itself changes them under
- * every other file running then (seen: a ship in one file working in
- * another file's HOME). So the files that change the environment run on
- * their own, one after another, after the parallel run of the rest.
- * Extra arguments go to both runs (e.g. --filter).
+ * `deno task test`: the whole suite in one `deno test --parallel`. Its test
+ * files run as workers of one process and share its environment, so none
+ * may set it (HOME, OHCOMMODORE_BINARY, PATH...): one file's HOME would be
+ * another's while both run (seen: a ship in one file working in another
+ * file's HOME). Code takes a machine's home and environment as parameters
+ * instead (lib/machine.ts), and a test file that sets the process's
+ * environment is refused here, by name, before anything runs.
+ * Extra arguments go to `deno test` (e.g. --filter).
  */
 const MUTATES_ENV = /\bDeno\.env\.(set|delete)\(/;
 
@@ -19,24 +20,21 @@ async function testFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-async function denoTest(args: string[]): Promise<boolean> {
-  const { success } = await new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", ...args],
-    stdin: "null",
-  }).spawn().status;
-  return success;
-}
-
 const files = await testFiles("tests");
-const alone: string[] = [];
+const bad = [];
 for (const f of files) {
-  if (MUTATES_ENV.test(await Deno.readTextFile(f))) alone.push(f);
+  if (MUTATES_ENV.test(await Deno.readTextFile(f))) bad.push(f);
 }
-const extra = Deno.args;
-const parallel = await denoTest([
-  "--parallel",
-  ...extra,
-  ...files.filter((f) => !alone.includes(f)),
-]);
-const serial = alone.length ? await denoTest([...extra, ...alone]) : true;
-Deno.exit(parallel && serial ? 0 : 1);
+if (bad.length) {
+  console.error(
+    `test: ${
+      bad.join(", ")
+    } set the process's environment, which every parallel test file shares; pass a home or env to the code under test instead`,
+  );
+  Deno.exit(2);
+}
+const { success } = await new Deno.Command(Deno.execPath(), {
+  args: ["test", "-A", "--parallel", ...Deno.args, ...files],
+  stdin: "null",
+}).spawn().status;
+Deno.exit(success ? 0 : 1);

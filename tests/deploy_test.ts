@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   deploy,
+  type DeployOptions,
   deployOptions,
   DOWNLOAD_SCRIPT,
   sha256Hex,
@@ -21,6 +22,7 @@ import {
 import { publish, serveRelease } from "./helpers/release.ts";
 import { Settings } from "../lib/settings.ts";
 import { LocalTransport } from "../lib/transport/local.ts";
+import type { RemoteProcess, SpawnOptions } from "../lib/transport/types.ts";
 import { VERSION } from "../lib/version.ts";
 
 const ON = { compress: true, reuse: true, releaseUrl: null };
@@ -38,23 +40,32 @@ async function setup() {
 }
 
 /**
- * Runs fn as the machine that deploys: OHCOMMODORE_BINARY is `bin`, HOME
- * (where its deploy cache lives) `home`, default a "laptop" beside `bin`.
+ * Runs fn as the machine that deploys: it installs `bin`, and its deploy
+ * cache is under `home`, default a "laptop" beside `bin`.
  */
-async function withBinary<T>(
+function withBinary<T>(
   bin: string,
-  fn: () => Promise<T>,
+  fn: (on: DeployOptions) => Promise<T>,
   home = `${bin.slice(0, bin.lastIndexOf("/"))}/laptop`,
 ): Promise<T> {
-  const saved = ["OHCOMMODORE_BINARY", "HOME"].map((k) => Deno.env.get(k));
-  Deno.env.set("OHCOMMODORE_BINARY", bin);
-  Deno.env.set("HOME", home);
-  try {
-    return await fn();
-  } finally {
-    ["OHCOMMODORE_BINARY", "HOME"].forEach((k, i) =>
-      saved[i] === undefined ? Deno.env.delete(k) : Deno.env.set(k, saved[i]!)
-    );
+  return fn({
+    ...ON,
+    binary: bin,
+    cacheDir: `${home}/.ohcommodore/cache/deploy`,
+  });
+}
+
+/** A VM whose PATH finds `fakeBin` first (its own gzip, say). */
+class DamagingGzip extends LocalTransport {
+  constructor(home: string, readonly fakeBin: string) {
+    super(home);
+  }
+  override spawn(argv: string[], opts?: SpawnOptions): RemoteProcess {
+    return super.spawn([
+      "env",
+      `PATH=${this.fakeBin}:${Deno.env.get("PATH")}`,
+      ...argv,
+    ], opts);
   }
 }
 
@@ -66,9 +77,9 @@ const installed = (home: string) => `${home}/.ohcommodore/bin/ohcommodore`;
 Deno.test("deploy: gzip on the wire, then nothing while the VM holds the same build", async () => {
   const { dir, bin, home, t } = await setup();
   try {
-    await withBinary(bin, async () => {
+    await withBinary(bin, async (on) => {
       const size = (await Deno.stat(bin)).size;
-      const first = await deploy(t, ON);
+      const first = await deploy(t, on);
       assert.equal(first.action, "uploaded");
       assert.equal(first.size, size);
       assert.ok(first.sent > 0 && first.sent < size / 10, `sent ${first.sent}`);
@@ -79,13 +90,13 @@ Deno.test("deploy: gzip on the wire, then nothing while the VM holds the same bu
       assert.equal((await Deno.stat(installed(home))).mode! & 0o777, 0o755);
       assert.equal(first.sha256, await sha256Hex(await Deno.readFile(bin)));
 
-      const again = await deploy(t, ON);
+      const again = await deploy(t, on);
       assert.equal(again.action, "reused");
       assert.equal(again.sent, 0);
 
       // A different build on the VM is replaced.
       await Deno.writeTextFile(installed(home), "#!/bin/sh\necho old\n");
-      assert.equal((await deploy(t, ON)).action, "uploaded");
+      assert.equal((await deploy(t, on)).action, "uploaded");
       assert.deepEqual(
         await Deno.readFile(installed(home)),
         await Deno.readFile(bin),
@@ -100,8 +111,8 @@ Deno.test("deploy: a flagship keeps the gzip'd binary it got and passes it on wi
   const { dir, bin, home, t } = await setup();
   try {
     const sha = await sha256Hex(await Deno.readFile(bin));
-    await withBinary(bin, async () => {
-      await deploy(t, ON, { keepCompressed: true });
+    await withBinary(bin, async (on) => {
+      await deploy(t, on, { keepCompressed: true });
     });
     const laptopCache = `${dir}/laptop/.ohcommodore/cache/deploy`;
     const vmCache = `${home}/.ohcommodore/cache/deploy`;
@@ -121,7 +132,7 @@ Deno.test("deploy: a flagship keeps the gzip'd binary it got and passes it on wi
     await Deno.mkdir(ship);
     const r = await withBinary(
       installed(home),
-      () => deploy(new LocalTransport(ship), ON),
+      (on) => deploy(new LocalTransport(ship), on),
       home,
     );
     assert.equal(r.action, "uploaded");
@@ -141,7 +152,7 @@ Deno.test("deploy: a temp file left by an upload that was killed goes; a live up
   const { dir, bin, home, t } = await setup();
   const live = new Deno.Command("sleep", { args: ["60"] }).spawn();
   try {
-    await withBinary(bin, async () => {
+    await withBinary(bin, async (on) => {
       await Deno.mkdir(`${home}/.ohcommodore/bin`, { recursive: true });
       // Pids that no longer run (a child that has exited), and one that does.
       const gone = new Deno.Command("true").spawn();
@@ -150,7 +161,7 @@ Deno.test("deploy: a temp file left by an upload that was killed goes; a live up
       const busy = `${installed(home)}.tmp.${live.pid}`;
       await Deno.writeTextFile(dead, "half a binary");
       await Deno.writeTextFile(busy, "being written");
-      assert.equal((await deploy(t, ON)).action, "uploaded");
+      assert.equal((await deploy(t, on)).action, "uploaded");
       assert.deepEqual(
         [...Deno.readDirSync(`${home}/.ohcommodore/bin`)].map((e) => e.name)
           .sort(),
@@ -167,11 +178,11 @@ Deno.test("deploy: a temp file left by an upload that was killed goes; a live up
 Deno.test("deploy: compression and reuse can be turned off", async () => {
   const { dir, bin, home, t } = await setup();
   try {
-    await withBinary(bin, async () => {
+    await withBinary(bin, async (on) => {
       const size = (await Deno.stat(bin)).size;
-      const plain = await deploy(t, { ...ON, compress: false });
+      const plain = await deploy(t, { ...on, compress: false });
       assert.equal(plain.sent, size);
-      const forced = await deploy(t, { ...ON, reuse: false });
+      const forced = await deploy(t, { ...on, reuse: false });
       assert.equal(forced.action, "uploaded");
       assert.ok(forced.sent < size);
       assert.deepEqual(
@@ -185,7 +196,7 @@ Deno.test("deploy: compression and reuse can be turned off", async () => {
 });
 
 Deno.test("deploy: a binary that arrives damaged is refused and the installed one kept", async () => {
-  const { dir, bin, home, t } = await setup();
+  const { dir, bin, home } = await setup();
   try {
     await Deno.mkdir(`${home}/.ohcommodore/bin`, { recursive: true });
     await Deno.writeTextFile(installed(home), "#!/bin/sh\necho old\n", {
@@ -199,21 +210,16 @@ Deno.test("deploy: a binary that arrives damaged is refused and the installed on
       '#!/bin/sh\n/bin/gzip "$@" | tr f g\n',
       { mode: 0o755 },
     );
-    const savedPath = Deno.env.get("PATH")!;
-    Deno.env.set("PATH", `${fakeBin}:${savedPath}`);
-    try {
-      await withBinary(bin, async () => {
-        const err = await deploy(t, ON).catch((e) => e);
-        assert.ok(err instanceof OhcError, String(err));
-        assert.equal(err.code, "deploy_failed");
-        assert.match(
-          err.message,
-          /^installing ohcommodore on .* failed: the received binary has sha256 [0-9a-f]{64}, not [0-9a-f]{64}$/,
-        );
-      });
-    } finally {
-      Deno.env.set("PATH", savedPath);
-    }
+    const damaging = new DamagingGzip(home, fakeBin);
+    await withBinary(bin, async (on) => {
+      const err = await deploy(damaging, on).catch((e) => e);
+      assert.ok(err instanceof OhcError, String(err));
+      assert.equal(err.code, "deploy_failed");
+      assert.match(
+        err.message,
+        /^installing ohcommodore on .* failed: the received binary has sha256 [0-9a-f]{64}, not [0-9a-f]{64}$/,
+      );
+    });
     assert.equal(
       await Deno.readTextFile(installed(home)),
       "#!/bin/sh\necho old\n",
@@ -230,19 +236,21 @@ Deno.test("deploy: a binary that arrives damaged is refused and the installed on
 Deno.test("deploy settings: checked where read, a bad value names itself", () => {
   assert.deepEqual(
     deployOptions(
+      "/h",
       new Settings({
         OHCOMMODORE_DEPLOY_COMPRESS: "0",
         OHCOMMODORE_RELEASE_URL: "https://example.com/r/v1/",
       }, () => undefined),
     ),
     {
+      cacheDir: "/h/.ohcommodore/cache/deploy",
       compress: false,
       reuse: true,
       releaseUrl: "https://example.com/r/v1",
     },
   );
   const bad = (k: string, v: string) => () =>
-    deployOptions(new Settings({ [k]: v }, () => undefined));
+    deployOptions("/h", new Settings({ [k]: v }, () => undefined));
   assert.throws(
     bad("OHCOMMODORE_DEPLOY_COMPRESS", "abc"),
     (e: Error) =>
@@ -268,8 +276,8 @@ Deno.test("deploy from a release URL: the VM downloads its platform's binary, ch
     const name = await publish(rel, bin);
     await using srv = serveRelease(rel);
     // The laptop's own binary is not needed.
-    await withBinary(`${dir}/none`, async () => {
-      const r = await deploy(t, { ...ON, releaseUrl: srv.url });
+    await withBinary(`${dir}/none`, async (on) => {
+      const r = await deploy(t, { ...on, releaseUrl: srv.url });
       assert.equal(r.action, "downloaded");
       assert.equal(r.sent, 0);
       assert.deepEqual(srv.asked, [`/${SUMS_FILE}`, `/${name}`]);
@@ -277,7 +285,7 @@ Deno.test("deploy from a release URL: the VM downloads its platform's binary, ch
         await Deno.readFile(installed(home)),
         await Deno.readFile(bin),
       );
-      const again = await deploy(t, { ...ON, releaseUrl: srv.url });
+      const again = await deploy(t, { ...on, releaseUrl: srv.url });
       assert.equal(again.action, "reused");
       assert.deepEqual(srv.asked.slice(2), [`/${SUMS_FILE}`]);
     });
@@ -292,7 +300,7 @@ Deno.test("deploy from a release URL: a binary that does not match SHA256SUMS, a
     const rel = `${dir}/release`;
     await Deno.mkdir(rel);
     await using srv = serveRelease(rel);
-    const opts = { ...ON, releaseUrl: srv.url };
+    const opts = { ...ON, cacheDir: `${dir}/cache`, releaseUrl: srv.url };
     const fail = async () => {
       const e = await deploy(t, opts).catch((e) => e);
       assert.ok(e instanceof OhcError, String(e));

@@ -94,15 +94,10 @@ Deno.test("github: checkRepoAccess answers 200, 401, 404 and network failure cle
     });
 
     await t.step("the API base comes from OHCOMMODORE_GITHUB_API", async () => {
-      const before = Deno.env.get("OHCOMMODORE_GITHUB_API");
-      Deno.env.set("OHCOMMODORE_GITHUB_API", apiBase + "/");
-      try {
-        const r = await checkRepoAccess("acme", "widgets", "tok-read");
-        assert.equal(r.full_name, "acme/widgets");
-      } finally {
-        if (before === undefined) Deno.env.delete("OHCOMMODORE_GITHUB_API");
-        else Deno.env.set("OHCOMMODORE_GITHUB_API", before);
-      }
+      const env = (k: string) =>
+        k === "OHCOMMODORE_GITHUB_API" ? apiBase + "/" : undefined;
+      const r = await checkRepoAccess("acme", "widgets", "tok-read", { env });
+      assert.equal(r.full_name, "acme/widgets");
     });
 
     await t.step("bad input is a usage error, with no request", async () => {

@@ -29,7 +29,8 @@ export interface FlagshipBackend {
   handlers: RpcHandlers;
 }
 
+/** Each for this machine's home (lib/machine.ts). */
 export interface Backends {
-  laptop(): Promise<LaptopBackend>;
-  flagship(self: Identity): Promise<FlagshipBackend>;
+  laptop(home: string): Promise<LaptopBackend>;
+  flagship(self: Identity, home: string): Promise<FlagshipBackend>;
 }

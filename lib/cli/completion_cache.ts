@@ -4,7 +4,7 @@
  * instead of asking the flagship.
  */
 import { writeFileAtomic } from "../state/atomic.ts";
-import { paths, remotePaths } from "../state/paths.ts";
+import { remotePaths } from "../state/paths.ts";
 
 export type CachedKind = "ships" | "voyages";
 
@@ -16,7 +16,7 @@ export const cacheFile = (kind: CachedKind) =>
 export async function rememberNames(
   kind: CachedKind,
   names: string[],
-  home = paths.home(),
+  home: string,
 ): Promise<void> {
   const text = names.length ? names.join("\n") + "\n" : "";
   await writeFileAtomic(`${home}/${cacheFile(kind)}`, text, 0o600)

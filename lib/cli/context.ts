@@ -9,7 +9,7 @@ import type { FleetApi } from "../fleet/api.ts";
 import type { InboxApi } from "../inbox/api.ts";
 import type { VoyageApi } from "../voyage/api.ts";
 import { type Machine, readMachine } from "../machine.ts";
-import { paths } from "../state/paths.ts";
+import { processHome } from "../process_home.ts";
 import type { Backends } from "./backends.ts";
 import { type FlagshipCall, flagshipCaller, notOnShip } from "./flagship.ts";
 import type { Io } from "./io.ts";
@@ -46,7 +46,7 @@ export function processContext(backends: Backends, io: Io): CliContext {
     env: (k) => Deno.env.get(k),
     environ: () => Deno.env.toObject(),
     cwd: () => Deno.cwd(),
-    machine: () => machine ??= readMachine(paths.home()),
+    machine: () => machine ??= readMachine(processHome()),
   });
 }
 
@@ -64,11 +64,11 @@ export function makeContext(
     async fleet(command) {
       const m = await ctx.machine();
       if (!m.identity) {
-        const laptop = await backends.laptop();
+        const laptop = await backends.laptop(m.home);
         return laptop.fleet(await laptop.requireConfig());
       }
       if (m.identity.role === "commodore") {
-        return (await backends.flagship(m.identity)).fleet;
+        return (await backends.flagship(m.identity, m.home)).fleet;
       }
       throw notOnShip(command, m.identity.name);
     },
@@ -81,7 +81,7 @@ export function makeContext(
           daemonCall(op, args, { ...opts, home: m.home })
         );
       }
-      const laptop = await backends.laptop();
+      const laptop = await backends.laptop(m.home);
       const t = laptop.transport(await laptop.requireConfig());
       const { call } = await import("../rpc/client.ts");
       return rpcInbox((op, args, opts) => call(t, op, args, opts));

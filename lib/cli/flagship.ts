@@ -32,7 +32,7 @@ export async function flagshipCaller(
 ): Promise<FlagshipCall> {
   const id = machine.identity;
   if (!id) {
-    const laptop = await backends.laptop();
+    const laptop = await backends.laptop(machine.home);
     const t = laptop.transport(await laptop.requireConfig());
     const { callRemote } = await import("../rpc/calls.ts");
     return (op, args, opts) => callRemote(t, op, args, opts);
@@ -50,7 +50,7 @@ export async function flagshipCaller(
     if (opSpec(op)?.owner === "daemon") {
       return await daemonCall<T>(op, raw, { ...opts, home: machine.home });
     }
-    own ??= backends.flagship(id);
+    own ??= backends.flagship(id, machine.home);
     const h = (await own).handlers[op];
     if (!h) throw new UsageError(`the flagship does not handle "${op}"`);
     return await h({

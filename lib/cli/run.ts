@@ -1,4 +1,5 @@
 import { CommanderError } from "@commander-js/extra-typings";
+import { processHome } from "../process_home.ts";
 import { knobOn } from "../settings.ts";
 import { paths } from "../state/paths.ts";
 import type { Backends } from "./backends.ts";
@@ -21,9 +22,10 @@ export async function runCli(
     // ~/.ohcommodore/.env < ./.env < the real environment (lib/env_file.ts).
     // Only on the user's side: VMs get their settings through requests,
     // and a VM's home is no place for the user's tokens to be picked up.
-    if (!knobOn("OHCOMMODORE_NO_DOTENV") && !isVm(paths.home())) {
+    const home = processHome();
+    if (!knobOn("OHCOMMODORE_NO_DOTENV") && !isVm(home)) {
       const { applyLoadedEnv, loadEnvSync } = await import("../env_file.ts");
-      applyLoadedEnv(loadEnvSync({ home: paths.home() }));
+      applyLoadedEnv(loadEnvSync({ home }));
     }
   } catch (e) {
     return reportFailure(e, io);

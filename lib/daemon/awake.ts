@@ -32,7 +32,7 @@ export interface Awake {
  * exit code (tmux.ts). A run outlives the flagship's session, so this,
  * not the session, keeps the ship awake.
  */
-async function runningTask(home = paths.home()): Promise<boolean> {
+async function runningTask(home: string): Promise<boolean> {
   const { readHeld } = await import("../voyage/ship/runs.ts");
   const root = `${paths.dir(home)}/voyages`;
   try {
@@ -61,6 +61,7 @@ async function runningTask(home = paths.home()): Promise<boolean> {
 }
 
 export async function keepAwake(o: {
+  home: string;
   self: Identity;
   db: Database;
   store: InboxStore;
@@ -81,7 +82,7 @@ export async function keepAwake(o: {
   const busy = async (): Promise<string | null> => {
     if (o.running() > 0) return "running a message";
     if (!flagship) {
-      return (await runningTask()) ? "running a voyage task" : null;
+      return (await runningTask(o.home)) ? "running a voyage task" : null;
     }
     if (o.waiting() > 0) return "waiting on a message";
     if ((await o.store.outbox.countQueued()) > 0) return "delivering messages";

@@ -6,8 +6,8 @@ export { connectDaemon };
 
 /** Connects to the daemon, starting it first if nobody answers. */
 async function connectOrStart(
+  home: string,
   remote = false,
-  home = paths.home(),
 ): Promise<Deno.UnixConn> {
   let conn = await connectDaemon(home);
   if (!conn) {
@@ -34,9 +34,9 @@ async function connectOrStart(
 export async function daemonCall<T = unknown>(
   op: string,
   args: Record<string, unknown> = {},
-  opts: CallOptions & { home?: string } = {},
+  opts: CallOptions & { home: string },
 ): Promise<T> {
-  const conn = await connectOrStart(false, opts.home);
+  const conn = await connectOrStart(opts.home);
   try {
     // Our side stays open until the answer: Deno closes a whole socket
     // when its reading half sees EOF, so a half-close would cut the answer.
@@ -52,7 +52,7 @@ export async function daemonCall<T = unknown>(
       throw new OhcError(
         "daemon_down",
         "the daemon closed the connection without answering",
-        `see ${paths.daemonLog()}`,
+        `see ${paths.daemonLog(opts.home)}`,
       );
     }
     return unwrap<T>(final);
@@ -69,12 +69,13 @@ export async function daemonCall<T = unknown>(
  * of a transport reaches the daemon without opening its database.
  */
 export async function proxyToDaemon(
+  home: string,
   firstLine: Uint8Array,
   rest: ReadableStream<Uint8Array>,
   out: WritableStream<Uint8Array>,
   closeOnInputEnd: boolean,
 ): Promise<void> {
-  const c = await connectOrStart(true);
+  const c = await connectOrStart(home, true);
   const done = (async () => {
     const w = c.writable.getWriter();
     await w.write(firstLine);

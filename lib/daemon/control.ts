@@ -9,7 +9,7 @@
  */
 import { compiledSelf } from "../compiled.ts";
 import { OhcError } from "../errors.ts";
-import { knob, knobOn } from "../settings.ts";
+import { type Env, knob, knobOn } from "../settings.ts";
 import { withLock } from "../state/atomic.ts";
 import { paths } from "../state/paths.ts";
 import {
@@ -28,11 +28,12 @@ import { sleep } from "../sleep.ts";
 
 /** The program to run for the daemon: this same ohcommodore. */
 export function selfBinary(
-  home = paths.home(),
+  home: string,
   build: { standalone?: boolean } = Deno.build,
+  env?: Env,
 ): string {
-  const env = knob("OHCOMMODORE_BINARY");
-  if (env) return env;
+  const set = knob("OHCOMMODORE_BINARY", env);
+  if (set) return set;
   return compiledSelf(build) ?? paths.bin(home);
 }
 
@@ -62,7 +63,7 @@ async function answering(home: string): Promise<boolean> {
   return true;
 }
 
-export async function daemonState(home = paths.home()): Promise<DaemonState> {
+export async function daemonState(home: string): Promise<DaemonState> {
   const service = await spriteService();
   let pid = (await readPid(home))?.pid ?? null;
   const ok = await answering(home);
@@ -108,7 +109,7 @@ const stoppedMarker = (home: string) => `${paths.runDir(home)}/stopped`;
  * daemon the user stopped with `daemon stop` stays stopped.
  */
 export async function ensureDaemon(
-  home = paths.home(),
+  home: string,
   opts: { remote?: boolean } = {},
 ): Promise<DaemonState> {
   if (await answering(home)) return await daemonState(home);
@@ -145,7 +146,7 @@ export async function ensureDaemon(
  * person runs a command there.
  */
 export async function thisMachine(
-  home = paths.home(),
+  home: string,
 ): Promise<{ label: string; run: (cmd: string) => string }> {
   const { readIdentity } = await import("../state/identity.ts");
   const id = await readIdentity(home).catch(() => null);
@@ -188,7 +189,7 @@ async function startSupervised(
     if (e instanceof OhcError) throw e;
   }
   if (await useSystemd(home)) {
-    await systemctl("start", UNIT);
+    await systemctl(["start", UNIT]);
     return "systemd";
   }
   if (await startSpriteService(home)) return "sprite";
@@ -217,14 +218,14 @@ async function startSupervised(
   return "pidfile";
 }
 
-export async function stopDaemon(home = paths.home()): Promise<boolean> {
+export async function stopDaemon(home: string): Promise<boolean> {
   await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
   await Deno.writeTextFile(
     stoppedMarker(home),
     new Date().toISOString() + "\n",
   );
   if (await systemdUnitActive()) {
-    await systemctl("stop", UNIT);
+    await systemctl(["stop", UNIT]);
     return true;
   }
   if ((await spriteService())?.status === "running") {
@@ -253,7 +254,7 @@ export async function stopDaemon(home = paths.home()): Promise<boolean> {
  * backoff; stops it on SIGTERM. Exits when the machine loses its identity
  * (the VM was destroyed under it).
  */
-export async function supervise(home = paths.home()): Promise<number> {
+export async function supervise(home: string): Promise<number> {
   await Deno.mkdir(paths.runDir(home), { recursive: true, mode: 0o700 });
   await writePidfile(paths.daemonPid(home));
   let child: Deno.ChildProcess | null = null;
@@ -342,10 +343,16 @@ async function startSpriteService(home: string): Promise<boolean> {
 // systemd user units, where a user manager runs.
 const UNIT = "ohcommodore.service";
 
-async function systemctl(...args: string[]): Promise<boolean> {
+async function systemctl(
+  args: string[],
+  env: Env = (k) => Deno.env.get(k),
+): Promise<boolean> {
   try {
+    // Found on the given environment's PATH.
+    const path = env("PATH");
     const r = await new Deno.Command("systemctl", {
       args: ["--user", ...args],
+      ...(path !== undefined ? { env: { PATH: path } } : {}),
       stdout: "null",
       stderr: "null",
     }).output();
@@ -359,9 +366,12 @@ async function systemctl(...args: string[]): Promise<boolean> {
  * Installs and enables the user unit for `home`'s daemon where a user
  * manager runs; false where none does (or OHCOMMODORE_NO_SYSTEMD is set).
  */
-export async function useSystemd(home: string): Promise<boolean> {
-  if (knobOn("OHCOMMODORE_NO_SYSTEMD")) return false;
-  if (!(await systemctl("show-environment"))) return false;
+export async function useSystemd(
+  home: string,
+  env: Env = (k) => Deno.env.get(k),
+): Promise<boolean> {
+  if (knobOn("OHCOMMODORE_NO_SYSTEMD", env)) return false;
+  if (!(await systemctl(["show-environment"], env))) return false;
   const dir = paths.systemdUserDir(home);
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
@@ -370,7 +380,7 @@ export async function useSystemd(home: string): Promise<boolean> {
 Description=ohcommodore daemon (inbox, scheduler, ship links)
 
 [Service]
-ExecStart=${selfBinary(home)} daemon run
+ExecStart=${selfBinary(home, Deno.build, env)} daemon run
 Restart=always
 RestartSec=1
 
@@ -378,12 +388,12 @@ RestartSec=1
 WantedBy=default.target
 `,
   );
-  await systemctl("daemon-reload");
-  await systemctl("enable", UNIT);
+  await systemctl(["daemon-reload"], env);
+  await systemctl(["enable", UNIT], env);
   return true;
 }
 
 async function systemdUnitActive(): Promise<boolean> {
   if (knobOn("OHCOMMODORE_NO_SYSTEMD")) return false;
-  return await systemctl("is-active", "--quiet", UNIT);
+  return await systemctl(["is-active", "--quiet", UNIT]);
 }

@@ -37,8 +37,7 @@ const schedulerSettings = (s: Settings) => ({
 const mtime = (path: string) =>
   Deno.stat(path).then((s) => s.mtime?.getTime() ?? 0, () => 0);
 
-export async function runDaemon(): Promise<number> {
-  const home = paths.home();
+export async function runDaemon(home: string): Promise<number> {
   const self = await readIdentity(home);
   if (!self) {
     throw new UsageError(
@@ -100,6 +99,7 @@ export async function runDaemon(): Promise<number> {
   // On a sprite: held awake while work is in flight (awake.ts).
   let waiting = 0;
   const awake = await keepAwake({
+    home,
     self,
     db,
     store,
@@ -123,10 +123,11 @@ export async function runDaemon(): Promise<number> {
   if (self.role === "commodore") {
     const { LinkManager } = await import("../link/flagship.ts");
     const { providerFor } = await import("../providers/mod.ts");
-    const provider = providerFor(self.provider);
+    const provider = providerFor(self.provider, { home });
     links = new LinkManager(provider, service, log);
     const { voyageOps } = await import("../voyage/flagship/daemon_ops.ts");
     voyageHandlers = await voyageOps({
+      home,
       db,
       provider,
       ships: async () => Object.values((await readFleet(home)).ships),

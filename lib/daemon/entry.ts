@@ -17,8 +17,11 @@ export function notOnVm(what: string): UsageError {
 }
 
 /** This machine's identity: `daemon <what>` runs on the flagship or a ship. */
-export async function requireVm(what: string): Promise<Identity> {
-  const id = await readIdentity();
+export async function requireVm(
+  what: string,
+  home: string,
+): Promise<Identity> {
+  const id = await readIdentity(home);
   if (!id) throw notOnVm(what);
   return id;
 }
@@ -26,20 +29,24 @@ export async function requireVm(what: string): Promise<Identity> {
 /** Runs `daemon <verb>` to its end; its exit code. */
 export async function runDaemonProcess(
   verb: "run" | "supervise",
+  home: string,
 ): Promise<number> {
-  await requireVm(verb);
+  await requireVm(verb, home);
   if (verb === "run") {
     const { runDaemon } = await import("./daemon.ts");
-    return await runDaemon();
+    return await runDaemon(home);
   }
   const { supervise } = await import("./control.ts");
-  return await supervise();
+  return await supervise(home);
 }
 
 /** main.ts's entry: failures as one line on stderr, as the CLI reports them. */
-export async function daemonEntry(verb: "run" | "supervise"): Promise<number> {
+export async function daemonEntry(
+  verb: "run" | "supervise",
+  home: string,
+): Promise<number> {
   try {
-    return await runDaemonProcess(verb);
+    return await runDaemonProcess(verb, home);
   } catch (e) {
     return reportFailure(e);
   }

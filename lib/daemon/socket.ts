@@ -7,7 +7,7 @@ import { paths } from "../state/paths.ts";
 
 /** Connects to this machine's daemon socket, or null if nobody answers. */
 export async function connectDaemon(
-  home = paths.home(),
+  home: string,
 ): Promise<Deno.UnixConn | null> {
   try {
     return await Deno.connect({

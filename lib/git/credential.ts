@@ -30,11 +30,12 @@ export function gitCredentialArgs(tokenFile?: string): string[] {
  * gets undefined. For a one-off clone that must leave no token behind.
  */
 export async function withTokenFile<T>(
+  home: string,
   token: string | undefined,
   fn: (tokenFile: string | undefined) => Promise<T>,
 ): Promise<T> {
   if (!token) return await fn(undefined);
-  const file = `${paths.secrets()}/gh_token.${crypto.randomUUID()}`;
+  const file = `${paths.secrets(home)}/gh_token.${crypto.randomUUID()}`;
   await writeFileAtomic(file, token);
   try {
     return await fn(file);

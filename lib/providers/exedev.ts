@@ -17,7 +17,6 @@
  */
 
 import { OhcError, UsageError } from "../errors.ts";
-import { paths } from "../state/paths.ts";
 import { run, type RunResult } from "../transport/run.ts";
 import {
   isSshFailure,
@@ -49,8 +48,8 @@ import { sleep } from "../sleep.ts";
 export type ExeDevSettings = Extract<ProviderSettings, { kind: "exedev" }>;
 
 export interface ExeDevProviderOptions {
-  /** Home whose fleet key (~/.ohcommodore/ssh) is used. Default $HOME. */
-  home?: string;
+  /** Home whose fleet key (~/.ohcommodore/ssh) is used. */
+  home: string;
   /**
    * Use this private key instead of the home's fleet key (it is then not
    * generated). E.g. a key already registered on the account.
@@ -107,10 +106,10 @@ export class ExeDevProvider implements Provider {
 
   constructor(
     settings: ExeDevSettings = { kind: "exedev" },
-    opts: ExeDevProviderOptions = {},
+    opts: ExeDevProviderOptions,
   ) {
     this.opts = { ...opts };
-    this.home = opts.home ?? paths.home();
+    this.home = opts.home;
     const p = sshKeyPaths(this.home);
     this.lobbyHost = settings.lobby ?? "exe.dev";
     parseSshDest(this.lobbyHost); // rejects option-like or spaced hosts

@@ -10,16 +10,17 @@ import { OhcError } from "../errors.ts";
  * user's machine, $SPRITE_TOKEN or the `sprite` CLI's login. Looked up the
  * first time the API is called, so commands that never call it pay nothing.
  */
-async function spriteToken(org?: string): Promise<string> {
+async function spriteToken(on: ProviderHome, org?: string): Promise<string> {
   try {
-    const t = (await Deno.readTextFile(`${paths.secrets()}/sprite_token`))
-      .trim();
+    const t =
+      (await Deno.readTextFile(`${paths.secrets(on.home)}/sprite_token`))
+        .trim();
     if (t) return t;
   } catch { /* not the flagship */ }
   const { findSpriteToken, NO_TOKEN_HINT } = await import(
     "./sprites_token.ts"
   );
-  const found = await findSpriteToken({ org });
+  const found = await findSpriteToken({ org, home: on.home, env: on.env });
   if (!found) {
     throw new OhcError(
       "sprites_no_token",
@@ -28,6 +29,13 @@ async function spriteToken(org?: string): Promise<string> {
     );
   }
   return found.token;
+}
+
+/** Whose provider: the machine's home and, for a token, its environment. */
+export interface ProviderHome {
+  home: string;
+  /** Where a sprites token may be found; default the process's. */
+  env?: Record<string, string>;
 }
 
 /** How the user's own machine reaches the provider (config.json). */
@@ -54,6 +62,7 @@ export function vmProviderSettings(s: ProviderSettings): ProviderSettings {
  */
 export function providerFor(
   s: ProviderSettings,
+  on: ProviderHome,
   laptop?: LaptopSsh,
 ): Provider {
   switch (s.kind) {
@@ -63,12 +72,12 @@ export function providerFor(
       return new ExeDevProvider(
         s,
         laptop === undefined
-          ? {}
+          ? { home: on.home }
           : laptop.identityFile !== undefined
-          ? { identityFile: laptop.identityFile }
-          : { userSsh: true },
+          ? { home: on.home, identityFile: laptop.identityFile }
+          : { home: on.home, userSsh: true },
       );
     case "sprites":
-      return new SpritesProvider(s, { token: () => spriteToken(s.org) });
+      return new SpritesProvider(s, { token: () => spriteToken(on, s.org) });
   }
 }

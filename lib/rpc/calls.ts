@@ -10,7 +10,7 @@ import type { Transport } from "../transport/types.ts";
 export async function callDaemon<N extends OpsOf<"daemon">>(
   op: N,
   args: OpArgs<N>,
-  opts: CallOptions & { home?: string } = {},
+  opts: CallOptions & { home: string },
 ): Promise<OpResult<N>> {
   const { daemonCall } = await import("../daemon/client.ts");
   return await daemonCall<OpResult<N>>(
@@ -18,6 +18,15 @@ export async function callDaemon<N extends OpsOf<"daemon">>(
     args as Record<string, unknown>,
     opts,
   );
+}
+
+/** callDaemon bound to one machine's home. */
+export function daemonCaller(home: string) {
+  return <N extends OpsOf<"daemon">>(
+    op: N,
+    args: OpArgs<N>,
+    opts: CallOptions = {},
+  ): Promise<OpResult<N>> => callDaemon(op, args, { ...opts, home });
 }
 
 /** Calls an operation on the machine behind `t` (its `_rpc`). */

@@ -9,6 +9,7 @@ export { argString } from "./stream.ts";
  * in the protocol, so the exit code is 0.
  */
 export async function serveStdio(
+  home: string,
   load: () => Promise<RpcHandlers>,
 ): Promise<number> {
   const { first, rest } = await splitFirstLine(Deno.stdin.readable);
@@ -24,6 +25,7 @@ export async function serveStdio(
     const { proxyToDaemon } = await import("../daemon/client.ts");
     try {
       await proxyToDaemon(
+        home,
         line,
         rest,
         Deno.stdout.writable,

@@ -44,7 +44,7 @@ export function parseConfig(v: unknown, file: string): Config {
   };
 }
 
-export async function readConfig(home = paths.home()): Promise<Config | null> {
+export async function readConfig(home: string): Promise<Config | null> {
   const file = paths.config(home);
   return await readJsonFile(
     file,
@@ -53,6 +53,6 @@ export async function readConfig(home = paths.home()): Promise<Config | null> {
   );
 }
 
-export async function writeConfig(c: Config, home = paths.home()) {
+export async function writeConfig(c: Config, home: string) {
   await writeJsonAtomic(paths.config(home), c);
 }

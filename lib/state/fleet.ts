@@ -71,15 +71,15 @@ export function parseFleet(v: unknown, file: string): Fleet {
 const emptyFleet = (): Fleet => ({ version: 1, ships: {}, updated_at: "" });
 const RECOVER = "rebuild it with: ohcommodore fleet recover";
 
-export async function readFleet(home = paths.home()): Promise<Fleet> {
+export async function readFleet(home: string): Promise<Fleet> {
   return (await readJsonFile(paths.fleet(home), parseFleet, RECOVER)) ??
     emptyFleet();
 }
 
 /** Read-modify-write of fleet.json under its lock. */
 export async function updateFleet<R>(
+  home: string,
   fn: (f: Fleet) => R | Promise<R>,
-  home = paths.home(),
 ): Promise<R> {
   return await updateJsonFile(
     paths.fleet(home),

@@ -76,11 +76,11 @@ export function parseProviderSettings(
 }
 
 export async function readIdentity(
-  home = paths.home(),
+  home: string,
 ): Promise<Identity | null> {
   return await readJsonFile(paths.identity(home), parseIdentity);
 }
 
-export async function readRole(home = paths.home()): Promise<Role> {
+export async function readRole(home: string): Promise<Role> {
   return (await readIdentity(home))?.role ?? "local";
 }

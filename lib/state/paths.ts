@@ -1,48 +1,44 @@
 /**
  * Where things live on a machine, relative to its home. One place, so the
- * laptop, the flagship and the ships agree.
+ * laptop, the flagship and the ships agree. The home is always given: it is
+ * the machine's (lib/machine.ts), read once where a process starts.
  */
-function home(): string {
-  const h = Deno.env.get("HOME");
-  if (!h) throw new Error("HOME is not set");
-  return h;
-}
-
 export const paths = {
-  home,
-  dir: (h = home()) => `${h}/.ohcommodore`,
-  identity: (h = home()) => `${h}/.ohcommodore/identity.json`,
-  config: (h = home()) => `${h}/.ohcommodore/config.json`,
-  fleet: (h = home()) => `${h}/.ohcommodore/fleet.json`,
-  bootstrap: (h = home()) => `${h}/.ohcommodore/bootstrap.json`,
+  dir: (h: string) => `${h}/.ohcommodore`,
+  identity: (h: string) => `${h}/.ohcommodore/identity.json`,
+  config: (h: string) => `${h}/.ohcommodore/config.json`,
+  fleet: (h: string) => `${h}/.ohcommodore/fleet.json`,
+  bootstrap: (h: string) => `${h}/.ohcommodore/bootstrap.json`,
   /** The VM's settings (lib/settings.ts), from the fleet's. */
-  settings: (h = home()) => `${h}/.ohcommodore/settings.json`,
-  secrets: (h = home()) => `${h}/.ohcommodore/secrets`,
-  binDir: (h = home()) => `${h}/.ohcommodore/bin`,
-  bin: (h = home()) => `${h}/.ohcommodore/bin/ohcommodore`,
+  settings: (h: string) => `${h}/.ohcommodore/settings.json`,
+  secrets: (h: string) => `${h}/.ohcommodore/secrets`,
+  binDir: (h: string) => `${h}/.ohcommodore/bin`,
+  bin: (h: string) => `${h}/.ohcommodore/bin/ohcommodore`,
   /** cloudinit/init.sh's copy and its inputs (lib/bootstrap.ts), and its log. */
-  initDir: (h = home()) => `${h}/.ohcommodore/init`,
-  initLog: (h = home()) => `${h}/.ohcommodore/init.log`,
+  initDir: (h: string) => `${h}/.ohcommodore/init`,
+  initLog: (h: string) => `${h}/.ohcommodore/init.log`,
   /** This machine's own key, known_hosts and master sockets (ssh_keys.ts). */
-  sshDir: (h = home()) => `${h}/.ohcommodore/ssh`,
+  sshDir: (h: string) => `${h}/.ohcommodore/ssh`,
   /** The binary gzip'd for deploys, by sha256 (lib/deploy.ts). */
-  deployCache: (h = home()) => `${h}/.ohcommodore/cache/deploy`,
-  localRoot: (h = home()) => `${h}/.ohcommodore/local`,
-  runDir: (h = home()) => `${h}/.ohcommodore/run`,
-  daemonPid: (h = home()) => `${h}/.ohcommodore/run/daemon.pid`,
-  daemonLock: (h = home()) => `${h}/.ohcommodore/run/daemon.lock`,
+  deployCache: (h: string) => `${h}/.ohcommodore/cache/deploy`,
+  /** A voyage the flagship sails: its repository, plan, logs kept. */
+  voyage: (h: string, id: string) => `${h}/.ohcommodore/voyages/${id}`,
+  localRoot: (h: string) => `${h}/.ohcommodore/local`,
+  runDir: (h: string) => `${h}/.ohcommodore/run`,
+  daemonPid: (h: string) => `${h}/.ohcommodore/run/daemon.pid`,
+  daemonLock: (h: string) => `${h}/.ohcommodore/run/daemon.lock`,
   /** Present while the scheduler is held by `daemon pause` (kept over restarts). */
-  daemonPaused: (h = home()) => `${h}/.ohcommodore/run/paused`,
-  daemonLog: (h = home()) => `${h}/.ohcommodore/daemon.log`,
-  daemonSocket: (h = home()) => socketPath(h, "daemon.sock"),
-  tmuxSocket: (h = home()) => socketPath(h, "tmux.sock"),
+  daemonPaused: (h: string) => `${h}/.ohcommodore/run/paused`,
+  daemonLog: (h: string) => `${h}/.ohcommodore/daemon.log`,
+  daemonSocket: (h: string) => socketPath(h, "daemon.sock"),
+  tmuxSocket: (h: string) => socketPath(h, "tmux.sock"),
   /** The tmux server of `voyage shell`'s fleet views (where you run it). */
-  viewSocket: (h = home()) => socketPath(h, "view.sock"),
-  inboxDb: (h = home()) => `${h}/.local/ship/data.duckdb`,
+  viewSocket: (h: string) => socketPath(h, "view.sock"),
+  inboxDb: (h: string) => `${h}/.local/ship/data.duckdb`,
   /** Where a user manager (systemd --user) finds this user's units. */
-  systemdUserDir: (h = home()) => `${h}/.config/systemd/user`,
+  systemdUserDir: (h: string) => `${h}/.config/systemd/user`,
   /** The scheduler's start journal (daemon/start_journal.ts). */
-  startJournal: (h = home()) => `${h}/.local/ship/started.log`,
+  startJournal: (h: string) => `${h}/.local/ship/started.log`,
 };
 
 /**

@@ -129,8 +129,6 @@ Deno.test("pidfile: our own process is ours; a restarted pid or a dead one is no
 Deno.test("control: the systemd unit goes under the home it is given, running that home's binary", async () => {
   const home = await Deno.makeTempDir();
   const bin = await Deno.makeTempDir();
-  const path = Deno.env.get("PATH") ?? "";
-  const binary = Deno.env.get("OHCOMMODORE_BINARY");
   try {
     // A user manager that says yes to everything and notes what it was told.
     await Deno.writeTextFile(
@@ -138,9 +136,10 @@ Deno.test("control: the systemd unit goes under the home it is given, running th
       `#!/bin/sh\necho "$*" >>"${bin}/calls"\n`,
       { mode: 0o755 },
     );
-    Deno.env.set("PATH", `${bin}:${path}`);
-    Deno.env.delete("OHCOMMODORE_BINARY");
-    assert.equal(await useSystemd(home), true);
+    // Its PATH finds that systemctl; no OHCOMMODORE_BINARY is set.
+    const env = (k: string) =>
+      k === "PATH" ? `${bin}:${Deno.env.get("PATH") ?? ""}` : undefined;
+    assert.equal(await useSystemd(home, env), true);
     const unit = await Deno.readTextFile(
       `${home}/.config/systemd/user/ohcommodore.service`,
     );
@@ -155,8 +154,6 @@ Deno.test("control: the systemd unit goes under the home it is given, running th
       /enable ohcommodore\.service/,
     );
   } finally {
-    Deno.env.set("PATH", path);
-    if (binary !== undefined) Deno.env.set("OHCOMMODORE_BINARY", binary);
     await Deno.remove(home, { recursive: true });
     await Deno.remove(bin, { recursive: true });
   }

@@ -60,11 +60,9 @@ Deno.test("gitCredentialArgs: the token comes from the file, never from the argv
 
 Deno.test("withTokenFile: a 0600 file while fn runs, gone after, also on error", async () => {
   const home = await Deno.makeTempDir();
-  const oldHome = Deno.env.get("HOME")!;
-  Deno.env.set("HOME", home);
   try {
     let seen = "";
-    await withTokenFile("ghp_x", async (f) => {
+    await withTokenFile(home, "ghp_x", async (f) => {
       seen = f!;
       assert.equal(await Deno.readTextFile(f!), "ghp_x");
       assert.equal((await Deno.stat(f!)).mode! & 0o777, 0o600);
@@ -72,7 +70,7 @@ Deno.test("withTokenFile: a 0600 file while fn runs, gone after, also on error",
     assert.ok(seen.startsWith(`${home}/.ohcommodore/secrets/`));
     await assert.rejects(() => Deno.stat(seen), Deno.errors.NotFound);
     await assert.rejects(
-      withTokenFile("ghp_y", (f) => {
+      withTokenFile(home, "ghp_y", (f) => {
         seen = f!;
         throw new Error("clone failed");
       }),
@@ -80,11 +78,10 @@ Deno.test("withTokenFile: a 0600 file while fn runs, gone after, also on error",
     );
     await assert.rejects(() => Deno.stat(seen), Deno.errors.NotFound);
     assert.equal(
-      await withTokenFile(undefined, (f) => Promise.resolve(f)),
+      await withTokenFile(home, undefined, (f) => Promise.resolve(f)),
       undefined,
     );
   } finally {
-    Deno.env.set("HOME", oldHome);
     await Deno.remove(home, { recursive: true });
   }
 });

@@ -19,7 +19,7 @@ for (let i = 0; i < count; i++) {
         recipient,
         command: command ?? 'echo "$OHC_MESSAGE_ID" >> "$HOME/ids.txt"',
         timeout_s: null,
-      });
+      }, { home: Deno.env.get("HOME")! });
       ids.push(env.id);
       break;
     } catch (e) {

@@ -85,7 +85,9 @@ Deno.test("exedev: statuses, names, JSON lines, --env", () => {
 });
 
 Deno.test("providerFor returns the exedev provider", () => {
-  const p = providerFor({ kind: "exedev", lobby: "exe.dev" });
+  const p = providerFor({ kind: "exedev", lobby: "exe.dev" }, {
+    home: "/nonexistent",
+  });
   assert.ok(p instanceof ExeDevProvider);
   assert.equal(p.kind, "exedev");
 });

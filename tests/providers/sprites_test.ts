@@ -59,7 +59,9 @@ Deno.test("sprites: names, token orgs, lost connections, providerFor", () => {
   );
   assert.equal(lostConnection(1, `${LOST} x was lost`), false);
   assert.equal(lostConnection(255, "my command failed"), false);
-  const p = providerFor({ kind: "sprites", org: "acme" });
+  const p = providerFor({ kind: "sprites", org: "acme" }, {
+    home: "/nonexistent",
+  });
   assert.ok(p instanceof SpritesProvider);
   assert.equal((p as SpritesProvider).org, "acme");
   assert.equal((p as SpritesProvider).api.url, "https://api.sprites.dev");
@@ -404,13 +406,9 @@ Deno.test("sprites: over the plan's running limit, one line naming it (not retri
 
 Deno.test("sprites: no token anywhere is one clear error", async () => {
   const home = await Deno.makeTempDir();
-  const keys = ["HOME", "SPRITE_TOKEN", "SPRITES_TOKEN"];
-  const saved = keys.map((k) => Deno.env.get(k));
-  Deno.env.set("HOME", home);
-  Deno.env.delete("SPRITE_TOKEN");
-  Deno.env.delete("SPRITES_TOKEN");
   try {
-    const p = providerFor({ kind: "sprites" });
+    // A machine with no login and none of the token variables.
+    const p = providerFor({ kind: "sprites" }, { home, env: { HOME: home } });
     await assert.rejects(
       p.list(),
       (e) =>
@@ -418,9 +416,6 @@ Deno.test("sprites: no token anywhere is one clear error", async () => {
         /sprite login/.test(e.hint ?? ""),
     );
   } finally {
-    keys.forEach((k, i) => {
-      if (saved[i] !== undefined) Deno.env.set(k, saved[i]);
-    });
     await Deno.remove(home, { recursive: true });
   }
 });

@@ -25,10 +25,8 @@ async function g(cwd: string, ...args: string[]): Promise<void> {
 
 Deno.test("vm.setup clones with the hardened runner: no hooks from the machine's git config", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ohc-vm-clone-" });
-  const oldHome = Deno.env.get("HOME");
   const home = `${dir}/home`;
   await Deno.mkdir(home);
-  Deno.env.set("HOME", home);
   try {
     const src = `${dir}/src`;
     await Deno.mkdir(src);
@@ -50,7 +48,7 @@ Deno.test("vm.setup clones with the hardened runner: no hooks from the machine's
       `[core]\n\thooksPath = ${hooks}\n`,
     );
     const setup = (clone: { url: string; dir: string }, name: string) =>
-      vmHandlers["vm.setup"]({
+      vmHandlers(home)["vm.setup"]({
         args: {
           identity: {
             role: "captain",
@@ -84,8 +82,6 @@ Deno.test("vm.setup clones with the hardened runner: no hooks from the machine's
       false,
     );
   } finally {
-    if (oldHome === undefined) Deno.env.delete("HOME");
-    else Deno.env.set("HOME", oldHome);
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -41,6 +41,7 @@ const dec = new TextDecoder();
  */
 function inProcessShip(
   self: Identity,
+  home: string,
   before: (
     req: { op: string; args: { task?: { id: string } } },
   ) => Promise<void>,
@@ -68,7 +69,7 @@ function inProcessShip(
       const served = serveOne(
         toShip.readable.pipeThrough(inspect),
         fromShip.writable,
-        () => captainHandlers(self),
+        () => captainHandlers(self, home),
       );
       return {
         stdin: toShip.writable,
@@ -86,12 +87,12 @@ async function sailChain(
   before: (
     req: { op: string; args: { task?: { id: string } } },
     bare: { bare: string; branch: string },
+    shipHome: string,
   ) => Promise<void>,
 ): Promise<{ logs: string[]; tasks: { id: string; status: string }[] }> {
   const dir = await Deno.makeTempDir({ prefix: "ohc-driver-" });
   const shipHome = `${dir}/ship`;
   await Deno.mkdir(shipHome);
-  Deno.env.set("HOME", shipHome);
   const db = await openDatabase(":memory:", {
     migrations: VOYAGE_MIGRATIONS,
   });
@@ -140,7 +141,11 @@ async function sailChain(
       name: "s1",
       flagship: "f",
     } as unknown as Identity;
-    const t = inProcessShip(self, (req) => before(req, repo));
+    const t = inProcessShip(
+      self,
+      shipHome,
+      (req) => before(req, repo, shipHome),
+    );
     const ship: ShipRecord = {
       name: "s1",
       repo: null,
@@ -177,11 +182,11 @@ const sent = (logs: string[], task: string) =>
     .map((l) => l.replace(/^.*task \d+: /, ""));
 
 Deno.test("a ship that has the tip gets no bundle; an older tip, a thin one", async () => {
-  const { logs, tasks } = await sailChain(async (req, repo) => {
+  const { logs, tasks } = await sailChain(async (req, repo, shipHome) => {
     // Someone else lands while task 2 runs: task 2 lands as a rebase, so
     // the ship has an older tip when task 3 comes.
     if (req.op !== "task" || req.args.task?.id !== "2") return;
-    const other = `${Deno.env.get("HOME")}/../other`;
+    const other = `${shipHome}/../other`;
     await prepareCheckout({ bare: repo.bare, branch: repo.branch, dir: other });
     await Deno.writeTextFile(`${other}/x.txt`, "x\n");
     const { commit } = await commitTask({
@@ -206,12 +211,12 @@ Deno.test("a ship that has the tip gets no bundle; an older tip, a thin one", as
 
 Deno.test("a ship that lacks the tip the driver thought it had still gets its task done", async () => {
   let removed = false;
-  const { logs, tasks } = await sailChain(async (req) => {
+  const { logs, tasks } = await sailChain(async (req, _repo, shipHome) => {
     // The checkout vanishes between tasks 1 and 2 (a person, a reimage).
     if (req.op === "task" && req.args.task?.id === "2" && !removed) {
       removed = true;
       await Deno.remove(
-        `${Deno.env.get("HOME")}/${shipCheckout("vd1")}`,
+        `${shipHome}/${shipCheckout("vd1")}`,
         { recursive: true },
       );
     }
@@ -227,7 +232,6 @@ Deno.test("a flagship that stopped after landing a task, before recording it: th
   const dir = await Deno.makeTempDir({ prefix: "ohc-driver-" });
   const shipHome = `${dir}/ship`;
   await Deno.mkdir(shipHome);
-  Deno.env.set("HOME", shipHome);
   const db = await openDatabase(":memory:", {
     migrations: VOYAGE_MIGRATIONS,
   });
@@ -266,7 +270,7 @@ Deno.test("a flagship that stopped after landing a task, before recording it: th
       blocked_by: [],
     }], ["s1"]);
     const self = { role: "captain", name: "s1", flagship: "f" } as Identity;
-    const t = inProcessShip(self, () => Promise.resolve());
+    const t = inProcessShip(self, shipHome, () => Promise.resolve());
     // The first flagship: claims task 1, the ship runs it, and it lands...
     const claimed = (await queue.claim(id, "s1"))!;
     const session = new CaptainSession(t, id, {});
@@ -343,7 +347,6 @@ Deno.test("a ship's checkout holds one task run: another task or a sync is refus
   const dir = await Deno.makeTempDir({ prefix: "ohc-driver-" });
   const shipHome = `${dir}/ship`;
   await Deno.mkdir(shipHome);
-  Deno.env.set("HOME", shipHome);
   try {
     const id = "vd3";
     const repo = await createVoyageRepo({
@@ -353,7 +356,7 @@ Deno.test("a ship's checkout holds one task run: another task or a sync is refus
     });
     const runs = `${dir}/runs.log`;
     const self = { role: "captain", name: "s1", flagship: "f" } as Identity;
-    const t = inProcessShip(self, () => Promise.resolve());
+    const t = inProcessShip(self, shipHome, () => Promise.resolve());
     const base = {
       voyage_id: id,
       branch: repo.branch,

@@ -24,10 +24,9 @@ async function withOps(
     migrations: VOYAGE_MIGRATIONS,
   });
   const home = await Deno.makeTempDir();
-  const was = Deno.env.get("HOME");
-  Deno.env.set("HOME", home);
   try {
     const h: RpcHandlers = await voyageOps({
+      home,
       db,
       provider: {} as Provider,
       ships: () => Promise.resolve(ships),
@@ -43,7 +42,6 @@ async function withOps(
       })
     );
   } finally {
-    if (was) Deno.env.set("HOME", was);
     await db.close();
     await Deno.remove(home, { recursive: true });
   }

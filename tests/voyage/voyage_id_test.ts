@@ -40,14 +40,13 @@ Deno.test("voyage id: sail's ids are valid, and one rule decides", () => {
 
 Deno.test("voyage id: the git branch and the ship's session take the same ids", async () => {
   const home = await Deno.makeTempDir({ prefix: "ohc-voyage-id-" });
-  const oldHome = Deno.env.get("HOME");
-  Deno.env.set("HOME", home);
   try {
     const session = captainHandlers(
       {
         role: "captain",
         name: "s1",
       } as Parameters<typeof captainHandlers>[0],
+      home,
     )["captain.session"];
     // An input that is closed at once: an accepted id ends the session
     // (null); a refused one is a usage error before anything runs.
@@ -70,8 +69,6 @@ Deno.test("voyage id: the git branch and the ship's session take the same ids", 
       }
     }
   } finally {
-    if (oldHome === undefined) Deno.env.delete("HOME");
-    else Deno.env.set("HOME", oldHome);
     await Deno.remove(home, { recursive: true });
   }
 });

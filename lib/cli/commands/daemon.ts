@@ -54,7 +54,7 @@ export function registerDaemon(
   );
   const daemonProcess = async (verb: "run" | "supervise") => {
     const { runDaemonProcess } = await import("../../daemon/entry.ts");
-    await runDaemonProcess(verb);
+    await runDaemonProcess(verb, (await ctx.machine()).home);
   };
 
   cmd.command("status")

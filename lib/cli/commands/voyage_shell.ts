@@ -40,7 +40,7 @@ export async function voyageShell(
   const s = await (await ctx.voyage("voyage shell")).status(id);
   const v = s.voyage.id;
   const live = s.ships.filter((x) => x.state !== "gone").map((x) => x.ship);
-  if (ship === undefined && !o.raw) return await fleetView(v, live);
+  if (ship === undefined && !o.raw) return await fleetView(ctx, v, live);
   let target: string;
   if (ship === undefined) {
     target = live[0];
@@ -76,9 +76,13 @@ function noShips(s: VoyageStatus): UsageError {
 /** The name of a voyage's fleet view session. */
 export const viewSession = (voyage: string) => `voyage-${voyage}`;
 
-async function tmux(args: string[], env?: Record<string, string>) {
+async function tmux(
+  home: string,
+  args: string[],
+  env?: Record<string, string>,
+) {
   const r = await new Deno.Command("tmux", {
-    args: ["-S", paths.viewSocket(), ...args],
+    args: ["-S", paths.viewSocket(home), ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -91,7 +95,12 @@ async function tmux(args: string[], env?: Record<string, string>) {
  * One window per ship, each attached to that ship's session; then this
  * terminal attaches to the view. When it detaches, the view goes.
  */
-async function fleetView(voyage: string, ships: string[]): Promise<number> {
+async function fleetView(
+  ctx: CliContext,
+  voyage: string,
+  ships: string[],
+): Promise<number> {
+  const { home } = await ctx.machine();
   if (ships.length === 0) {
     throw new UsageError(
       `voyage ${voyage} has no ships left; its record stays: voyage logs, tasks, clone`,
@@ -99,16 +108,16 @@ async function fleetView(voyage: string, ships: string[]): Promise<number> {
   }
   const { selfBinary } = await import("../../daemon/control.ts");
   const session = viewSession(voyage);
-  await tmux(["kill-session", "-t", `=${session}`]);
+  await tmux(home, ["kill-session", "-t", `=${session}`]);
   const windowOf = (ship: string) => {
     const n = shipNumber(voyage, ship);
     return n === null ? ship : `ship-${n}`;
   };
   const command = (ship: string) =>
-    quoteArgv([selfBinary(), "voyage", "shell", voyage, ship]);
+    quoteArgv([selfBinary(home), "voyage", "shell", voyage, ship]);
   for (const [i, ship] of ships.entries()) {
     const r = i === 0
-      ? await tmux([
+      ? await tmux(home, [
         "new-session",
         "-d",
         "-s",
@@ -129,7 +138,7 @@ async function fleetView(voyage: string, ships: string[]): Promise<number> {
         "remain-on-exit",
         "on",
       ])
-      : await tmux([
+      : await tmux(home, [
         "new-window",
         "-d",
         "-t",
@@ -139,21 +148,21 @@ async function fleetView(voyage: string, ships: string[]): Promise<number> {
         command(ship),
       ]);
     if (!r.ok) {
-      await tmux(["kill-session", "-t", `=${session}`]);
+      await tmux(home, ["kill-session", "-t", `=${session}`]);
       throw new Error(`cannot open the fleet view: tmux: ${r.err}`);
     }
   }
-  await tmux(["select-window", "-t", `=${session}:^`]);
-  const env = Deno.env.toObject();
+  await tmux(home, ["select-window", "-t", `=${session}:^`]);
+  const env = ctx.environ();
   delete env.TMUX; // attaching from inside a tmux is refused otherwise
   const code = (await new Deno.Command("tmux", {
-    args: ["-S", paths.viewSocket(), "attach-session", "-t", `=${session}`],
+    args: ["-S", paths.viewSocket(home), "attach-session", "-t", `=${session}`],
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
     env,
     clearEnv: true,
   }).output()).code;
-  await tmux(["kill-session", "-t", `=${session}`]);
+  await tmux(home, ["kill-session", "-t", `=${session}`]);
   return code;
 }

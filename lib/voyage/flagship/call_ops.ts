@@ -6,7 +6,7 @@
 import { OhcError, UsageError } from "../../errors.ts";
 import type { CreateShipRequest, Progress } from "../../fleet/api.ts";
 import { bytesToBase64 } from "../../inbox/types.ts";
-import { callDaemon } from "../../rpc/calls.ts";
+import { daemonCaller } from "../../rpc/calls.ts";
 import { implement, type OpArgs } from "../../rpc/ops.ts";
 import type { RpcContext, RpcHandlers } from "../../rpc/stream.ts";
 import type { ShipRecord } from "../../state/fleet.ts";
@@ -15,6 +15,8 @@ import type { Reopened } from "./queue.ts";
 
 /** What these operations need of the fleet (the commodore gives it). */
 export interface VoyageFleet {
+  /** The flagship's home: its daemon, voyages and settings. */
+  home: string;
   fleet: {
     createShip(
       req: CreateShipRequest,
@@ -40,6 +42,7 @@ const output = (emit: RpcContext["emit"], bytes: Uint8Array) =>
   emit({ type: "output", stream: "stdout", data: bytesToBase64(bytes) });
 
 export function voyageCallOps(d: VoyageFleet): RpcHandlers {
+  const ask = daemonCaller(d.home);
   // A voyage's ships get its code from the flagship: no GH_TOKEN.
   const createVoyageShip = (name: string, onProgress: Progress) =>
     d.fleet.createShip({ spec: name }, { secrets: {}, onProgress }).catch(
@@ -73,10 +76,10 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
       Math.min(
         r.open,
         a.default_ships ??
-          (await Settings.load()).get("OHCOMMODORE_DEFAULT_SHIPS"),
+          (await Settings.load(d.home)).get("OHCOMMODORE_DEFAULT_SHIPS"),
       );
     await d.fleet.checkCapacity(count);
-    const { ships } = await callDaemon("voyage.add_ships", {
+    const { ships } = await ask("voyage.add_ships", {
       id: r.voyage,
       count,
     });
@@ -102,18 +105,19 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
       const { onlyAgentEnv } = await import("../ship/agent_env.ts");
       const onProgress = progress(emit);
       return await sail(a, {
+        home: d.home,
         onProgress,
         ghToken: secrets.GH_TOKEN,
         register: async (voyage, tasks, ships) => {
-          await callDaemon("voyage.create", { voyage, tasks, ships }, {
+          await ask("voyage.create", { voyage, tasks, ships }, {
             secrets: onlyAgentEnv(secrets),
           });
         },
         launch: async (id) => {
-          await callDaemon("voyage.launch", { id });
+          await ask("voyage.launch", { id });
         },
         fail: async (id, reason) => {
-          await callDaemon("voyage.fail", { id, reason });
+          await ask("voyage.fail", { id, reason });
         },
         checkCapacity: (n) => d.fleet.checkCapacity(n),
         createShip: (name) => createVoyageShip(name, onProgress),
@@ -123,7 +127,7 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
     // (repository, tasks, logs, verify output) stays unless `purge`.
     "voyage.sink": async (a, { emit }) => {
       const purge = a.purge === true;
-      const r = await callDaemon("voyage.stop", { id: a.id });
+      const r = await ask("voyage.stop", { id: a.id });
       const fleet = new Set((await d.fleet.listShips()).map((s) => s.name));
       const gone = r.ships.filter((s) => fleet.has(s));
       await Promise.all(
@@ -135,12 +139,12 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
       // tasks stays running.
       const missing = r.ships.filter((s) => !fleet.has(s));
       if (missing.length) await d.shipsGone(missing, "is not in the fleet");
-      if (purge) await callDaemon("voyage.purge", { id: r.voyage });
+      if (purge) await ask("voyage.purge", { id: r.voyage });
       return { voyage: r.voyage, destroyed: gone, purged: purge };
     },
     "voyage.retry": async (a, { emit }) =>
       await sailOn(
-        await callDaemon("voyage.retry_tasks", {
+        await ask("voyage.retry_tasks", {
           id: a.id,
           tasks: a.tasks ?? [],
         }),
@@ -149,13 +153,13 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
       ),
     "voyage.add": async (a, { emit }) =>
       await sailOn(
-        await callDaemon("voyage.add_tasks", { id: a.id, files: a.files }),
+        await ask("voyage.add_tasks", { id: a.id, files: a.files }),
         a,
         progress(emit),
       ),
     "voyage.logs": (a, ctx) => logs(d, a, ctx),
     "voyage.bundle": async (a, { emit }) => {
-      const v = await callDaemon("voyage.get", { id: a.id });
+      const v = await ask("voyage.get", { id: a.id });
       const { bundleVoyage } = await import("../../git/bundle.ts");
       const file = await Deno.makeTempFile({ suffix: ".bundle" });
       try {
@@ -178,12 +182,13 @@ async function logs(
   a: OpArgs<"voyage.logs">,
   { emit, signal }: RpcContext,
 ): Promise<null> {
+  const ask = daemonCaller(d.home);
   const { voyageLogs, shipLogs } = await import("./logs.ts");
   const { archivedLogs } = await import("./log_archive.ts");
   const { resolveVoyageShip } = await import("./ship_names.ts");
-  const v = await callDaemon("voyage.get", { id: a.id });
+  const v = await ask("voyage.get", { id: a.id });
   const shipsOf = async () =>
-    (await callDaemon("voyage.status", { id: v.id })).ships.map((x) => x.ship);
+    (await ask("voyage.status", { id: v.id })).ships.map((x) => x.ship);
   const only = a.ship ? resolveVoyageShip(v.id, await shipsOf(), a.ship) : null;
   let grep: RegExp | undefined;
   if (a.grep !== undefined) {
@@ -205,14 +210,14 @@ async function logs(
         if (rec?.ssh_dest && rec.status !== "creating") {
           out.push(shipLogs(ship, d.transport(rec), v.id));
         } else {
-          const kept = await archivedLogs(v.id, ship);
+          const kept = await archivedLogs(d.home, v.id, ship);
           if (kept) out.push(kept);
         }
       }
       return out;
     },
     ended: async () => {
-      const cur = await callDaemon("voyage.get", { id: v.id });
+      const cur = await ask("voyage.get", { id: v.id });
       return !["planning", "running", "complete"].includes(cur.state);
     },
     follow: a.follow === true,

@@ -23,14 +23,16 @@ import { newTasks } from "../queue_types.ts";
 import { nextShipNames } from "./ship_names.ts";
 
 const HEARTBEAT_STALE_MS = 10_000;
-const secretsFile = (id: string) => `${paths.secrets()}/voyage-${id}.json`;
-
 export async function voyageOps(deps: {
+  /** The flagship's home: its voyages' secrets are kept there. */
+  home: string;
   db: Database;
   provider: Provider;
   ships: () => Promise<ShipRecord[]>;
   log: (m: string) => void;
 }): Promise<RpcHandlers> {
+  const secretsFile = (id: string) =>
+    `${paths.secrets(deps.home)}/voyage-${id}.json`;
   const queue = new VoyageQueue(deps.db);
   const secrets = new Map<string, Record<string, string>>();
   const driver = new VoyageDriver({

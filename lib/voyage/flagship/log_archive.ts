@@ -18,14 +18,15 @@ const LIST_ALL =
 const LOG_FILE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}\.log$/;
 
 /** Where the flagship keeps a gone ship's logs of a voyage. */
-export const archiveDir = (voyage: string, ship: string, home?: string) =>
-  `${paths.dir(home)}/voyages/${voyage}/logs/${ship}`;
+export const archiveDir = (home: string, voyage: string, ship: string) =>
+  `${paths.voyage(home, voyage)}/logs/${ship}`;
 
 /**
  * Copies the ship's logs of every voyage the flagship knows into their
  * archives; the number of files kept. Throws when the ship cannot be read.
  */
 export async function collectShipLogs(
+  home: string,
   t: Transport,
   ship: string,
   signal?: AbortSignal,
@@ -42,14 +43,14 @@ export async function collectShipLogs(
       !LOG_FILE.test(file ?? "")
     ) continue;
     // Only voyages this flagship sails (and has not purged).
-    const known = await Deno.stat(`${paths.dir()}/voyages/${voyage}`).then(
+    const known = await Deno.stat(paths.voyage(home, voyage)).then(
       (s) => s.isDirectory,
       () => false,
     );
     if (!known) continue;
     signal?.throwIfAborted();
     const bytes = await download(t, `${remotePaths.voyages}/${line}`);
-    const dir = archiveDir(voyage, ship);
+    const dir = archiveDir(home, voyage, ship);
     await Deno.mkdir(dir, { recursive: true });
     const tmp = `${dir}/.${file}.${crypto.randomUUID().slice(0, 8)}`;
     await Deno.writeFile(tmp, bytes, { mode: 0o600 });
@@ -61,10 +62,11 @@ export async function collectShipLogs(
 
 /** The logs kept for a gone ship, or null when none were. */
 export async function archivedLogs(
+  home: string,
   voyage: string,
   ship: string,
 ): Promise<LogSource | null> {
-  const dir = archiveDir(voyage, ship);
+  const dir = archiveDir(home, voyage, ship);
   if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
     return null;
   }

@@ -61,6 +61,8 @@ export interface SailDeps {
   launch: (id: string) => Promise<void>;
   /** No ship could be created: the voyage is 'failed', with the reason. */
   fail: (id: string, reason: string) => Promise<void>;
+  /** The flagship's home (its settings; voyages under it). */
+  home: string;
   onProgress: Progress;
   /** Refuses `count` more ships than the provider runs at once. */
   checkCapacity?: (count: number) => Promise<void>;
@@ -85,7 +87,7 @@ export async function sail(
     agentCommand: req.agent_command,
   });
   checkModel(req.agent, req.model);
-  const settings = await Settings.load();
+  const settings = await Settings.load(deps.home);
   const limits = {
     max_attempts: settings.get("OHCOMMODORE_TASK_ATTEMPTS"),
     lease_s: settings.get("OHCOMMODORE_TASK_LEASE"),
@@ -110,7 +112,7 @@ export async function sail(
   const count = req.ships ?? plan.recommendedShips ?? req.default_ships ??
     settings.get("OHCOMMODORE_DEFAULT_SHIPS");
   await deps.checkCapacity?.(count);
-  const root = `${paths.dir()}/voyages/${id}`;
+  const root = paths.voyage(deps.home, id);
   let registered = false;
   try {
     return await launch(id, root, plan, req, count, limits, {
@@ -154,6 +156,7 @@ async function launch(
     else throw new UsageError(`voyage repo "${plan.repo}" is not a repository`);
   }
   const repo = await withTokenFile(
+    deps.home,
     deps.ghToken,
     (tokenFile) =>
       git.createVoyageRepo({ dir: root, voyageId: id, source, tokenFile }),

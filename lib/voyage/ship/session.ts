@@ -34,7 +34,6 @@ import { toErrorInfo, UsageError } from "../../errors.ts";
 import { readLines } from "../../lines.ts";
 import type { RpcContext } from "../../rpc/server.ts";
 import type { Identity } from "../../state/identity.ts";
-import { paths } from "../../state/paths.ts";
 import type {
   BaseArgs,
   CheckArgs,
@@ -50,10 +49,11 @@ import { agentPath, holding, release, syncFree, task } from "./task_run.ts";
 
 export async function serveSession(
   self: Identity,
+  home: string,
   { args, secrets, emit, input, signal }: RpcContext,
 ): Promise<null> {
   const voyage = checkVoyageId(args.voyage_id, "captain.session");
-  const vdir = `${paths.home()}/${shipVoyageDir(voyage)}`;
+  const vdir = `${home}/${shipVoyageDir(voyage)}`;
   const closed = new AbortController();
   const stop = AbortSignal.any([signal, closed.signal]);
   const requests: SessionRequest[] = [];
@@ -100,16 +100,17 @@ export async function serveSession(
           ? {
             program: requireAgentProgram(
               (a as CheckArgs).agent,
-              { ship: self.name, path: agentPath(paths.home()) },
+              { ship: self.name, path: agentPath(home) },
             ) ?? null,
           }
           : req.op === "release"
-          ? { released: await release(vdir, a as TaskKey) }
+          ? { released: await release(home, vdir, a as TaskKey) }
           : req.op === "sync"
-          ? await syncFree(vdir, a as BaseArgs)
+          ? await syncFree(home, vdir, a as BaseArgs)
           : req.op === "task"
           ? await task(
             self,
+            home,
             vdir,
             a as RunTaskArgs,
             secrets,

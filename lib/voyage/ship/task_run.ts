@@ -46,8 +46,7 @@ export function agentPath(home: string): string {
 }
 
 /** Brings the checkout to the tip the flagship asked for. */
-async function sync(a: BaseArgs): Promise<SyncResult> {
-  const home = paths.home();
+async function sync(home: string, a: BaseArgs): Promise<SyncResult> {
   const vdir = `${home}/${shipVoyageDir(a.voyage_id)}`;
   let source: string | undefined;
   if (typeof a.bundle_data === "string") {
@@ -95,7 +94,11 @@ export async function holding(vdir: string): Promise<HoldResult> {
  * the record goes, and the checkout is free (the next sync resets it).
  * False when the checkout holds another run (or none).
  */
-export async function release(vdir: string, k: TaskKey): Promise<boolean> {
+export async function release(
+  home: string,
+  vdir: string,
+  k: TaskKey,
+): Promise<boolean> {
   const h = await readHeld(vdir);
   if (!sameRun(h, k)) return false;
   if (h!.state === "running") {
@@ -105,7 +108,7 @@ export async function release(vdir: string, k: TaskKey): Promise<boolean> {
   await clearHeld(vdir);
   await Deno.remove(h!.run_dir, { recursive: true }).catch(() => {});
   if (h!.result?.bundle) {
-    await Deno.remove(`${paths.home()}/${h!.result.bundle}`).catch(() => {});
+    await Deno.remove(`${home}/${h!.result.bundle}`).catch(() => {});
   }
   return true;
 }
@@ -120,13 +123,14 @@ function busy(h: Held): OhcError {
 
 /** `sync`: only a checkout that holds no task run is touched. */
 export async function syncFree(
+  home: string,
   vdir: string,
   a: BaseArgs,
 ): Promise<SyncResult> {
-  if (a.release) await release(vdir, a.release);
+  if (a.release) await release(home, vdir, a.release);
   const h = await readHeld(vdir);
   if (h) throw busy(h);
-  return await sync(a);
+  return await sync(home, a);
 }
 
 /**
@@ -137,6 +141,7 @@ export async function syncFree(
  */
 export async function task(
   self: Identity,
+  home: string,
   vdir: string,
   a: RunTaskArgs,
   secrets: Record<string, string>,
@@ -153,7 +158,7 @@ export async function task(
   }
   const key: TaskKey = { task: a.task.id, attempt: a.attempt };
   if (a.release && !sameRun(a.release, key)) {
-    await release(vdir, a.release);
+    await release(home, vdir, a.release);
   }
   let h = await readHeld(vdir);
   if (h && !sameRun(h, key)) throw busy(h);
@@ -165,9 +170,9 @@ export async function task(
   }
   if (!h || (h.state === "running" && !run)) {
     // Not started yet (or the captain died before the agent started).
-    ({ h, run } = await startTask(self, vdir, a, secrets, progress));
+    ({ h, run } = await startTask(self, home, vdir, a, secrets, progress));
   }
-  if (h.state === "finished") return await outcome(h);
+  if (h.state === "finished") return await outcome(home, h);
   progress(`running ${a.agent} agent`);
   const beat = setInterval(() => progress("working"), 2_000);
   let code: number;
@@ -181,9 +186,9 @@ export async function task(
   } finally {
     clearInterval(beat);
   }
-  const done = await finishTask(h, a, code, progress);
+  const done = await finishTask(home, h, a, code, progress);
   await writeHeld(vdir, done);
-  return await outcome(done);
+  return await outcome(home, done);
 }
 
 /**
@@ -205,11 +210,11 @@ async function started(h: Held): Promise<boolean> {
  * The recorded outcome: the result (a small bundle read back in to ride in
  * the reply), or its error thrown again.
  */
-async function outcome(h: Held): Promise<RunTaskResult> {
+async function outcome(home: string, h: Held): Promise<RunTaskResult> {
   if (h.error) throw fromErrorInfo(h.error);
   const r = h.result!;
   if (!r.bundle) return r;
-  const bytes = await Deno.readFile(`${paths.home()}/${r.bundle}`);
+  const bytes = await Deno.readFile(`${home}/${r.bundle}`);
   return bytes.length > INLINE_BUNDLE_MAX
     ? r
     : { ...r, bundle_data: bytesToBase64(bytes) };
@@ -221,12 +226,12 @@ async function outcome(h: Held): Promise<RunTaskResult> {
  */
 async function startTask(
   self: Identity,
+  home: string,
   vdir: string,
   a: RunTaskArgs,
   secrets: Record<string, string>,
   progress: (m: string) => void,
 ): Promise<{ h: Held; run: Run }> {
-  const home = paths.home();
   const checkout = `${home}/${shipCheckout(a.voyage_id)}`;
   const id = a.task.id;
   const slug = taskSlug(id);
@@ -234,7 +239,7 @@ async function startTask(
   await Deno.mkdir(`${vdir}/out`, { recursive: true });
 
   progress("preparing checkout");
-  const baseSha = (await sync(a)).base;
+  const baseSha = (await sync(home, a)).base;
   // A root captain runs claude as an unprivileged user (see agent_user.ts),
   // in the checkout's real path outside this HOME.
   const asAgent = await prepareAgentRun(a.agent, {
@@ -321,12 +326,12 @@ async function startTask(
  * with voyage, task and attempt) and bundled. Safe to do twice.
  */
 async function finishTask(
+  home: string,
   h: Held,
   a: RunTaskArgs,
   code: number,
   progress: (m: string) => void,
 ): Promise<Held> {
-  const home = paths.home();
   const id = a.task.id;
   // Claude and Codex exit 0 even when they gave up, and 1 after an API
   // error; their stream says which, and what the run cost.
