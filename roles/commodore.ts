@@ -26,15 +26,9 @@ import type {
 } from "../lib/fleet/api.ts";
 import { providerFor } from "../lib/providers/mod.ts";
 import type { Provider, VmRecord } from "../lib/providers/types.ts";
-import type { Transport } from "../lib/transport/types.ts";
 import { call, lostCall } from "../lib/rpc/client.ts";
-import { callDaemon } from "../lib/rpc/calls.ts";
-import {
-  implement,
-  type OpArgs,
-  type OpResult,
-  type OpsOf,
-} from "../lib/rpc/ops.ts";
+import { callDaemonIfUp } from "../lib/rpc/calls.ts";
+import { implement } from "../lib/rpc/ops.ts";
 import type { RpcHandlers } from "../lib/rpc/server.ts";
 import {
   readFleet,
@@ -250,7 +244,10 @@ export class Commodore implements FleetApi {
       const t = this.provider.transport(vm);
       // Its voyages' logs stay on the flagship (voyage logs reads them).
       if (o.keepLogs !== false) {
-        await keepLogs(this.home, t, ship.name, onProgress);
+        const { keepShipLogs } = await import(
+          "../lib/voyage/flagship/log_archive.ts"
+        );
+        await keepShipLogs(this.home, t, ship.name, onProgress);
       }
     }
     onProgress("destroying VM", ship.name);
@@ -398,52 +395,8 @@ export class Commodore implements FleetApi {
   }
 }
 
-/** The longest a ship's logs are fetched for before it is destroyed anyway. */
-const KEEP_LOGS_MS = 120_000;
-
-async function keepLogs(
-  home: string,
-  t: Transport,
-  ship: string,
-  onProgress: Progress,
-) {
-  const { collectShipLogs } = await import(
-    "../lib/voyage/flagship/log_archive.ts"
-  );
-  try {
-    const n = await collectShipLogs(
-      home,
-      t,
-      ship,
-      AbortSignal.timeout(KEEP_LOGS_MS),
-    );
-    if (n) onProgress(`kept ${n} voyage log(s) on the flagship`, ship);
-  } catch (e) {
-    onProgress(
-      `its voyage logs could not be kept: ${(e as Error).message}`,
-      ship,
-    );
-  }
-}
-
-/**
- * Asks the flagship's daemon, when it is up (it is not started for this):
- * null when it is down or the call failed.
- */
-async function ifDaemonUp<N extends OpsOf<"daemon">>(
-  home: string,
-  op: N,
-  args: OpArgs<N>,
-): Promise<OpResult<N> | null> {
-  const { connectDaemon } = await import("../lib/daemon/client.ts");
-  const conn = await connectDaemon(home);
-  if (!conn) return null;
-  conn.close();
-  return await callDaemon(op, args, { home }).catch(() => null);
-}
-
 /** The daemon's links, or null when it does not answer. */
-const linkStatus = (home: string) => ifDaemonUp(home, "link.status", {});
+const linkStatus = (home: string) => callDaemonIfUp(home, "link.status", {});
 
 /**
  * Tells the flagship's daemon that ships it sailed voyages with are gone:
@@ -456,12 +409,12 @@ async function voyageShipsGone(
   ships: string[],
   reason: string,
 ) {
-  await ifDaemonUp(home, "voyage.ships_gone", { ships, reason });
+  await callDaemonIfUp(home, "voyage.ships_gone", { ships, reason });
 }
 
 /** Tells the flagship's daemon the registry changed (it also notices by itself). */
 async function pokeLinks(home: string): Promise<void> {
-  await ifDaemonUp(home, "link.sync", {});
+  await callDaemonIfUp(home, "link.sync", {});
 }
 
 /** The flagship's RPC surface: FleetApi, op by op. */

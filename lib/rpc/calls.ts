@@ -20,6 +20,22 @@ export async function callDaemon<N extends OpsOf<"daemon">>(
   );
 }
 
+/**
+ * Asks this machine's daemon when it is up (it is not started for this):
+ * null when it is down or the call failed.
+ */
+export async function callDaemonIfUp<N extends OpsOf<"daemon">>(
+  home: string,
+  op: N,
+  args: OpArgs<N>,
+): Promise<OpResult<N> | null> {
+  const { connectDaemon } = await import("../daemon/socket.ts");
+  const conn = await connectDaemon(home);
+  if (!conn) return null;
+  conn.close();
+  return await callDaemon(op, args, { home }).catch(() => null);
+}
+
 /** callDaemon bound to one machine's home. */
 export function daemonCaller(home: string) {
   return <N extends OpsOf<"daemon">>(

@@ -60,6 +60,32 @@ export async function collectShipLogs(
   return kept;
 }
 
+/** The longest a ship's logs are fetched for before it is destroyed anyway. */
+const KEEP_LOGS_MS = 120_000;
+
+/** Before a ship goes: its voyage logs kept here, said on `onProgress`. */
+export async function keepShipLogs(
+  home: string,
+  t: Transport,
+  ship: string,
+  onProgress: (message: string, subject?: string) => void,
+): Promise<void> {
+  try {
+    const n = await collectShipLogs(
+      home,
+      t,
+      ship,
+      AbortSignal.timeout(KEEP_LOGS_MS),
+    );
+    if (n) onProgress(`kept ${n} voyage log(s) on the flagship`, ship);
+  } catch (e) {
+    onProgress(
+      `its voyage logs could not be kept: ${(e as Error).message}`,
+      ship,
+    );
+  }
+}
+
 /** The logs kept for a gone ship, or null when none were. */
 export async function archivedLogs(
   home: string,
