@@ -732,7 +732,9 @@ Deno.test({
       await t.step(
         "knobs: pending first, failed creation, failed status, vm+ ssh_dest",
         async () => {
-          await emu.setKnobs({ pendingMs: 1500 });
+          // Held pending until the knob goes back to 0, however slow the
+          // machine.
+          await emu.setKnobs({ pendingMs: 300_000 });
           const r = await lobby(["new", "--json", "--name=slow-vm"]);
           assert.equal(r.code, 0);
           const first = JSON.parse(

@@ -383,26 +383,25 @@ Deno.test({
       await t.step(
         "pending while sshd starts; create waits for it",
         async () => {
-          await emu.setKnobs({ pendingMs: 2500 });
+          // Held pending until the knob goes back to 0 (below), however
+          // slow the machine.
+          await emu.setKnobs({ pendingMs: 300_000 });
           try {
             const progress: string[] = [];
             const creating = provider.create("ship-foxtrot", {
               onProgress: (m) => progress.push(m),
             });
             let sawPending = false;
-            const deadline = Date.now() + 20_000;
-            while (!sawPending && Date.now() < deadline) {
-              const emuVm = (await emu.listVms()).find((v) =>
+            const deadline = Date.now() + 120_000;
+            while (Date.now() < deadline) {
+              const vm = (await provider.list()).find((v) =>
                 v.name === "ship-foxtrot"
               );
-              if (emuVm && emuVm.port > 0) {
-                const vm = (await provider.list()).find((v) =>
-                  v.name === "ship-foxtrot"
-                );
-                if (vm?.status === "pending") sawPending = true;
-                else break;
-              } else await new Promise((r) => setTimeout(r, 100));
+              if (vm?.status === "pending") sawPending = true;
+              if (sawPending && progress.some((m) => /\(try 2/.test(m))) break;
+              await new Promise((r) => setTimeout(r, 100));
             }
+            await emu.setKnobs({ pendingMs: 0 });
             const vm = await creating;
             assert.ok(sawPending, "ls --json never showed pending");
             assert.ok(

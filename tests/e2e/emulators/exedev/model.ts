@@ -60,7 +60,8 @@ export interface Knobs {
   delayMs: number;
   /**
    * New VMs report `pending` and their sshd only starts this long after
-   * `new` returned; then they become `running`.
+   * `new` returned, or as soon as the knob is set back to 0; then they
+   * become `running`.
    */
   pendingMs: number;
   /** `new` fails (for all names, or for these names) with `failMessage`. */

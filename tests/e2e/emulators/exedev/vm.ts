@@ -216,11 +216,25 @@ function initScript(
       }) + `mount --rbind "$R" ${BARE_MOUNT}`
       : "",
     `hostname ${shq(vm.name)}`,
-    pendingMs > 0 ? `sleep ${(pendingMs / 1000).toFixed(3)}` : "",
+    pendingMs > 0 ? pendingWait(pendingMs, p.knobs) : "",
     `exec ${SSHD} -D -f ${shq(`${dir}/sshd_config`)} -E ${
       shq(`${dir}/sshd.log`)
     }`,
     "",
+  ].join("\n");
+}
+
+/**
+ * The VM stays pending for `ms`, or until the knob is set back to 0,
+ * whichever comes first: a test holds a VM pending with a long one and
+ * lets it go when it has seen what it wanted, however loaded the machine.
+ */
+function pendingWait(ms: number, knobsFile: string): string {
+  return [
+    `end=$(( $(date +%s%3N) + ${Math.round(ms)} ))`,
+    `while [ "$(date +%s%3N)" -lt "$end" ] && grep -Eq '"pendingMs": *[1-9]' ${
+      shq(knobsFile)
+    }; do sleep 0.05; done`,
   ].join("\n");
 }
 
