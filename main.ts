@@ -17,9 +17,13 @@ async function main(args: string[]): Promise<number> {
   }
   if (args[0] === "_rpc") {
     const { serveStdio } = await import("./lib/rpc/server.ts");
-    const { handlersForRole } = await import("./roles/mod.ts");
     const home = processHome();
-    return await serveStdio(home, () => handlersForRole(home));
+    // The roles load only for the operations this process serves itself,
+    // not for the daemon's, which it passes through.
+    return await serveStdio(home, async () => {
+      const { handlersForRole } = await import("./roles/mod.ts");
+      return await handlersForRole(home);
+    });
   }
   if (args.length === 2 && args[0] === "daemon" && DAEMON_ENTRY.has(args[1])) {
     const { daemonEntry } = await import("./lib/daemon/entry.ts");

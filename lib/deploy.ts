@@ -1,6 +1,7 @@
 import { compiledSelf } from "./compiled.ts";
 import { OhcError } from "./errors.ts";
-import { type Env, knob, Settings } from "./settings.ts";
+import { type Env, knob } from "./knobs.ts";
+import { Settings } from "./settings.ts";
 import { paths, remotePaths } from "./state/paths.ts";
 import { lostConnection, remoteBin, run } from "./transport/run.ts";
 import type { Transport } from "./transport/types.ts";

@@ -27,7 +27,7 @@
  * other line is rejected with its file and line number, and never with its
  * value (a `.env` holds secrets).
  */
-import { resolve } from "node:path";
+import { resolve } from "./path.ts";
 import { OhcError, UsageError } from "./errors.ts";
 
 /** A malformed `.env` file: bad input, exit code 2. */

@@ -5,7 +5,7 @@
  * itself (fetch), never in any argv, URL or error message.
  */
 
-import { type Env, knob } from "./settings.ts";
+import { type Env, knob } from "./knobs.ts";
 import { OhcError, UsageError } from "./errors.ts";
 
 export interface RepoAccess {

@@ -1,4 +1,5 @@
-import { knob } from "./settings.ts";
+import { resolve } from "./path.ts";
+import { knob } from "./knobs.ts";
 import { UsageError } from "./errors.ts";
 
 /**
@@ -82,15 +83,9 @@ export function parseRepoArg(arg: string, cwd = Deno.cwd()): RepoSpec {
 }
 
 function resolvePath(p: string, cwd: string): string {
+  // The user's own `~` (a path the shell left unexpanded, as in quotes).
   if (p.startsWith("~/")) p = `${Deno.env.get("HOME")}${p.slice(1)}`;
-  const abs = p.startsWith("/") ? p : `${cwd}/${p}`;
-  const parts: string[] = [];
-  for (const seg of abs.split("/")) {
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") parts.pop();
-    else parts.push(seg);
-  }
-  return "/" + parts.join("/");
+  return resolve(cwd, p);
 }
 
 function isGitRepo(dir: string): boolean {

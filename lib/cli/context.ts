@@ -8,7 +8,7 @@
 import type { FleetApi } from "../fleet/api.ts";
 import type { InboxApi } from "../inbox/api.ts";
 import type { VoyageApi } from "../voyage/api.ts";
-import { type Machine, readMachine } from "../machine.ts";
+import type { Machine } from "../machine.ts";
 import { processHome } from "../process_home.ts";
 import type { Backends } from "./backends.ts";
 import { type FlagshipCall, flagshipCaller, notOnShip } from "./flagship.ts";
@@ -46,7 +46,11 @@ export function processContext(backends: Backends, io: Io): CliContext {
     env: (k) => Deno.env.get(k),
     environ: () => Deno.env.toObject(),
     cwd: () => Deno.cwd(),
-    machine: () => machine ??= readMachine(processHome()),
+    // Loaded when a command first needs it (settings and identity).
+    machine: () =>
+      machine ??= import("../machine.ts").then((m) =>
+        m.readMachine(processHome())
+      ),
   });
 }
 

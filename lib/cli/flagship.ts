@@ -8,7 +8,7 @@ import { UsageError } from "../errors.ts";
 import type { Machine } from "../machine.ts";
 import type { RpcEvent } from "../rpc/protocol.ts";
 import type { CallOptions } from "../rpc/stream.ts";
-import { type OpArgs, type OpName, type OpResult, opSpec } from "../rpc/ops.ts";
+import type { OpArgs, OpName, OpResult } from "../rpc/ops.ts";
 import type { Backends } from "./backends.ts";
 
 /** An operation of the flagship, called from wherever the CLI runs. */
@@ -39,6 +39,9 @@ export async function flagshipCaller(
   }
   if (id.role !== "commodore") throw notOnShip(command, id.name);
   const { daemonCall } = await import("../daemon/client.ts");
+  // The registry holds every feature's operations: loaded by the commands
+  // that call the flagship, not by every start of the CLI.
+  const { opSpec } = await import("../rpc/ops.ts");
   let own: ReturnType<Backends["flagship"]> | undefined;
   return async <N extends OpName>(
     op: N,

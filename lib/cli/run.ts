@@ -1,6 +1,6 @@
 import { CommanderError } from "@commander-js/extra-typings";
 import { processHome } from "../process_home.ts";
-import { knobOn } from "../settings.ts";
+import { knobOn } from "../knobs.ts";
 import { paths } from "../state/paths.ts";
 import type { Backends } from "./backends.ts";
 import { type CliContext, processContext } from "./context.ts";

@@ -9,7 +9,7 @@
  */
 import { compiledSelf } from "../compiled.ts";
 import { OhcError } from "../errors.ts";
-import { type Env, knob, knobOn } from "../settings.ts";
+import { type Env, knob, knobOn } from "../knobs.ts";
 import { withLock } from "../state/atomic.ts";
 import { paths } from "../state/paths.ts";
 import {

@@ -27,7 +27,7 @@
  */
 
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "../path.ts";
 import { OhcError } from "../errors.ts";
 import { CommitQueue } from "./commit_queue.ts";
 import { Connection, type Query, type Sql } from "./connection.ts";

@@ -2,7 +2,7 @@
  * Bundles, for ships reachable only over a transport: a task's commits
  * (ship to flagship) and the voyage's branches (flagship to ship).
  */
-import { resolve } from "node:path";
+import { resolve } from "../path.ts";
 import { commitOf, git, isAncestor, rand } from "./exec.ts";
 import { BASE_REF, checkBranch, checkCommit } from "./refs.ts";
 

@@ -3,7 +3,7 @@
  * flagship asks for before each task), the flagship's verify checkout, and
  * `voyage clone`'s.
  */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../path.ts";
 import { OhcError } from "../errors.ts";
 import {
   brief,

@@ -3,7 +3,7 @@
  * with the voyage, task and attempt it is (`Voyage*` trailers), so landing
  * takes a commit only as the task run it says it is.
  */
-import { resolve } from "node:path";
+import { resolve } from "../path.ts";
 import { OhcError } from "../errors.ts";
 import {
   brief,

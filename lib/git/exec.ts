@@ -7,7 +7,7 @@
  * what lands. Also the small questions every git job asks (does this commit
  * exist, is it an ancestor, where is the git dir).
  */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../path.ts";
 import { OhcError, UsageError } from "../errors.ts";
 
 export const GIT_NAME = "ohcommodore";

@@ -4,7 +4,7 @@
  * ref; a side branch on a conflict, so no work is ever lost.
  */
 import { sleep } from "../sleep.ts";
-import { join, resolve } from "node:path";
+import { join, resolve } from "../path.ts";
 import { OhcError } from "../errors.ts";
 import { describeStamp, sameStamp, stampOf, type TaskStamp } from "./commit.ts";
 import {

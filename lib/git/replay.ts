@@ -3,7 +3,7 @@
  * `git merge-tree` with no worktree (the usual case), anything else by a
  * rebase in a private worktree of the bare repo.
  */
-import { resolve } from "node:path";
+import { resolve } from "../path.ts";
 import { OhcError } from "../errors.ts";
 import { withLock } from "../state/atomic.ts";
 import { taskSlug } from "../voyage/plan/plan_rules.ts";

@@ -2,7 +2,7 @@
  * The voyage's bare repo on the flagship (`<voyageDir>/repo.git`, layout
  * in refs.ts): made once from an empty commit, a local path or a URL.
  */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../path.ts";
 import { OhcError, UsageError } from "../errors.ts";
 import { gitCredentialArgs } from "./credential.ts";
 import { commitOf, exists, git, mustCommit } from "./exec.ts";

@@ -2,7 +2,7 @@
  * The flagship's verify run: the voyage tip checked out, the plan's
  * verify.sh run there in its own process group, bounded in time and output.
  */
-import { resolve } from "node:path";
+import { resolve } from "../path.ts";
 import { concatBytes } from "../bytes.ts";
 import { prepareCheckout } from "./checkout.ts";
 import { decoder } from "./exec.ts";

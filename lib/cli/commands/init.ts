@@ -2,7 +2,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { UsageError } from "../../errors.ts";
 import type { ProviderSettings } from "../../providers/types.ts";
-import { knob } from "../../settings.ts";
+import { knob } from "../../knobs.ts";
 import { paths } from "../../state/paths.ts";
 import { validateName } from "../../validate.ts";
 import type { CliContext } from "../context.ts";
