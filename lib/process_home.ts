@@ -1,6 +1,6 @@
 /**
  * The home of this process, from its environment. Read only where a process
- * starts (main.ts, the CLI's context); everything below takes the home it
+ * starts (main.ts, lib/cli/run.ts); everything below takes the home it
  * is given (lib/machine.ts), so a test gives each machine its own without
  * touching the process's HOME. scripts/check_imports.ts holds that line.
  */

@@ -43,7 +43,7 @@ function resolve(from: string, spec: string): string {
 
 /** Where a process starts: the only importers of the process's HOME. */
 const PROCESS_HOME = "lib/process_home.ts";
-const ENTRIES = ["main.ts", "lib/cli/run.ts", "lib/cli/context.ts"];
+const ENTRIES = ["main.ts", "lib/cli/run.ts"];
 
 export interface Breach {
   kind: "lib_imports_roles" | "cycle" | "home_below_entry";

@@ -9,8 +9,7 @@ import type { FleetApi } from "../fleet/api.ts";
 import type { InboxApi } from "../inbox/api.ts";
 import type { VoyageApi } from "../voyage/api.ts";
 import type { Machine } from "../machine.ts";
-import { processHome } from "../process_home.ts";
-import type { Backends } from "./backends.ts";
+import type { Backends, LaptopBackend } from "./backends.ts";
 import { type FlagshipCall, flagshipCaller, notOnShip } from "./flagship.ts";
 import type { Io } from "./io.ts";
 
@@ -33,12 +32,18 @@ export interface CliContext {
   voyage(command: string): Promise<VoyageApi>;
   /** Calls the flagship's operations (from the laptop or on it). */
   flagship(command: string): Promise<FlagshipCall>;
+  /** The user's machine's side (roles/local.ts), for this machine's home. */
+  laptop(): Promise<LaptopBackend>;
   /** The role implementations (roles/), given by main.ts. */
   backends: Backends;
 }
 
 /** The context of the running program: its streams, env and home. */
-export function processContext(backends: Backends, io: Io): CliContext {
+export function processContext(
+  backends: Backends,
+  io: Io,
+  home: string,
+): CliContext {
   let machine: Promise<Machine> | undefined;
   return makeContext({
     io,
@@ -48,9 +53,7 @@ export function processContext(backends: Backends, io: Io): CliContext {
     cwd: () => Deno.cwd(),
     // Loaded when a command first needs it (settings and identity).
     machine: () =>
-      machine ??= import("../machine.ts").then((m) =>
-        m.readMachine(processHome())
-      ),
+      machine ??= import("../machine.ts").then((m) => m.readMachine(home)),
   });
 }
 
@@ -68,7 +71,7 @@ export function makeContext(
     async fleet(command) {
       const m = await ctx.machine();
       if (!m.identity) {
-        const laptop = await backends.laptop(m.home);
+        const laptop = await ctx.laptop();
         return laptop.fleet(await laptop.requireConfig());
       }
       if (m.identity.role === "commodore") {
@@ -85,13 +88,16 @@ export function makeContext(
           daemonCall(op, args, { ...opts, home: m.home })
         );
       }
-      const laptop = await backends.laptop(m.home);
+      const laptop = await ctx.laptop();
       const t = laptop.transport(await laptop.requireConfig());
       const { call } = await import("../rpc/client.ts");
       return rpcInbox((op, args, opts) => call(t, op, args, opts));
     },
     async flagship(command) {
       return flagshipCaller(backends, await ctx.machine(), command);
+    },
+    async laptop() {
+      return await backends.laptop((await ctx.machine()).home);
     },
     async voyage(command) {
       const { voyageApi } = await import("../voyage/api.ts");

@@ -17,12 +17,13 @@ export async function runCli(
   backends: Backends,
   io: Io = processIo,
 ): Promise<number> {
-  const ctx = processContext(backends, io);
+  let home: string;
   try {
+    // The one read of the process's HOME; the context passes it down.
+    home = processHome();
     // ~/.ohcommodore/.env < ./.env < the real environment (lib/env_file.ts).
     // Only on the user's side: VMs get their settings through requests,
     // and a VM's home is no place for the user's tokens to be picked up.
-    const home = processHome();
     if (!knobOn("OHCOMMODORE_NO_DOTENV") && !isVm(home)) {
       const { applyLoadedEnv, loadEnvSync } = await import("../env_file.ts");
       applyLoadedEnv(loadEnvSync({ home }));
@@ -30,7 +31,7 @@ export async function runCli(
   } catch (e) {
     return reportFailure(e, io);
   }
-  return await runParsed(ctx, args);
+  return await runParsed(processContext(backends, io, home), args);
 }
 
 /** A VM holds an identity; the user's own machine none. */

@@ -135,11 +135,7 @@ export function registerDoctor(
         add({ name: "provider", ok: true, detail: provider.kind });
         if (provider.kind === "exedev" && config) {
           try {
-            const who =
-              await (await ctx.backends.laptop((await ctx.machine()).home))
-                .exeDevAccount(
-                  config,
-                );
+            const who = await (await ctx.laptop()).exeDevAccount(config);
             add({
               name: "exe.dev account",
               ok: true,

@@ -67,7 +67,7 @@ export function registerFleet(program: Command, ctx: CliContext): void {
       const result = await f.sink(progress);
       let scuttled = false;
       if (o.scuttle && result.failed.length === 0) {
-        const laptop = await ctx.backends.laptop((await ctx.machine()).home);
+        const laptop = await ctx.laptop();
         await laptop.scuttle(await laptop.requireConfig(), progress);
         scuttled = true;
       }

@@ -87,7 +87,7 @@ export function registerInit(program: Command, ctx: CliContext): void {
       const bootstrap = await bootstrapFromEnv(ctx.environ());
       const { settingsFromEnv } = await import("../../settings.ts");
       const settings = settingsFromEnv(ctx.environ());
-      const laptop = await ctx.backends.laptop((await ctx.machine()).home);
+      const laptop = await ctx.laptop();
       const config = await laptop.init({
         provider,
         bootstrap,
