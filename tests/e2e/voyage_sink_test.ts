@@ -6,7 +6,7 @@
  * `voyage status --wait` returns with a true state.
  */
 import assert from "node:assert/strict";
-import { localFleet, ohc, ohcOk } from "../helpers/cli.ts";
+import { exists, localFleet, ohc, ohcOk } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
 import { until } from "../helpers/wait.ts";
 import { sailOk, voyageTasks, waitVoyage } from "../helpers/voyage.ts";
@@ -38,6 +38,12 @@ Deno.test("ship destroy of a busy ship: its task goes back to the queue at once 
     },
   ], { ships: 2, verify: "#!/bin/bash\ntest -f slow.txt\n" });
   const id = await sailOk(home, [plan, "--agent", "shell"], LEASE);
+  // Running in the queue is not running on the ship yet: destroyed before
+  // its agent started, the victim would leave the slow attempt to the
+  // other ship.
+  await until("the first attempt to start", () => exists(first), {
+    timeoutMs: 60_000,
+  });
   const victim = await busyShip(home, id);
   await ohcOk(home, ["ship", "destroy", victim]);
   // At once: back in the queue, or already with the other ship.

@@ -14,6 +14,7 @@ import {
   teardown,
 } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
+import { until } from "../helpers/wait.ts";
 import {
   sailOk,
   type VoyageStatusJson,
@@ -145,14 +146,17 @@ Deno.test("a ship destroyed mid-task: another ship finishes its task", async () 
   ], { ships: 2, verify: "#!/bin/bash\ntest -f slow.txt\n" });
   const env = { OHCOMMODORE_TASK_LEASE: "3" };
   const id = await sailOk(home, [plan, "--agent", "shell"], env);
-  let victim: string | null = null;
-  for (let i = 0; i < 200 && !victim; i++) {
-    victim = (await voyageTasks(home, id)).find((t) =>
-      t.status === "running"
-    )?.ship ?? null;
-    if (!victim) await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.ok(victim, "the task never started");
+  // Destroyed before its agent started, the victim would leave the slow
+  // attempt to the other ship: wait for the first attempt itself.
+  await until("the first attempt to start", () => exists(first), {
+    timeoutMs: 60_000,
+  });
+  const victim = await until(
+    "the task to run",
+    async () =>
+      (await voyageTasks(home, id)).find((t) => t.status === "running")
+        ?.ship,
+  );
   await ohcOk(home, ["ship", "destroy", victim]);
   const s = await waitVoyage(home, id);
   assert.equal(s.voyage.state, "verified");
