@@ -43,9 +43,13 @@ DENO_DIR="\${DENO_DIR:-${denoDir}}"
 # On a VM whose user cannot write that cache, keep one in its own home.
 [ -w "$DENO_DIR" ] || DENO_DIR="$HOME/.cache/deno"
 export OHCOMMODORE_BINARY DENO_DIR
-exec ${q(deno)} run -A --quiet --no-prompt --config ${q(`${root}/deno.json`)} ${
-  q(`${root}/main.ts`)
-} "$@"
+# Lazy dynamic imports: without it Deno loads the whole program's graph at
+# every start, each module behind an await import() included.
+exec ${
+  q(deno)
+} run -A --quiet --no-prompt --unstable-lazy-dynamic-imports --config ${
+  q(`${root}/deno.json`)
+} ${q(`${root}/main.ts`)} "$@"
 `;
 await Deno.mkdir(out.slice(0, out.lastIndexOf("/")), { recursive: true });
 const tmp = `${out}.tmp.${Deno.pid}`;

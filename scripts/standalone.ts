@@ -105,7 +105,8 @@ OHCOMMODORE_BINARY="\${OHCOMMODORE_BINARY:-$self}"
 DENO_DIR="$dir/cache"
 [ -w "$dir" ] || DENO_DIR="\${XDG_CACHE_HOME:-$HOME/.cache}/$name-$hash"
 export OHCOMMODORE_BINARY DENO_DIR
-exec "$dir/deno" run -A --quiet --no-prompt --cached-only --node-modules-dir=manual --config "$dir/app/deno.json" "$dir/app/main.ts" "$@"
+# Lazy dynamic imports: see scripts/artifact.ts.
+exec "$dir/deno" run -A --quiet --no-prompt --unstable-lazy-dynamic-imports --cached-only --node-modules-dir=manual --config "$dir/app/deno.json" "$dir/app/main.ts" "$@"
 `;
 }
 
