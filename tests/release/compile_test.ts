@@ -120,6 +120,13 @@ Deno.test({
         cwd: out,
       }).output();
       assert.equal(dec.decode(check.stdout), `${releaseBinary(target)}: OK\n`);
+      // Modules reached only through lazy imports are in it too (main.ts →
+      // cli/run.ts → … → commands/voyage_shell.ts, whose tmux line this is):
+      // with Deno's lazy dynamic imports on for compile, they are left out.
+      const lazy = await new Deno.Command("grep", {
+        args: ["-a", "-q", "-F", "new-session -A -s voyage -n captain", bin],
+      }).output();
+      assert.ok(lazy.success, "voyage_shell.ts is not in the binary");
       // The scratch copy is gone.
       assert.deepEqual([...Deno.readDirSync(`${tmp}/t`)], []);
     } finally {
