@@ -14,7 +14,10 @@ export async function processStart(pid: number): Promise<string | null> {
   try {
     const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
     // The command name (field 2) may hold spaces and ')': count after it.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // A zombie has ended; only its parent has not reaped it yet.
+    if (fields[0] === "Z") return null;
+    return fields[19] ?? null;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       try {

@@ -23,6 +23,8 @@ export const paths = {
   deployCache: (h: string) => `${h}/.ohcommodore/cache/deploy`,
   /** A voyage the flagship sails: its repository, plan, logs kept. */
   voyage: (h: string, id: string) => `${h}/.ohcommodore/voyages/${id}`,
+  /** Held by the process sailing the voyage until its ships are made. */
+  sailPid: (h: string, id: string) => `${paths.voyage(h, id)}/sail.pid`,
   localRoot: (h: string) => `${h}/.ohcommodore/local`,
   runDir: (h: string) => `${h}/.ohcommodore/run`,
   daemonPid: (h: string) => `${h}/.ohcommodore/run/daemon.pid`,

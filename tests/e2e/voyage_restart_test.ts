@@ -11,18 +11,15 @@
 import assert from "node:assert/strict";
 import { localFleet, ohcOk } from "../helpers/cli.ts";
 import { until } from "../helpers/wait.ts";
-import { sailOk, voyageTasks, waitVoyage } from "../helpers/voyage.ts";
+import {
+  flagshipHome,
+  sailOk,
+  voyageTasks,
+  waitVoyage,
+} from "../helpers/voyage.ts";
 
 /** Ten minutes: a test that waited one out would time out (3 min) first. */
 const LEASE = { OHCOMMODORE_TASK_LEASE: "600" };
-
-/** The flagship's folder in a local fleet. */
-async function flagshipHome(home: string): Promise<string> {
-  const cfg = JSON.parse(
-    await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
-  );
-  return `${home}/.ohcommodore/local/${cfg.flagship.name}`;
-}
 
 /** Pid of the `daemon run` whose HOME is `vmHome`, or null. */
 function daemonPid(vmHome: string): number | null {

@@ -91,3 +91,11 @@ export const DEMO_SAIL = (root: string, ships: number) => [
   "--ships",
   String(ships),
 ];
+
+/** The flagship's folder (its HOME) in the local fleet under `home`. */
+export async function flagshipHome(home: string): Promise<string> {
+  const cfg = JSON.parse(
+    await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
+  );
+  return `${home}/.ohcommodore/local/${cfg.flagship.name}`;
+}

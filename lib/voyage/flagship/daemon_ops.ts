@@ -8,6 +8,7 @@ import type { Provider } from "../../providers/types.ts";
 import { implement } from "../../rpc/ops.ts";
 import type { RpcHandlers } from "../../rpc/stream.ts";
 import type { VoyageStatus } from "../rpc.ts";
+import { readPidfile, stillOurs } from "../../daemon/pidfile.ts";
 import { readJsonFile, writeJsonAtomic } from "../../state/atomic.ts";
 import type { ShipRecord } from "../../state/fleet.ts";
 import { paths } from "../../state/paths.ts";
@@ -101,7 +102,60 @@ export async function voyageOps(deps: {
     );
   };
 
+  /**
+   * A sail ends by launching its voyage or failing it. One whose process
+   * died first (the flagship restarted, the process was killed) left its
+   * pidfile naming a process that is gone: the voyage goes on with the
+   * ships that came up and the others leave it, or, none up, it fails. So
+   * no voyage stays 'planning', no loop waits for a ship nobody makes, and
+   * no ship shows 'provisioning' for good.
+   */
+  const recovering = new Set<string>();
+  const afterSail = async (v: Voyage): Promise<void> => {
+    // Any state: a voyage may end (its tasks done by the ships that came
+    // up) before anyone asks.
+    if (recovering.has(v.id)) return;
+    const file = paths.sailPid(deps.home, v.id);
+    const rec = await readPidfile(file);
+    if (!rec || await stillOurs(rec)) return;
+    recovering.add(v.id);
+    try {
+      const fleet = new Map((await deps.ships()).map((s) => [s.name, s]));
+      const mine = (await queue.ships(v.id)).filter((s) => s.state !== "gone")
+        .map((s) => s.ship);
+      const up = mine.filter((s) => fleet.get(s)?.status === "running");
+      const why =
+        "the sail was interrupted (the flagship restarted, or its process was killed)";
+      if (up.length === 0) {
+        await queue.failVoyage(
+          v.id,
+          `${why} before any ship was up: sail the plan again`,
+          ["planning"],
+        );
+      }
+      const lost = mine.filter((s) => !up.includes(s));
+      if (lost.length) await queue.shipsGone(lost, `was not made: ${why}`);
+      if (
+        up.length &&
+        await queue.setVoyageState(v.id, "running", {}, ["planning"])
+      ) {
+        await loadSecrets(v.id);
+        await driver.start(v.id);
+      }
+      driver.shipsGone();
+      deps.log(
+        `voyage ${v.id}: ${why}; ${
+          up.length ? `sails on with ${up.join(", ")}` : "no ship was up"
+        }`,
+      );
+      await Deno.remove(file).catch(() => {});
+    } finally {
+      recovering.delete(v.id);
+    }
+  };
+
   const status = async (v: Voyage): Promise<VoyageStatus> => {
+    await afterSail(v);
     const counts: Record<TaskStatus, number> = {
       pending: 0,
       running: 0,
@@ -147,6 +201,9 @@ export async function voyageOps(deps: {
       )) ?? {},
     );
   };
+
+  // After a restart: what a sail that died with the flagship left undone.
+  for (const v of await queue.list()) await afterSail(v);
 
   return implement("daemon", {
     "voyage.create": async (a, { secrets: given }) => {

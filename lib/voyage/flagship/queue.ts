@@ -230,14 +230,18 @@ export class VoyageQueue {
   /**
    * The voyage cannot sail (a ship lacks its agent): it fails at once with
    * `reason`, and so does every task not yet running (no attempt made).
-   * Only a running voyage changes; the reason is the `voyage failed`
-   * event's detail (`reason()`).
+   * Only a voyage in one of the states `from` changes ('planning': its
+   * ships could not be made); the reason is the `voyage failed` event's
+   * detail (`reason()`).
    */
-  failVoyage(id: string, reason: string): Promise<boolean> {
+  failVoyage(
+    id: string,
+    reason: string,
+    from: VoyageState[] = ["running", "planning"],
+  ): Promise<boolean> {
     return this.db.transaction(async (q) => {
       const v = await voyageIn(q, id);
-      // 'planning': its ships could not be made.
-      if (v.state !== "running" && v.state !== "planning") return false;
+      if (!from.includes(v.state)) return false;
       const now = this.#iso();
       await q(
         `UPDATE voyages SET state = 'failed', finished_at = $2 WHERE id = $1`,

@@ -5,6 +5,7 @@
  */
 import { OhcError, UsageError } from "../../errors.ts";
 import type { Progress } from "../../fleet/api.ts";
+import { writePidfile } from "../../daemon/pidfile.ts";
 import { withTokenFile } from "../../git/credential.ts";
 import { Settings } from "../../settings.ts";
 import { paths } from "../../state/paths.ts";
@@ -163,6 +164,11 @@ async function launch(
   );
 
   const ships = nextShipNames(id, [], count);
+  // Until every ship is made: a sail that dies before (the flagship
+  // restarted, its process killed) leaves it, and the daemon finishes
+  // what it could not (daemon_ops.ts, afterSail).
+  const pidfile = paths.sailPid(deps.home, id);
+  await writePidfile(pidfile);
   // 'planning' until a ship is up: no ship's loop waits for ships that may
   // never come, and a voyage none of whose ships could be made fails.
   await deps.register(
@@ -192,13 +198,18 @@ async function launch(
       await launched;
     }),
   );
+  // Only once the voyage's state says how the sail ended: a sail that could
+  // not say it leaves its pidfile for the daemon.
+  const ended = () => Deno.remove(pidfile).catch(() => {});
   if (!launched) {
     const reason = `no ship could be created for voyage ${id}: ${
       (results[0] as PromiseRejectedResult).reason?.message
     }`;
     await deps.fail(id, reason);
+    await ended();
     throw new OhcError("no_ships", reason);
   }
   await launched;
+  await ended();
   return { id, ships, tasks: plan.tasks.length, branch: repo.branch };
 }
