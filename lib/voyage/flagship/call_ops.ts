@@ -3,6 +3,7 @@
  * the provider or the ships (sail, sink, retry, add, logs, bundle). The
  * queue's live in the daemon (daemon_ops.ts); these ask it.
  */
+import { writePidfile } from "../../daemon/pidfile.ts";
 import { OhcError, UsageError } from "../../errors.ts";
 import type { CreateShipRequest, Progress } from "../../fleet/api.ts";
 import { bytesToBase64 } from "../../inbox/types.ts";
@@ -10,6 +11,7 @@ import { daemonCaller } from "../../rpc/calls.ts";
 import { implement, type OpArgs } from "../../rpc/ops.ts";
 import type { RpcContext, RpcHandlers } from "../../rpc/stream.ts";
 import type { ShipRecord } from "../../state/fleet.ts";
+import { paths } from "../../state/paths.ts";
 import type { Transport } from "../../transport/types.ts";
 import type { Reopened } from "./queue.ts";
 
@@ -79,6 +81,9 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
           (await Settings.load(d.home)).get("OHCOMMODORE_DEFAULT_SHIPS"),
       );
     await d.fleet.checkCapacity(count);
+    // As at sail: held until the ships are made (daemon_ops.ts, afterSail).
+    const pidfile = paths.sailPid(d.home, r.voyage);
+    await writePidfile(pidfile);
     const { ships } = await ask("voyage.add_ships", {
       id: r.voyage,
       count,
@@ -87,6 +92,7 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
     const results = await Promise.allSettled(
       ships.map((name) => createVoyageShip(name, onProgress)),
     );
+    await Deno.remove(pidfile).catch(() => {});
     if (results.every((x) => x.status === "rejected")) {
       throw new OhcError(
         "no_ships",

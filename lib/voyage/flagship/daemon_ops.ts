@@ -103,8 +103,9 @@ export async function voyageOps(deps: {
   };
 
   /**
-   * A sail ends by launching its voyage or failing it. One whose process
-   * died first (the flagship restarted, the process was killed) left its
+   * A sail ends by launching its voyage or failing it (and a retry or an
+   * add that makes new ships, once they are made). One whose process died
+   * first (the flagship restarted, the process was killed) left its
    * pidfile naming a process that is gone: the voyage goes on with the
    * ships that came up and the others leave it, or, none up, it fails. So
    * no voyage stays 'planning', no loop waits for a ship nobody makes, and
@@ -123,7 +124,10 @@ export async function voyageOps(deps: {
       const fleet = new Map((await deps.ships()).map((s) => [s.name, s]));
       const mine = (await queue.ships(v.id)).filter((s) => s.state !== "gone")
         .map((s) => s.ship);
-      const up = mine.filter((s) => fleet.get(s)?.status === "running");
+      // Not made: not in the fleet yet, or still being created there.
+      const made = (s: string) =>
+        (fleet.get(s)?.status ?? "creating") !== "creating";
+      const up = mine.filter(made);
       const why =
         "the sail was interrupted (the flagship restarted, or its process was killed)";
       if (up.length === 0) {
@@ -133,7 +137,7 @@ export async function voyageOps(deps: {
           ["planning"],
         );
       }
-      const lost = mine.filter((s) => !up.includes(s));
+      const lost = mine.filter((s) => !made(s));
       if (lost.length) await queue.shipsGone(lost, `was not made: ${why}`);
       if (
         up.length &&
