@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { localFleet, ohc, ohcOk } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
 import { publish } from "../helpers/release.ts";
-import { flagshipHome, voyageTasks } from "../helpers/voyage.ts";
+import { flagshipHome, statusWait, voyageTasks } from "../helpers/voyage.ts";
 import { until } from "../helpers/wait.ts";
 
 const artifact = new URL("../../dist/dev/ohcommodore", import.meta.url)
@@ -103,19 +103,13 @@ Deno.test("sail killed before any ship is up: the voyage fails, saying so, and s
   await using fleet = await localFleet();
   await using rel = await heldRelease(0);
   const id = await sailAndKill(fleet.home, 1, rel);
-  const wait = await ohc(fleet.home, [
-    "voyage",
-    "status",
-    id,
-    "--wait",
-    "--json",
-  ], {
-    timeoutMs: 60_000,
-  });
-  assert.equal(wait.code, 1, wait.stderr);
-  const s = JSON.parse(wait.stdout);
+  const { code, stderr, status: s } = await statusWait(fleet.home, id, 60_000);
+  assert.equal(code, 1, stderr);
   assert.equal(s.voyage.state, "failed");
-  assert.match(s.reason, /sail was interrupted .* before any ship was up/);
+  assert.match(
+    s.reason ?? "",
+    /sail was interrupted .* before any ship was up/,
+  );
   const [t] = await voyageTasks(fleet.home, id);
   assert.equal(t.status, "failed");
   assert.match(t.error ?? "", /^not started: /);
@@ -125,21 +119,16 @@ Deno.test("sail killed with one of two ships up: the voyage sails on with it and
   await using fleet = await localFleet();
   await using rel = await heldRelease(1);
   const id = await sailAndKill(fleet.home, 2, rel);
-  const wait = await ohc(fleet.home, [
-    "voyage",
-    "status",
+  const { code, stderr, status: s } = await statusWait(
+    fleet.home,
     id,
-    "--wait",
-    "--json",
-  ], {
-    timeoutMs: 180_000,
-  });
-  assert.equal(wait.code, 0, wait.stderr);
-  const s = JSON.parse(wait.stdout);
+    180_000,
+  );
+  assert.equal(code, 0, stderr);
   assert.equal(s.voyage.state, "verified");
   // Not 'provisioning' for good: nobody makes that ship any more.
   assert.deepEqual(
-    s.ships.map((x: { state: string }) => x.state).toSorted(),
+    s.ships.map((x) => x.state).toSorted(),
     ["gone", "idle"],
     JSON.stringify(s.ships),
   );

@@ -9,7 +9,12 @@ import assert from "node:assert/strict";
 import { exists, localFleet, ohc, ohcOk } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
 import { until } from "../helpers/wait.ts";
-import { sailOk, voyageTasks, waitVoyage } from "../helpers/voyage.ts";
+import {
+  sailOk,
+  statusWait,
+  voyageTasks,
+  waitVoyage,
+} from "../helpers/voyage.ts";
 
 const LEASE = { OHCOMMODORE_TASK_LEASE: "600" };
 
@@ -77,11 +82,9 @@ Deno.test("fleet sink during a voyage: the voyage is sunk, no task is left runni
     { timeoutMs: 60_000 },
   );
   await ohcOk(home, ["fleet", "sink", "--force"]);
-  const wait = await ohc(home, ["voyage", "status", id, "--wait", "--json"], {
-    timeoutMs: 60_000,
-  });
+  const wait = await statusWait(home, id, 60_000);
   assert.equal(wait.code, 1, wait.stderr);
-  assert.equal(JSON.parse(wait.stdout).voyage.state, "sunk");
+  assert.equal(wait.status.voyage.state, "sunk");
   const ts = await voyageTasks(home, id);
   assert.equal(ts.filter((t) => t.status === "running").length, 0);
   for (const t of ts) assert.match(t.error ?? "", /was destroyed/);

@@ -6,8 +6,10 @@ import { ohc, ohcOk } from "./cli.ts";
 
 export interface VoyageStatusJson {
   voyage: { id: string; state: string; verify_code: number | null };
+  /** Why it failed or was sunk, when it did. */
+  reason: string | null;
   counts: Record<string, number>;
-  ships: { ship: string }[];
+  ships: { ship: string; state: string }[];
 }
 
 export interface TaskRow {
@@ -98,4 +100,27 @@ export async function flagshipHome(home: string): Promise<string> {
     await Deno.readTextFile(`${home}/.ohcommodore/config.json`),
   );
   return `${home}/.ohcommodore/local/${cfg.flagship.name}`;
+}
+
+/**
+ * `voyage status ID --wait --json` (bounded): its exit code (0 verified,
+ * 1 failed or sunk) and the status it ended on.
+ */
+export async function statusWait(
+  home: string,
+  id: string,
+  timeoutMs: number,
+): Promise<{
+  code: number;
+  stderr: string;
+  status: VoyageStatusJson;
+}> {
+  const r = await ohc(home, ["voyage", "status", id, "--wait", "--json"], {
+    timeoutMs,
+  });
+  return {
+    code: r.code,
+    stderr: r.stderr,
+    status: r.stdout ? JSON.parse(r.stdout) : null,
+  };
 }
