@@ -6,7 +6,7 @@
  * `voyage status --wait` returns with a true state.
  */
 import assert from "node:assert/strict";
-import { exists, localFleet, ohc, ohcOk } from "../helpers/cli.ts";
+import { exists, localFleet, ohcOk } from "../helpers/cli.ts";
 import { writePlan } from "../helpers/plans.ts";
 import { until } from "../helpers/wait.ts";
 import {
