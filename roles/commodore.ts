@@ -237,6 +237,11 @@ export class Commodore implements FleetApi {
   ) {
     // Destructive: the exact name only, never a guess from a prefix.
     const ship = resolveShip(await this.listShips(), name, { exact: true });
+    // Its voyages hear it first, before anything on it dies: its tasks go
+    // back to the queue as lost and it claims nothing more. Told after, a
+    // task whose agent the destroy killed came back as the agent's failure,
+    // and was tried again on the same ship.
+    await voyageShipsGone(this.home, [ship.name], "was destroyed");
     // Through its transport first, so the provider knows its address and
     // forgets its host key with it.
     const vm = shipVm(ship);
@@ -252,9 +257,6 @@ export class Commodore implements FleetApi {
     }
     onProgress("destroying VM", ship.name);
     await this.provider.destroy(vm.name);
-    // Its voyages hear why before the registry loses it (a driver that
-    // finds it missing first would only know that it left).
-    await voyageShipsGone(this.home, [ship.name], "was destroyed");
     await updateFleet(this.home, (f) => {
       delete f.ships[ship.name];
     });

@@ -62,7 +62,14 @@ Deno.test("ship destroy of a busy ship: its task goes back to the queue at once 
   const [done] = await voyageTasks(home, id);
   assert.equal(done.status, "done");
   assert.notEqual(done.ship, victim);
-  assert.equal(done.attempts, 2);
+  assert.equal(done.attempts, 2, JSON.stringify(done.runs));
+  // Lost to the destroy, not counted as the agent's failure (its agent was
+  // killed only after the queue had taken the task back).
+  assert.deepEqual(
+    done.runs.map((r) => [r.ship === victim, r.outcome]),
+    [[true, "lost"], [false, "done"]],
+    JSON.stringify(done.runs),
+  );
 });
 
 Deno.test("fleet sink during a voyage: the voyage is sunk, no task is left running, status --wait returns", async () => {
