@@ -3,7 +3,6 @@
  * the provider or the ships (sail, sink, retry, add, logs, bundle). The
  * queue's live in the daemon (daemon_ops.ts); these ask it.
  */
-import { writePidfile } from "../../daemon/pidfile.ts";
 import { OhcError, UsageError } from "../../errors.ts";
 import type { CreateShipRequest, Progress } from "../../fleet/api.ts";
 import { bytesToBase64 } from "../../inbox/types.ts";
@@ -11,9 +10,9 @@ import { daemonCaller } from "../../rpc/calls.ts";
 import { implement, type OpArgs } from "../../rpc/ops.ts";
 import type { RpcContext, RpcHandlers } from "../../rpc/stream.ts";
 import type { ShipRecord } from "../../state/fleet.ts";
-import { paths } from "../../state/paths.ts";
 import type { Transport } from "../../transport/types.ts";
 import type { Reopened } from "./queue.ts";
+import { holdSail } from "./sail_pid.ts";
 
 /** What these operations need of the fleet (the commodore gives it). */
 export interface VoyageFleet {
@@ -82,8 +81,7 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
       );
     await d.fleet.checkCapacity(count);
     // As at sail: held until the ships are made (daemon_ops.ts, afterSail).
-    const pidfile = paths.sailPid(d.home, r.voyage);
-    await writePidfile(pidfile);
+    const made = await holdSail(d.home, r.voyage);
     const { ships } = await ask("voyage.add_ships", {
       id: r.voyage,
       count,
@@ -92,7 +90,7 @@ export function voyageCallOps(d: VoyageFleet): RpcHandlers {
     const results = await Promise.allSettled(
       ships.map((name) => createVoyageShip(name, onProgress)),
     );
-    await Deno.remove(pidfile).catch(() => {});
+    await made();
     if (results.every((x) => x.status === "rejected")) {
       throw new OhcError(
         "no_ships",

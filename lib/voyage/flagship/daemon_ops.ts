@@ -8,7 +8,6 @@ import type { Provider } from "../../providers/types.ts";
 import { implement } from "../../rpc/ops.ts";
 import type { RpcHandlers } from "../../rpc/stream.ts";
 import type { VoyageStatus } from "../rpc.ts";
-import { readPidfile, stillOurs } from "../../daemon/pidfile.ts";
 import { readJsonFile, writeJsonAtomic } from "../../state/atomic.ts";
 import type { ShipRecord } from "../../state/fleet.ts";
 import { paths } from "../../state/paths.ts";
@@ -21,6 +20,7 @@ import {
   type VoyageState,
 } from "./queue.ts";
 import { newTasks } from "../queue_types.ts";
+import { sailDied } from "./sail_pid.ts";
 import { nextShipNames } from "./ship_names.ts";
 
 const HEARTBEAT_STALE_MS = 10_000;
@@ -116,9 +116,7 @@ export async function voyageOps(deps: {
     // Any state: a voyage may end (its tasks done by the ships that came
     // up) before anyone asks.
     if (recovering.has(v.id)) return;
-    const file = paths.sailPid(deps.home, v.id);
-    const rec = await readPidfile(file);
-    if (!rec || await stillOurs(rec)) return;
+    if (!(await sailDied(deps.home, v.id))) return;
     recovering.add(v.id);
     try {
       const fleet = new Map((await deps.ships()).map((s) => [s.name, s]));
@@ -152,7 +150,7 @@ export async function voyageOps(deps: {
           up.length ? `sails on with ${up.join(", ")}` : "no ship was up"
         }`,
       );
-      await Deno.remove(file).catch(() => {});
+      await Deno.remove(paths.sailPid(deps.home, v.id)).catch(() => {});
     } finally {
       recovering.delete(v.id);
     }

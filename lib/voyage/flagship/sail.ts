@@ -5,7 +5,6 @@
  */
 import { OhcError, UsageError } from "../../errors.ts";
 import type { Progress } from "../../fleet/api.ts";
-import { writePidfile } from "../../daemon/pidfile.ts";
 import { withTokenFile } from "../../git/credential.ts";
 import { Settings } from "../../settings.ts";
 import { paths } from "../../state/paths.ts";
@@ -18,6 +17,7 @@ import { EMPTY_REPO, type Plan, type PlanFiles } from "../plan/plan.ts";
 import { MAX_SHIPS } from "../plan/plan_rules.ts";
 import type { NewTask, NewVoyage } from "./queue.ts";
 import { newTasks } from "../queue_types.ts";
+import { holdSail } from "./sail_pid.ts";
 import { nextShipNames } from "./ship_names.ts";
 
 export interface SailRequest {
@@ -167,8 +167,7 @@ async function launch(
   // Until every ship is made: a sail that dies before (the flagship
   // restarted, its process killed) leaves it, and the daemon finishes
   // what it could not (daemon_ops.ts, afterSail).
-  const pidfile = paths.sailPid(deps.home, id);
-  await writePidfile(pidfile);
+  const ended = await holdSail(deps.home, id);
   // 'planning' until a ship is up: no ship's loop waits for ships that may
   // never come, and a voyage none of whose ships could be made fails.
   await deps.register(
@@ -198,9 +197,8 @@ async function launch(
       await launched;
     }),
   );
-  // Only once the voyage's state says how the sail ended: a sail that could
-  // not say it leaves its pidfile for the daemon.
-  const ended = () => Deno.remove(pidfile).catch(() => {});
+  // Let go only once the voyage's state says how the sail ended: a sail
+  // that could not say it leaves its pidfile for the daemon.
   if (!launched) {
     const reason = `no ship could be created for voyage ${id}: ${
       (results[0] as PromiseRejectedResult).reason?.message
